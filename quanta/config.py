@@ -1,0 +1,56 @@
+"""Settings for every Quanta service, read once from the environment (prefix ``QUANTA_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the registry lives and how services reach it.
+
+    The embedded default keeps everything under ``QUANTA_HOME``: a SQLite database
+    and a directory of content-addressed blobs. A multi-node deployment sets
+    ``QUANTA_DATABASE_URL`` (PostgreSQL) and ``QUANTA_STORE_URL`` (``s3://bucket/prefix``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="QUANTA_", extra="ignore")
+
+    home: Path = Field(default=Path("./quanta-data"))
+    database_url: str | None = None
+    store_url: str | None = None
+    s3_endpoint_url: str | None = None
+    default_tenant: str = "local"
+    # Localhost single-user mode: requests without an API key act as the default tenant.
+    allow_anonymous: bool = True
+    max_upload_bytes: int = 512 * 1024 * 1024
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'registry.db'}"
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"file://{self.resolved_home / 'blobs'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local directory where artifacts are materialised for engines that need paths."""
+        return self.resolved_home / "cache"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change ``QUANTA_*`` variables between cases)."""
+    get_settings.cache_clear()

@@ -1,0 +1,412 @@
+"""The registry: one façade over the database rows and the blob store.
+
+Services never touch the store directly. They hand the registry a file or a
+directory; the registry stores the bytes first (atomically, content-addressed) and
+commits the row last, so a crash leaves either nothing or a complete artifact.
+Directory artifacts (models, adapters, checkpoints) are stored as one blob per
+file plus a JSON manifest blob; the manifest's sha256 is the artifact's sha256.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from quanta.config import Settings, get_settings
+from quanta.registry import tables as t
+from quanta.registry.db import make_engine, migrate, session_factory, transaction
+from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundError
+from quanta.registry.ids import new_id
+from quanta.registry.store import BlobStore, LocalBlobStore, open_store
+
+MANIFEST_KIND = "quanta.tree/v1"
+ARTIFACT_TABLES: dict[str, type[t.Base]] = {
+    "file": t.File,
+    "base_model": t.BaseModelRow,
+    "adapter": t.Adapter,
+    "export": t.Export,
+    "checkpoint": t.Checkpoint,
+    "job": t.Job,
+}
+
+
+@dataclass
+class StoredTree:
+    """A directory stored in the registry: its manifest hash, total size and file blobs."""
+
+    sha256: str
+    bytes: int
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    temp_removed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt and not self.missing
+
+
+class Registry:
+    """Rows + blobs. Open one per process with :meth:`open`."""
+
+    def __init__(self, settings: Settings, store: BlobStore, factory) -> None:  # type: ignore[no-untyped-def]
+        self.settings = settings
+        self.store = store
+        self._factory = factory
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Registry:
+        settings = settings or get_settings()
+        home = settings.resolved_home
+        home.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.resolved_database_url)
+        migrate(engine, lock_dir=home)
+        store = open_store(settings.resolved_store_url, settings.s3_endpoint_url)
+        registry = cls(settings, store, session_factory(engine))
+        registry.ensure_tenant(settings.default_tenant, "Local user")
+        return registry
+
+    @property
+    def engine(self):  # type: ignore[no-untyped-def]
+        return self._factory.kw["bind"]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: commits on success, rolls back on error."""
+        with transaction(self._factory) as session:
+            yield session
+
+    # -- tenants -------------------------------------------------------------------------
+
+    def ensure_tenant(self, tenant_id: str, name: str | None = None) -> t.Tenant:
+        with self.session() as s:
+            tenant = s.get(t.Tenant, tenant_id)
+            if tenant is None:
+                tenant = t.Tenant(id=tenant_id, name=name or tenant_id)
+                s.add(tenant)
+            return tenant
+
+    # -- blobs and trees -----------------------------------------------------------------
+
+    def put_blob(self, session: Session, src: BinaryIO | Path, *, limit: int | None = None,
+                 expected_sha256: str | None = None) -> tuple[str, int]:
+        """Store bytes, and record the blob row in ``session`` (committed with the artifact)."""
+        if isinstance(src, Path):
+            with open(src, "rb") as fh:
+                sha, size = self.store.put(fh, expected_sha256, limit)
+        else:
+            sha, size = self.store.put(src, expected_sha256, limit)
+        if session.get(t.Blob, sha) is None:
+            session.add(t.Blob(sha256=sha, bytes=size))
+            session.flush()
+        return sha, size
+
+    def put_tree(self, session: Session, directory: Path) -> StoredTree:
+        """Store every file under ``directory`` and a manifest naming them."""
+        files: dict[str, dict[str, Any]] = {}
+        total = 0
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            rel = path.relative_to(directory).as_posix()
+            sha, size = self.put_blob(session, path)
+            files[rel] = {"sha256": sha, "bytes": size}
+            total += size
+        if not files:
+            raise ValueError(f"{directory} holds no files")
+        manifest = json.dumps({"kind": MANIFEST_KIND, "files": files}, sort_keys=True).encode()
+        sha, _ = self.put_blob(session, io.BytesIO(manifest))
+        return StoredTree(sha256=sha, bytes=total, files=files)
+
+    def read_manifest(self, sha256: str) -> dict[str, dict[str, Any]]:
+        with self.store.open(sha256) as fh:
+            raw = fh.read()
+        from hashlib import sha256 as _sha
+
+        if _sha(raw).hexdigest() != sha256:
+            raise CorruptBlobError(sha256)
+        manifest = json.loads(raw)
+        if manifest.get("kind") != MANIFEST_KIND:
+            raise ValueError(f"blob {sha256[:12]} is not a tree manifest")
+        return manifest["files"]
+
+    def materialize(self, sha256: str) -> Path:
+        """A local directory holding the tree ``sha256``, every file verified on the way out.
+
+        The result lives under ``QUANTA_HOME/cache/<sha256>`` and is reused; it appears
+        atomically (built under a temporary name, then renamed).
+        """
+        dest = self.settings.cache_dir / sha256
+        if dest.is_dir():
+            return dest
+        files = self.read_manifest(sha256)
+        tmp = dest.with_name(f".{sha256}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            for rel, info in files.items():
+                target = (tmp / rel).resolve()
+                if not target.is_relative_to(tmp.resolve()):
+                    raise CorruptBlobError(sha256, f"manifest path escapes the tree: {rel!r}")
+                self.store.fetch(info["sha256"], target)
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                if not dest.is_dir():  # someone else won the race: fine; otherwise re-raise
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return dest
+
+    def blob_path(self, sha256: str, suffix: str = "") -> Path:
+        """A verified local copy of a single-file blob (under the cache)."""
+        if isinstance(self.store, LocalBlobStore):
+            # Verify in place before handing out the path: a corrupt blob is never served.
+            if self.store.hash_of(sha256) != sha256:
+                raise CorruptBlobError(sha256)
+            return self.store.path(sha256)
+        dest = self.settings.cache_dir / "blobs" / f"{sha256}{suffix}"
+        if not dest.exists():
+            self.store.fetch(sha256, dest)
+        return dest
+
+    # -- files ---------------------------------------------------------------------------
+
+    def add_file(self, tenant_id: str, filename: str, purpose: str, src: BinaryIO | Path, *,
+                 format: str | None = None, records: int | None = None) -> t.File:
+        with self.session() as s:
+            sha, size = self.put_blob(s, src, limit=self.settings.max_upload_bytes)
+            row = t.File(id=new_id("file"), tenant_id=tenant_id, filename=filename,
+                         purpose=purpose, sha256=sha, bytes=size, format=format, records=records)
+            s.add(row)
+        return row
+
+    def get_file(self, tenant_id: str, file_id: str) -> t.File:
+        return self._owned(t.File, file_id, tenant_id, "file")
+
+    def list_files(self, tenant_id: str) -> list[t.File]:
+        with self.session() as s:
+            rows = s.scalars(select(t.File).where(t.File.tenant_id == tenant_id)
+                             .order_by(t.File.created_at.desc()))
+            return list(rows)
+
+    # -- base models ---------------------------------------------------------------------
+
+    def add_base_model(self, model_id: str, directory: Path, *, source: str,
+                       architecture: str | None = None, info: dict[str, Any] | None = None,
+                       tenant_id: str | None = None) -> t.BaseModelRow:
+        with self.session() as s:
+            if s.get(t.BaseModelRow, model_id) is not None:
+                raise ConflictError(f"base model {model_id!r} already exists")
+            tree = self.put_tree(s, directory)
+            row = t.BaseModelRow(id=model_id, tenant_id=tenant_id, sha256=tree.sha256,
+                                 bytes=tree.bytes, source=source, architecture=architecture,
+                                 info=info or {})
+            s.add(row)
+        return row
+
+    def get_base_model(self, model_id: str, tenant_id: str | None = None) -> t.BaseModelRow:
+        with self.session() as s:
+            row = s.get(t.BaseModelRow, model_id)
+            if row is None or (row.tenant_id is not None and row.tenant_id != tenant_id):
+                raise NotFoundError(f"The model '{model_id}' does not exist")
+            return row
+
+    def list_base_models(self, tenant_id: str | None = None) -> list[t.BaseModelRow]:
+        with self.session() as s:
+            query = select(t.BaseModelRow).where(
+                (t.BaseModelRow.tenant_id.is_(None)) | (t.BaseModelRow.tenant_id == tenant_id)
+            )
+            return list(s.scalars(query.order_by(t.BaseModelRow.id)))
+
+    # -- adapters ------------------------------------------------------------------------
+
+    def add_adapter(self, tenant_id: str, base_model_id: str, directory: Path, *,
+                    suffix: str | None, job_id: str | None = None,
+                    training_file_id: str | None = None,
+                    config: dict[str, Any] | None = None, eval: dict[str, Any] | None = None,
+                    alias: str | None = None, adapter_id: str | None = None) -> t.Adapter:
+        """Register a peft adapter directory, named ``ft:<base>:<tenant>:<suffix>:<id>``."""
+        adapter_id = adapter_id or new_id("ft")
+        short = adapter_id.split("-", 1)[-1][:8]
+        name = f"ft:{base_model_id}:{tenant_id}:{suffix or 'adapter'}:{short}"
+        with self.session() as s:
+            if s.get(t.BaseModelRow, base_model_id) is None:
+                raise NotFoundError(f"The model '{base_model_id}' does not exist")
+            tree = self.put_tree(s, directory)
+            row = t.Adapter(id=adapter_id, name=name, alias=alias, tenant_id=tenant_id,
+                            base_model_id=base_model_id, job_id=job_id,
+                            training_file_id=training_file_id, sha256=tree.sha256,
+                            bytes=tree.bytes, config=config or {}, eval=eval or {})
+            s.add(row)
+        return row
+
+    def resolve_adapter(self, tenant_id: str, name: str) -> t.Adapter:
+        """Find an adapter the tenant owns by id, ``ft:`` name or alias; else NotFoundError."""
+        with self.session() as s:
+            row = s.scalar(select(t.Adapter).where(
+                t.Adapter.tenant_id == tenant_id,
+                (t.Adapter.id == name) | (t.Adapter.name == name) | (t.Adapter.alias == name),
+            ))
+            if row is None:
+                raise NotFoundError(f"The model '{name}' does not exist")
+            return row
+
+    def list_adapters(self, tenant_id: str) -> list[t.Adapter]:
+        with self.session() as s:
+            return list(s.scalars(select(t.Adapter).where(t.Adapter.tenant_id == tenant_id)
+                                  .order_by(t.Adapter.created_at)))
+
+    def update_adapter_eval(self, adapter_id: str, eval: dict[str, Any]) -> None:
+        with self.session() as s:
+            row = s.get(t.Adapter, adapter_id)
+            if row is None:
+                raise NotFoundError(f"adapter {adapter_id} does not exist")
+            row.eval = {**(row.eval or {}), **eval}
+
+    # -- exports -------------------------------------------------------------------------
+
+    def add_export(self, *, base_model_id: str, format: str, path: Path,
+                   adapter_id: str | None = None, tenant_id: str | None = None,
+                   metrics: dict[str, Any] | None = None) -> t.Export:
+        """Register an export: a single file (GGUF) or a directory (merged, GPTQ)."""
+        with self.session() as s:
+            if path.is_dir():
+                stored = self.put_tree(s, path)
+                sha, size = stored.sha256, stored.bytes
+            else:
+                sha, size = self.put_blob(s, path)
+            existing = s.scalar(select(t.Export).where(
+                t.Export.adapter_id.is_(None) if adapter_id is None
+                else t.Export.adapter_id == adapter_id,
+                t.Export.base_model_id == base_model_id, t.Export.format == format))
+            if existing is not None:
+                s.delete(existing)
+                s.flush()
+            row = t.Export(id=new_id("export"), tenant_id=tenant_id, adapter_id=adapter_id,
+                           base_model_id=base_model_id, format=format, sha256=sha, bytes=size,
+                           metrics=metrics or {})
+            s.add(row)
+        return row
+
+    def find_export(self, *, base_model_id: str, format: str,
+                    adapter_id: str | None = None) -> t.Export | None:
+        with self.session() as s:
+            return s.scalar(select(t.Export).where(
+                t.Export.adapter_id.is_(None) if adapter_id is None
+                else t.Export.adapter_id == adapter_id,
+                t.Export.base_model_id == base_model_id, t.Export.format == format))
+
+    def list_exports(self, tenant_id: str | None = None) -> list[t.Export]:
+        with self.session() as s:
+            query = select(t.Export)
+            if tenant_id is not None:
+                query = query.where(
+                    (t.Export.tenant_id == tenant_id) | t.Export.tenant_id.is_(None))
+            return list(s.scalars(query.order_by(t.Export.created_at)))
+
+    # -- generic listing, deletion, verification -----------------------------------------
+
+    def list_rows(self, kind: str, tenant_id: str | None = None) -> list[Any]:
+        table = _table(kind)
+        with self.session() as s:
+            query = select(table)
+            if tenant_id is not None and hasattr(table, "tenant_id"):
+                query = query.where(table.tenant_id == tenant_id)  # type: ignore[attr-defined]
+            return list(s.scalars(query))
+
+    def get_row(self, kind: str, row_id: str) -> Any:
+        with self.session() as s:
+            row = s.get(_table(kind), row_id)
+            if row is None:
+                raise NotFoundError(f"{kind} {row_id!r} does not exist")
+            return row
+
+    def delete(self, kind: str, row_id: str, tenant_id: str | None = None) -> None:
+        """Delete a row (and what depends on it), then collect blobs nothing references."""
+        table = _table(kind)
+        with self.session() as s:
+            row = s.get(table, row_id)
+            owner = getattr(row, "tenant_id", None)
+            if row is None or (tenant_id is not None and owner not in (tenant_id, None)):
+                raise NotFoundError(f"{kind} {row_id!r} does not exist")
+            if kind == "base_model":
+                used = s.scalar(select(t.Adapter.id).where(t.Adapter.base_model_id == row_id))
+                if used:
+                    raise ConflictError(f"base model {row_id!r} has adapters; delete them first")
+            if kind == "adapter":
+                for export in s.scalars(select(t.Export).where(t.Export.adapter_id == row_id)):
+                    s.delete(export)
+            s.delete(row)
+        self.collect_garbage()
+
+    def referenced_blobs(self, session: Session) -> set[str]:
+        refs: set[str] = set()
+        for table in (t.File, t.BaseModelRow, t.Adapter, t.Export, t.Checkpoint):
+            refs.update(session.scalars(select(table.sha256)))  # type: ignore[attr-defined]
+        for sha in list(refs):
+            try:
+                refs.update(info["sha256"] for info in self.read_manifest(sha).values())
+            except (ValueError, json.JSONDecodeError, UnicodeDecodeError):
+                continue  # a single-file artifact, not a manifest
+            except (NotFoundError, CorruptBlobError):
+                continue  # reported by verify
+        return refs
+
+    def collect_garbage(self) -> int:
+        """Delete blob rows and stored bytes that no artifact references; returns how many."""
+        with self.session() as s:
+            refs = self.referenced_blobs(s)
+            dead = [b for b in s.scalars(select(t.Blob)) if b.sha256 not in refs]
+            for blob in dead:
+                s.delete(blob)
+        for blob in dead:
+            self.store.delete(blob.sha256)
+        return len(dead)
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every blob the registry knows; report corrupt, missing and orphaned blobs."""
+        report = VerifyReport()
+        if isinstance(self.store, LocalBlobStore):
+            report.temp_removed = self.store.clean_tmp()
+        with self.session() as s:
+            known = {b.sha256 for b in s.scalars(select(t.Blob))}
+            refs = self.referenced_blobs(s)
+        for sha in sorted(known | refs):
+            report.checked += 1
+            try:
+                if self.store.hash_of(sha) != sha:
+                    report.corrupt.append(sha)
+            except NotFoundError:
+                report.missing.append(sha)
+        report.orphans = sorted(set(self.store.list()) - known)
+        return report
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _owned(self, table: type[t.Base], row_id: str, tenant_id: str, what: str) -> Any:
+        with self.session() as s:
+            row = s.get(table, row_id)
+            if row is None or row.tenant_id != tenant_id:  # type: ignore[attr-defined]
+                raise NotFoundError(f"No such {what}: {row_id}")
+            return row
+
+
+def _table(kind: str) -> type[t.Base]:
+    try:
+        return ARTIFACT_TABLES[kind]
+    except KeyError as exc:
+        raise ValueError(f"unknown kind {kind!r}: one of {', '.join(ARTIFACT_TABLES)}") from exc

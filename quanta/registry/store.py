@@ -1,0 +1,254 @@
+"""Content-addressed blob stores: a local directory (default) or an S3-compatible bucket.
+
+Both stores write atomically: bytes land under a temporary name, are hashed while
+written, fsynced, checked against the expected sha256, and only then renamed (or,
+on S3, put under their final key, which S3 makes visible all at once). A process
+killed mid-write leaves at most a temporary file, never a blob under its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import urlparse
+
+from quanta.registry.errors import CorruptBlobError, NotFoundError
+
+CHUNK = 1024 * 1024
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _copy_hashing(src: BinaryIO, dst: BinaryIO, limit: int | None = None) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := src.read(CHUNK):
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise ValueError(f"content exceeds the limit of {limit} bytes")
+        digest.update(chunk)
+        dst.write(chunk)
+    return digest.hexdigest(), size
+
+
+class BlobStore(Protocol):
+    """What the registry needs from a store. Blobs are immutable and named by sha256."""
+
+    url: str
+
+    def put(self, src: BinaryIO, expected_sha256: str | None = None,
+            limit: int | None = None) -> tuple[str, int]:
+        """Store the stream's bytes; returns ``(sha256, size)``."""
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Open a blob for reading (unverified; use ``fetch`` to verify)."""
+
+    def fetch(self, sha256: str, dest: Path) -> Path:
+        """Copy a blob to ``dest`` atomically, verifying its hash; raises CorruptBlobError."""
+
+    def delete(self, sha256: str) -> None: ...
+
+    def list(self) -> Iterator[str]: ...
+
+    def hash_of(self, sha256: str) -> str:
+        """Re-hash the stored bytes (for ``registry verify``)."""
+
+
+class LocalBlobStore:
+    """Blobs under ``root/ab/abcdef…``; temp files under ``root/.tmp``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"file://{root}"
+        self.tmp = root / ".tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            raise NotFoundError(f"not a sha256: {sha256!r}")
+        return self.root / sha256[:2] / sha256
+
+    def put(self, src: BinaryIO, expected_sha256: str | None = None,
+            limit: int | None = None) -> tuple[str, int]:
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                sha, size = _copy_hashing(src, out, limit)
+                out.flush()
+                os.fsync(out.fileno())
+            if expected_sha256 is not None and sha != expected_sha256:
+                raise CorruptBlobError(expected_sha256, f"upload hashed to {sha[:12]}")
+            final = self.path(sha)
+            if final.exists():
+                tmp.unlink()
+            else:
+                final.parent.mkdir(exist_ok=True)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, final)
+                _fsync_dir(final.parent)
+            return sha, size
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).exists()
+
+    def open(self, sha256: str) -> BinaryIO:
+        try:
+            return open(self.path(sha256), "rb")
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"blob {sha256[:12]} is missing from the store") from exc
+
+    def fetch(self, sha256: str, dest: Path) -> Path:
+        with self.open(sha256) as src:
+            return _write_verified(src, sha256, dest)
+
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def list(self) -> Iterator[str]:
+        for sub in sorted(self.root.iterdir()):
+            if sub.is_dir() and len(sub.name) == 2:
+                yield from sorted(p.name for p in sub.iterdir())
+
+    def hash_of(self, sha256: str) -> str:
+        try:
+            return sha256_file(self.path(sha256))
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"blob {sha256[:12]} is missing from the store") from exc
+
+    def clean_tmp(self) -> int:
+        """Remove temporary files left by killed writers; returns how many."""
+        removed = 0
+        for leftover in self.tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+class S3BlobStore:
+    """Blobs as objects ``<prefix>/blobs/<sha256>`` in an S3-compatible bucket (boto3)."""
+
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}"
+        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+
+    def key(self, sha256: str) -> str:
+        parts = [self.prefix, "blobs", sha256] if self.prefix else ["blobs", sha256]
+        return "/".join(parts)
+
+    def put(self, src: BinaryIO, expected_sha256: str | None = None,
+            limit: int | None = None) -> tuple[str, int]:
+        # Spool locally first: the hash must be known before the object gets its final key.
+        with tempfile.TemporaryFile() as spool:
+            sha, size = _copy_hashing(src, spool, limit)
+            if expected_sha256 is not None and sha != expected_sha256:
+                raise CorruptBlobError(expected_sha256, f"upload hashed to {sha[:12]}")
+            if not self.exists(sha):
+                spool.seek(0)
+                self.client.upload_fileobj(
+                    spool, self.bucket, self.key(sha),
+                    ExtraArgs={"Metadata": {"sha256": sha}},
+                )
+        return sha, size
+
+    def exists(self, sha256: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+
+    def open(self, sha256: str) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))
+        except ClientError as exc:
+            raise NotFoundError(f"blob {sha256[:12]} is missing from the store") from exc
+        return obj["Body"]
+
+    def fetch(self, sha256: str, dest: Path) -> Path:
+        src = self.open(sha256)
+        try:
+            return _write_verified(src, sha256, dest)
+        finally:
+            src.close()
+
+    def delete(self, sha256: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
+
+    def list(self) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        start = self.key("")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
+            for item in page.get("Contents", []):
+                yield item["Key"][len(start):]
+
+    def hash_of(self, sha256: str) -> str:
+        digest = hashlib.sha256()
+        body = self.open(sha256)
+        try:
+            while chunk := body.read(CHUNK):
+                digest.update(chunk)
+        finally:
+            body.close()
+        return digest.hexdigest()
+
+
+def _write_verified(src: BinaryIO, sha256: str, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            got, _ = _copy_hashing(src, out)
+        if got != sha256:
+            raise CorruptBlobError(sha256)
+        os.replace(tmp_name, dest)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_store(url: str, endpoint_url: str | None = None) -> BlobStore:
+    """Pick the store from a URL: ``file:///path`` or ``s3://bucket/prefix``."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        root = Path(parsed.path if parsed.scheme else url)
+        root.mkdir(parents=True, exist_ok=True)
+        return LocalBlobStore(root)
+    if parsed.scheme == "s3":
+        return S3BlobStore(parsed.netloc, parsed.path, endpoint_url=endpoint_url)
+    raise ValueError(f"unsupported store URL {url!r}: use file:///path or s3://bucket/prefix")
+

@@ -1,0 +1,198 @@
+"""The registry's rows (SQLAlchemy 2 ORM). Alembic migrations under ``migrations/`` create them.
+
+Every artifact row carries ``tenant_id``, the ``sha256`` of its content (a blob, or a
+manifest blob for directory artifacts), ``bytes`` and ``created_at``, plus foreign keys
+for lineage: adapter -> base model, training file, job; export -> adapter or base model.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Tenant(Base):
+    __tablename__ = "tenant"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key, stored only as its sha256; ``prefix`` lets users tell keys apart."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Blob(Base):
+    """A content-addressed blob known to the registry (the store holds its bytes)."""
+
+    __tablename__ = "blob"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class File(Base):
+    """An uploaded dataset file (OpenAI ``/v1/files``)."""
+
+    __tablename__ = "file"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str | None] = mapped_column(String(32))
+    records: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BaseModelRow(Base):
+    """A base model: a directory artifact (safetensors, config, tokenizer) behind a manifest."""
+
+    __tablename__ = "base_model"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenant.id"))  # None: shared
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(Text)
+    architecture: Mapped[str | None] = mapped_column(String(100))
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """A fine-tuning job (OpenAI ``/v1/fine_tuning/jobs``)."""
+
+    __tablename__ = "job"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    model: Mapped[str] = mapped_column(ForeignKey("base_model.id"))
+    training_file_id: Mapped[str] = mapped_column(ForeignKey("file.id"))
+    validation_file_id: Mapped[str | None] = mapped_column(ForeignKey("file.id"))
+    suffix: Mapped[str | None] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    method: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    job_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    status: Mapped[str] = mapped_column(String(32), index=True, default="validating_files")
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(255))
+    trained_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    events: Mapped[list[JobEvent]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="JobEvent.seq"
+    )
+    checkpoints: Mapped[list[Checkpoint]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="Checkpoint.step"
+    )
+
+
+class JobEvent(Base):
+    __tablename__ = "job_event"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    level: Mapped[str] = mapped_column(String(16), default="info")
+    type: Mapped[str] = mapped_column(String(16), default="message")
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="events")
+
+
+class Checkpoint(Base):
+    """A training checkpoint: a directory artifact (adapter + optimizer state) behind a manifest."""
+
+    __tablename__ = "checkpoint"
+    __table_args__ = (UniqueConstraint("job_id", "step"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="checkpoints")
+
+
+class Adapter(Base):
+    """A trained LoRA adapter; ``name`` is the OpenAI-style ``ft:<base>:<tenant>:<suffix>:<id>``."""
+
+    __tablename__ = "adapter"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    alias: Mapped[str | None] = mapped_column(String(64))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    base_model_id: Mapped[str] = mapped_column(ForeignKey("base_model.id"))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("job.id"))
+    training_file_id: Mapped[str | None] = mapped_column(ForeignKey("file.id"))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    eval: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "alias"),)
+
+
+class Export(Base):
+    """A quantized or merged export of an adapter (or of a bare base model)."""
+
+    __tablename__ = "export"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenant.id"), index=True)
+    adapter_id: Mapped[str | None] = mapped_column(ForeignKey("adapter.id"))
+    base_model_id: Mapped[str] = mapped_column(ForeignKey("base_model.id"))
+    format: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("adapter_id", "base_model_id", "format"),)

