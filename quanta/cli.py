@@ -37,7 +37,7 @@ app.add_typer(adapters_app, name="adapters")
 
 console = Console()
 err_console = Console(stderr=True)
-SERVICE_CLIS = ("tune.cli", "quantize.cli", "serve.cli", "quanta.demo.cli")
+SERVICE_CLIS = ("tune.cli", "quantize.cli", "serve.cli", "demo.cli")
 
 
 class UsageError(Exception):

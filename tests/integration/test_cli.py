@@ -60,3 +60,34 @@ def test_keys_are_printed_once_and_listed_by_prefix(tmp_path: Path) -> None:
     assert key.startswith("qk-")
     listed = quanta(home, "keys", "ls")
     assert key[:10] in listed.stdout and key not in listed.stdout
+
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "data"
+
+
+def test_data_validate_accepts_the_bundled_set(tmp_path: Path) -> None:
+    from quanta.data import bundled_physics_path
+
+    result = quanta(tmp_path / "home", "data", "validate", str(bundled_physics_path()))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_data_validate_names_the_broken_line(tmp_path: Path) -> None:
+    result = quanta(tmp_path / "home", "data", "validate", str(FIXTURES / "bad_json.jsonl"))
+    assert result.returncode == 2
+    assert "bad_json.jsonl:3" in result.stderr
+    missing = quanta(tmp_path / "home", "data", "validate", str(tmp_path / "missing.jsonl"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_data_stats_reports_topics(tmp_path: Path) -> None:
+    import json
+
+    from quanta.data import bundled_physics_path
+
+    result = quanta(tmp_path / "home", "data", "stats", str(bundled_physics_path()))
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["records"] >= 500
+    assert len(stats["topics"]) == 5

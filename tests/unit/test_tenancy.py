@@ -25,7 +25,7 @@ def test_key_authenticates_its_tenant(registry: Registry) -> None:
 
 def test_keys_are_stored_hashed(registry: Registry) -> None:
     create_tenant(registry, "acme")
-    row, key = create_key(registry, "acme")
+    _, key = create_key(registry, "acme")
     assert key not in {k.key_hash for k in list_keys(registry)}
     db = registry.settings.resolved_home / "registry.db"
     registry.engine.dispose()

@@ -1,0 +1,120 @@
+"""The demo's report: ``index.md`` plus PNG plots (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class DemoResults:
+    """Everything the demo measured; filled in step by step."""
+
+    base_model: str = ""
+    adapter: str = ""
+    quick: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    loss_curve: list[tuple[int, float]] = field(default_factory=list)
+    eval_before: dict[str, Any] = field(default_factory=dict)
+    eval_after: dict[str, Any] = field(default_factory=dict)
+    examples: list[dict[str, str]] = field(default_factory=list)
+    exports: list[dict[str, Any]] = field(default_factory=list)
+    served: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def plot_loss(curve: list[tuple[int, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps, losses = zip(*curve, strict=True) if curve else ((), ())
+    ax.plot(steps, losses, marker="o", markersize=3)
+    ax.set(xlabel="step", ylabel="training loss", title="Training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_accuracy(before: dict[str, Any], after: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["base", "adapter"]
+    values = [100 * float(before.get("physics_accuracy") or 0.0),
+              100 * float(after.get("physics_accuracy") or 0.0)]
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    bars = ax.bar(labels, values, color=["#9aa5b1", "#2b8a3e"])
+    ax.bar_label(bars, fmt="%.0f%%")
+    ax.set(ylabel="held-out physics accuracy (%)", ylim=(0, 100),
+           title="Physics answers before / after")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")[:300]
+
+
+def write_report(results: DemoResults, out_dir: Path) -> Path:
+    """Write ``index.md``, ``loss.png`` and ``accuracy.png`` under ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_loss(results.loss_curve, out_dir / "loss.png")
+    plot_accuracy(results.eval_before, results.eval_after, out_dir / "accuracy.png")
+    lines = [
+        "# Quanta physics demo",
+        "",
+        f"Base model `{results.base_model}`, adapter `{results.adapter}`"
+        + (" (quick run)" if results.quick else "") + ".",
+        "",
+        "## Before and after tuning",
+        "",
+        "| metric | base | adapter |",
+        "|---|---|---|",
+    ]
+    for metric in sorted(set(results.eval_before) | set(results.eval_after)):
+        if isinstance(results.eval_before.get(metric, results.eval_after.get(metric)), list | dict):
+            continue
+        lines.append(f"| {metric} | {_fmt(results.eval_before.get(metric))} "
+                     f"| {_fmt(results.eval_after.get(metric))} |")
+    lines += ["", "![training loss](loss.png) ![accuracy](accuracy.png)", ""]
+    if results.examples:
+        lines += ["## Example answers (held-out problems)", "",
+                  "| question | expected | base | adapter |", "|---|---|---|---|"]
+        lines += [f"| {_cell(e['question'])} | {_cell(e.get('expected', ''))} "
+                  f"| {_cell(e['base'])} | {_cell(e['adapter'])} |" for e in results.examples]
+        lines.append("")
+    if results.exports:
+        lines += ["## Exports", "", "| format | size (MB) | perplexity | reference | ratio |",
+                  "|---|---|---|---|---|"]
+        for e in results.exports:
+            lines.append(f"| {e['format']} | {e['bytes'] / 1e6:.1f} | {_fmt(e.get('perplexity'))} "
+                         f"| {_fmt(e.get('reference_perplexity'))} "
+                         f"| {_fmt(e.get('perplexity_ratio'))} |")
+        lines.append("")
+    if results.served:
+        lines += ["## Served answers", "", "| engine | question | base | adapter |",
+                  "|---|---|---|---|"]
+        lines += [f"| {s['engine']} | {_cell(s['question'])} | {_cell(s['base'])} "
+                  f"| {_cell(s['adapter'])} |" for s in results.served]
+        lines.append("")
+    lines += ["## Wall time per step", "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {step} | {seconds:.1f} |" for step, seconds in results.timings.items()]
+    if results.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in results.notes]
+    index = out_dir / "index.md"
+    index.write_text("\n".join(lines) + "\n")
+    return index
