@@ -1,0 +1,77 @@
+"""Who may use which model: API keys to tenants, model names to what the engine serves.
+
+Shared by the HTTP middleware and the gRPC servicer so both surfaces apply exactly the
+same rules: a tenant uses the shared base model and its own adapters; anything else
+is "does not exist" (404), whether it exists for another tenant or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from quanta.registry import NotFoundError, Registry
+from quanta.registry import tables as t
+from quanta.tenancy import AuthError, Principal, authenticate, bearer_token
+from serve.errors import (
+    AdapterUnavailableError,
+    AuthenticationError,
+    ModelNotFoundError,
+    WrongBaseModelError,
+)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model name as the engine must see it (base name or globally unique ``ft:`` name)."""
+
+    engine_name: str
+    adapter: t.Adapter | None = None
+
+    @property
+    def is_base(self) -> bool:
+        return self.adapter is None
+
+
+class ModelAccess:
+    """Authentication and ownership checks for one served base model."""
+
+    def __init__(self, registry: Registry, base_model_id: str, served_name: str,
+                 available: Callable[[], set[str]] | None = None) -> None:
+        """``available``: for engines with a fixed model list (llama.cpp), the adapter
+        names they can serve; None means any adapter of the base (vLLM loads on demand)."""
+        self.registry = registry
+        self.base_model_id = base_model_id
+        self.served_name = served_name
+        self.available = available
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller behind an ``Authorization`` header value; raises AuthenticationError."""
+        try:
+            return authenticate(self.registry, bearer_token(authorization))
+        except AuthError as exc:
+            raise AuthenticationError(str(exc)) from exc
+
+    def resolve(self, principal: Principal, model: str | None) -> ResolvedModel:
+        """Map a requested model name to the engine's name, or raise a typed error."""
+        if not model or model in (self.served_name, self.base_model_id):
+            return ResolvedModel(self.served_name)
+        try:
+            adapter = self.registry.resolve_adapter(principal.tenant_id, model)
+        except NotFoundError:
+            raise ModelNotFoundError(model, self.served_name) from None
+        if adapter.base_model_id != self.base_model_id:
+            raise WrongBaseModelError(
+                f"The adapter `{model}` was trained on base model `{adapter.base_model_id}`, "
+                f"but this server serves `{self.base_model_id}`; it cannot be used here.")
+        if self.available is not None and adapter.name not in self.available():
+            raise AdapterUnavailableError(
+                f"The adapter `{model}` has no export this server can load "
+                "(llama.cpp serves adapters exported as LoRA GGUF when it starts).")
+        return ResolvedModel(adapter.name, adapter)
+
+    def adapters(self, principal: Principal) -> list[t.Adapter]:
+        """The caller's adapters that this server can serve (same base model)."""
+        names = self.available() if self.available is not None else None
+        return [a for a in self.registry.list_adapters(principal.tenant_id)
+                if a.base_model_id == self.base_model_id and (names is None or a.name in names)]

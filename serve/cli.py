@@ -1,0 +1,45 @@
+"""``quanta serve``: start an inference server over the registry's models and adapters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``quanta serve`` on the main CLI."""
+    app.command("serve", context_settings={"allow_extra_args": True,
+                                           "ignore_unknown_options": True})(serve)
+
+
+def serve(
+    ctx: typer.Context,
+    engine: Annotated[str, typer.Option(help="vllm (GPU or CPU build) or llama-cpp "
+                                             "(GGUF exports, for laptops)")] = "vllm",
+    model: Annotated[str, typer.Option(help="Registry id of the base model, also the "
+                                            "served model name")] = "smollm2-135m-instruct",
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port (OpenAI API, /metrics)")] = 8000,
+    grpc_port: Annotated[int, typer.Option(help="gRPC port; 0 disables gRPC")] = 50051,
+    max_loras: Annotated[int, typer.Option(help="Adapters active in one batch")] = 8,
+    max_cpu_loras: Annotated[int | None, typer.Option(help="Adapters kept in memory "
+                                                           "(LRU); default max-loras")] = None,
+    max_lora_rank: Annotated[int, typer.Option()] = 16,
+    max_model_len: Annotated[int, typer.Option(help="Context length served")] = 2048,
+    kv_cache_gib: Annotated[float, typer.Option(help="KV cache size (CPU)")] = 1.0,
+    gguf_format: Annotated[str, typer.Option(help="llama-cpp: which GGUF export to "
+                                                  "serve")] = "gguf-q4_k_m",
+) -> None:
+    """Serve the base model and every tenant's adapters (OpenAI HTTP, gRPC, /metrics).
+
+    Extra arguments after the options are passed to the engine verbatim.
+    """
+    from serve.engines import ServeOptions, get_engine
+
+    options = ServeOptions(model=model, host=host, port=port,
+                           grpc_port=grpc_port or None, max_loras=max_loras,
+                           max_cpu_loras=max_cpu_loras, max_lora_rank=max_lora_rank,
+                           max_model_len=max_model_len, kv_cache_gib=kv_cache_gib,
+                           gguf_format=gguf_format, extra_args=list(ctx.args))
+    get_engine(engine).run(options)

@@ -1,0 +1,39 @@
+"""The engine interface: what ``quanta serve`` needs from a serving backend.
+
+Each engine runs an OpenAI-compatible HTTP server in the foreground with Quanta's
+middleware (auth, tenancy, metrics) in front; vLLM also serves gRPC. Options are
+one dataclass so the CLI, tests and the benchmark build them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from quanta.models import DEFAULT_MODEL_ID
+
+
+@dataclass
+class ServeOptions:
+    """Options for ``quanta serve``; engines ignore what does not apply to them."""
+
+    model: str = DEFAULT_MODEL_ID
+    host: str = "127.0.0.1"
+    port: int = 8000
+    grpc_port: int | None = 50051  # None: no gRPC server
+    max_loras: int = 8
+    max_cpu_loras: int | None = None  # None: vLLM's default (max_loras)
+    max_lora_rank: int = 16
+    max_model_len: int = 2048
+    kv_cache_gib: float = 1.0
+    gguf_format: str = "gguf-q4_k_m"
+    sync_interval: float = 2.0
+    extra_args: list[str] = field(default_factory=list)  # passed to the engine verbatim
+
+
+class Engine(Protocol):
+    name: str
+
+    def run(self, options: ServeOptions) -> None:
+        """Serve until interrupted (SIGINT/SIGTERM)."""
+        ...

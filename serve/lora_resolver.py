@@ -1,0 +1,56 @@
+"""vLLM LoRA resolver plugin: adapter names resolve to registry files on first request.
+
+vLLM calls ``resolve_lora`` when a request names a model that is neither the base nor
+an adapter it has loaded (and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING`` is on); it then loads
+the returned path into the engine, and its LRU (``--max-loras`` in the batch,
+``--max-cpu-loras`` in memory) evicts. Tenant checks happen before vLLM sees the
+request (``serve.middleware``), so the resolver looks names up globally.
+
+``register`` is the ``vllm.general_plugins`` entry point. vLLM runs general plugins in
+every process of every vLLM started from this environment, so it registers the
+resolver only when ``quanta serve`` asked for it (``QUANTA_LORA_RESOLVER=registry``):
+a plain ``vllm serve`` (e.g. the bare baseline in ``bench/serve_multilora.py``) is
+left alone, and nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from vllm.lora.request import LoRARequest
+from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
+
+RESOLVER_NAME = "quanta-registry"
+ENABLE_ENV = "QUANTA_LORA_RESOLVER"
+
+logger = logging.getLogger(__name__)
+
+
+class RegistryLoRAResolver(LoRAResolver):
+    """Resolve ``ft:`` names (or adapter ids) to materialised registry directories."""
+
+    async def resolve_lora(self, base_model_name: str, lora_name: str) -> LoRARequest | None:
+        from serve.adapter_cache import get_adapter_cache, served_base_model_id
+
+        cache = await asyncio.to_thread(get_adapter_cache)
+        adapter = await asyncio.to_thread(cache.lookup, lora_name)
+        if adapter is None:
+            return None
+        base = served_base_model_id()
+        if base is not None and adapter.base_model_id != base:
+            logger.warning("adapter %s is for base %s, not %s", lora_name,
+                           adapter.base_model_id, base)
+            return None
+        path = await asyncio.to_thread(cache.materialize, adapter)
+        # vLLM overwrites lora_int_id with its own counter.
+        return LoRARequest(lora_name=lora_name, lora_int_id=1, lora_path=str(path))
+
+
+def register() -> None:
+    """Entry point (``vllm.general_plugins``): register the registry resolver once."""
+    if os.environ.get(ENABLE_ENV) != "registry":
+        return
+    if RESOLVER_NAME not in LoRAResolverRegistry.get_supported_resolvers():
+        LoRAResolverRegistry.register_resolver(RESOLVER_NAME, RegistryLoRAResolver())

