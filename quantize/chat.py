@@ -1,0 +1,132 @@
+"""Local inference on GGUF exports with llama-cpp-python, and Ollama Modelfiles.
+
+A model name is an adapter (id, ``ft:`` name, alias) or a base model id, optionally with
+``@<format>``. Without a format the smallest fast GGUF is chosen (q4_k_m, q8_0, the LoRA
+GGUF over the base f16 GGUF, then f16). The chat template is the one the converter copied
+into the GGUF (SmolLM2: ChatML), applied by llama-cpp-python itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quanta.registry import CorruptBlobError, NotFoundError, Registry
+from quanta.registry.tables import Export
+from quantize.errors import ExportInputError, UnsupportedFormatError
+from quantize.exporters import GGUF_FORMATS, resolve_target
+from quantize.quality import load_llama
+
+CHAT_PREFERENCE = ("gguf-q4_k_m", "gguf-q8_0", "gguf-lora", "gguf-f16")
+CHATML_STOP = ("<|im_end|>", "<|im_start|>")
+# Ollama (Go template) rendering of the ChatML template SmolLM2's tokenizer ships.
+OLLAMA_CHATML_TEMPLATE = """{{- if .System }}<|im_start|>system
+{{ .System }}<|im_end|>
+{{ end }}{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ .Content }}<|im_end|>
+{{ end }}<|im_start|>assistant
+"""
+
+
+@dataclass
+class LocalModel:
+    """The GGUF file(s) llama.cpp loads for one model name."""
+
+    name: str
+    format: str
+    model_path: Path
+    lora_path: Path | None = None
+
+
+def _blob(registry: Registry, row: Export) -> Path:
+    try:
+        return registry.blob_path(row.sha256, ".gguf")
+    except (NotFoundError, CorruptBlobError) as exc:
+        raise ExportInputError(f"export {row.id} is missing or corrupt: {exc}") from exc
+
+
+def find_gguf_export(registry: Registry, model: str, tenant_id: str | None = None) -> Export:
+    """The GGUF export row ``model`` (``name[@format]``) refers to."""
+    name, _, wanted = model.partition("@")
+    target = resolve_target(registry, name, tenant_id)
+    if wanted and wanted not in GGUF_FORMATS:
+        raise UnsupportedFormatError(
+            f"local chat runs GGUF exports ({', '.join(GGUF_FORMATS)}), not {wanted!r}")
+    for format in [wanted] if wanted else CHAT_PREFERENCE:
+        if format == "gguf-lora" and target.adapter is None:
+            continue
+        row = registry.find_export(base_model_id=target.base_model_id, format=format,
+                                   adapter_id=target.adapter_id)
+        if row is not None:
+            return row
+    hint = wanted or "gguf-q4_k_m"
+    raise NotFoundError(f"{name} has no {hint} export: run `quanta export {name} "
+                        f"--format {hint}` first")
+
+
+def resolve_local_model(registry: Registry, model: str, tenant_id: str | None = None
+                        ) -> LocalModel:
+    row = find_gguf_export(registry, model, tenant_id)
+    name = model.partition("@")[0]
+    if row.format != "gguf-lora":
+        return LocalModel(name, row.format, _blob(registry, row))
+    base = _lora_base(registry, row)
+    return LocalModel(name, row.format, _blob(registry, base), _blob(registry, row))
+
+
+def _lora_base(registry: Registry, lora: Export) -> Export:
+    base_id = (lora.metrics or {}).get("base_export_id")
+    try:
+        if base_id:
+            return registry.get_row("export", base_id)
+    except NotFoundError:
+        pass
+    base = registry.find_export(base_model_id=lora.base_model_id, format="gguf-f16")
+    if base is None:
+        raise NotFoundError(f"the base GGUF for LoRA export {lora.id} is gone: run `quanta "
+                            f"export {lora.base_model_id} --format gguf-f16`")
+    return base
+
+
+def load(local: LocalModel, n_ctx: int = 2048) -> Any:
+    return load_llama(local.model_path, lora_path=local.lora_path, n_ctx=n_ctx)
+
+
+def stream_chat(llm: Any, messages: list[dict[str, str]], *, max_tokens: int = 256,
+                temperature: float = 0.0, seed: int = 0) -> Iterator[str]:
+    """Text pieces of the assistant's reply, as llama.cpp decodes them."""
+    for chunk in llm.create_chat_completion(messages=messages, max_tokens=max_tokens,
+                                            temperature=temperature, seed=seed, stream=True,
+                                            stop=list(CHATML_STOP)):
+        piece = chunk["choices"][0]["delta"].get("content")
+        if piece:
+            yield piece
+
+
+def write_ollama(registry: Registry, row: Export, out_dir: Path) -> Path:
+    """Copy the export's GGUF(s) into ``out_dir`` beside a Modelfile; returns the Modelfile.
+
+    ``ollama create NAME -f out_dir/Modelfile`` then imports it (FROM the model GGUF,
+    ADAPTER the LoRA GGUF for gguf-lora exports)."""
+    if row.format not in GGUF_FORMATS:
+        raise UnsupportedFormatError(f"Ollama needs a GGUF export, not {row.format}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    if row.format == "gguf-lora":
+        base = _lora_base(registry, row)
+        shutil.copyfile(_blob(registry, base), out_dir / "base-f16.gguf")
+        shutil.copyfile(_blob(registry, row), out_dir / "adapter-lora.gguf")
+        lines += ["FROM ./base-f16.gguf", "ADAPTER ./adapter-lora.gguf"]
+    else:
+        filename = f"model-{row.format.removeprefix('gguf-')}.gguf"
+        shutil.copyfile(_blob(registry, row), out_dir / filename)
+        lines.append(f"FROM ./{filename}")
+    lines += [f'TEMPLATE """{OLLAMA_CHATML_TEMPLATE}"""',
+              *(f'PARAMETER stop "{stop}"' for stop in CHATML_STOP),
+              "PARAMETER temperature 0.2"]
+    modelfile = out_dir / "Modelfile"
+    modelfile.write_text("\n".join(lines) + "\n")
+    return modelfile

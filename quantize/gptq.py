@@ -1,0 +1,96 @@
+"""GPTQ export: 4-bit gptqmodel quantization of the merged model, run in its own venv.
+
+gptqmodel 7.6.0 pins numpy 2.2.6 and needs torch<2.14, so it cannot share the main
+environment: ``scripts/setup_gptq.sh`` builds ``.venv-gptq`` and this module runs
+``<venv>/bin/python -m quantize.gptq_worker`` there. Calibration uses the adapter's own
+training data (what the merged model will see in use), falling back to the bundled
+physics problems.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from quantize.errors import ConversionError, ToolMissingError
+
+GPTQ_VENV_ENV = "QUANTA_GPTQ_VENV"
+GROUP_SIZES = (128, 64, 32)
+DEFAULT_SAMPLES = 64
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def group_size_for(hidden_size: int) -> int:
+    """128, or the largest of 128/64/32 dividing the hidden size: the CPU int4 kernel needs
+    K divisible by the group size (SmolLM2's 576 -> 64)."""
+    for size in GROUP_SIZES:
+        if hidden_size % size == 0:
+            return size
+    raise ConversionError(f"hidden size {hidden_size} is not a multiple of 32: GPTQ unsupported")
+
+
+def gptq_venv() -> Path:
+    return Path(os.environ.get(GPTQ_VENV_ENV) or REPO_ROOT / ".venv-gptq").expanduser()
+
+
+def gptq_python() -> Path:
+    """The GPTQ environment's interpreter, or a ToolMissingError saying how to build it."""
+    python = gptq_venv() / "bin" / "python"
+    if not python.is_file():
+        raise ToolMissingError(
+            f"the GPTQ environment {gptq_venv()} does not exist: run scripts/setup_gptq.sh "
+            f"(or point {GPTQ_VENV_ENV} at one with gptqmodel==7.6.0)")
+    return python
+
+
+def run_worker(args: list[str], result_file: Path, *, timeout: float = 3600) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.setdefault("GPTQMODEL_CPU_WORKERS", "2")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.run([str(gptq_python()), "-m", "quantize.gptq_worker", *args,
+                           "--result", str(result_file)], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0 or not result_file.is_file():
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
+        raise ConversionError(f"GPTQ worker failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(result_file.read_text())
+
+
+def write_calibration(examples: list[dict[str, Any]], path: Path) -> Path:
+    with open(path, "w") as fh:
+        for example in examples:
+            if example.get("messages"):
+                fh.write(json.dumps({"messages": example["messages"]}) + "\n")
+            elif example.get("prompt") and example.get("chosen"):  # preference data
+                fh.write(json.dumps({"messages": [*example["prompt"], *example["chosen"]]})
+                         + "\n")
+    return path
+
+
+def quantize_gptq(merged_dir: Path, out_dir: Path, calibration: list[dict[str, Any]],
+                  eval_text: str, workdir: Path, *, bits: int = 4,
+                  samples: int = DEFAULT_SAMPLES) -> dict[str, Any]:
+    """Quantize ``merged_dir`` into ``out_dir``; returns the worker's result (perplexities,
+    the saved quantization_config, timings)."""
+    hidden = json.loads((merged_dir / "config.json").read_text())["hidden_size"]
+    calib = write_calibration(calibration, workdir / "calibration.jsonl")
+    text = workdir / "eval.txt"
+    text.write_text(eval_text)
+    return run_worker(["quantize", "--model", str(merged_dir), "--out", str(out_dir),
+                       "--calibration", str(calib), "--bits", str(bits),
+                       "--group-size", str(group_size_for(hidden)), "--samples", str(samples),
+                       "--eval-text", str(text)], workdir / "gptq-result.json")
+
+
+def generate_gptq(model_dir: Path, prompt: str, workdir: Path, max_tokens: int = 32,
+                  loader: str = "gptqmodel") -> dict[str, Any]:
+    """Greedy completion from a GPTQ directory in the GPTQ venv, loaded by gptqmodel or by
+    transformers (+ optimum): ``{"text", "tokens", "seconds", "linear_class"}``."""
+    return run_worker(["generate", "--model", str(model_dir), "--prompt", prompt,
+                       "--max-tokens", str(max_tokens), "--loader", loader],
+                      workdir / f"gptq-generate-{loader}.json")

@@ -1,0 +1,148 @@
+"""GPTQ quantization, run inside the GPTQ environment (``.venv-gptq``) as a subprocess.
+
+gptqmodel 7.6 pins numpy 2.2.6 and needs torch<2.14, so it lives in its own venv; the
+exporter (``quantize.gptq``) calls ``<venv>/bin/python -m quantize.gptq_worker ...`` and
+reads back a JSON result. Two commands:
+
+* ``quantize``: calibrate and quantize a merged bf16 model, save it in the standard GPTQ
+  checkpoint format, and score perplexity of it and of the bf16 model on the same text.
+* ``generate``: load a GPTQ directory and greedily complete a chat prompt (smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")  # 2 cores: else "Virtual pool" refuses
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def calibration_texts(tokenizer: Any, path: Path, samples: int) -> list[str]:
+    """Chat examples rendered with the model's own template (what the adapter trained on)."""
+    texts: list[str] = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        messages = record.get("messages")
+        if messages:
+            texts.append(tokenizer.apply_chat_template(messages, tokenize=False))
+        elif record.get("text"):
+            texts.append(record["text"])
+        if len(texts) >= samples:
+            break
+    if not texts:
+        raise SystemExit(f"no calibration examples in {path}")
+    return texts
+
+
+def check_gptq_config(out_dir: Path) -> dict[str, Any]:
+    """The saved config must carry what vLLM and transformers look for."""
+    config = json.loads((out_dir / "config.json").read_text())
+    qc = config.get("quantization_config") or {}
+    expected = {"quant_method": "gptq", "checkpoint_format": "gptq", "sym": True,
+                "desc_act": False}
+    wrong = {k: qc.get(k) for k, v in expected.items() if qc.get(k) != v}
+    if wrong:
+        raise SystemExit(f"unexpected GPTQ config fields {wrong}; full config: {qc}")
+    return qc
+
+
+def quantize(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from gptqmodel import GPTQModel, QuantizeConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from quantize.quality import hf_perplexity
+
+    torch.manual_seed(0)
+    model_dir, out_dir = Path(args.model), Path(args.out)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    texts = calibration_texts(tokenizer, Path(args.calibration), args.samples)
+    eval_text = Path(args.eval_text).read_text() if args.eval_text else None
+
+    started = time.perf_counter()
+    config = QuantizeConfig(bits=args.bits, group_size=args.group_size, desc_act=False, sym=True)
+    model = GPTQModel.load(str(model_dir), config)
+    model.quantize(texts, batch_size=args.batch_size, tokenizer=tokenizer)
+    model.save(str(out_dir))
+    tokenizer.save_pretrained(out_dir)
+    quantize_s = time.perf_counter() - started
+    del model
+    qc = check_gptq_config(out_dir)
+
+    result: dict[str, Any] = {"quantize_seconds": round(quantize_s, 1),
+                              "calibration_samples": len(texts), "quantization_config": qc}
+    if args.eval_text is not None:
+        reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).eval()
+        result["reference_perplexity"] = hf_perplexity(reference, tokenizer, eval_text)
+        del reference
+        quantized = GPTQModel.load(str(out_dir))
+        result["perplexity"] = hf_perplexity(quantized.model, tokenizer, eval_text)
+    return result
+
+
+def generate(args: argparse.Namespace) -> dict[str, Any]:
+    """Greedy completion; ``--loader transformers`` proves the checkpoint loads the way
+    vLLM and plain transformers users load it (quantization_config in config.json)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    if args.loader == "transformers":
+        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    else:
+        from gptqmodel import GPTQModel
+
+        model = GPTQModel.load(args.model)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": args.prompt}],
+                                        add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True)["input_ids"].to(model.device)
+    started = time.perf_counter()
+    out = model.generate(input_ids=ids, max_new_tokens=args.max_tokens, do_sample=False)
+    seconds = time.perf_counter() - started
+    new = out[0, ids.shape[1]:]
+    return {"text": tokenizer.decode(new, skip_special_tokens=True), "tokens": len(new),
+            "seconds": round(seconds, 3), "loader": args.loader,
+            "linear_class": type(_first_linear(model)).__name__}
+
+
+def _first_linear(model: Any) -> Any:
+    inner = getattr(model, "model", model)  # GPTQModel wraps the transformers model
+    inner = getattr(inner, "model", inner)
+    return inner.layers[0].self_attn.q_proj
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="quantize.gptq_worker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("quantize")
+    q.add_argument("--model", required=True)
+    q.add_argument("--out", required=True)
+    q.add_argument("--calibration", required=True)
+    q.add_argument("--bits", type=int, default=4)
+    q.add_argument("--group-size", type=int, default=128)
+    q.add_argument("--samples", type=int, default=64)
+    q.add_argument("--batch-size", type=int, default=8)
+    q.add_argument("--eval-text")
+    g = sub.add_parser("generate")
+    g.add_argument("--model", required=True)
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--max-tokens", type=int, default=32)
+    g.add_argument("--loader", choices=("gptqmodel", "transformers"), default="gptqmodel")
+    for p in (q, g):
+        p.add_argument("--result", required=True, help="where to write the JSON result")
+    args = parser.parse_args(argv)
+    result = quantize(args) if args.command == "quantize" else generate(args)
+    Path(args.result).write_text(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
