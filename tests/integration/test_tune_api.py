@@ -1,0 +1,259 @@
+"""The tune API's contract without training: OpenAI shapes, auth, tenancy, bad input.
+
+Every rejected request must answer an OpenAI-style error body and leave the registry as it
+was (no rows, no blobs, nothing corrupt).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from quanta.config import Settings
+from quanta.registry import Registry
+from quanta.registry import tables as t
+from quanta.tenancy import create_key, create_tenant
+from tune.api import create_app
+from tune.testing import arithmetic_chat, preference_pairs
+
+MODEL = "smollm2-135m-instruct"
+
+
+@pytest.fixture
+def env(quanta_home: Path, tmp_path: Path) -> dict[str, Any]:
+    settings = Settings(home=quanta_home, allow_anonymous=False, max_upload_bytes=4096)
+    registry = Registry.open(settings)
+    fake_model = tmp_path / "fake-model"  # a registry row is all the API needs
+    fake_model.mkdir()
+    (fake_model / "config.json").write_text('{"model_type": "llama"}')
+    registry.add_base_model(MODEL, fake_model, source="test")
+    create_tenant(registry, "other")
+    _, key = create_key(registry, "local")
+    _, other_key = create_key(registry, "other")
+    client = TestClient(create_app(settings, registry))
+    return {"registry": registry, "client": client, "key": key, "other": other_key}
+
+
+def _h(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _jsonl(records: list[Any]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+def _upload(env: dict[str, Any], data: bytes, key: str | None = None, name: str = "d.jsonl",
+            purpose: str = "fine-tune") -> Any:
+    return env["client"].post("/v1/files", headers=_h(key or env["key"]),
+                               files={"file": (name, data)}, data={"purpose": purpose})
+
+
+def _counts(registry: Registry) -> dict[str, int]:
+    with registry.session() as s:
+        return {table.__tablename__: s.scalar(select(func.count()).select_from(table))
+                for table in (t.File, t.Job, t.JobEvent, t.Blob, t.Adapter, t.Checkpoint)}
+
+
+def _assert_error(resp: Any, status: int, param: str | None = None,
+                  code: str | None = None) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error" and error["message"]
+    if param is not None:
+        assert error["param"] == param, error
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+def _job_body(file_id: str, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": MODEL, "training_file": file_id}
+    body.update(over)
+    return body
+
+
+def test_files_roundtrip_and_openai_shapes(env: dict[str, Any]) -> None:
+    data = _jsonl(arithmetic_chat(3))
+    resp = _upload(env, data)
+    assert resp.status_code == 200, resp.text
+    file = resp.json()
+    assert file["object"] == "file" and file["purpose"] == "fine-tune"
+    assert file["bytes"] == len(data) and isinstance(file["created_at"], int)
+    c = env["client"]
+    assert c.get(f"/v1/files/{file['id']}", headers=_h(env["key"])).json() == file
+    assert c.get(f"/v1/files/{file['id']}/content", headers=_h(env["key"])).content == data
+    listing = c.get("/v1/files", headers=_h(env["key"])).json()
+    assert listing["object"] == "list" and [f["id"] for f in listing["data"]] == [file["id"]]
+    deleted = c.delete(f"/v1/files/{file['id']}", headers=_h(env["key"])).json()
+    assert deleted == {"id": file["id"], "object": "file", "deleted": True}
+    _assert_error(c.get(f"/v1/files/{file['id']}", headers=_h(env["key"])), 404)
+    assert _counts(env["registry"])["blob"] == 2  # only the fake model's tree remains
+    assert env["registry"].verify().ok
+
+
+@pytest.mark.parametrize(("data", "fragment"), [
+    (b'{"messages": [\n', "d.jsonl"),                                     # malformed JSONL
+    (b"not json at all\n", "d.jsonl"),
+    (_jsonl([{"prompt": "hi", "completion": "there"}]), "unknown format"),  # wrong schema
+    (_jsonl([{"messages": [{"role": "user", "content": "hi"}]}]), "assistant"),
+    (_jsonl([{"messages": [{"role": "wizard", "content": "hi"}]}]), "role"),
+    (b"", "empty"),
+])
+def test_bad_files_are_rejected_and_nothing_is_written(env: dict[str, Any], data: bytes,
+                                                       fragment: str) -> None:
+    before = _counts(env["registry"])
+    error = _assert_error(_upload(env, data), 400, "file", "invalid_file_format")
+    assert fragment in error["message"]
+    assert _counts(env["registry"]) == before
+    assert env["registry"].verify().ok
+    assert not any((env["registry"].settings.resolved_home / "uploads").iterdir())
+
+
+def test_upload_limits_and_purpose(env: dict[str, Any]) -> None:
+    before = _counts(env["registry"])
+    big = _jsonl(arithmetic_chat(200))
+    assert len(big) > 4096
+    _assert_error(_upload(env, big), 413, "file", "file_too_large")
+    _assert_error(_upload(env, _jsonl(arithmetic_chat(2)), purpose="assistants"), 400,
+                  "purpose")
+    resp = env["client"].post("/v1/files", headers=_h(env["key"]), json={"purpose": "x"})
+    _assert_error(resp, 400, "file")
+    assert _counts(env["registry"]) == before
+
+
+def test_auth_is_required(env: dict[str, Any]) -> None:
+    c = env["client"]
+    _assert_error(c.get("/v1/fine_tuning/jobs"), 401, code="invalid_api_key")
+    _assert_error(c.get("/v1/files", headers=_h("qk-wrong")), 401, code="invalid_api_key")
+    assert c.get("/health").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(("over", "param"), [
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 0}}}},
+     "method.supervised.hyperparameters.n_epochs"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1000}}}},
+     "method.supervised.hyperparameters.n_epochs"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {
+        "learning_rate_multiplier": 0}}}},
+     "method.supervised.hyperparameters.learning_rate_multiplier"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {
+        "learning_rate_multiplier": -1.5}}}},
+     "method.supervised.hyperparameters.learning_rate_multiplier"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 0}}}},
+     "method.supervised.hyperparameters.batch_size"),
+    ({"hyperparameters": {"n_epochs": "many"}}, "hyperparameters.n_epochs"),
+    ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}}},
+     "method.dpo.hyperparameters.beta"),
+    ({"method": {"type": "reinforce"}}, "method.type"),
+    ({"quanta": {"lora": {"r": 0}}}, "quanta.lora.r"),
+    ({"quanta": {"lora": {"dropout": 1.5}}}, "quanta.lora.dropout"),
+    ({"quanta": {"max_steps": 0}}, "quanta.max_steps"),
+    ({"suffix": "Bad Suffix!"}, "suffix"),
+    ({"surprise": 1}, "surprise"),
+    ({"model": "gpt-9"}, "model"),
+])
+def test_bad_job_requests(env: dict[str, Any], over: dict[str, Any], param: str) -> None:
+    file_id = _upload(env, _jsonl(arithmetic_chat(2))).json()["id"]
+    before = _counts(env["registry"])
+    resp = env["client"].post("/v1/fine_tuning/jobs", headers=_h(env["key"]),
+                              json=_job_body(file_id, **over))
+    error = _assert_error(resp, 400, param)
+    if param == "model":
+        assert error["code"] == "model_not_available"
+    assert _counts(env["registry"]) == before
+    assert env["registry"].verify().ok
+
+
+def test_file_method_mismatch_and_bad_json(env: dict[str, Any]) -> None:
+    chat = _upload(env, _jsonl(arithmetic_chat(2))).json()["id"]
+    prefs = _upload(env, _jsonl(preference_pairs(2))).json()["id"]
+    before = _counts(env["registry"])
+    c, h = env["client"], _h(env["key"])
+    _assert_error(c.post("/v1/fine_tuning/jobs", headers=h, json=_job_body(
+        chat, method={"type": "dpo"})), 400, "training_file", "invalid_file_format")
+    _assert_error(c.post("/v1/fine_tuning/jobs", headers=h, json=_job_body(prefs)), 400,
+                  "training_file", "invalid_file_format")
+    _assert_error(c.post("/v1/fine_tuning/jobs", headers=h, json=_job_body(
+        chat, validation_file="file-nope")), 404, "validation_file")
+    _assert_error(c.post("/v1/fine_tuning/jobs", headers={**h, "content-type":
+                                                          "application/json"},
+                         content=b"{nope"), 400, code="invalid_json")
+    _assert_error(c.get("/v1/fine_tuning/jobs?limit=0", headers=h), 422, "limit")
+    _assert_error(c.get("/v1/fine_tuning/jobs?limit=abc", headers=h), 422, "limit")
+    assert _counts(env["registry"]) == before
+
+
+def test_other_tenants_objects_look_unknown(env: dict[str, Any]) -> None:
+    c, mine, theirs = env["client"], _h(env["key"]), _h(env["other"])
+    file_id = _upload(env, _jsonl(arithmetic_chat(2))).json()["id"]
+    job = c.post("/v1/fine_tuning/jobs", headers=mine, json=_job_body(file_id)).json()
+    before = _counts(env["registry"])
+
+    def same_as_unknown(path: str, method: str = "get", **kw: Any) -> None:
+        real = getattr(c, method)(path.format(file=file_id, job=job["id"]), headers=theirs, **kw)
+        fake = getattr(c, method)(path.format(file="file-000", job="ftjob-000"),
+                                  headers=theirs, **kw)
+        e1, e2 = _assert_error(real, 404), _assert_error(fake, 404)
+        assert (e1["code"], e1["param"], e1["type"]) == (e2["code"], e2["param"], e2["type"])
+        assert e1["message"].replace(file_id, "X").replace(job["id"], "X") == \
+            e2["message"].replace("file-000", "X").replace("ftjob-000", "X")
+
+    same_as_unknown("/v1/files/{file}")
+    same_as_unknown("/v1/files/{file}/content")
+    same_as_unknown("/v1/files/{file}", "delete")
+    same_as_unknown("/v1/fine_tuning/jobs/{job}")
+    same_as_unknown("/v1/fine_tuning/jobs/{job}/cancel", "post")
+    same_as_unknown("/v1/fine_tuning/jobs/{job}/events")
+    same_as_unknown("/v1/fine_tuning/jobs/{job}/checkpoints")
+    real = c.post("/v1/fine_tuning/jobs", headers=theirs, json=_job_body(file_id))
+    fake = c.post("/v1/fine_tuning/jobs", headers=theirs, json=_job_body("file-000"))
+    assert _assert_error(real, 404, "training_file")["code"] == \
+        _assert_error(fake, 404, "training_file")["code"]
+    assert c.get("/v1/fine_tuning/jobs", headers=theirs).json()["data"] == []
+    assert c.get("/v1/files", headers=theirs).json()["data"] == []
+    assert _counts(env["registry"]) == before
+
+
+def test_jobs_list_pagination_cancel_and_metrics(env: dict[str, Any]) -> None:
+    import openai
+
+    c, h = env["client"], _h(env["key"])
+    sdk = openai.OpenAI(base_url="http://testserver/v1", api_key=env["key"], http_client=c,
+                        max_retries=0)
+    file_id = sdk.files.create(file=("d.jsonl", _jsonl(arithmetic_chat(3))),
+                               purpose="fine-tune").id
+    ids = [sdk.fine_tuning.jobs.create(model=MODEL, training_file=file_id,
+                                       metadata={"n": str(i)}).id for i in range(3)]
+    page = sdk.fine_tuning.jobs.list(limit=2)
+    assert [j.id for j in page.data] == ids[::-1][:2] and page.has_more
+    rest = sdk.fine_tuning.jobs.list(limit=2, after=page.data[-1].id)
+    assert [j.id for j in rest.data] == [ids[0]] and not rest.has_more
+    assert [j.id for j in sdk.fine_tuning.jobs.list(metadata={"n": "1"}).data] == [ids[1]]
+
+    job = sdk.fine_tuning.jobs.retrieve(ids[0])
+    assert job.object == "fine_tuning.job" and job.status == "queued"
+    assert job.hyperparameters.n_epochs == 3 and job.hyperparameters.batch_size == 3
+    assert job.method.type == "supervised" and job.error is None and job.seed is not None
+    assert sdk.fine_tuning.jobs.cancel(ids[0]).status == "cancelled"
+    with pytest.raises(openai.ConflictError) as exc:
+        sdk.fine_tuning.jobs.cancel(ids[0])
+    assert exc.value.body["code"] == "job_not_cancellable"
+    events = sdk.fine_tuning.jobs.list_events(ids[0])
+    assert events.data[0].message == "Fine-tuning job cancelled"
+    assert all(e.object == "fine_tuning.job.event" for e in events.data)
+    assert sdk.fine_tuning.jobs.checkpoints.list(ids[0]).data == []
+    _assert_error(c.delete(f"/v1/files/{file_id}", headers=h), 409, code="file_in_use")
+    with pytest.raises(openai.BadRequestError) as bad:
+        sdk.fine_tuning.jobs.create(model="nope", training_file=file_id)
+    assert bad.value.body["param"] == "model"
+
+    text = c.get("/metrics").text
+    assert 'quanta_tune_jobs{status="queued"} 2.0' in text
+    assert 'quanta_tune_jobs{status="cancelled"} 1.0' in text
+    assert "quanta_tune_jobs_queued 2.0" in text

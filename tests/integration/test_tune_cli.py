@@ -1,0 +1,46 @@
+"""``quanta tune run`` trains locally in one command and prints the evaluation table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tune.testing import arithmetic_chat, seeded_registry, write_jsonl
+
+pytestmark = pytest.mark.slow
+
+
+def _quanta(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "QUANTA_HOME": str(home), "COLUMNS": "200"}
+    quanta = Path(sys.executable).with_name("quanta")  # the console script, as users run it
+    return subprocess.run([str(quanta), *args], env=env, text=True, capture_output=True,
+                          timeout=600)
+
+
+def test_tune_run_and_jobs_commands(quanta_home: Path, base_model_dir: Path,
+                                    tmp_path: Path) -> None:
+    registry = seeded_registry(quanta_home, base_model_dir)
+    data = write_jsonl(tmp_path / "train.jsonl", arithmetic_chat(4))
+    run = _quanta(quanta_home, "tune", "run", str(data), "--validation-file", str(data),
+                  "--max-steps", "2", "--batch-size", "2", "--max-length", "128",
+                  "--lora-r", "4", "--eval-n", "0", "--suffix", "cli")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "evaluation" in run.stdout and "heldout_loss" in run.stdout
+    (adapter,) = registry.list_adapters("local")
+    assert adapter.name in run.stdout.replace("\n", "") and ":cli:" in adapter.name
+
+    listing = _quanta(quanta_home, "tune", "jobs", "ls")
+    assert listing.returncode == 0 and "succeeded" in listing.stdout
+    assert adapter.job_id in listing.stdout
+    events = _quanta(quanta_home, "tune", "jobs", "events", adapter.job_id)
+    assert "The job has successfully completed" in events.stdout
+    shown = _quanta(quanta_home, "tune", "jobs", "show", adapter.job_id)
+    assert '"status": "succeeded"' in shown.stdout
+    cancel = _quanta(quanta_home, "tune", "jobs", "cancel", adapter.job_id)
+    assert cancel.returncode == 2 and "cannot be cancelled" in cancel.stderr
+    missing = _quanta(quanta_home, "tune", "run", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr

@@ -1,0 +1,87 @@
+"""The job queue's claim is exclusive: SQLite compare-and-set and PostgreSQL SKIP LOCKED."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from quanta.config import Settings
+from quanta.registry import Registry
+from quanta.registry import tables as t
+from tune import queue
+from tune.service import TuneService
+from tune.testing import arithmetic_chat, write_jsonl
+
+
+def _registry_with_jobs(settings: Settings, tmp_path: Path, n: int) -> tuple[Registry, list[str]]:
+    registry = Registry.open(settings)
+    model = tmp_path / "fake-model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text("{}")
+    registry.add_base_model("smollm2-135m-instruct", model, source="test")
+    service = TuneService(registry)
+    data = write_jsonl(tmp_path / "d.jsonl", arithmetic_chat(2))
+    file_id = service.create_file("local", "d.jsonl", "fine-tune", data)["id"]
+    ids = [service.create_job("local", {"model": "smollm2-135m-instruct",
+                                        "training_file": file_id})["id"] for _ in range(n)]
+    return registry, ids
+
+
+def _claim_all(registry: Registry, workers: int) -> list[tuple[str, str]]:
+    claims: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def work(name: str) -> None:
+        while (job_id := queue.claim_next(registry, name)) is not None:
+            with lock:
+                claims.append((name, job_id))
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return claims
+
+
+def _check(registry: Registry, ids: list[str], claims: list[tuple[str, str]]) -> None:
+    claimed = [job_id for _, job_id in claims]
+    assert sorted(claimed) == sorted(ids)  # every job once, none twice
+    with registry.session() as s:
+        for name, job_id in claims:
+            job = s.get(t.Job, job_id)
+            assert job.status == "running" and job.worker_id == name and job.heartbeat_at
+
+
+def test_sqlite_claims_are_exclusive(quanta_home: Path, tmp_path: Path) -> None:
+    registry, ids = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 12)
+    _check(registry, ids, _claim_all(registry, 4))
+
+
+def test_stale_jobs_are_requeued_and_owned_writes_are_guarded(quanta_home: Path,
+                                                               tmp_path: Path) -> None:
+    registry, (job_id,) = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 1)
+    assert queue.claim_next(registry, "dead") == job_id
+    assert queue.requeue_stale(registry, stale_after=3600) == []
+    assert queue.requeue_stale(registry, stale_after=-1) == [job_id]
+    assert queue.heartbeat(registry, job_id, "dead") == (False, False)  # it lost the job
+    assert not queue.finish(registry, job_id, "dead", "succeeded")
+    assert queue.claim_next(registry, "alive") == job_id
+    assert queue.heartbeat(registry, job_id, "alive") == (True, False)
+    # Dying over and over (say, the OOM killer) fails the job instead of crash-looping.
+    assert queue.requeue_stale(registry, stale_after=-1) == [job_id]
+    assert queue.claim_next(registry, "third") == job_id
+    assert queue.requeue_stale(registry, stale_after=-1) == []
+    with registry.session() as s:
+        job = s.get(t.Job, job_id)
+        assert job.status == "failed" and job.error["code"] == "worker_lost"
+
+
+@pytest.mark.postgres
+def test_postgres_claims_use_skip_locked(postgres_url: str, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", database_url=postgres_url)
+    registry, ids = _registry_with_jobs(settings, tmp_path, 12)
+    assert registry.engine.dialect.name == "postgresql"
+    _check(registry, ids, _claim_all(registry, 4))

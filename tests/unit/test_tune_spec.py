@@ -1,0 +1,45 @@
+"""Job request parsing: OpenAI hyperparameters ("auto" included) and Quanta's extension block."""
+
+from __future__ import annotations
+
+import pytest
+
+from tune.errors import InvalidRequestError
+from tune.spec import BASE_LEARNING_RATE, learning_rate, parse_request, resolve
+
+
+def test_auto_hyperparameters_resolve() -> None:
+    request = parse_request({"model": "m", "training_file": "file-1"})
+    method = resolve(request, train_records=5)
+    assert method["type"] == "supervised"
+    assert method["supervised"]["hyperparameters"] == {
+        "n_epochs": 3, "batch_size": 5, "learning_rate_multiplier": 1.0}
+    assert method["quanta"]["lora"]["r"] == 16 and method["quanta"]["qlora"] is False
+    assert learning_rate(method) == BASE_LEARNING_RATE
+
+
+def test_dpo_and_legacy_hyperparameters() -> None:
+    dpo = resolve(parse_request({"model": "m", "training_file": "f", "method": {
+        "type": "dpo", "dpo": {"hyperparameters": {"beta": "auto", "n_epochs": 2}}}}), 100)
+    assert dpo["dpo"]["hyperparameters"] == {"n_epochs": 2, "batch_size": 8,
+                                             "learning_rate_multiplier": 1.0, "beta": 0.1}
+    legacy = resolve(parse_request({"model": "m", "training_file": "f",
+                                    "hyperparameters": {"learning_rate_multiplier": 4}}), 10)
+    assert legacy["supervised"]["hyperparameters"]["learning_rate_multiplier"] == 4
+    assert learning_rate(legacy) == pytest.approx(4 * BASE_LEARNING_RATE)
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"method": {"supervised": {"hyperparameters": {"n_epochs": 51}}}},
+     "method.supervised.hyperparameters.n_epochs"),
+    ({"method": {"supervised": {"hyperparameters": {"batch_size": -1}}}},
+     "method.supervised.hyperparameters.batch_size"),
+    ({"quanta": {"lora": {"target_modules": []}}}, "quanta.lora.target_modules"),
+    ({"quanta": {"checkpoint_every": 0}}, "quanta.checkpoint_every"),
+    ({"training_file": ""}, "training_file"),
+])
+def test_out_of_range_values_name_the_param(body: dict, param: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(InvalidRequestError) as exc:
+        parse_request({"model": "m", "training_file": "f", **body})
+    assert exc.value.param == param and exc.value.status == 400
+    assert exc.value.body()["error"]["type"] == "invalid_request_error"

@@ -1,0 +1,148 @@
+"""The tune HTTP API: OpenAI's files and fine-tuning routes, thin over ``TuneService``.
+
+Every route authenticates (``Authorization: Bearer``) and acts as the key's tenant; errors
+are mapped to OpenAI-style bodies in ``tune.errors``. ``/metrics`` exposes job gauges for
+Prometheus, read from the registry on each scrape (so any number of API replicas agree).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from quanta.config import Settings, get_settings
+from quanta.registry import Registry
+from quanta.tenancy import Principal, authenticate, bearer_token
+from tune.errors import InvalidRequestError, install_handlers
+from tune.service import TuneService
+from tune.upload import read_upload
+
+
+def _principal(request: Request) -> Principal:
+    """The caller's tenant, from ``Authorization: Bearer <key>`` (AuthError -> 401)."""
+    registry = request.app.state.registry
+    return authenticate(registry, bearer_token(request.headers.get("authorization")))
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+Limit = Annotated[int | None, Query(ge=1, le=100)]
+
+
+def _metrics_registry(service: TuneService) -> Any:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import GaugeMetricFamily
+
+    class JobCollector:
+        def collect(self) -> Any:
+            counts = service.job_counts()
+            jobs = GaugeMetricFamily("quanta_tune_jobs", "Fine-tuning jobs by status",
+                                     labels=["status"])
+            for status, count in counts.items():
+                jobs.add_metric([status], count)
+            yield jobs
+            yield GaugeMetricFamily("quanta_tune_jobs_queued", "Fine-tuning jobs waiting "
+                                    "for a worker", value=counts.get("queued", 0))
+
+    registry = CollectorRegistry()
+    registry.register(JobCollector())
+    return registry
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    """The ASGI app; ``registry`` defaults to the one ``settings`` (or the env) describes."""
+    settings = settings or get_settings()
+    registry = registry or Registry.open(settings)
+    service = TuneService(registry)
+    metrics_registry = _metrics_registry(service)
+    app = FastAPI(title="Quanta tune", version="1", docs_url="/docs")
+    app.state.service = service
+    app.state.registry = registry
+    install_handlers(app)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- files -----------------------------------------------------------------------------
+
+    @app.post("/v1/files")
+    async def create_file(request: Request, caller: Caller) -> dict[str, Any]:
+        upload = await read_upload(request, registry.settings.max_upload_bytes,
+                                   registry.settings.resolved_home / "uploads")
+        try:
+            return service.create_file(caller.tenant_id, upload.filename,
+                                       upload.fields.get("purpose"), upload.path or Path())
+        finally:
+            upload.discard()
+
+    @app.get("/v1/files")
+    def list_files(caller: Caller, purpose: str | None = None, after: str | None = None,
+                   limit: Limit = None) -> dict[str, Any]:
+        return service.list_files(caller.tenant_id, purpose, after, limit)
+
+    @app.get("/v1/files/{file_id}")
+    def get_file(file_id: str, caller: Caller) -> dict[str, Any]:
+        return service.get_file(caller.tenant_id, file_id)
+
+    @app.get("/v1/files/{file_id}/content")
+    def file_content(file_id: str, caller: Caller) -> FileResponse:
+        row, path = service.file_path(caller.tenant_id, file_id)
+        return FileResponse(path, media_type="application/octet-stream", filename=row.filename)
+
+    @app.delete("/v1/files/{file_id}")
+    def delete_file(file_id: str, caller: Caller) -> dict[str, Any]:
+        return service.delete_file(caller.tenant_id, file_id)
+
+    # -- fine-tuning jobs ------------------------------------------------------------------
+
+    @app.post("/v1/fine_tuning/jobs")
+    async def create_job(request: Request, caller: Caller) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InvalidRequestError("The request body is not valid JSON",
+                                      code="invalid_json") from None
+        return service.create_job(caller.tenant_id, body)
+
+    @app.get("/v1/fine_tuning/jobs")
+    def list_jobs(request: Request, caller: Caller, after: str | None = None,
+                  limit: Limit = None) -> dict[str, Any]:
+        metadata = {k[len("metadata["):-1]: v for k, v in request.query_params.items()
+                    if k.startswith("metadata[") and k.endswith("]")}
+        return service.list_jobs(caller.tenant_id, after, limit, metadata or None)
+
+    @app.get("/v1/fine_tuning/jobs/{job_id}")
+    def get_job(job_id: str, caller: Caller) -> dict[str, Any]:
+        return service.get_job(caller.tenant_id, job_id)
+
+    @app.post("/v1/fine_tuning/jobs/{job_id}/cancel")
+    def cancel_job(job_id: str, caller: Caller) -> dict[str, Any]:
+        return service.cancel_job(caller.tenant_id, job_id)
+
+    @app.get("/v1/fine_tuning/jobs/{job_id}/events")
+    def list_events(job_id: str, caller: Caller, after: str | None = None,
+                    limit: Limit = None) -> dict[str, Any]:
+        return service.list_events(caller.tenant_id, job_id, after, limit)
+
+    @app.get("/v1/fine_tuning/jobs/{job_id}/checkpoints")
+    def list_checkpoints(job_id: str, caller: Caller, after: str | None = None,
+                         limit: Limit = None) -> dict[str, Any]:
+        return service.list_checkpoints(caller.tenant_id, job_id, after, limit)
+
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "DELETE", "PUT", "PATCH"],
+                   include_in_schema=False)
+    def unknown_route(rest: str) -> JSONResponse:
+        from tune.errors import NotFoundError
+
+        raise NotFoundError(f"Unknown request URL: /v1/{rest}", code="unknown_url")
+
+    return app

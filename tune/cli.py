@@ -1,0 +1,255 @@
+"""``quanta tune ...``: train locally in one command, run the API or a worker, manage jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+tune_app = typer.Typer(help="Fine-tune LoRA adapters (OpenAI-compatible API and worker).",
+                       no_args_is_help=True)
+jobs_app = typer.Typer(help="Fine-tuning jobs.", no_args_is_help=True)
+tune_app.add_typer(jobs_app, name="jobs")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tune_app, name="tune")
+
+
+def _console() -> Any:
+    from quanta.cli import console
+
+    return console
+
+
+def _registry() -> Any:
+    from quanta.cli import open_registry
+
+    return open_registry()
+
+
+def _tenant(registry: Any, tenant: str | None) -> str:
+    return tenant or registry.settings.default_tenant
+
+
+def _raise_user_error(exc: Exception) -> None:
+    from quanta.cli import UsageError
+    from tune.errors import TuneError
+
+    if isinstance(exc, TuneError):
+        where = f" ({exc.param})" if exc.param else ""
+        raise UsageError(f"{exc.message}{where}") from None
+    raise exc
+
+
+@tune_app.command("run")
+def run(
+    file: Annotated[Path, typer.Argument(help="Training data (chat or preference JSONL)")],
+    model: Annotated[str | None, typer.Option(help="Base model id (default: SmolLM2)")] = None,
+    validation_file: Annotated[Path | None, typer.Option(help="Held-out data")] = None,
+    method: Annotated[str, typer.Option(help="supervised or dpo")] = "supervised",
+    suffix: Annotated[str | None, typer.Option(help="Name part of the adapter")] = None,
+    epochs: Annotated[int | None, typer.Option(help="n_epochs (default auto)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch_size (default auto)")] = None,
+    lr_multiplier: Annotated[float | None, typer.Option(help="learning_rate_multiplier")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps")] = None,
+    qlora: Annotated[bool, typer.Option(help="Train on a 4-bit NF4 base (QLoRA)")] = False,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank")] = 16,
+    lora_alpha: Annotated[float, typer.Option(help="LoRA alpha")] = 32,
+    max_length: Annotated[int, typer.Option(help="Truncate examples to this many tokens")] = 512,
+    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps")] = 50,
+    eval_n: Annotated[int, typer.Option(help="Physics problems to evaluate")] = 10,
+    seed: Annotated[int, typer.Option()] = 0,
+    tenant: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Train an adapter locally, through the same job queue and worker as the API."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from quanta.cli import UsageError
+    from quanta.models import DEFAULT_MODEL_ID, ensure_model
+    from tune import queue
+    from tune.service import TuneService
+    from tune.worker import Worker
+
+    if not file.is_file():
+        raise UsageError(f"no such file: {file}")
+    console = _console()
+    registry = _registry()
+    tenant_id = _tenant(registry, tenant)
+    service = TuneService(registry)
+    model = model or DEFAULT_MODEL_ID
+    if model == DEFAULT_MODEL_ID:
+        with console.status("importing the base model..."):
+            ensure_model(registry)
+    hp: dict[str, Any] = {}
+    for key, value in (("n_epochs", epochs), ("batch_size", batch_size),
+                       ("learning_rate_multiplier", lr_multiplier)):
+        if value is not None:
+            hp[key] = value
+    body = {
+        "model": model, "suffix": suffix, "seed": seed,
+        "method": {"type": method, method: {"hyperparameters": hp}},
+        "quanta": {"lora": {"r": lora_r, "alpha": lora_alpha}, "qlora": qlora,
+                   "max_steps": max_steps, "checkpoint_every": checkpoint_every,
+                   "max_length": max_length, "eval": {"physics_n": eval_n}},
+    }
+    try:
+        body["training_file"] = _upload(service, tenant_id, file)
+        if validation_file is not None:
+            body["validation_file"] = _upload(service, tenant_id, validation_file)
+        job = service.create_job(tenant_id, body)
+    except Exception as exc:
+        _raise_user_error(exc)
+    console.print(f"job [bold]{job['id']}[/bold] created")
+
+    progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+                        console=console)
+    task = progress.add_task("train", total=None, loss="-")
+
+    def on_progress(step: int, total: int, loss: float | None) -> None:
+        progress.update(task, completed=step, total=total,
+                        loss=f"{loss:.4f}" if loss is not None else "-")
+
+    worker = Worker(registry, progress=on_progress)
+    if not queue.claim(registry, job["id"], worker.worker_id):
+        raise UsageError(f"job {job['id']} was claimed by another worker")
+    with progress:
+        worker.run_job(job["id"])
+    _print_result(registry, service, tenant_id, job["id"])
+
+
+def _upload(service: Any, tenant_id: str, path: Path) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copyfile(path, copy)
+        return service.create_file(tenant_id, path.name, "fine-tune", copy)["id"]
+
+
+def _print_result(registry: Any, service: Any, tenant_id: str, job_id: str) -> None:
+    from rich.table import Table
+
+    from quanta.cli import UsageError, _fmt_metric
+
+    console = _console()
+    job = service.get_job(tenant_id, job_id)
+    if job["status"] != "succeeded":
+        reason = (job.get("error") or {}).get("message", job["status"])
+        raise UsageError(f"job {job_id} {job['status']}: {reason}")
+    adapter = registry.resolve_adapter(tenant_id, job["fine_tuned_model"])
+    before, after = adapter.eval.get("before", {}), adapter.eval.get("after", {})
+    table = Table("metric", "before", "after", title="evaluation")
+    for metric in sorted(set(before) | set(after)):
+        table.add_row(metric, _fmt_metric(before.get(metric)), _fmt_metric(after.get(metric)))
+    console.print(table)
+    console.print(f"adapter [bold green]{adapter.name}[/bold green] "
+                  f"({job['trained_tokens']} trained tokens)")
+
+
+@tune_app.command("api")
+def api(host: Annotated[str, typer.Option()] = "127.0.0.1",
+        port: Annotated[int, typer.Option()] = 8100) -> None:
+    """Serve the OpenAI-compatible fine-tuning API."""
+    import uvicorn
+
+    from tune.api import create_app
+
+    uvicorn.run(create_app(), host=host, port=port)
+
+
+@tune_app.command("worker")
+def worker(
+    once: Annotated[bool, typer.Option(help="Run at most one job, then exit")] = False,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between queue polls")] = 2.0,
+    stale_after: Annotated[float, typer.Option(help="Re-queue running jobs whose heartbeat "
+                                                    "is older than this (seconds)")] = 60.0,
+    heartbeat: Annotated[float, typer.Option(help="Heartbeat interval (seconds)")] = 2.0,
+) -> None:
+    """Claim queued jobs from the registry database and train them."""
+    import logging
+
+    from tune.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    w = Worker(_registry(), stale_after=stale_after, heartbeat_interval=heartbeat)
+    _console().print(f"worker {w.worker_id} polling every {poll_interval:g}s")
+    if once:
+        job_id = w.run_once()
+        _console().print(f"ran {job_id}" if job_id else "no queued job")
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        w.run_forever(poll_interval)
+
+
+@jobs_app.command("ls")
+def jobs_ls(tenant: Annotated[str | None, typer.Option()] = None,
+            limit: Annotated[int, typer.Option()] = 20) -> None:
+    """List fine-tuning jobs, newest first."""
+    from rich.table import Table
+
+    from tune.service import TuneService
+
+    registry = _registry()
+    page = TuneService(registry).list_jobs(_tenant(registry, tenant), limit=limit)
+    table = Table("id", "model", "status", "fine_tuned_model", "trained_tokens")
+    table.columns[0].no_wrap = True
+    table.columns[3].overflow = "fold"
+    for job in page["data"]:
+        table.add_row(job["id"], job["model"], job["status"], job["fine_tuned_model"] or "-",
+                      str(job["trained_tokens"] or "-"))
+    _console().print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """Show one job as JSON."""
+    from tune.service import TuneService
+
+    registry = _registry()
+    try:
+        job = TuneService(registry).get_job(_tenant(registry, tenant), job_id)
+    except Exception as exc:
+        _raise_user_error(exc)
+    _console().print_json(json.dumps(job))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """Cancel a queued or running job."""
+    from tune.service import TuneService
+
+    registry = _registry()
+    try:
+        job = TuneService(registry).cancel_job(_tenant(registry, tenant), job_id)
+    except Exception as exc:
+        _raise_user_error(exc)
+    _console().print(f"{job_id}: {job['status']}")
+
+
+@jobs_app.command("events")
+def jobs_events(job_id: str, tenant: Annotated[str | None, typer.Option()] = None,
+                limit: Annotated[int, typer.Option()] = 50) -> None:
+    """A job's events, oldest first."""
+    from datetime import UTC, datetime
+
+    from tune.service import TuneService
+
+    registry = _registry()
+    try:
+        page = TuneService(registry).list_events(_tenant(registry, tenant), job_id, limit=limit)
+    except Exception as exc:
+        _raise_user_error(exc)
+    for event in reversed(page["data"]):
+        when = datetime.fromtimestamp(event["created_at"], UTC).strftime("%H:%M:%S")
+        _console().print(f"{when} [{event['level']}] {event['message']}", highlight=False)

@@ -1,0 +1,92 @@
+"""Load a base model for training: bf16 LoRA, or 4-bit NF4 QLoRA (bitsandbytes, CPU too).
+
+Unsloth is used only when it is importable *and* a CUDA device is present (it needs a
+GPU and pins older trl/transformers; see DESIGN.md): a guarded import, never a dependency.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def unsloth_available() -> bool:
+    return torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None
+
+
+def load_tokenizer(base_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base(base_dir: Path, *, qlora: bool = False) -> Any:
+    """The base causal LM in bf16, or quantized to NF4 for QLoRA.
+
+    QLoRA trap (DESIGN.md): on CPUs with avx512_bf16 an eval-mode forward repacks the 4-bit
+    weights and training then runs through ``gemv_4bit``, which has no backward. Callers
+    must train a freshly loaded 4-bit model before any eval forward on it.
+    """
+    from transformers import AutoModelForCausalLM
+
+    if not qlora:
+        return AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16)
+    from transformers import BitsAndBytesConfig
+
+    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                             bnb_4bit_compute_dtype=torch.bfloat16,
+                             bnb_4bit_use_double_quant=False)
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    return AutoModelForCausalLM.from_pretrained(base_dir, quantization_config=bnb,
+                                                dtype=torch.bfloat16, device_map={"": device})
+
+
+def lora_config(options: dict[str, Any]) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=int(options["r"]), lora_alpha=float(options["alpha"]),
+                      lora_dropout=float(options["dropout"]),
+                      target_modules=list(options["target_modules"]), bias="none",
+                      task_type="CAUSAL_LM")
+
+
+def check_target_modules(model: Any, targets: list[str]) -> None:
+    """Fail early, with a readable message, when no module matches the requested targets."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        raise ValueError(f"target_modules {missing} match no layer of this model; "
+                         f"choose from e.g. {sorted(n for n in names if n.endswith('proj'))}")
+
+
+def trainable_model(base_dir: Path, lora: dict[str, Any], *, qlora: bool = False,
+                    max_length: int = 512) -> tuple[Any, Any, str]:
+    """(peft model, tokenizer, backend name) ready to train."""
+    if unsloth_available():  # pragma: no cover - GPU only
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            str(base_dir), max_seq_length=max_length, load_in_4bit=qlora)
+        model = FastLanguageModel.get_peft_model(
+            model, r=int(lora["r"]), lora_alpha=float(lora["alpha"]),
+            lora_dropout=float(lora["dropout"]), target_modules=list(lora["target_modules"]),
+            use_gradient_checkpointing=False)
+        return model, tokenizer, "unsloth"
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    tokenizer = load_tokenizer(base_dir)
+    model = load_base(base_dir, qlora=qlora)
+    check_target_modules(model, list(lora["target_modules"]))
+    if qlora:
+        # Gradient checkpointing stays off: on CPU it costs ~10% and buys nothing at this size.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model.config.use_cache = False
+    model = get_peft_model(model, lora_config(lora))
+    model.train()
+    return model, tokenizer, "peft-qlora" if qlora else "peft"

@@ -1,0 +1,77 @@
+"""Registry rows rendered as OpenAI API objects (same fields, same names, unix times)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from quanta.registry import tables as t
+from tune.spec import hyperparameters
+
+
+def unix(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+def file_object(row: t.File) -> dict[str, Any]:
+    return {"id": row.id, "object": "file", "bytes": row.bytes, "created_at": unix(row.created_at),
+            "filename": row.filename, "purpose": row.purpose, "status": "processed",
+            "expires_at": None, "status_details": None}
+
+
+def job_object(row: t.Job, estimated_finish: int | None = None) -> dict[str, Any]:
+    method = row.method or {}
+    hp = hyperparameters(method) if method.get("type") else {}
+    method_obj = {"type": method.get("type", "supervised"),
+                  method.get("type", "supervised"): {"hyperparameters": hp}}
+    return {
+        "object": "fine_tuning.job",
+        "id": row.id,
+        "model": row.model,
+        "created_at": unix(row.created_at),
+        "finished_at": unix(row.finished_at),
+        "fine_tuned_model": row.fine_tuned_model,
+        "organization_id": row.tenant_id,
+        "result_files": [],
+        "status": row.status,
+        "validation_file": row.validation_file_id,
+        "training_file": row.training_file_id,
+        "hyperparameters": {k: hp[k] for k in ("n_epochs", "batch_size",
+                                               "learning_rate_multiplier") if k in hp},
+        "trained_tokens": row.trained_tokens,
+        "error": row.error,
+        "user_provided_suffix": row.suffix,
+        "seed": row.seed,
+        "estimated_finish": estimated_finish,
+        "integrations": [],
+        "metadata": row.job_metadata,
+        "method": method_obj,
+        "quanta": method.get("quanta"),
+    }
+
+
+def event_object(row: t.JobEvent) -> dict[str, Any]:
+    return {"object": "fine_tuning.job.event", "id": row.id, "created_at": unix(row.created_at),
+            "level": row.level, "message": row.message, "data": row.data or {},
+            "type": row.type}
+
+
+def checkpoint_object(row: t.Checkpoint, job: t.Job) -> dict[str, Any]:
+    suffix = job.suffix or "adapter"
+    name = (f"ft:{job.model}:{job.tenant_id}:{suffix}:{job.id.split('-', 1)[-1][:8]}"
+            f":ckpt-step-{row.step}")
+    metrics = {k: v for k, v in (row.metrics or {}).items() if isinstance(v, int | float)}
+    metrics["step"] = row.step
+    return {"object": "fine_tuning.job.checkpoint", "id": row.id,
+            "created_at": unix(row.created_at), "fine_tuned_model_checkpoint": name,
+            "fine_tuning_job_id": row.job_id, "metrics": metrics, "step_number": row.step}
+
+
+def page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {"object": "list", "data": data, "has_more": has_more,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None}

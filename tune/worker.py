@@ -1,0 +1,250 @@
+"""The tune worker: claims queued jobs and runs them in this process.
+
+One job at a time. A heartbeat thread refreshes the job row every few seconds and reads
+``cancel_requested``; the training loop polls the flags it sets, so a cancel stops
+training within a step. Checkpoints go to the registry every ``checkpoint_every`` steps;
+if this process is SIGKILLed, its heartbeat goes stale, the next worker re-queues the
+job and resumes it from the last checkpoint with ``resume_from_checkpoint``. Any
+exception marks the job failed with its reason. The adapter is registered under an id
+derived from the job id, so a crash between "adapter stored" and "job succeeded" is
+finished by the next attempt instead of training a second adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from quanta.registry import NotFoundError, Registry
+from quanta.registry import tables as t
+from tune import queue
+from tune.datafiles import DatasetError
+from tune.spec import hyperparameters
+
+log = logging.getLogger("quanta.tune.worker")
+DEFAULT_STALE_AFTER = 60.0
+DEFAULT_HEARTBEAT = 2.0
+
+
+def adapter_id_for(job_id: str) -> str:
+    return "ft-" + job_id.split("-", 1)[-1]
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the claim alive and notices cancellation or loss of the job."""
+
+    def __init__(self, registry: Registry, job_id: str, worker_id: str, interval: float):
+        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
+        self.registry, self.job_id, self.worker_id = registry, job_id, worker_id
+        self.interval = interval
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._stop_event = threading.Event()
+
+    def beat(self) -> None:
+        try:
+            owned, cancel = queue.heartbeat(self.registry, self.job_id, self.worker_id)
+        except Exception:  # a busy database must not kill training; try again next beat
+            log.exception("heartbeat failed")
+            return
+        if not owned:
+            self.lost.set()
+        if cancel:
+            self.cancelled.set()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.beat()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def reason(self) -> str | None:
+        if self.lost.is_set():
+            return "lost"
+        if self.cancelled.is_set():
+            return "cancelled"
+        return None
+
+
+class Worker:
+    """Claims and runs jobs; ``progress(step, total, loss)`` lets the CLI draw a bar."""
+
+    def __init__(self, registry: Registry, *, worker_id: str | None = None,
+                 stale_after: float = DEFAULT_STALE_AFTER,
+                 heartbeat_interval: float = DEFAULT_HEARTBEAT,
+                 progress: Callable[[int, int, float | None], None] | None = None) -> None:
+        self.registry = registry
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.stale_after = stale_after
+        self.heartbeat_interval = heartbeat_interval
+        self.progress = progress
+
+    # -- loop ------------------------------------------------------------------------------
+
+    def run_once(self) -> str | None:
+        """Re-queue stale jobs, then claim and run one job; returns its id (None if idle)."""
+        queue.requeue_stale(self.registry, self.stale_after)
+        job_id = queue.claim_next(self.registry, self.worker_id)
+        if job_id is not None:
+            self.run_job(job_id)
+        return job_id
+
+    def run_forever(self, poll_interval: float = 2.0,
+                    should_exit: Callable[[], bool] = lambda: False) -> None:
+        while not should_exit():
+            if self.run_once() is None:
+                time.sleep(poll_interval)
+
+    # -- one job ---------------------------------------------------------------------------
+
+    def run_job(self, job_id: str) -> None:
+        beat = Heartbeat(self.registry, job_id, self.worker_id, self.heartbeat_interval)
+        beat.start()
+        workdir = Path(tempfile.mkdtemp(prefix=f"{job_id}.",
+                                        dir=self._work_root()))
+        try:
+            self._train_job(job_id, beat, workdir)
+        except Exception as exc:  # the job fails with its reason; the worker lives on
+            log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+            code = "invalid_training_file" if isinstance(exc, DatasetError) else "training_failed"
+            message = f"{type(exc).__name__}: {exc}"[:1000]
+            queue.finish(self.registry, job_id, self.worker_id, "failed",
+                         error={"code": code, "message": message, "param": None})
+        finally:
+            beat.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _work_root(self) -> Path:
+        root = self.registry.settings.resolved_home / "work"
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def _train_job(self, job_id: str, beat: Heartbeat, workdir: Path) -> None:
+        from quanta.models import model_path
+        from tune import eval as evaluation
+        from tune.trainer import TrainHooks, train
+
+        registry = self.registry
+        with registry.session() as s:
+            job = s.get(t.Job, job_id)
+            train_file = s.get(t.File, job.training_file_id)
+            valid_file = s.get(t.File, job.validation_file_id) if job.validation_file_id else None
+        method = job.method
+        options = method["quanta"]
+        max_length = int(options["max_length"])
+        train_examples = _read(registry, train_file)
+        valid_examples = _read(registry, valid_file) if valid_file else None
+        base_dir = model_path(registry, job.model)
+
+        # Finish an attempt that stored its adapter but died before marking the job done.
+        try:
+            adapter = registry.resolve_adapter(job.tenant_id, adapter_id_for(job_id))
+            queue.finish(registry, job_id, self.worker_id, "succeeded",
+                         fine_tuned_model=adapter.name, trained_tokens=job.trained_tokens)
+            return
+        except NotFoundError:
+            pass
+
+        before = self._eval_before(job_id, base_dir, valid_examples, options, max_length)
+        if beat.reason():
+            self._stop(job_id, beat.reason())
+            return
+
+        resume_dir = None
+        checkpoint = queue.latest_checkpoint(registry, job_id)
+        if checkpoint is not None:
+            resume_dir = registry.materialize(checkpoint.sha256)
+            queue.add_event(registry, job_id,
+                            f"Resuming from checkpoint at step {checkpoint.step}",
+                            data={"resumed_from_step": checkpoint.step})
+
+        def on_checkpoint(step: int, path: Path, metrics: dict[str, Any]) -> None:
+            if queue.store_checkpoint(registry, job_id, self.worker_id, step, path,
+                                      metrics) is None:
+                beat.lost.set()
+
+        def on_metrics(metrics: dict[str, Any]) -> None:
+            parts = [f"Step {metrics['step']}"]
+            if "train_loss" in metrics:
+                parts.append(f"training loss={metrics['train_loss']:.3f}")
+            if "valid_loss" in metrics:
+                parts.append(f"validation loss={metrics['valid_loss']:.3f}")
+            queue.add_event(registry, job_id, ", ".join(parts), type="metrics", data=metrics)
+
+        hooks = TrainHooks(on_metrics=on_metrics, on_checkpoint=on_checkpoint,
+                           should_stop=beat.reason,
+                           on_progress=self.progress or (lambda step, total, loss: None))
+        result = train(base_dir, method, train_examples, valid_examples, workdir,
+                       seed=job.seed, resume_from=resume_dir, hooks=hooks)
+        if result.stopped or beat.reason():
+            self._stop(job_id, result.stopped or beat.reason())
+            return
+
+        queue.add_event(registry, job_id, "Evaluating the tuned adapter")
+        after = evaluation.evaluate(result.model, result.tokenizer, valid_examples, options["eval"],
+                                    max_length)
+        if beat.reason():
+            self._stop(job_id, beat.reason())
+            return
+        config = {
+            "method": method["type"],
+            "lora": options["lora"],
+            "qlora": options["qlora"],
+            "hyperparameters": hyperparameters(method),
+            "max_steps": options["max_steps"],
+            "max_length": max_length,
+            "steps": result.steps,
+            "backend": result.backend,
+            "seed": job.seed,
+        }
+        if valid_examples and "heldout_loss" in after:
+            final = {"step": result.steps, "full_valid_loss": after["heldout_loss"],
+                     "full_valid_mean_token_accuracy": after["heldout_token_accuracy"]}
+            queue.add_event(registry, job_id, f"Step {result.steps}: full validation loss="
+                            f"{final['full_valid_loss']:.3f}", type="metrics", data=final)
+        adapter = registry.add_adapter(
+            job.tenant_id, job.model, result.adapter_dir, suffix=job.suffix, job_id=job_id,
+            training_file_id=job.training_file_id, config=config,
+            eval={"before": before, "after": after}, adapter_id=adapter_id_for(job_id))
+        queue.finish(registry, job_id, self.worker_id, "succeeded",
+                     fine_tuned_model=adapter.name, trained_tokens=result.trained_tokens,
+                     message=f"The job has successfully completed: {adapter.name}")
+
+    def _eval_before(self, job_id: str, base_dir: Path, valid_examples: Any,
+                     options: dict[str, Any], max_length: int) -> dict[str, Any]:
+        """The base model's scores, computed once per job (a resumed attempt reuses them)."""
+        from tune import eval as evaluation
+
+        with self.registry.session() as s:
+            for data in s.scalars(select(t.JobEvent.data).where(t.JobEvent.job_id == job_id)):
+                if data and "eval_before" in data:
+                    return data["eval_before"]
+        queue.add_event(self.registry, job_id, "Evaluating the base model")
+        before = evaluation.evaluate_base(base_dir, valid_examples, options["eval"], max_length)
+        queue.add_event(self.registry, job_id, "Base model evaluated",
+                        data={"eval_before": before})
+        return before
+
+    def _stop(self, job_id: str, reason: str | None) -> None:
+        if reason == "cancelled":
+            queue.finish(self.registry, job_id, self.worker_id, "cancelled")
+        # "lost": another worker owns the job now; leave it alone.
+
+
+def _read(registry: Registry, file_row: t.File) -> list[dict[str, Any]]:
+    from tune.datafiles import read_file
+
+    path = registry.blob_path(file_row.sha256, suffix=".jsonl")
+    return read_file(path, file_row.format)
