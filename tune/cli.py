@@ -175,6 +175,9 @@ def worker(
     stale_after: Annotated[float, typer.Option(help="Re-queue running jobs whose heartbeat "
                                                     "is older than this (seconds)")] = 60.0,
     heartbeat: Annotated[float, typer.Option(help="Heartbeat interval (seconds)")] = 2.0,
+    job_id: Annotated[str | None, typer.Option(help="With --once: run only this job (one "
+                                                    "Kubernetes Job per fine-tuning job)")
+                      ] = None,
 ) -> None:
     """Claim queued jobs from the registry database and train them."""
     import logging
@@ -184,9 +187,13 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     w = Worker(_registry(), stale_after=stale_after, heartbeat_interval=heartbeat)
     _console().print(f"worker {w.worker_id} polling every {poll_interval:g}s")
+    if job_id and not once:
+        from quanta.cli import UsageError
+
+        raise UsageError("--job-id needs --once")
     if once:
-        job_id = w.run_once()
-        _console().print(f"ran {job_id}" if job_id else "no queued job")
+        ran = w.run_once(job_id)
+        _console().print(f"ran {ran}" if ran else f"no queued job {job_id or ''}".rstrip())
         return
     with contextlib.suppress(KeyboardInterrupt):
         w.run_forever(poll_interval)

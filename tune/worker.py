@@ -93,10 +93,16 @@ class Worker:
 
     # -- loop ------------------------------------------------------------------------------
 
-    def run_once(self) -> str | None:
-        """Re-queue stale jobs, then claim and run one job; returns its id (None if idle)."""
+    def run_once(self, job_id: str | None = None) -> str | None:
+        """Re-queue stale jobs, then claim and run one job; returns its id (None if idle).
+
+        With ``job_id`` (a Kubernetes Job per fine-tuning job) only that job is claimed.
+        """
         queue.requeue_stale(self.registry, self.stale_after)
-        job_id = queue.claim_next(self.registry, self.worker_id)
+        if job_id is None:
+            job_id = queue.claim_next(self.registry, self.worker_id)
+        elif not queue.claim(self.registry, job_id, self.worker_id):
+            return None
         if job_id is not None:
             self.run_job(job_id)
         return job_id

@@ -85,3 +85,19 @@ def test_postgres_claims_use_skip_locked(postgres_url: str, tmp_path: Path) -> N
     registry, ids = _registry_with_jobs(settings, tmp_path, 12)
     assert registry.engine.dialect.name == "postgresql"
     _check(registry, ids, _claim_all(registry, 4))
+
+
+def test_worker_with_job_id_runs_only_that_job(quanta_home: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``quanta tune worker --once --job-id`` (one Kubernetes Job per job) claims just that one."""
+    from tune.worker import Worker
+
+    registry, ids = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 3)
+    ran: list[str] = []
+    monkeypatch.setattr(Worker, "run_job", lambda self, job_id: ran.append(job_id))
+    worker = Worker(registry, worker_id="k8s-job")
+    assert worker.run_once(ids[2]) == ids[2]
+    assert ran == [ids[2]]
+    assert worker.run_once(ids[2]) is None  # already claimed: not run twice
+    with registry.session() as s:
+        assert [s.get(t.Job, i).status for i in ids] == ["queued", "queued", "running"]
