@@ -283,8 +283,15 @@ def adapters_show(name: str, tenant: Annotated[str | None, typer.Option()] = Non
         table = Table("metric", "before", "after", title="evaluation")
         before, after = evaluation.get("before", {}), evaluation.get("after", {})
         for metric in sorted(set(before) | set(after)):
+            if isinstance(before.get(metric, after.get(metric)), list | dict):
+                continue  # sample answers: shown below
             table.add_row(metric, _fmt_metric(before.get(metric)), _fmt_metric(after.get(metric)))
         console.print(table)
+        answers = Table("question", "expected", "before", "after", title="sample answers")
+        for b, a in zip(before.get("samples", []), after.get("samples", []), strict=False):
+            answers.add_row(b["question"], b["expected"], b["answer"], a["answer"])
+        if answers.row_count:
+            console.print(answers)
 
 
 def _fmt_metric(value: Any) -> str:

@@ -74,6 +74,9 @@ def heldout_loss(model: Any, tokenizer: Any, examples: list[dict[str, Any]],
             "heldout_tokens": total_tokens}
 
 
+SAMPLE_ANSWERS = 3  # kept on the adapter row, so reports can show answers side by side
+
+
 def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 96,
                      batch_size: int = 8) -> dict[str, Any]:
     """Greedy answers to ``n`` held-out physics problems, checked numerically."""
@@ -86,6 +89,7 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
     problems = held_out_problems(n)
     device = next(model.parameters()).device
     correct = 0
+    samples: list[dict[str, Any]] = []
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     model.eval()
@@ -107,12 +111,17 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
                                      pad_token_id=tokenizer.pad_token_id, use_cache=True)
             texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
                                            skip_special_tokens=True)
-            correct += sum(bool(check_answer(p, text)) for p, text in zip(batch, texts,
-                                                                           strict=True))
+            for problem, text in zip(batch, texts, strict=True):
+                ok = bool(check_answer(problem, text))
+                correct += ok
+                if len(samples) < SAMPLE_ANSWERS:
+                    samples.append({"question": problem.question, "answer": text.strip(),
+                                    "expected": f"{problem.value:g} {problem.unit}",
+                                    "correct": ok})
     finally:
         tokenizer.padding_side = side
     return {"physics_accuracy": correct / len(problems), "physics_correct": correct,
-            "physics_n": len(problems)}
+            "physics_n": len(problems), "samples": samples}
 
 
 def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | None,

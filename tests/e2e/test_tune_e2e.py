@@ -78,6 +78,9 @@ def test_openai_sdk_fine_tune_end_to_end(quanta_home: Path, base_model_dir: Path
     before, after = adapter.eval["before"], adapter.eval["after"]
     assert {"heldout_loss", "physics_accuracy"} <= set(before) & set(after)
     assert after["heldout_loss"] < before["heldout_loss"]
+    # Sample answers are kept for side-by-side reports, with what was expected.
+    assert [s["question"] for s in before["samples"]] == [s["question"] for s in after["samples"]]
+    assert len(after["samples"]) == 2 and all(s["expected"] for s in after["samples"])
     adapter_dir = registry.materialize(adapter.sha256)
     assert (adapter_dir / "adapter_model.safetensors").is_file()
     assert registry.verify().ok
