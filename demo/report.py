@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +107,16 @@ def write_report(results: DemoResults, out_dir: Path) -> Path:
                          f"| {_fmt(e.get('perplexity_ratio'))} |")
         lines.append("")
     if results.served:
-        lines += ["## Served answers", "", "| engine | question | base | adapter |",
-                  "|---|---|---|---|"]
-        lines += [f"| {s['engine']} | {_cell(s['question'])} | {_cell(s['base'])} "
-                  f"| {_cell(s['adapter'])} |" for s in results.served]
+        lines += ["## Served answers", "", "| engine | question | expected | base | adapter |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {s['engine']} | {_cell(s['question'])} | {_cell(s.get('expected', ''))} "
+                  f"| {_cell(s['base'])} | {_cell(s['adapter'])} |" for s in results.served]
         lines.append("")
     lines += ["## Wall time per step", "", "| step | seconds |", "|---|---|"]
     lines += [f"| {step} | {seconds:.1f} |" for step, seconds in results.timings.items()]
     if results.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results.notes]
+    (out_dir / "results.json").write_text(json.dumps(asdict(results), indent=2, default=str))
     index = out_dir / "index.md"
     index.write_text("\n".join(lines) + "\n")
     return index

@@ -1,0 +1,293 @@
+"""The demo's steps. Each step reuses what the registry already holds, so a second run
+(or a run after Ctrl-C) picks up where the last one stopped instead of redoing it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from demo.processes import free_port, service
+from demo.report import DemoResults
+from quanta.data import (
+    bundled_physics_path,
+    held_out_chat_path,
+    held_out_problems,
+    problem_to_chat,
+)
+from quanta.models import DEFAULT_MODEL_ID, ensure_model
+from quanta.registry import Registry
+from quanta.registry import tables as t
+
+DEMO_SUFFIX = "physics"
+QUESTIONS = 3
+EXPORT_FORMATS = ("gguf-q4_k_m", "gguf-lora", "gptq")
+BASE_GGUF = "gguf-q4_k_m"
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """How big a run is: the default fits in 20 minutes on 2 CPU cores, --quick in a few."""
+
+    name: str
+    max_steps: int
+    batch_size: int
+    learning_rate_multiplier: float
+    physics_n: int
+    loss_examples: int
+    max_new_tokens: int
+    answer_tokens: int
+
+    @classmethod
+    def for_run(cls, quick: bool) -> DemoPlan:
+        if quick:
+            return cls("quick", max_steps=12, batch_size=8, learning_rate_multiplier=5.0,
+                       physics_n=4, loss_examples=16, max_new_tokens=64, answer_tokens=48)
+        return cls("full", max_steps=100, batch_size=8, learning_rate_multiplier=2.0,
+                   physics_n=30, loss_examples=30, max_new_tokens=96, answer_tokens=96)
+
+
+class Demo:
+    """Runs the story step by step and fills in :class:`DemoResults`."""
+
+    def __init__(self, registry: Registry, plan: DemoPlan, workdir: Path,
+                 console: Console) -> None:
+        self.registry = registry
+        self.plan = plan
+        self.workdir = workdir
+        self.console = console
+        self.results = DemoResults(base_model=DEFAULT_MODEL_ID, quick=plan.name == "quick")
+        self.tenant = registry.settings.default_tenant
+        self.adapter: t.Adapter | None = None
+        self._key_id, self.api_key = self._demo_key()
+
+    def _demo_key(self) -> tuple[str, str]:
+        """A key of the local tenant for this run's clients (revoked by :meth:`close`)."""
+        from quanta.tenancy import create_key
+
+        row, plaintext = create_key(self.registry, self.tenant, "quanta demo")
+        return row.id, plaintext
+
+    def close(self) -> None:
+        from quanta.tenancy import revoke_key
+
+        revoke_key(self.registry, self._key_id)
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self.console.rule(f"[bold]{title}")
+        start = time.monotonic()
+        yield
+        self.results.timings[title] = time.monotonic() - start
+
+    # -- 1. base model --------------------------------------------------------------------
+
+    def import_base_model(self) -> None:
+        with self.step("import base model"):
+            row = ensure_model(self.registry)
+            self.console.print(f"{row.id}: {row.architecture}, {row.bytes / 1e6:.0f} MB in the "
+                               f"registry at {self.registry.settings.resolved_home}")
+
+    # -- 2-4. tune, with evaluation before and after ----------------------------------------
+
+    def _latest_job(self, *statuses: str) -> t.Job | None:
+        with self.registry.session() as s:
+            return s.scalar(select(t.Job).where(
+                t.Job.tenant_id == self.tenant, t.Job.status.in_(statuses),
+                t.Job.suffix == f"{DEMO_SUFFIX}-{self.plan.name}",
+            ).order_by(t.Job.created_at.desc()))
+
+    def tune(self) -> None:
+        with self.step("fine-tune (base eval, training, adapter eval)"):
+            job = self._latest_job("succeeded")
+            if job is None:
+                self._run_job()
+                job = self._latest_job("succeeded")
+                if job is None:
+                    raise RuntimeError("the fine-tuning job did not succeed; see its events: "
+                                       "quanta tune jobs ls")
+            else:
+                self.console.print(f"reusing {job.fine_tuned_model} from job {job.id}")
+            self.adapter = self.registry.resolve_adapter(self.tenant, job.fine_tuned_model or "")
+            self.results.adapter = self.adapter.name
+            self.results.loss_curve = self._loss_curve(job.id)
+            evaluation = self.adapter.eval or {}
+            self.results.eval_before = evaluation.get("before", {})
+            self.results.eval_after = evaluation.get("after", {})
+            self.results.examples = [
+                {"question": b["question"], "expected": b["expected"], "base": b["answer"],
+                 "adapter": a["answer"]}
+                for b, a in zip(self.results.eval_before.get("samples", []),
+                                self.results.eval_after.get("samples", []), strict=False)]
+            self._print_eval()
+
+    def _job_request(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "model": DEFAULT_MODEL_ID,
+            "suffix": f"{DEMO_SUFFIX}-{plan.name}",
+            "seed": 0,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": {
+                "n_epochs": 1, "batch_size": plan.batch_size,
+                "learning_rate_multiplier": plan.learning_rate_multiplier}}},
+            "extra_body": {"quanta": {
+                "max_steps": plan.max_steps, "checkpoint_every": max(5, plan.max_steps // 4),
+                "max_length": 256,
+                "eval": {"physics_n": plan.physics_n, "loss_examples": plan.loss_examples,
+                         "max_new_tokens": plan.max_new_tokens}}},
+        }
+
+    def _run_job(self) -> None:
+        from openai import OpenAI
+
+        port = free_port()
+        logs = self.workdir / "logs"
+        url = f"http://127.0.0.1:{port}"
+        with service(["tune", "api", "--port", str(port)], logs / "tune-api.log",
+                     health_url=f"{url}/health", timeout=120), \
+             service(["tune", "worker", "--poll-interval", "1", "--stale-after", "15"],
+                     logs / "tune-worker.log"):
+            client = OpenAI(base_url=f"{url}/v1", api_key=self.api_key, max_retries=2)
+            unfinished = self._latest_job("validating_files", "queued", "running")
+            if unfinished is not None:  # interrupted earlier: the worker resumes it
+                self.console.print(f"resuming job {unfinished.id} from its last checkpoint")
+                self._follow(client, unfinished.id)
+                return
+            with open(bundled_physics_path(), "rb") as fh:
+                train = client.files.create(file=fh, purpose="fine-tune")
+            with open(held_out_chat_path(), "rb") as fh:
+                valid = client.files.create(file=fh, purpose="fine-tune")
+            self.console.print(f"uploaded {train.id} (bundled physics set), {valid.id} "
+                               "(held-out problems)")
+            job = client.fine_tuning.jobs.create(training_file=train.id,
+                                                 validation_file=valid.id,
+                                                 **self._job_request())
+            self.console.print(f"job {job.id}: {job.status}")
+            self._follow(client, job.id)
+
+    def _follow(self, client: Any, job_id: str) -> None:
+        """Show the job's progress from its events until it ends."""
+        seen: set[str] = set()
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=self.console) as progress:
+            task = progress.add_task("waiting for the worker", total=self.plan.max_steps, loss="")
+            while True:
+                job = client.fine_tuning.jobs.retrieve(job_id)
+                events = client.fine_tuning.jobs.list_events(job_id, limit=100).data
+                for event in reversed(events):
+                    if event.id in seen:
+                        continue
+                    seen.add(event.id)
+                    data = getattr(event, "data", None) or {}
+                    if event.type == "metrics" and "step" in data:
+                        loss = data.get("train_loss")
+                        progress.update(task, completed=data["step"], description="training",
+                                        loss=f"loss {loss:.3f}" if loss is not None else "")
+                    else:
+                        progress.console.print(f"[dim]{event.message}")
+                if job.status in ("succeeded", "failed", "cancelled"):
+                    progress.update(task, description=job.status)
+                    if job.status != "succeeded":
+                        raise RuntimeError(f"job {job_id} {job.status}: {job.error}")
+                    return
+                time.sleep(2)
+
+    def _loss_curve(self, job_id: str) -> list[tuple[int, float]]:
+        curve = []
+        with self.registry.session() as s:
+            for event in s.scalars(select(t.JobEvent).where(t.JobEvent.job_id == job_id,
+                                                            t.JobEvent.type == "metrics")
+                                   .order_by(t.JobEvent.seq)):
+                data = event.data or {}
+                if data.get("train_loss") is not None and data.get("step") is not None:
+                    curve.append((int(data["step"]), float(data["train_loss"])))
+        return curve
+
+    def _print_eval(self) -> None:
+        before, after = self.results.eval_before, self.results.eval_after
+        table = Table("metric", "base", "adapter", title="held-out evaluation")
+        for metric in sorted(set(before) | set(after)):
+            if isinstance(before.get(metric, after.get(metric)), list | dict):
+                continue
+            table.add_row(metric, _fmt(before.get(metric)), _fmt(after.get(metric)))
+        self.console.print(table)
+        answers = Table("question", "expected", "base", "adapter", title="example answers")
+        for example in self.results.examples:
+            answers.add_row(example["question"], example["expected"], example["base"],
+                            example["adapter"])
+        if self.results.examples:
+            self.console.print(answers)
+
+    # -- 5. exports -------------------------------------------------------------------------
+
+    def export(self) -> None:
+        from quantize.exporters import export
+
+        assert self.adapter is not None
+        with self.step("export (GGUF q4_k_m + LoRA GGUF, GPTQ)"):
+            table = Table("format", "size", "perplexity", "vs unquantized", title="exports")
+            # The llama.cpp engine serves the base model from its own GGUF export.
+            if self.registry.find_export(base_model_id=self.adapter.base_model_id,
+                                         format=BASE_GGUF) is None:
+                with self.console.status(f"exporting the base model to {BASE_GGUF}..."):
+                    export(self.registry, self.adapter.base_model_id, BASE_GGUF)
+            for fmt in EXPORT_FORMATS:
+                row = self.registry.find_export(base_model_id=self.adapter.base_model_id,
+                                                format=fmt, adapter_id=self.adapter.id)
+                if row is None:
+                    with self.console.status(f"exporting {fmt}..."):
+                        row = export(self.registry, self.adapter.name, fmt, tenant_id=self.tenant)
+                metrics = row.metrics or {}
+                self.results.exports.append({"format": fmt, "bytes": row.bytes, **metrics})
+                table.add_row(fmt, f"{row.bytes / 1e6:.1f} MB", _fmt(metrics.get("perplexity")),
+                              _fmt(metrics.get("perplexity_ratio")))
+            self.console.print(table)
+
+    # -- 6. serving -------------------------------------------------------------------------
+
+    def serve(self, engine: str) -> None:
+        assert self.adapter is not None
+        with self.step(f"serve with {engine} and ask"):
+            port = free_port()
+            args = ["serve", "--engine", engine, "--port", str(port), "--grpc-port", "0"]
+            log = self.workdir / "logs" / f"serve-{engine}.log"
+            with service(args, log, health_url=f"http://127.0.0.1:{port}/health", timeout=420):
+                self._ask(engine, f"http://127.0.0.1:{port}/v1")
+
+    def _ask(self, engine: str, base_url: str) -> None:
+        from openai import OpenAI
+
+        assert self.adapter is not None
+        client = OpenAI(base_url=base_url, api_key=self.api_key, max_retries=2, timeout=300)
+        table = Table("question", "base", "adapter", title=f"answers served by {engine}")
+        for problem in held_out_problems(QUESTIONS):
+            # Ask as the adapter was trained: the physics system prompt, then the question.
+            messages = [{"role": m["role"], "content": m["content"]}
+                        for m in problem_to_chat(problem)["messages"] if m["role"] != "assistant"]
+            answers = {}
+            for label, model in (("base", DEFAULT_MODEL_ID), ("adapter", self.adapter.name)):
+                reply = client.chat.completions.create(
+                    model=model, temperature=0, max_tokens=self.plan.answer_tokens,
+                    messages=messages)
+                answers[label] = reply.choices[0].message.content or ""
+            self.results.served.append({"engine": engine, "question": problem.question,
+                                        "expected": f"{problem.value:g} {problem.unit}",
+                                        **answers})
+            table.add_row(problem.question, answers["base"], answers["adapter"])
+        self.console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
