@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     # Localhost single-user mode: requests without an API key act as the default tenant.
     allow_anonymous: bool = True
     max_upload_bytes: int = 512 * 1024 * 1024
+    # serve: per-tenant admission control (0 disables); beyond it requests get 429.
+    tenant_max_concurrency: int = 64
+    tenant_rate: float = 0.0  # requests per second
+    tenant_burst: int = 0  # token-bucket size; 0: ceil(rate)
 
     @property
     def resolved_home(self) -> Path:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quanta.registry import NotFoundError, Registry
+from quanta.registry import CorruptBlobError, NotFoundError, Registry
 from quanta.registry import tables as t
 from quanta.tenancy import AuthError, Principal, authenticate, bearer_token
 from serve.errors import (
+    AdapterCorruptError,
     AdapterUnavailableError,
     AuthenticationError,
     ModelNotFoundError,
@@ -37,13 +38,17 @@ class ModelAccess:
     """Authentication and ownership checks for one served base model."""
 
     def __init__(self, registry: Registry, base_model_id: str, served_name: str,
-                 available: Callable[[], set[str]] | None = None) -> None:
+                 available: Callable[[], set[str]] | None = None,
+                 verify: Callable[[t.Adapter], object] | None = None) -> None:
         """``available``: for engines with a fixed model list (llama.cpp), the adapter
-        names they can serve; None means any adapter of the base (vLLM loads on demand)."""
+        names they can serve; None means any adapter of the base (vLLM loads on demand).
+        ``verify``: materialise-and-check an adapter's files (raises CorruptBlobError), so a
+        corrupt adapter is refused before the engine ever loads it."""
         self.registry = registry
         self.base_model_id = base_model_id
         self.served_name = served_name
         self.available = available
+        self.verify = verify
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller behind an ``Authorization`` header value; raises AuthenticationError."""
@@ -68,6 +73,13 @@ class ModelAccess:
             raise AdapterUnavailableError(
                 f"The adapter `{model}` has no export this server can load "
                 "(llama.cpp serves adapters exported as LoRA GGUF when it starts).")
+        if self.verify is not None:
+            try:
+                self.verify(adapter)
+            except (CorruptBlobError, NotFoundError) as exc:
+                raise AdapterCorruptError(
+                    f"The adapter `{model}` failed its integrity check ({exc}); it is not "
+                    "served. An operator should run `quanta registry verify`.") from None
         return ResolvedModel(adapter.name, adapter)
 
     def adapters(self, principal: Principal) -> list[t.Adapter]:

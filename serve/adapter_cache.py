@@ -3,7 +3,10 @@
 The resolver knows only an adapter's name (the middleware has already checked the
 tenant and rewritten aliases), so lookups here are by the globally unique ``ft:`` name
 or id. Files are materialised once under ``QUANTA_HOME/cache/<sha256>`` (verified on the
-way out by the registry) and reused: a hit costs one indexed query.
+way out by the registry) and reused. A cached copy is re-hashed against the manifest
+the first time this process uses it and whenever the engine (re)loads it through the
+resolver, so a bit flipped in the cache or in the store is refused, never served;
+later hits within the process cost a set lookup.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import select
 from quanta.config import get_settings
 from quanta.registry import Registry
 from quanta.registry import tables as t
+from quanta.registry.store import sha256_file
 from serve import metrics
 
 
@@ -26,6 +30,9 @@ class AdapterCache:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self._verified: set[str] = set()
+        self._lock = threading.Lock()
+        self._sha_locks: dict[str, threading.Lock] = {}
 
     def lookup(self, name: str) -> t.Adapter | None:
         with self.registry.session() as s:
@@ -39,14 +46,44 @@ class AdapterCache:
         with self.registry.session() as s:
             return set(s.scalars(select(t.Adapter.name).where(t.Adapter.name.in_(names))))
 
-    def materialize(self, adapter: t.Adapter) -> Path:
-        """A local peft directory for the adapter; counts cache hits and misses."""
-        cached = self.registry.settings.cache_dir / adapter.sha256
+    def materialize(self, adapter: t.Adapter, reverify: bool = False) -> Path:
+        """A verified local peft directory for the adapter; counts cache hits and misses.
+
+        Raises CorruptBlobError when neither the cached copy nor the store holds the
+        content the adapter's sha256 names. ``reverify``: re-hash even if this process
+        checked the copy before (the resolver does, right before the engine reads it).
+        """
+        sha = adapter.sha256
+        with self._lock:
+            sha_lock = self._sha_locks.setdefault(sha, threading.Lock())
+        with sha_lock:  # one materialisation per adapter at a time; the others reuse it
+            return self._materialize(sha, reverify)
+
+    def _materialize(self, sha: str, reverify: bool) -> Path:
+        cached = self.registry.settings.cache_dir / sha
         if cached.is_dir():
-            metrics.RESOLVER_CACHE_HITS.inc()
-            return cached
+            if (sha in self._verified and not reverify) or self._cached_ok(sha, cached):
+                with self._lock:
+                    self._verified.add(sha)
+                metrics.RESOLVER_CACHE_HITS.inc()
+                return cached
+            shutil.rmtree(cached, ignore_errors=True)  # corrupt copy: fetch it again
         metrics.RESOLVER_CACHE_MISSES.inc()
-        return self.registry.materialize(adapter.sha256)
+        path = self.registry.materialize(sha)  # verifies every file on the way out
+        with self._lock:
+            self._verified.add(sha)
+        return path
+
+    def _cached_ok(self, sha: str, cached: Path) -> bool:
+        """Do the cached files match the manifest (names and hashes)?"""
+        files = self.registry.read_manifest(sha)  # CorruptBlobError if the manifest rotted
+        present = {p.relative_to(cached).as_posix() for p in cached.rglob("*") if p.is_file()}
+        if present != set(files):
+            return False
+        try:
+            return all(sha256_file(cached / rel) == info["sha256"] for rel, info in files.items())
+        except OSError:
+            return False
 
     def forget(self, path: Path) -> None:
         """Remove a deleted adapter's materialised files unless another adapter shares them."""
@@ -56,6 +93,8 @@ class AdapterCache:
                 return
         if path.parent == self.registry.settings.cache_dir:
             shutil.rmtree(path, ignore_errors=True)
+            with self._lock:
+                self._verified.discard(sha)
 
 
 _lock = threading.Lock()

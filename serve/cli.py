@@ -30,6 +30,14 @@ def serve(
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache size (CPU)")] = 1.0,
     gguf_format: Annotated[str, typer.Option(help="llama-cpp: which GGUF export to "
                                                   "serve")] = "gguf-q4_k_m",
+    tenant_max_concurrency: Annotated[int | None, typer.Option(
+        help="Requests one tenant may have in flight; more get 429 (0: unlimited; default "
+             "QUANTA_TENANT_MAX_CONCURRENCY or 64)")] = None,
+    tenant_rate: Annotated[float | None, typer.Option(
+        help="Requests per second per tenant (token bucket); more get 429 with "
+             "Retry-After (0: unlimited, the default)")] = None,
+    tenant_burst: Annotated[int | None, typer.Option(
+        help="Token-bucket size for --tenant-rate (default: ceil(rate))")] = None,
 ) -> None:
     """Serve the base model and every tenant's adapters (OpenAI HTTP, gRPC, /metrics).
 
@@ -41,5 +49,7 @@ def serve(
                            grpc_port=grpc_port or None, max_loras=max_loras,
                            max_cpu_loras=max_cpu_loras, max_lora_rank=max_lora_rank,
                            max_model_len=max_model_len, kv_cache_gib=kv_cache_gib,
-                           gguf_format=gguf_format, extra_args=list(ctx.args))
+                           gguf_format=gguf_format, tenant_max_concurrency=tenant_max_concurrency,
+                           tenant_rate=tenant_rate, tenant_burst=tenant_burst,
+                           extra_args=list(ctx.args))
     get_engine(engine).run(options)

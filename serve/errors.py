@@ -22,6 +22,10 @@ class ServeError(Exception):
     def body(self) -> dict[str, Any]:
         return error_body(str(self), self.type, self.status, self.param)
 
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Extra HTTP response headers (``Retry-After`` for 429)."""
+        return []
+
 
 class AuthenticationError(ServeError):
     status, type = 401, "AuthenticationError"
@@ -51,6 +55,12 @@ class AdapterUnavailableError(ServeError):
     """The tenant owns the adapter but this engine cannot serve it (no suitable export)."""
 
     status, type, param = 404, "NotFoundError", "model"
+
+
+class AdapterCorruptError(ServeError):
+    """The adapter's stored files fail their sha256 check (or are missing): never served."""
+
+    status, type, param = 500, "InternalServerError", "model"
 
 
 class BadRequestError(ServeError):

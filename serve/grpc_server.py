@@ -28,6 +28,7 @@ from serve.adapter_sync import AdapterSync
 from serve.errors import ServeError, grpc_code
 from serve.grpc_gen import inference_pb2 as pb
 from serve.grpc_gen import inference_pb2_grpc as pb_grpc
+from serve.limits import TenantLimiter, TenantLimits
 
 logger = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
@@ -42,16 +43,19 @@ class _Failed(Exception):
 
 
 class InferenceServicer(pb_grpc.InferenceServicer):
-    def __init__(self, state: Any, access: ModelAccess, sync: AdapterSync) -> None:
+    def __init__(self, state: Any, access: ModelAccess, sync: AdapterSync,
+                 limiter: TenantLimiter | None = None) -> None:
         self.state = state
         self.access = access
         self.sync = sync
+        self.limiter = limiter or TenantLimiter(TenantLimits())
 
     # -- calls -----------------------------------------------------------------------------
 
     async def Generate(self, request: pb.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
         principal, resolved = await self._admit(request.model, context)
+        await self._acquire(principal, context)
         try:
             result = await self._run(request, resolved, stream=False)
             choice = result.choices[0]
@@ -59,6 +63,8 @@ class InferenceServicer(pb_grpc.InferenceServicer):
             usage = result.usage.model_dump() if result.usage else {}
         except _Failed as exc:
             await self._abort(context, principal, resolved, exc.status, str(exc))
+        finally:
+            self.limiter.release(principal.tenant_id)
         metrics.record_request(principal.tenant_id, resolved.engine_name, 200)
         metrics.record_usage(principal.tenant_id, resolved.engine_name, usage)
         return pb.GenerateResponse(id=result.id, model=result.model, text=text or "",
@@ -68,6 +74,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
     async def GenerateStream(self, request: pb.GenerateRequest,
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateChunk]:
         principal, resolved = await self._admit(request.model, context)
+        await self._acquire(principal, context)
         usage: dict = {}
         try:
             events = await self._run(request, resolved, stream=True)
@@ -86,6 +93,8 @@ class InferenceServicer(pb_grpc.InferenceServicer):
                 yield chunk
         except _Failed as exc:
             await self._abort(context, principal, resolved, exc.status, str(exc))
+        finally:
+            self.limiter.release(principal.tenant_id)
         metrics.record_request(principal.tenant_id, resolved.engine_name, 200)
         metrics.record_usage(principal.tenant_id, resolved.engine_name, usage)
 
@@ -139,6 +148,16 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         except ServeError as exc:
             metrics.record_request(principal.tenant_id, "unknown", exc.status)
             await context.abort(grpc_code(exc.status), str(exc))
+            raise
+
+    async def _acquire(self, principal: Principal, context: grpc.aio.ServicerContext) -> None:
+        """Per-tenant admission (RESOURCE_EXHAUSTED + ``retry-after`` metadata when over)."""
+        try:
+            self.limiter.acquire(principal.tenant_id)
+        except ServeError as exc:
+            metrics.record_request(principal.tenant_id, "unknown", exc.status)
+            retry = tuple((k.decode(), v.decode()) for k, v in exc.headers())
+            await context.abort(grpc_code(exc.status), str(exc), trailing_metadata=retry)
             raise
 
     async def _abort(self, context: grpc.aio.ServicerContext, principal: Principal,
@@ -216,10 +235,11 @@ async def _sse_payloads(events: AsyncIterator[str]) -> AsyncIterator[dict]:
 
 
 async def start_grpc_server(state: Any, access: ModelAccess, sync: AdapterSync, host: str,
-                            port: int) -> grpc.aio.Server:
+                            port: int, limiter: TenantLimiter | None = None) -> grpc.aio.Server:
     """Start the gRPC server (Inference, health, reflection) on the running event loop."""
     server = grpc.aio.server()
-    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(state, access, sync), server)
+    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(state, access, sync, limiter),
+                                            server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -43,7 +43,15 @@ class RegistryLoRAResolver(LoRAResolver):
             logger.warning("adapter %s is for base %s, not %s", lora_name,
                            adapter.base_model_id, base)
             return None
-        path = await asyncio.to_thread(cache.materialize, adapter)
+        from quanta.registry import CorruptBlobError, NotFoundError
+
+        try:
+            path = await asyncio.to_thread(cache.materialize, adapter, True)
+        except (CorruptBlobError, NotFoundError) as exc:
+            # The middleware refuses corrupt adapters with 500 first; this covers a copy
+            # that rotted in between: refuse to load rather than serve wrong weights.
+            logger.error("adapter %s failed its integrity check: %s", lora_name, exc)
+            return None
         # vLLM overwrites lora_int_id with its own counter.
         return LoRARequest(lora_name=lora_name, lora_int_id=1, lora_path=str(path))
 

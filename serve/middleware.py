@@ -13,6 +13,8 @@ the engine never sees a request it should not serve:
   adapters that are not loaded yet;
 * the engine's raw adapter load/unload endpoints (which take server paths), non-JSON
   POST bodies and websockets are refused;
+* each tenant's requests in flight and request rate are capped (``serve.limits``):
+  beyond them the answer is 429 with ``Retry-After`` at once, never an unbounded queue;
 * ``quanta_requests_total`` and ``quanta_tokens_total`` are counted from the response
   (for streams, ``stream_options.include_usage`` is requested and the extra usage chunk
   is dropped again when the client had not asked for it).
@@ -33,6 +35,7 @@ from quanta.tenancy import Principal
 from serve import metrics
 from serve.access import ModelAccess, ResolvedModel
 from serve.errors import BadRequestError, PermissionDeniedError, ServeError
+from serve.limits import TenantLimiter, TenantLimits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,33 +45,54 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/health", "/ping", "/version", "/metrics", "/load", "/docs",
                           "/openapi.json", "/redoc"})
+# Operator endpoints of vLLM: never for tenants. Some exist only in vLLM's dev/RL modes;
+# they are listed anyway so that turning such a mode on cannot expose them. Aborting
+# requests by id would let one tenant cancel another's generations.
 ENGINE_ADMIN_PATHS = frozenset({"/v1/load_lora_adapter", "/v1/unload_lora_adapter",
                                 "/is_sleeping", "/sleep", "/wake_up", "/reset_prefix_cache",
-                                "/collective_rpc", "/scale_elastic_ep"})
+                                "/collective_rpc", "/scale_elastic_ep", "/is_scaling_elastic_ep",
+                                "/inference/v1/abort_requests", "/abort_requests",
+                                "/pause", "/resume", "/is_paused", "/start_profile",
+                                "/stop_profile", "/reset_mm_cache", "/reset_encoder_cache",
+                                "/release_kv_cache_memory", "/server_info", "/weight_info",
+                                "/get_world_size", "/update_weights", "/start_weight_update",
+                                "/finish_weight_update", "/start_draft_weight_update",
+                                "/update_weight_version", "/init_weight_transfer_engine",
+                                "/shutdown_weight_transfer_engine", "/weight_checker",
+                                "/fault_tolerance/status", "/kv_event_sources"})
+# vLLM's SageMaker routes: ``POST /adapters`` registers an adapter from a path (like
+# /v1/load_lora_adapter), and these headers rewrite the body's model after middleware.
+SAGEMAKER_ADAPTER_HEADERS = ("x-amzn-sagemaker-adapter",)
 USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 _configured: ModelAccess | None = None
+_configured_limiter: TenantLimiter | None = None
 
 
-def configure(access: ModelAccess) -> None:
-    """Set the access rules for middleware that vLLM instantiates itself (``--middleware``)."""
-    global _configured
+def configure(access: ModelAccess, limiter: TenantLimiter | None = None) -> None:
+    """Set the access rules (and per-tenant limits) for middleware that vLLM
+    instantiates itself (``--middleware``)."""
+    global _configured, _configured_limiter
     _configured = access
+    _configured_limiter = limiter
 
 
 class TenancyMiddleware:
     """Wraps an OpenAI-compatible ASGI app; see the module docstring."""
 
     def __init__(self, app: ASGIApp, access: ModelAccess | None = None,
-                 check_sampling: bool = False) -> None:
+                 check_sampling: bool = False, limiter: TenantLimiter | None = None) -> None:
         """``check_sampling``: reject out-of-range sampling parameters here, for engines
-        that accept them silently (llama-cpp-python); vLLM validates them itself."""
+        that accept them silently (llama-cpp-python); vLLM validates them itself.
+        ``limiter``: per-tenant admission control (default: the configured one, else none)."""
         if access is None and _configured is None:
             raise RuntimeError("serve.middleware.configure(access) was not called")
         self.app = app
         self.check_sampling = check_sampling
         self.access: ModelAccess = access or _configured  # type: ignore[assignment]
+        self.limiter: TenantLimiter = (limiter or _configured_limiter
+                                       or TenantLimiter(TenantLimits()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -80,15 +104,24 @@ class TenancyMiddleware:
             await self.app(scope, receive, send)
             return
         tenant = "-"
+        admitted = False
         try:
             headers = _headers(scope)
             principal = await asyncio.to_thread(self.access.authenticate,
                                                 headers.get("authorization"))
             tenant = principal.tenant_id
-            if path in ENGINE_ADMIN_PATHS:
+            if path in ENGINE_ADMIN_PATHS or path == "/adapters" or \
+                    path.startswith("/adapters/"):
                 raise PermissionDeniedError(
                     f"{path} is not available: adapters are loaded from the registry "
                     "on first use")
+            if any(name.startswith(SAGEMAKER_ADAPTER_HEADERS) for name in headers):
+                # vLLM's SageMaker layer would put this header's adapter into the body
+                # after the ownership check below: refuse rather than be bypassed.
+                raise BadRequestError("SageMaker adapter headers are not supported: name the "
+                                      "model in the request body", param="model")
+            self.limiter.acquire(tenant)
+            admitted = True
             if path == "/v1/models" and scope["method"] == "GET":
                 await self._list_models(principal, scope, receive, send)
                 return
@@ -98,11 +131,13 @@ class TenancyMiddleware:
                     raise BadRequestError("Content-Type must be application/json")
                 await self._model_request(principal, scope, receive, send)
                 return
+            await self.app(scope, receive, send)
         except ServeError as exc:
-            await _send_json(send, exc.status, exc.body())
+            await _send_json(send, exc.status, exc.body(), exc.headers())
             metrics.record_request(tenant, "unknown", exc.status)
-            return
-        await self.app(scope, receive, send)
+        finally:
+            if admitted:
+                self.limiter.release(tenant)
 
     async def _model_request(self, principal: Principal, scope: Scope, receive: Receive,
                              send: Send) -> None:
@@ -291,9 +326,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _send_json(send: Send, status: int, payload: Any) -> None:
+async def _send_json(send: Send, status: int, payload: Any,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps(payload).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})

@@ -18,7 +18,7 @@ from quanta.registry import Registry
 from quanta.tenancy import Principal, authenticate, bearer_token
 from tune.errors import InvalidRequestError, install_handlers
 from tune.service import TuneService
-from tune.upload import read_upload
+from tune.upload import read_upload, sweep_uploads
 
 
 def _principal(request: Request) -> Principal:
@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     settings = settings or get_settings()
     registry = registry or Registry.open(settings)
     service = TuneService(registry)
+    uploads = registry.settings.resolved_home / "uploads"
+    sweep_uploads(uploads)
     metrics_registry = _metrics_registry(service)
     app = FastAPI(title="Quanta tune", version="1", docs_url="/docs")
     app.state.service = service
@@ -76,8 +78,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @app.post("/v1/files")
     async def create_file(request: Request, caller: Caller) -> dict[str, Any]:
-        upload = await read_upload(request, registry.settings.max_upload_bytes,
-                                   registry.settings.resolved_home / "uploads")
+        upload = await read_upload(request, registry.settings.max_upload_bytes, uploads)
         try:
             return service.create_file(caller.tenant_id, upload.filename,
                                        upload.fields.get("purpose"), upload.path or Path())

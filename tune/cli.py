@@ -192,6 +192,7 @@ def worker(
 
         raise UsageError("--job-id needs --once")
     if once:
+        w.sweep_workdirs()
         ran = w.run_once(job_id)
         _console().print(f"ran {ran}" if ran else f"no queued job {job_id or ''}".rstrip())
         return

@@ -20,7 +20,7 @@ from quanta.registry import Registry
 from quanta.registry import tables as t
 from quanta.registry.ids import new_id
 from tune import objects, queue
-from tune.datafiles import METHOD_FORMATS, validate_bytes
+from tune.datafiles import METHOD_FORMATS, validate_upload
 from tune.errors import ConflictError, InvalidRequestError, NotFoundError
 from tune.spec import parse_request, resolve
 
@@ -70,7 +70,7 @@ class TuneService:
         if not filename:
             raise InvalidRequestError("Missing file part 'file'", param="file")
         filename = safe_filename(filename)
-        report = validate_bytes(path.read_bytes(), filename)
+        report = validate_upload(path, filename)
         if not report.ok:
             shown = "; ".join(report.errors[:5])
             more = f" (and {len(report.errors) - 5} more)" if len(report.errors) > 5 else ""

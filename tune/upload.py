@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,18 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
         upload.discard()
         raise
     return upload
+
+
+def sweep_uploads(tmp_dir: Path, older_than: float = 3600.0) -> int:
+    """Delete partial uploads a killed API process left behind; returns how many.
+
+    Only files older than ``older_than`` seconds go: another API replica sharing the
+    directory may be streaming a recent one right now.
+    """
+    if not tmp_dir.is_dir():
+        return 0
+    cutoff = time.time() - older_than
+    stale = [p for p in tmp_dir.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)

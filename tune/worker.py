@@ -109,6 +109,7 @@ class Worker:
 
     def run_forever(self, poll_interval: float = 2.0,
                     should_exit: Callable[[], bool] = lambda: False) -> None:
+        self.sweep_workdirs()
         while not should_exit():
             if self.run_once() is None:
                 time.sleep(poll_interval)
@@ -136,6 +137,21 @@ class Worker:
         root = self.registry.settings.resolved_home / "work"
         root.mkdir(parents=True, exist_ok=True)
         return root
+
+    def sweep_workdirs(self) -> int:
+        """Remove scratch directories that killed workers left behind; returns how many.
+
+        A directory is named ``<job_id>.<random>``; it is kept while its job is running
+        (a live worker, possibly another one, may be using it).
+        """
+        removed = 0
+        with self.registry.session() as s:
+            running = set(s.scalars(select(t.Job.id).where(t.Job.status == "running")))
+        for workdir in self._work_root().iterdir():
+            if workdir.name.split(".", 1)[0] not in running:
+                shutil.rmtree(workdir, ignore_errors=True)
+                removed += 1
+        return removed
 
     def _train_job(self, job_id: str, beat: Heartbeat, workdir: Path) -> None:
         from quanta.models import model_path

@@ -23,7 +23,13 @@ from quanta.data.physics import (
 )
 from quanta.data.stats import dataset_stats
 from quanta.data.units import normalise_unit
-from quanta.data.validate import ValidationReport, read_examples, validate_bytes, validate_file
+from quanta.data.validate import (
+    ValidationReport,
+    read_examples,
+    validate_bytes,
+    validate_file,
+    validate_upload,
+)
 
 __all__ = [
     "FORMATS",
@@ -46,5 +52,6 @@ __all__ = [
     "read_examples",
     "validate_bytes",
     "validate_file",
+    "validate_upload",
     "write_jsonl",
 ]

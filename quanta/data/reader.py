@@ -7,8 +7,9 @@ objects (located by 1-based record number) or one pretty-printed object.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,24 @@ def _parse_jsonl(text: str, name: str) -> tuple[list[RawRecord], list[str]]:
         except json.JSONDecodeError as exc:
             errors.append(f"{name}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})")
     return records, errors
+
+
+def iter_jsonl(stream: BinaryIO, name: str) -> Iterator[RawRecord | str]:
+    """JSON Lines read one line at a time: yields records, or error messages for bad lines.
+
+    Memory stays bounded by the longest line, whatever the file's size (uploads).
+    """
+    for lineno, raw in enumerate(stream, 1):
+        if lineno == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            line = raw.decode("utf-8").removesuffix("\n")
+        except UnicodeDecodeError as exc:
+            yield f"{name}:{lineno}: not UTF-8 text (bad byte at column {exc.start + 1})"
+            continue
+        if not line.strip():
+            continue
+        try:
+            yield RawRecord(str(lineno), json.loads(line))
+        except json.JSONDecodeError as exc:
+            yield f"{name}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})"

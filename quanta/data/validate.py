@@ -7,13 +7,14 @@ Validation never stops at the first problem: it collects every error (up to
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from quanta.data.errors import DatasetError
 from quanta.data.formats import FORMATS, detect_format, normalise_record, record_topic
-from quanta.data.reader import parse_records
+from quanta.data.reader import RawRecord, iter_jsonl, parse_records
 
 MAX_ERRORS = 50
 
@@ -49,18 +50,41 @@ class ValidationReport:
 
 def validate_bytes(data: bytes, filename: str, format: str | None = None) -> ValidationReport:
     """Validate an uploaded file's bytes; ``format`` is detected from the first record if None."""
+    records, parse_errors = parse_records(data, filename)
+    return _check_records([*parse_errors, *records], filename, format, keep_examples=True)
+
+
+def validate_upload(path: Path, filename: str, format: str | None = None) -> ValidationReport:
+    """Validate an uploaded file on disk without holding it in memory.
+
+    JSON Lines (what OpenAI's fine-tuning API takes) is checked one line at a time and no
+    examples are kept; a file that starts with ``[`` is one JSON document and is parsed
+    whole, as ``validate_file`` does.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(64 * 1024).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head.startswith(b"["):
+            fh.seek(0)
+            return validate_bytes(fh.read(), filename, format)
+        fh.seek(0)
+        return _check_records(iter_jsonl(fh, filename), filename, format, keep_examples=False)
+
+
+def _check_records(items: Iterable[RawRecord | str], filename: str, format: str | None,
+                   keep_examples: bool) -> ValidationReport:
+    """Normalise every record (error strings pass straight into the report)."""
     report = ValidationReport(path=filename, format=format)
     if format is not None and format not in FORMATS:
         report.format = None
         report.add_error(f"{filename}: unknown format {format!r}; expected one of "
                          f"{', '.join(FORMATS)}")
         return report
-    records, parse_errors = parse_records(data, filename)
-    for message in parse_errors:
-        report.add_error(message)
-    report.records = len(records)
     topics: Counter[str] = Counter()
-    for raw in records:
+    for raw in items:
+        if isinstance(raw, str):
+            report.add_error(raw)
+            continue
+        report.records += 1
         where = f"{filename}:{raw.location}"
         if report.format is None:
             try:
@@ -71,13 +95,13 @@ def validate_bytes(data: bytes, filename: str, format: str | None = None) -> Val
         example, errors = normalise_record(raw.value, report.format)
         for message in errors:
             report.add_error(f"{where}: {message}")
-        if example is not None:
+        if example is not None and keep_examples:
             report.examples.append(example)
-            topic = record_topic(raw.value)
-            if topic:
-                topics[topic] += 1
+        topic = record_topic(raw.value)
+        if topic:
+            topics[topic] += 1
     report.topics = dict(sorted(topics.items()))
-    if not records and not report.error_count:
+    if not report.records and not report.error_count:
         report.add_error(f"{filename}: no records")
     hidden = report.error_count - len(report.errors)
     if hidden > 0:

@@ -15,7 +15,7 @@ def new_id(prefix: str) -> str:
 
 def check_name(value: str, what: str = "name") -> str:
     """Accept lower-case slugs only, so names can never escape a directory or a URL segment."""
-    if not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):  # "$" alone admits "x\n"
         raise ValueError(
             f"invalid {what} {value!r}: use 1-64 characters from a-z, 0-9, '.', '_', '-', "
             "starting with a letter or digit"

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -150,12 +151,17 @@ class Registry:
         The result lives under ``QUANTA_HOME/cache/<sha256>`` and is reused; it appears
         atomically (built under a temporary name, then renamed).
         """
+        if not _is_sha256(sha256):  # never let a name reach the filesystem as a path
+            raise NotFoundError(f"not a sha256: {sha256!r}")
         dest = self.settings.cache_dir / sha256
         if dest.is_dir():
             return dest
         files = self.read_manifest(sha256)
-        tmp = dest.with_name(f".{sha256}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        # A private temporary directory per call: two threads (or processes) materialising
+        # the same tree must not delete each other's half-built copy.
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{sha256}.{os.getpid()}.",
+                                    suffix=".tmp"))
         try:
             for rel, info in files.items():
                 target = (tmp / rel).resolve()
@@ -173,6 +179,8 @@ class Registry:
 
     def blob_path(self, sha256: str, suffix: str = "") -> Path:
         """A verified local copy of a single-file blob (under the cache)."""
+        if not _is_sha256(sha256):
+            raise NotFoundError(f"not a sha256: {sha256!r}")
         if isinstance(self.store, LocalBlobStore):
             # Verify in place before handing out the path: a corrupt blob is never served.
             if self.store.hash_of(sha256) != sha256:
@@ -403,6 +411,10 @@ class Registry:
             if row is None or row.tenant_id != tenant_id:  # type: ignore[attr-defined]
                 raise NotFoundError(f"No such {what}: {row_id}")
             return row
+
+
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _table(kind: str) -> type[t.Base]:

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from quanta.registry.errors import CorruptBlobError, NotFoundError
 
-CHUNK = 1024 * 1024
+CHUNK = 256 * 1024
 
 
 def sha256_file(path: Path) -> str:

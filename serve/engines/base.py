@@ -28,6 +28,10 @@ class ServeOptions:
     kv_cache_gib: float = 1.0
     gguf_format: str = "gguf-q4_k_m"
     sync_interval: float = 2.0
+    # Per-tenant limits (serve.limits); None: the QUANTA_TENANT_* settings.
+    tenant_max_concurrency: int | None = None
+    tenant_rate: float | None = None
+    tenant_burst: int | None = None
     extra_args: list[str] = field(default_factory=list)  # passed to the engine verbatim
 
 

@@ -70,6 +70,7 @@ def build_app(registry: Registry, options: ServeOptions, base_model_id: str):
     from starlette.responses import Response
 
     from serve.access import ModelAccess
+    from serve.limits import TenantLimiter, limits_for
     from serve.middleware import TenancyMiddleware
 
     models = gguf_models(registry, base_model_id, options.gguf_format)
@@ -83,7 +84,8 @@ def build_app(registry: Registry, options: ServeOptions, base_model_id: str):
                      model_settings=settings)
     names = {m.alias for m in models}
     access = ModelAccess(registry, base_model_id, base_model_id, available=lambda: names)
-    app.add_middleware(TenancyMiddleware, access=access, check_sampling=True)
+    limiter = TenantLimiter(limits_for(options, registry.settings))
+    app.add_middleware(TenancyMiddleware, access=access, check_sampling=True, limiter=limiter)
 
     @app.get("/health")
     def health() -> Response:

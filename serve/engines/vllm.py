@@ -90,15 +90,18 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
     from serve.access import ModelAccess
     from serve.adapter_cache import get_adapter_cache
     from serve.adapter_sync import AdapterSync, instrument_loads
+    from serve.limits import TenantLimiter, limits_for
     from serve.middleware import configure as configure_middleware
 
     lora_resolver.register()  # before init_app_state: OpenAIServingModels reads resolvers once
     listen_address, sock = setup_server(args, reuse_port=False)
-    access = ModelAccess(registry, base_model_id, options.model)
+    access = ModelAccess(registry, base_model_id, options.model,
+                         verify=get_adapter_cache().materialize)
+    limiter = TenantLimiter(limits_for(options, registry.settings))
     async with build_async_engine_client(args) as engine_client:
         supported_tasks = await engine_client.get_supported_tasks()
         # vLLM adds ``--middleware`` classes itself, outside its own middleware.
-        configure_middleware(access)
+        configure_middleware(access, limiter)
         args.middleware = [*args.middleware, "serve.middleware.TenancyMiddleware"]
         app = build_app(args, supported_tasks, engine_client.model_config)
         await init_app_state(engine_client, app.state, args, supported_tasks)
@@ -111,7 +114,7 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
             from serve.grpc_server import start_grpc_server
 
             grpc_server = await start_grpc_server(app.state, access, sync, options.host,
-                                                  options.grpc_port)
+                                                  options.grpc_port, limiter)
         logger.info("Quanta serving %s on %s (gRPC port %s)", options.model, listen_address,
                     options.grpc_port)
         try:

@@ -101,3 +101,29 @@ def test_worker_with_job_id_runs_only_that_job(quanta_home: Path, tmp_path: Path
     assert worker.run_once(ids[2]) is None  # already claimed: not run twice
     with registry.session() as s:
         assert [s.get(t.Job, i).status for i in ids] == ["queued", "queued", "running"]
+
+
+def test_leftovers_of_killed_processes_are_swept(quanta_home: Path, tmp_path: Path) -> None:
+    import os
+
+    from tune.upload import sweep_uploads
+    from tune.worker import Worker
+
+    registry, ids = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 2)
+    assert queue.claim(registry, ids[0], "live-worker")
+    work = quanta_home / "work"
+    live, dead = work / f"{ids[0]}.abc", work / f"{ids[1]}.def"
+    for path in (live, dead):
+        path.mkdir(parents=True)
+        (path / "scratch.bin").write_bytes(b"x")
+    assert Worker(registry).sweep_workdirs() == 1
+    assert live.exists() and not dead.exists()  # a running job keeps its scratch space
+
+    uploads = quanta_home / "uploads"
+    uploads.mkdir()
+    old, fresh = uploads / "old.part", uploads / "fresh.part"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    assert sweep_uploads(uploads) == 1
+    assert fresh.exists() and not old.exists()

@@ -306,3 +306,33 @@ def test_dataset_stats_camel_topics_and_preference() -> None:
 def test_dataset_stats_raises_on_invalid_file() -> None:
     with pytest.raises(DatasetError, match=r"bad_json\.jsonl:3"):
         dataset_stats(FIXTURES / "bad_json.jsonl")
+
+
+def test_validate_upload_streams_jsonl_with_the_same_findings(tmp_path: Path) -> None:
+    from quanta.data import validate_upload
+
+    for name in ("good_chat.jsonl", "bad_json.jsonl", "bad_schema.jsonl", "empty.jsonl"):
+        path = FIXTURES / name
+        whole = validate_file(path)
+        streamed = validate_upload(path, str(path))
+        assert streamed.ok == whole.ok, name
+        assert streamed.format == whole.format, name
+        if whole.records:
+            assert streamed.records == whole.records, name
+            assert streamed.errors == whole.errors, name
+        assert streamed.examples == []  # nothing kept in memory
+    array = FIXTURES / "good_alpaca.json"
+    assert validate_upload(array, str(array)).ok
+
+
+def test_validate_upload_reports_bad_utf8_by_line(tmp_path: Path) -> None:
+    from quanta.data import validate_upload
+
+    path = tmp_path / "mixed.jsonl"
+    good = (b'{"messages": [{"role": "user", "content": "q"}, '
+            b'{"role": "assistant", "content": "a"}]}')
+    path.write_bytes(good + b"\n" + b"\xff\xfe\n" + good + b"\n")
+    report = validate_upload(path, "mixed.jsonl")
+    assert not report.ok
+    assert report.errors == ["mixed.jsonl:2: not UTF-8 text (bad byte at column 1)"]
+    assert report.records == 2

@@ -1,0 +1,35 @@
+"""CI-sized fault runs (bench/faults.py does 20+): SIGKILL the tune API and the worker.
+
+After each kill the registry verifies clean, nothing acknowledged is lost, and jobs end
+succeeded (resumed from a checkpoint) or failed with a reason (tune fails a job whose
+worker died three times: ``worker_lost``). The serve kills (about a
+minute of vLLM start-up each) run in the benchmark only; serve's own writes are the
+adapter cache, whose atomicity and verification ``test_limits_integrity.py`` covers.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import faults
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def test_sigkill_tune_api_loses_nothing(tmp_path: Path) -> None:
+    tally = faults.Tally()
+    faults.run_api_kills(3, random.Random(1), tally, tmp_path / "api")
+    assert tally.kills == 3 and tally.survived == 3, tally.problems
+    assert tally.artifacts_lost == 0 and tally.half_written == 0
+
+
+def test_sigkill_worker_jobs_resume_and_succeed(tmp_path: Path, base_model_dir: Path) -> None:
+    tally = faults.Tally()
+    # Kill while the first job loads or trains (it takes ~15 s on 2 idle cores).
+    faults.run_worker_kills(2, random.Random(2), tally, tmp_path / "worker", base_model_dir,
+                            jobs_per_kill=0.5, finish_timeout=600, window=(3.0, 10.0),
+                            max_steps=8)
+    assert tally.kills >= 1 and tally.survived == tally.kills, tally.problems
+    assert not tally.problems and tally.artifacts_lost == 0
