@@ -63,7 +63,7 @@ def validate_upload(path: Path, filename: str, format: str | None = None) -> Val
     """
     with open(path, "rb") as fh:
         head = fh.read(64 * 1024).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head.startswith(b"["):
+        if head.startswith(b"[") or (not head and not fh.read(1)):  # a document, or blank
             fh.seek(0)
             return validate_bytes(fh.read(), filename, format)
         fh.seek(0)
