@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -31,10 +30,17 @@ from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID, ensure_model, model_path
 from quanta.registry import ConflictError, Registry
 from quanta.tenancy import create_key, create_tenant
-from serve.testing import free_port, make_adapter, start_process, stop_process, wait_healthy
+from serve.testing import (
+    CONCURRENCY,
+    free_port,
+    make_adapter,
+    one_request,
+    start_process,
+    stop_process,
+    throughput,
+    wait_healthy,
+)
 
-PROMPT = "Explain, step by step, why a heavier object does not fall faster in a vacuum."
-CONCURRENCY = 16
 N_ADAPTERS = 8
 N_COLD = 8
 
@@ -59,45 +65,6 @@ def prepare(home: Path) -> tuple[Registry, Path, str, list[str], list[str]]:
         names[alias] = existing[alias]
     ordered = [names[f"bench-{i}"] for i in range(N_ADAPTERS + N_COLD)]
     return registry, base_dir, key, ordered[:N_ADAPTERS], ordered[N_ADAPTERS:]
-
-
-async def one_request(client: httpx.AsyncClient, url: str, headers: dict, model: str,
-                      max_tokens: int) -> tuple[float, int]:
-    """Stream one completion; returns (time to first token, completion tokens)."""
-    body = {"model": model, "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0,
-            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
-    started = time.perf_counter()
-    ttft, tokens = None, 0
-    async with client.stream("POST", f"{url}/v1/completions", json=body,
-                             headers=headers) as response:
-        response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: {"):
-                continue
-            payload = json.loads(line[6:])
-            if ttft is None and any(c.get("text") for c in payload.get("choices") or []):
-                ttft = time.perf_counter() - started
-            if payload.get("usage"):
-                tokens = payload["usage"].get("completion_tokens", tokens)
-    return (ttft if ttft is not None else time.perf_counter() - started), tokens
-
-
-async def throughput(url: str, headers: dict, models: list[str], max_tokens: int,
-                     rounds: int = 2) -> float:
-    """Output tokens/s for ``CONCURRENCY`` concurrent requests cycling over ``models``."""
-    async with httpx.AsyncClient(timeout=600) as client:
-        # Warm-up round: loads every adapter, fills caches; not counted.
-        await asyncio.gather(*(one_request(client, url, headers, models[i % len(models)], 8)
-                               for i in range(CONCURRENCY)))
-        total_tokens, total_time = 0, 0.0
-        for _ in range(rounds):
-            started = time.perf_counter()
-            results = await asyncio.gather(*(
-                one_request(client, url, headers, models[i % len(models)], max_tokens)
-                for i in range(CONCURRENCY)))
-            total_time += time.perf_counter() - started
-            total_tokens += sum(tokens for _, tokens in results)
-    return total_tokens / total_time
 
 
 async def ttfts(url: str, headers: dict, models: list[str]) -> list[float]:

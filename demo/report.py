@@ -15,6 +15,8 @@ class DemoResults:
     base_model: str = ""
     adapter: str = ""
     quick: bool = False
+    precision: dict[str, Any] = field(default_factory=dict)
+    seconds_per_step: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
     eval_before: dict[str, Any] = field(default_factory=dict)
@@ -81,6 +83,12 @@ def write_report(results: DemoResults, out_dir: Path) -> Path:
         f"Base model `{results.base_model}`, adapter `{results.adapter}`"
         + (" (quick run)" if results.quick else "") + ".",
         "",
+        *([f"Computed in {results.precision['compute_dtype']} on {results.precision['device']} "
+           f"{results.precision['capability']} (native bf16: "
+           f"{'yes' if results.precision['native_bf16'] else 'no'}; chosen by "
+           f"{results.precision['chosen_by']})"
+           + (f", {results.seconds_per_step:.2f} s per training step" if results.seconds_per_step
+              else "") + ".", ""] if results.precision else []),
         "## Before and after tuning",
         "",
         "| metric | base | adapter |",

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 from sqlalchemy import select
 
+from demo.eta import StepClock, forecast, minutes
 from demo.processes import free_port, service
 from demo.report import DemoResults
 from quanta.data import (
@@ -31,6 +32,7 @@ DEMO_SUFFIX = "physics"
 QUESTIONS = 3
 EXPORT_FORMATS = ("gguf-q4_k_m", "gguf-lora", "gptq")
 BASE_GGUF = "gguf-q4_k_m"
+ETA_AFTER_STEPS = 4  # logged steps past the first (warm-up) before the ETA is told
 
 
 @dataclass(frozen=True)
@@ -45,14 +47,17 @@ class DemoPlan:
     loss_examples: int
     max_new_tokens: int
     answer_tokens: int
+    budget_s: float  # what the README promises for this run on 2 cores
 
     @classmethod
     def for_run(cls, quick: bool) -> DemoPlan:
         if quick:
             return cls("quick", max_steps=12, batch_size=8, learning_rate_multiplier=5.0,
-                       physics_n=4, loss_examples=16, max_new_tokens=64, answer_tokens=48)
+                       physics_n=4, loss_examples=16, max_new_tokens=64, answer_tokens=48,
+                       budget_s=8 * 60)
         return cls("full", max_steps=100, batch_size=8, learning_rate_multiplier=2.0,
-                   physics_n=30, loss_examples=30, max_new_tokens=96, answer_tokens=96)
+                   physics_n=30, loss_examples=30, max_new_tokens=96, answer_tokens=96,
+                   budget_s=20 * 60)
 
 
 class Demo:
@@ -67,6 +72,7 @@ class Demo:
         self.results = DemoResults(base_model=DEFAULT_MODEL_ID, quick=plan.name == "quick")
         self.tenant = registry.settings.default_tenant
         self.adapter: t.Adapter | None = None
+        self.started = time.time()
         self._key_id, self.api_key = self._demo_key()
 
     def _demo_key(self) -> tuple[str, str]:
@@ -91,7 +97,12 @@ class Demo:
     # -- 1. base model --------------------------------------------------------------------
 
     def import_base_model(self) -> None:
+        from quanta.precision import resolve
+
         with self.step("import base model"):
+            precision = resolve()  # what the worker will choose too: same machine, same rule
+            self.results.precision = precision.as_dict()
+            self.console.print(f"this machine: {precision.describe()}")
             row = ensure_model(self.registry)
             self.console.print(f"{row.id}: {row.architecture}, {row.bytes / 1e6:.0f} MB in the "
                                f"registry at {self.registry.settings.resolved_home}")
@@ -174,8 +185,12 @@ class Demo:
             self._follow(client, job.id)
 
     def _follow(self, client: Any, job_id: str) -> None:
-        """Show the job's progress from its events until it ends."""
+        """Show the job's progress from its events until it ends, with a measured ETA."""
         seen: set[str] = set()
+        clock = StepClock()
+        eval_started: float | None = None
+        eval_s = 0.0
+        told = False
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
                    TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=self.console) as progress:
@@ -192,14 +207,43 @@ class Demo:
                         loss = data.get("train_loss")
                         progress.update(task, completed=data["step"], description="training",
                                         loss=f"loss {loss:.3f}" if loss is not None else "")
+                        clock.record(int(data["step"]), float(event.created_at))
                     else:
                         progress.console.print(f"[dim]{event.message}")
+                        if "precision" in data:  # the base model's evaluation starts now
+                            eval_started = float(event.created_at)
+                        elif "eval_before" in data and eval_started is not None:
+                            eval_s = float(event.created_at) - eval_started
+                if not told and clock.latest and clock.first and \
+                        clock.latest[0] - clock.first[0] >= ETA_AFTER_STEPS:
+                    told = self._tell_eta(progress.console, clock, eval_s)
                 if job.status in ("succeeded", "failed", "cancelled"):
                     progress.update(task, description=job.status)
                     if job.status != "succeeded":
                         raise RuntimeError(f"job {job_id} {job.status}: {job.error}")
                     return
                 time.sleep(2)
+
+    def _tell_eta(self, console: Console, clock: StepClock, eval_s: float) -> bool:
+        """Print when the run will end, measured; warn (and suggest --quick) when far over."""
+        plan = self.plan
+        eta = forecast(clock, plan.max_steps, time.time() - self.started, eval_s, plan.budget_s)
+        if eta is None:
+            return False
+        self.results.seconds_per_step = eta.seconds_per_step
+        console.print(f"measured {eta.seconds_per_step:.2f} s per training step (batch "
+                      f"{plan.batch_size}): training ends in ~{minutes(eta.training_left_s)}, "
+                      f"the whole demo in ~{minutes(eta.run_total_s)} (budget "
+                      f"{minutes(plan.budget_s)})")
+        if eta.over_budget:
+            hint = ("" if plan.name == "quick" else
+                    "; Ctrl-C now and run `make demo DEMO_ARGS=--quick` for a short run "
+                    "(this one resumes from its last checkpoint if you start it again)")
+            console.print(f"[yellow]this machine runs the {plan.name} demo far over its "
+                          f"{minutes(plan.budget_s)} budget[/yellow] (compute dtype "
+                          f"{self.results.precision.get('compute_dtype', '?')}, or busy cores)"
+                          f"{hint}")
+        return True
 
     def _loss_curve(self, job_id: str) -> list[tuple[int, float]]:
         curve = []

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from quanta.types import ComputeDtype
+
 
 class Settings(BaseSettings):
     """Where the registry lives and how services reach it.
@@ -31,10 +33,20 @@ class Settings(BaseSettings):
     tenant_max_concurrency: int = 64
     tenant_rate: float = 0.0  # requests per second
     tenant_burst: int = 0  # token-bucket size; 0: ceil(rate)
+    # Compute dtype for training, evaluation, exports and serving; "auto": chosen per
+    # device by quanta.precision (bf16 only where the hardware computes it natively).
+    compute_dtype: ComputeDtype = ComputeDtype.AUTO
+    # Machine-wide cache outside any registry: built wheels, llama.cpp's converters, the
+    # precision probe (the same QUANTA_CACHE that scripts/setup.sh fills).
+    cache: Path = Field(default=Path("~/.cache/quanta"))
 
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def resolved_cache(self) -> Path:
+        return self.cache.expanduser()
 
     @property
     def resolved_database_url(self) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quanta.precision import resolve
 from quanta.registry import CorruptBlobError, NotFoundError, Registry
 from quanta.registry.tables import Adapter, Export
 from quantize import gguf, gptq, merge
@@ -188,8 +189,10 @@ def _build_merged(inputs: _Inputs, out: Path) -> Built:
     else:
         path = merge.merge_adapter(inputs.base_dir(), inputs.adapter_dir(), out / "merged")
         inputs._cache["merged"] = path
-    ppl = hf_dir_perplexity(path)
-    return path, Quality(ppl, ppl, path_bytes(path), "transformers", "itself (bf16)"), {}
+    dtype = resolve().dtype
+    ppl = hf_dir_perplexity(path, dtype=dtype)
+    return path, Quality(ppl, ppl, path_bytes(path), "transformers", f"itself ({dtype})"), {
+        "compute_dtype": str(dtype)}
 
 
 def _build_gguf_f16(inputs: _Inputs, out: Path) -> Built:
@@ -225,13 +228,16 @@ def _build_gguf_lora(inputs: _Inputs, out: Path) -> Built:
 
 def _build_gptq(inputs: _Inputs, out: Path) -> Built:
     examples, source = inputs.calibration()
+    dtype = resolve().dtype
     result = gptq.quantize_gptq(inputs.merged_dir(), out / "gptq", examples, held_out_text(),
-                                inputs.workdir)
+                                inputs.workdir, dtype=dtype)
     quality = Quality(float(result.get("perplexity", float("nan"))),
                       float(result.get("reference_perplexity", float("nan"))),
-                      path_bytes(out / "gptq"), "gptqmodel", "merged bf16 (transformers)")
+                      path_bytes(out / "gptq"), "gptqmodel", f"merged model ({dtype}, "
+                      "transformers)")
     qc = result.get("quantization_config", {})
     extra = {"calibration": source, "calibration_samples": result.get("calibration_samples"),
+             "compute_dtype": str(dtype),
              "quantize_seconds": result.get("quantize_seconds"),
              **{k: qc.get(k) for k in ("bits", "group_size", "sym", "desc_act",
                                        "checkpoint_format", "quant_method")}}

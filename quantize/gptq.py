@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from quanta.types import ComputeDtype
 from quantize.errors import ConversionError, ToolMissingError
 
 GPTQ_VENV_ENV = "QUANTA_GPTQ_VENV"
@@ -73,9 +74,10 @@ def write_calibration(examples: list[dict[str, Any]], path: Path) -> Path:
 
 
 def quantize_gptq(merged_dir: Path, out_dir: Path, calibration: list[dict[str, Any]],
-                  eval_text: str, workdir: Path, *, bits: int = 4,
+                  eval_text: str, workdir: Path, *, dtype: ComputeDtype, bits: int = 4,
                   samples: int = DEFAULT_SAMPLES) -> dict[str, Any]:
-    """Quantize ``merged_dir`` into ``out_dir``; returns the worker's result (perplexities,
+    """Quantize ``merged_dir`` into ``out_dir``, computing in ``dtype`` (the precision rule's
+    choice, made here in the main environment); returns the worker's result (perplexities,
     the saved quantization_config, timings)."""
     hidden = json.loads((merged_dir / "config.json").read_text())["hidden_size"]
     calib = write_calibration(calibration, workdir / "calibration.jsonl")
@@ -84,13 +86,17 @@ def quantize_gptq(merged_dir: Path, out_dir: Path, calibration: list[dict[str, A
     return run_worker(["quantize", "--model", str(merged_dir), "--out", str(out_dir),
                        "--calibration", str(calib), "--bits", str(bits),
                        "--group-size", str(group_size_for(hidden)), "--samples", str(samples),
-                       "--eval-text", str(text)], workdir / "gptq-result.json")
+                       "--eval-text", str(text), "--dtype", str(dtype)],
+                      workdir / "gptq-result.json")
 
 
 def generate_gptq(model_dir: Path, prompt: str, workdir: Path, max_tokens: int = 32,
                   loader: str = "gptqmodel") -> dict[str, Any]:
     """Greedy completion from a GPTQ directory in the GPTQ venv, loaded by gptqmodel or by
     transformers (+ optimum): ``{"text", "tokens", "seconds", "linear_class"}``."""
+    from quanta.precision import resolve
+
     return run_worker(["generate", "--model", str(model_dir), "--prompt", prompt,
-                       "--max-tokens", str(max_tokens), "--loader", loader],
+                       "--max-tokens", str(max_tokens), "--loader", loader,
+                       "--dtype", str(resolve().dtype)],
                       workdir / f"gptq-generate-{loader}.json")

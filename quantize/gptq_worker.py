@@ -4,8 +4,9 @@ gptqmodel 7.6 pins numpy 2.2.6 and needs torch<2.14, so it lives in its own venv
 exporter (``quantize.gptq``) calls ``<venv>/bin/python -m quantize.gptq_worker ...`` and
 reads back a JSON result. Two commands:
 
-* ``quantize``: calibrate and quantize a merged bf16 model, save it in the standard GPTQ
-  checkpoint format, and score perplexity of it and of the bf16 model on the same text.
+* ``quantize``: calibrate and quantize a merged model, computing in ``--dtype`` (chosen by
+  ``quanta.precision`` in the main environment), save it in the standard GPTQ checkpoint
+  format, and score perplexity of it and of the unquantized model on the same text.
 * ``generate``: load a GPTQ directory and greedily complete a chat prompt (smoke test).
 """
 
@@ -60,9 +61,11 @@ def quantize(args: argparse.Namespace) -> dict[str, Any]:
     from gptqmodel import GPTQModel, QuantizeConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from quanta.precision import torch_dtype
     from quantize.quality import hf_perplexity
 
     torch.manual_seed(0)
+    dtype = torch_dtype(args.dtype)
     model_dir, out_dir = Path(args.model), Path(args.out)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     texts = calibration_texts(tokenizer, Path(args.calibration), args.samples)
@@ -70,7 +73,7 @@ def quantize(args: argparse.Namespace) -> dict[str, Any]:
 
     started = time.perf_counter()
     config = QuantizeConfig(bits=args.bits, group_size=args.group_size, desc_act=False, sym=True)
-    model = GPTQModel.load(str(model_dir), config)
+    model = GPTQModel.load(str(model_dir), config, dtype=dtype)
     model.quantize(texts, batch_size=args.batch_size, tokenizer=tokenizer)
     model.save(str(out_dir))
     tokenizer.save_pretrained(out_dir)
@@ -79,12 +82,13 @@ def quantize(args: argparse.Namespace) -> dict[str, Any]:
     qc = check_gptq_config(out_dir)
 
     result: dict[str, Any] = {"quantize_seconds": round(quantize_s, 1),
-                              "calibration_samples": len(texts), "quantization_config": qc}
+                              "calibration_samples": len(texts), "quantization_config": qc,
+                              "compute_dtype": args.dtype}
     if args.eval_text is not None:
-        reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).eval()
+        reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).eval()
         result["reference_perplexity"] = hf_perplexity(reference, tokenizer, eval_text)
         del reference
-        quantized = GPTQModel.load(str(out_dir))
+        quantized = GPTQModel.load(str(out_dir), dtype=dtype)
         result["perplexity"] = hf_perplexity(quantized.model, tokenizer, eval_text)
     return result
 
@@ -94,13 +98,16 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     vLLM and plain transformers users load it (quantization_config in config.json)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from quanta.precision import torch_dtype
+
+    dtype = torch_dtype(args.dtype)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     if args.loader == "transformers":
-        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).eval()
     else:
         from gptqmodel import GPTQModel
 
-        model = GPTQModel.load(args.model)
+        model = GPTQModel.load(args.model, dtype=dtype)
     ids = tokenizer.apply_chat_template([{"role": "user", "content": args.prompt}],
                                         add_generation_prompt=True, return_tensors="pt",
                                         return_dict=True)["input_ids"].to(model.device)
@@ -138,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--loader", choices=("gptqmodel", "transformers"), default="gptqmodel")
     for p in (q, g):
         p.add_argument("--result", required=True, help="where to write the JSON result")
+        p.add_argument("--dtype", default="float32", choices=("bfloat16", "float16", "float32"),
+                       help="compute dtype (quanta.precision decides in the main environment)")
     args = parser.parse_args(argv)
     result = quantize(args) if args.command == "quantize" else generate(args)
     Path(args.result).write_text(json.dumps(result, default=str))

@@ -4,7 +4,7 @@ The text is the worked answers of the physics held-out problems (never trained o
 a few thousand tokens, scored in non-overlapping windows so every engine sees the same
 token stream. GGUF exports are scored by llama.cpp (``logits_all=True``), merged and
 GPTQ exports by transformers; a ratio is only ever taken within one engine, against
-the f16 GGUF or the bf16 merged model respectively.
+the f16 GGUF or the merged model (computed in ``quanta.precision``'s dtype) respectively.
 
 This module is also imported inside the GPTQ environment, so torch, transformers and
 llama_cpp are imported lazily.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quanta.types import ComputeDtype
 from quantize.errors import CorruptGGUFError, QualityError
 
 WINDOW = 512  # tokens per scored window (SmolLM2 trains on far longer contexts)
@@ -87,13 +88,16 @@ def hf_perplexity(model: Any, tokenizer: Any, text: str | None = None, *,
     return _perplexity(total, count)
 
 
-def hf_dir_perplexity(model_dir: Path, text: str | None = None) -> float:
-    """Perplexity of a Hugging Face model directory (bf16 weights), loaded with transformers."""
-    import torch
+def hf_dir_perplexity(model_dir: Path, text: str | None = None, *,
+                      dtype: ComputeDtype | str | None = None) -> float:
+    """Perplexity of a Hugging Face model directory, loaded with transformers and computed in
+    ``dtype`` (default: what ``quanta.precision`` chooses for this device)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from quanta.precision import resolve
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve(dtype).torch_dtype)
     model.eval()
     return hf_perplexity(model, tokenizer, text)
 

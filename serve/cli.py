@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from quanta.types import ComputeDtype
+
 
 def register(app: typer.Typer) -> None:
     """Mount ``quanta serve`` on the main CLI."""
@@ -30,6 +32,9 @@ def serve(
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache size (CPU)")] = 1.0,
     gguf_format: Annotated[str, typer.Option(help="llama-cpp: which GGUF export to "
                                                   "serve")] = "gguf-q4_k_m",
+    dtype: Annotated[ComputeDtype, typer.Option(
+        help="vllm: compute dtype; auto = bf16 only where the CPU/GPU computes it natively, "
+             "else fp32 on CPU (default QUANTA_COMPUTE_DTYPE or auto)")] = ComputeDtype.AUTO,
     tenant_max_concurrency: Annotated[int | None, typer.Option(
         help="Requests one tenant may have in flight; more get 429 (0: unlimited; default "
              "QUANTA_TENANT_MAX_CONCURRENCY or 64)")] = None,
@@ -49,7 +54,8 @@ def serve(
                            grpc_port=grpc_port or None, max_loras=max_loras,
                            max_cpu_loras=max_cpu_loras, max_lora_rank=max_lora_rank,
                            max_model_len=max_model_len, kv_cache_gib=kv_cache_gib,
-                           gguf_format=gguf_format, tenant_max_concurrency=tenant_max_concurrency,
+                           gguf_format=gguf_format, dtype=dtype,
+                           tenant_max_concurrency=tenant_max_concurrency,
                            tenant_rate=tenant_rate, tenant_burst=tenant_burst,
                            extra_args=list(ctx.args))
     get_engine(engine).run(options)

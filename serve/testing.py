@@ -1,13 +1,19 @@
-"""Small LoRA adapters for serve tests, the benchmark and demos (no training needed).
+"""Serve's test fixtures, shared by tests and benchmarks: adapters, servers, load.
 
 ``make_adapter`` writes a peft adapter with random, non-zero LoRA weights (peft's
 default zero-initialised B would make the adapter a no-op), so different seeds give
-different greedy outputs from the same base model.
+different greedy outputs from the same base model. ``throughput`` measures output
+tokens/s for concurrent streamed completions against any OpenAI-compatible server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from pathlib import Path
+
+import httpx
 
 
 def make_adapter(base_model_dir: Path, out_dir: Path, *, seed: int, r: int = 8,
@@ -133,3 +139,48 @@ def make_lora_gguf(adapter_dir: Path, base_model_dir: Path, out: Path, tools: Pa
                     str(base_model_dir), "--outfile", str(out), "--outtype", "f16",
                     str(adapter_dir)], env=env, check=True, capture_output=True)
     return out
+
+
+# -- load: concurrent streamed completions, as the serving benchmarks send them ---------------
+
+PROMPT = "Explain, step by step, why a heavier object does not fall faster in a vacuum."
+CONCURRENCY = 16
+
+
+async def one_request(client: httpx.AsyncClient, url: str, headers: dict, model: str,
+                      max_tokens: int) -> tuple[float, int]:
+    """Stream one completion; returns (time to first token, completion tokens)."""
+    body = {"model": model, "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0,
+            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    ttft, tokens = None, 0
+    async with client.stream("POST", f"{url}/v1/completions", json=body,
+                             headers=headers) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: {"):
+                continue
+            payload = json.loads(line[6:])
+            if ttft is None and any(c.get("text") for c in payload.get("choices") or []):
+                ttft = time.perf_counter() - started
+            if payload.get("usage"):
+                tokens = payload["usage"].get("completion_tokens", tokens)
+    return (ttft if ttft is not None else time.perf_counter() - started), tokens
+
+
+async def throughput(url: str, headers: dict, models: list[str], max_tokens: int,
+                     rounds: int = 2) -> float:
+    """Output tokens/s for ``CONCURRENCY`` concurrent requests cycling over ``models``."""
+    async with httpx.AsyncClient(timeout=600) as client:
+        # Warm-up round: loads every adapter, fills caches; not counted.
+        await asyncio.gather(*(one_request(client, url, headers, models[i % len(models)], 8)
+                               for i in range(CONCURRENCY)))
+        total_tokens, total_time = 0, 0.0
+        for _ in range(rounds):
+            started = time.perf_counter()
+            results = await asyncio.gather(*(
+                one_request(client, url, headers, models[i % len(models)], max_tokens)
+                for i in range(CONCURRENCY)))
+            total_time += time.perf_counter() - started
+            total_tokens += sum(tokens for _, tokens in results)
+    return total_tokens / total_time

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from quanta.types import ComputeDtype
+
 tune_app = typer.Typer(help="Fine-tune LoRA adapters (OpenAI-compatible API and worker).",
                        no_args_is_help=True)
 jobs_app = typer.Typer(help="Fine-tuning jobs.", no_args_is_help=True)
@@ -64,6 +66,9 @@ def run(
     max_length: Annotated[int, typer.Option(help="Truncate examples to this many tokens")] = 512,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps")] = 50,
     eval_n: Annotated[int, typer.Option(help="Physics problems to evaluate")] = 10,
+    compute_dtype: Annotated[ComputeDtype, typer.Option(
+        help="auto: bf16 only where the CPU/GPU computes it natively, else fp32 on CPU")
+                             ] = ComputeDtype.AUTO,
     seed: Annotated[int, typer.Option()] = 0,
     tenant: Annotated[str | None, typer.Option()] = None,
 ) -> None:
@@ -102,7 +107,8 @@ def run(
         "method": {"type": method, method: {"hyperparameters": hp}},
         "quanta": {"lora": {"r": lora_r, "alpha": lora_alpha}, "qlora": qlora,
                    "max_steps": max_steps, "checkpoint_every": checkpoint_every,
-                   "max_length": max_length, "eval": {"physics_n": eval_n}},
+                   "max_length": max_length, "compute_dtype": compute_dtype,
+                   "eval": {"physics_n": eval_n}},
     }
     try:
         body["training_file"] = _upload(service, tenant_id, file)

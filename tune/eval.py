@@ -138,11 +138,13 @@ def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | 
 
 
 def evaluate_base(base_dir: Any, valid_examples: list[dict[str, Any]] | None,
-                  options: dict[str, Any], max_length: int = 512) -> dict[str, Any]:
+                  options: dict[str, Any], precision: Any, max_length: int = 512
+                  ) -> dict[str, Any]:
     """Evaluate the untouched base model in a model instance of its own.
 
-    A separate bf16 instance (freed afterwards) keeps the QLoRA gradient trap away: the
-    4-bit model that trains never runs an eval-mode forward before training.
+    A separate full-precision instance in the compute dtype (freed afterwards) keeps the
+    QLoRA gradient trap away: the 4-bit model that trains never runs an eval-mode forward
+    before training.
     """
     import gc
 
@@ -151,7 +153,7 @@ def evaluate_base(base_dir: Any, valid_examples: list[dict[str, Any]] | None,
     if int(options.get("physics_n", 10)) <= 0 and int(options.get("loss_examples", 64)) <= 0:
         return {}
     tokenizer = load_tokenizer(base_dir)
-    model = load_base(base_dir)
+    model = load_base(base_dir, precision)
     try:
         return evaluate(model, tokenizer, valid_examples, options, max_length)
     finally:

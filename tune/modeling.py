@@ -1,4 +1,7 @@
-"""Load a base model for training: bf16 LoRA, or 4-bit NF4 QLoRA (bitsandbytes, CPU too).
+"""Load a base model for training: LoRA in the compute dtype, or 4-bit NF4 QLoRA (bitsandbytes).
+
+The compute dtype comes from ``quanta.precision`` (bf16 only where the device computes it
+natively, else fp32 on CPU); QLoRA's ``bnb_4bit_compute_dtype`` follows the same rule.
 
 Unsloth is used only when it is importable *and* a CUDA device is present (it needs a
 GPU and pins older trl/transformers; see DESIGN.md): a guarded import, never a dependency.
@@ -8,9 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from quanta.precision import Precision
 
 
 def unsloth_available() -> bool:
@@ -26,8 +32,8 @@ def load_tokenizer(base_dir: Path) -> Any:
     return tokenizer
 
 
-def load_base(base_dir: Path, *, qlora: bool = False) -> Any:
-    """The base causal LM in bf16, or quantized to NF4 for QLoRA.
+def load_base(base_dir: Path, precision: Precision, *, qlora: bool = False) -> Any:
+    """The base causal LM in the compute dtype, or quantized to NF4 for QLoRA.
 
     QLoRA trap (DESIGN.md): on CPUs with avx512_bf16 an eval-mode forward repacks the 4-bit
     weights and training then runs through ``gemv_4bit``, which has no backward. Callers
@@ -35,16 +41,16 @@ def load_base(base_dir: Path, *, qlora: bool = False) -> Any:
     """
     from transformers import AutoModelForCausalLM
 
+    dtype = precision.torch_dtype
     if not qlora:
-        return AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16)
+        return AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
     from transformers import BitsAndBytesConfig
 
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                             bnb_4bit_compute_dtype=torch.bfloat16,
-                             bnb_4bit_use_double_quant=False)
+                             bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=False)
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     return AutoModelForCausalLM.from_pretrained(base_dir, quantization_config=bnb,
-                                                dtype=torch.bfloat16, device_map={"": device})
+                                                dtype=dtype, device_map={"": device})
 
 
 def lora_config(options: dict[str, Any]) -> Any:
@@ -65,14 +71,15 @@ def check_target_modules(model: Any, targets: list[str]) -> None:
                          f"choose from e.g. {sorted(n for n in names if n.endswith('proj'))}")
 
 
-def trainable_model(base_dir: Path, lora: dict[str, Any], *, qlora: bool = False,
-                    max_length: int = 512) -> tuple[Any, Any, str]:
+def trainable_model(base_dir: Path, lora: dict[str, Any], precision: Precision, *,
+                    qlora: bool = False, max_length: int = 512) -> tuple[Any, Any, str]:
     """(peft model, tokenizer, backend name) ready to train."""
     if unsloth_available():  # pragma: no cover - GPU only
         from unsloth import FastLanguageModel
 
         model, tokenizer = FastLanguageModel.from_pretrained(
-            str(base_dir), max_seq_length=max_length, load_in_4bit=qlora)
+            str(base_dir), max_seq_length=max_length, load_in_4bit=qlora,
+            dtype=precision.torch_dtype)
         model = FastLanguageModel.get_peft_model(
             model, r=int(lora["r"]), lora_alpha=float(lora["alpha"]),
             lora_dropout=float(lora["dropout"]), target_modules=list(lora["target_modules"]),
@@ -81,7 +88,7 @@ def trainable_model(base_dir: Path, lora: dict[str, Any], *, qlora: bool = False
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     tokenizer = load_tokenizer(base_dir)
-    model = load_base(base_dir, qlora=qlora)
+    model = load_base(base_dir, precision, qlora=qlora)
     check_target_modules(model, list(lora["target_modules"]))
     if qlora:
         # Gradient checkpointing stays off: on CPU it costs ~10% and buys nothing at this size.

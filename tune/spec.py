@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from quanta.types import ComputeDtype
 from tune.errors import InvalidRequestError
 
 BASE_LEARNING_RATE = 2e-4
@@ -103,6 +104,8 @@ class QuantaOptions(_Strict):
     max_length: int = Field(512, ge=16, le=32768)
     padding_free: bool = True
     group_by_length: bool = False
+    # "auto": chosen per device by quanta.precision (bf16 only where computed natively).
+    compute_dtype: ComputeDtype = ComputeDtype.AUTO
     eval: EvalOptions = Field(default_factory=EvalOptions)
 
 

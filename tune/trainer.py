@@ -5,8 +5,10 @@ The worker owns the job row; this module only trains. It talks back through
 directory: adapter weights, optimizer, scheduler, RNG and trainer state, everything
 ``resume_from_checkpoint`` needs) and a ``should_stop`` poll used for cancellation.
 
-CPU facts from DESIGN.md applied here: gradient checkpointing off, bf16 autocast over
-bf16 weights (LoRA weights stay fp32), no packing; padding-free batches instead.
+The base model computes in the dtype ``quanta.precision`` chose for the device (weights
+loaded in it; LoRA weights stay fp32). Measured CPU levers applied here: gradient
+checkpointing off, no autocast over CPU weights that are already in the compute dtype,
+no packing; padding-free batches instead.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tune.spec import hyperparameters, learning_rate
+
+if TYPE_CHECKING:
+    from quanta.precision import Precision
 
 # Trainer log keys -> OpenAI metric names (fine_tuning.job.event data / checkpoint metrics).
 METRIC_NAMES = {
@@ -118,12 +123,13 @@ def plan_steps(records: int, batch_size: int, n_epochs: int, max_steps: int | No
 
 
 def training_args(method: dict[str, Any], workdir: Path, *, seed: int, total_steps: int,
-                  has_eval: bool) -> dict[str, Any]:
+                  has_eval: bool, precision: Precision) -> dict[str, Any]:
     import torch
 
     hyper = hyperparameters(method)
     opts = method["quanta"]
     qlora = bool(opts["qlora"])
+    cuda = torch.cuda.is_available()
     checkpoint_every = int(opts["checkpoint_every"])
     eval_inline = has_eval and not qlora  # an eval forward mid-training breaks CPU QLoRA
     args: dict[str, Any] = dict(
@@ -146,10 +152,12 @@ def training_args(method: dict[str, Any], workdir: Path, *, seed: int, total_ste
         report_to=[],
         seed=seed,
         data_seed=seed,
-        use_cpu=not torch.cuda.is_available(),
-        # On CPU the weights are already bf16: autocast only adds casts (measured ~25% slower).
-        # QLoRA computes in bf16 anyway; on CUDA autocast keeps fp32 LoRA math fast.
-        bf16=qlora or torch.cuda.is_available(),
+        use_cpu=not cuda,
+        # Autocast only where it pays: on CPU the weights are already in the compute dtype
+        # (autocast only adds casts, measured ~25% slower); 4-bit QLoRA layers and CUDA
+        # (fp32 LoRA math) need it to compute in the chosen half precision.
+        bf16=precision.is_bf16 and (qlora or cuda),
+        fp16=precision.is_fp16 and cuda,
         gradient_checkpointing=False,
         dataloader_num_workers=0,
         disable_tqdm=True,
@@ -165,21 +173,28 @@ def training_args(method: dict[str, Any], workdir: Path, *, seed: int, total_ste
 
 def train(base_dir: Path, method: dict[str, Any], train_examples: list[dict[str, Any]],
           valid_examples: list[dict[str, Any]] | None, workdir: Path, *, seed: int = 0,
-          resume_from: Path | None = None, hooks: TrainHooks | None = None) -> TrainResult:
-    """Train a LoRA adapter; returns where it was saved (None when stopped early)."""
+          resume_from: Path | None = None, hooks: TrainHooks | None = None,
+          precision: Precision | None = None) -> TrainResult:
+    """Train a LoRA adapter; returns where it was saved (None when stopped early).
+
+    ``precision`` defaults to the job's ``quanta.compute_dtype`` resolved for this device.
+    """
     import torch
     from transformers import set_seed
 
+    from quanta.precision import resolve
     from tune import modeling
     from tune.methods import dpo, sft
 
     hooks = hooks or TrainHooks()
+    precision = precision or resolve(method["quanta"].get("compute_dtype"), requested_by="job")
     hyper = {**hyperparameters(method), "max_length": int(method["quanta"]["max_length"])}
     opts = method["quanta"]
     torch.set_num_threads(max(1, torch.get_num_threads()))
     set_seed(seed)
     model, tokenizer, backend = modeling.trainable_model(
-        base_dir, opts["lora"], qlora=bool(opts["qlora"]), max_length=hyper["max_length"])
+        base_dir, opts["lora"], precision, qlora=bool(opts["qlora"]),
+        max_length=hyper["max_length"])
     impl = dpo if method["type"] == "dpo" else sft
     train_rows = impl.prepare(tokenizer, train_examples, hyper["max_length"])
     eval_rows = impl.prepare(tokenizer, valid_examples, hyper["max_length"]) \
@@ -187,7 +202,7 @@ def train(base_dir: Path, method: dict[str, Any], train_examples: list[dict[str,
     total = plan_steps(len(train_rows), int(hyper["batch_size"]), int(hyper["n_epochs"]),
                        opts["max_steps"])
     args = training_args(method, workdir, seed=seed, total_steps=total,
-                         has_eval=eval_rows is not None)
+                         has_eval=eval_rows is not None, precision=precision)
     callback = _callback_class()(hooks)
     trainer = impl.build_trainer(model, tokenizer, train_rows,
                                  eval_rows if args["eval_strategy"] != "no" else None,

@@ -155,6 +155,7 @@ class Worker:
 
     def _train_job(self, job_id: str, beat: Heartbeat, workdir: Path) -> None:
         from quanta.models import model_path
+        from quanta.precision import resolve
         from tune import eval as evaluation
         from tune.trainer import TrainHooks, train
 
@@ -179,7 +180,11 @@ class Worker:
         except NotFoundError:
             pass
 
-        before = self._eval_before(job_id, base_dir, valid_examples, options, max_length)
+        precision = resolve(options.get("compute_dtype"), requested_by="the job")
+        queue.add_event(registry, job_id, f"Training with {precision.describe()}",
+                        data={"precision": precision.as_dict()})
+        before = self._eval_before(job_id, base_dir, valid_examples, options, max_length,
+                                   precision)
         if beat.reason():
             self._stop(job_id, beat.reason())
             return
@@ -209,7 +214,7 @@ class Worker:
                            should_stop=beat.reason,
                            on_progress=self.progress or (lambda step, total, loss: None))
         result = train(base_dir, method, train_examples, valid_examples, workdir,
-                       seed=job.seed, resume_from=resume_dir, hooks=hooks)
+                       seed=job.seed, resume_from=resume_dir, hooks=hooks, precision=precision)
         if result.stopped or beat.reason():
             self._stop(job_id, result.stopped or beat.reason())
             return
@@ -229,6 +234,7 @@ class Worker:
             "max_length": max_length,
             "steps": result.steps,
             "backend": result.backend,
+            "compute_dtype": str(precision.dtype),
             "seed": job.seed,
         }
         if valid_examples and "heldout_loss" in after:
@@ -245,7 +251,8 @@ class Worker:
                      message=f"The job has successfully completed: {adapter.name}")
 
     def _eval_before(self, job_id: str, base_dir: Path, valid_examples: Any,
-                     options: dict[str, Any], max_length: int) -> dict[str, Any]:
+                     options: dict[str, Any], max_length: int, precision: Any
+                     ) -> dict[str, Any]:
         """The base model's scores, computed once per job (a resumed attempt reuses them)."""
         from tune import eval as evaluation
 
@@ -254,7 +261,8 @@ class Worker:
                 if data and "eval_before" in data:
                     return data["eval_before"]
         queue.add_event(self.registry, job_id, "Evaluating the base model")
-        before = evaluation.evaluate_base(base_dir, valid_examples, options["eval"], max_length)
+        before = evaluation.evaluate_base(base_dir, valid_examples, options["eval"], precision,
+                                          max_length)
         queue.add_event(self.registry, job_id, "Base model evaluated",
                         data={"eval_before": before})
         return before

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from quanta.models import DEFAULT_MODEL_ID
+from quanta.types import ComputeDtype
 
 
 @dataclass
@@ -27,6 +28,8 @@ class ServeOptions:
     max_model_len: int = 2048
     kv_cache_gib: float = 1.0
     gguf_format: str = "gguf-q4_k_m"
+    # vLLM's compute dtype; "auto": quanta.precision's rule (bf16 only where native).
+    dtype: ComputeDtype = ComputeDtype.AUTO
     sync_interval: float = 2.0
     # Per-tenant limits (serve.limits); None: the QUANTA_TENANT_* settings.
     tenant_max_concurrency: int | None = None

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from quanta.config import get_settings
+from quanta.precision import detect
 from quanta.registry import NotFoundError, Registry
+from quanta.types import ComputeDtype
 from serve.engines.base import ServeOptions
 
 logger = logging.getLogger(__name__)
@@ -104,6 +107,12 @@ class LlamaCppEngine:
     def run(self, options: ServeOptions) -> None:
         import uvicorn
 
+        if options.dtype is not ComputeDtype.AUTO:
+            raise ValueError("--dtype applies to the vllm engine: llama.cpp computes in the "
+                             "GGUF export's own types (choose them with --gguf-format)")
+        capability = detect().describe()
+        print(f"quanta serve: llama.cpp for {options.model} ({options.gguf_format}, computed "
+              f"in the GGUF's own types; {capability})", file=sys.stderr, flush=True)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # ~10x faster on busy cores
         registry = Registry.open(get_settings())
         registry.get_base_model(options.model)

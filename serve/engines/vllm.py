@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from argparse import Namespace
 
 from quanta.config import get_settings
 from quanta.models import ensure_model
+from quanta.precision import resolve
 from quanta.registry import Registry
+from quanta.types import ComputeDtype
 from serve.engines.base import ServeOptions
 
 logger = logging.getLogger(__name__)
@@ -39,9 +42,10 @@ def engine_env(options: ServeOptions, registry: Registry, base_model_id: str) ->
     }
 
 
-def vllm_argv(options: ServeOptions, model_dir: str) -> list[str]:
-    """Arguments for vLLM's own parser (``make_arg_parser``)."""
-    argv = ["--model", model_dir, "--served-model-name", options.model,
+def vllm_argv(options: ServeOptions, model_dir: str, dtype: ComputeDtype) -> list[str]:
+    """Arguments for vLLM's own parser (``make_arg_parser``); ``dtype`` is resolved already
+    (vLLM's own "auto" takes the checkpoint's bf16 even where the CPU computes it slowly)."""
+    argv = ["--model", model_dir, "--served-model-name", options.model, "--dtype", str(dtype),
             "--host", options.host, "--port", str(options.port),
             "--enable-lora", "--max-loras", str(options.max_loras),
             "--max-lora-rank", str(options.max_lora_rank),
@@ -56,6 +60,9 @@ class VLLMEngine:
     name = "vllm"
 
     def run(self, options: ServeOptions) -> None:
+        precision = resolve(options.dtype, requested_by="--dtype")
+        print(f"quanta serve: vLLM for {options.model}, {precision.describe()}",
+              file=sys.stderr, flush=True)
         registry = Registry.open(get_settings())
         row = ensure_model(registry, options.model)
         model_dir = registry.materialize(row.sha256)
@@ -71,7 +78,7 @@ class VLLMEngine:
 
         cli_env_setup()
         parser = make_arg_parser(FlexibleArgumentParser(prog="quanta serve"))
-        args = parser.parse_args(vllm_argv(options, str(model_dir)))
+        args = parser.parse_args(vllm_argv(options, str(model_dir), precision.dtype))
         validate_parsed_serve_args(args)
         # grpc.aio and uvicorn share one plain asyncio loop.
         asyncio.run(serve(args, options, registry, row.id))

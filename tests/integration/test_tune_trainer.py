@@ -100,3 +100,49 @@ def test_padding_free_batches_give_the_padded_loss(base_model_dir: Path) -> None
         assert model.config._attn_implementation != "quanta_varlen_sdpa"
     for value in (block_mask, lean_padded, per_sequence):
         assert value == pytest.approx(reference, rel=1e-4)
+
+
+AVX2_TRAINING = """
+import json, math, sys
+from pathlib import Path
+
+from quanta.precision import resolve as resolve_precision
+from tune.spec import JobRequest, resolve
+from tune.testing import arithmetic_chat
+from tune.trainer import train
+
+request = JobRequest(model="m", training_file="f", seed=0, method={
+    "type": "supervised", "supervised": {"hyperparameters": {"batch_size": 4}}},
+    quanta={"max_steps": 2, "checkpoint_every": 100, "max_length": 128,
+            "lora": {"r": 4, "alpha": 8}})
+result = train(Path(sys.argv[1]), resolve(request, 4), arithmetic_chat(4), None,
+               Path(sys.argv[2]), seed=0)
+base = {str(p.dtype) for n, p in result.model.named_parameters() if "lora_" not in n}
+losses = [m["train_loss"] for m in result.history if "train_loss" in m]
+print(json.dumps({"precision": resolve_precision().as_dict(), "base_dtypes": sorted(base),
+                  "steps": result.steps, "finite": all(math.isfinite(x) for x in losses)}))
+"""
+
+
+def test_training_on_a_cpu_without_native_bf16_computes_in_fp32(base_model_dir: Path,
+                                                                tmp_path: Path) -> None:
+    """The CPU forced down to AVX2 (no avx512_bf16/AMX): the trainer must load fp32 weights
+    (bf16 would run in torch's reference GEMM, ~25x slower) and still train."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "train_avx2.py"
+    script.write_text(AVX2_TRAINING)
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+           "QUANTA_COMPUTE_DTYPE": "auto", "QUANTA_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, str(script), str(base_model_dir),
+                           str(tmp_path / "work")], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["precision"]["compute_dtype"] == "float32"
+    assert result["precision"]["native_bf16"] is False
+    assert result["base_dtypes"] == ["torch.float32"]
+    assert result["steps"] == 2 and result["finite"]

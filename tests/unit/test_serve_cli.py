@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from quanta.config import Settings
 from quanta.registry import Registry
+from quanta.types import ComputeDtype
 from serve import cli
 from serve.engines import ServeOptions, get_engine
 from serve.engines.vllm import engine_env, vllm_argv
@@ -22,15 +23,16 @@ def test_serve_command_is_registered() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
     for option in ("--engine", "--grpc-port", "--max-loras", "--max-cpu-loras",
-                   "--max-lora-rank", "--gguf-format"):
+                   "--max-lora-rank", "--gguf-format", "--dtype"):
         assert option in result.output
 
 
 def test_vllm_arguments_and_environment(tmp_path: Path) -> None:
     options = ServeOptions(port=8123, max_loras=4, max_cpu_loras=6, max_lora_rank=8,
                            extra_args=["--enforce-eager"])
-    argv = vllm_argv(options, "/models/base")
+    argv = vllm_argv(options, "/models/base", ComputeDtype.FLOAT32)
     assert argv[:4] == ["--model", "/models/base", "--served-model-name", options.model]
+    assert argv[argv.index("--dtype") + 1] == "float32"  # resolved by quanta.precision
     assert {"--enable-lora", "--enforce-eager"} <= set(argv)
     assert argv[argv.index("--max-cpu-loras") + 1] == "6"
     assert argv[argv.index("--max-loras") + 1] == "4"
@@ -45,3 +47,9 @@ def test_vllm_arguments_and_environment(tmp_path: Path) -> None:
 def test_unknown_engine() -> None:
     with pytest.raises(ValueError, match="vllm"):
         get_engine("tgi")
+
+
+def test_llama_cpp_engine_refuses_a_dtype() -> None:
+    """llama.cpp computes in the GGUF's own types: a --dtype there is a clear error."""
+    with pytest.raises(ValueError, match="GGUF"):
+        get_engine("llama-cpp").run(ServeOptions(dtype=ComputeDtype.BFLOAT16))
