@@ -2,430 +2,25 @@
 
     python bench/faults.py [--api-kills 12] [--worker-kills 8] [--serve-kills 4] [--seed 0]
 
-Each kill is one run, followed by the same checks:
-
-* ``registry.verify()`` is clean (no corrupt or missing blob; killed writers' temp files
-  are swept), and no row points at a blob that is not there;
-* tune API: every upload and job the API acknowledged (200) before the kill is still
-  there, byte for byte; the restarted API lists them;
-* worker: every job is queued, running (its dead worker's heartbeat goes stale and the
-  next worker resumes it from its last checkpoint), succeeded, cancelled, or failed
-  with a reason; after a final unkilled worker every job has succeeded with exactly
-  one adapter that materialises with verified hashes;
-* serve: every materialised cache directory matches its manifest (no half-written
-  adapter is ever visible under its final name); the restarted server serves every
-  adapter.
-
+Each kill is one run followed by the registry, job and cache checks described in
+``quanta.testing.faults`` (the CI-sized version is tests/hardening/test_faults.py).
 Prints one line per run and the tallies (kills, survived, artifacts lost, half-written).
-``run_*`` functions take small counts for the CI-sized test (tests/hardening/test_faults.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import json
-import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from quanta.config import Settings
-from quanta.models import DEFAULT_MODEL_ID
-from quanta.registry import Registry
-from quanta.registry import tables as t
-from serve.testing import free_port, start_process, stop_process, wait_healthy
-
-TERMINAL_OK = {"succeeded", "cancelled"}
-
-
-@dataclass
-class Tally:
-    kills: int = 0
-    survived: int = 0
-    artifacts_lost: int = 0
-    half_written: int = 0
-    temp_swept: int = 0
-    problems: list[str] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-
-    def record(self, what: str, problems: list[str], detail: str = "") -> None:
-        self.kills += 1
-        if problems:
-            self.problems += [f"{what}: {p}" for p in problems]
-        else:
-            self.survived += 1
-        line = f"[{self.kills:2d}] {what}: {'OK' if not problems else 'FAIL'} {detail}"
-        self.lines.append(line)
-        print(line, flush=True)
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "QUANTA_HOME": str(home), "QUANTA_ALLOW_ANONYMOUS": "false",
-           "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("QUANTA_DATABASE_URL", None)
-    env.pop("QUANTA_STORE_URL", None)
-    return env
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the process and everything in its process group (engine cores included)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-
-
-def check_registry(registry: Registry, tally: Tally | None = None) -> list[str]:
-    """verify() clean, and every row's blob (and every manifest entry) present."""
-    problems = []
-    report = registry.verify()
-    if tally is not None:
-        tally.temp_swept += report.temp_removed
-    if report.corrupt:
-        problems.append(f"corrupt blobs {report.corrupt}")
-    if report.missing:
-        problems.append(f"missing blobs {report.missing}")
-    return problems
-
-
-# -- tune API --------------------------------------------------------------------------------
-
-def _jsonl(n: int, pad: int) -> bytes:
-    rows = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}? " + "x" * pad},
-                          {"role": "assistant", "content": f"The answer is {2 * i}."}]}
-            for i in range(n)]
-    return "".join(json.dumps(r) + "\n" for r in rows).encode()
-
-
-def _start_api(home: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = start_process([sys.executable, "-m", "quanta.cli", "tune", "api", "--host",
-                          "127.0.0.1", "--port", str(port)], _env(home), home / "api.log")
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc, 120, home / "api.log")
-    return proc, url
-
-
-def api_setup(home: Path) -> tuple[Registry, str]:
-    from quanta.tenancy import create_key, create_tenant
-
-    registry = Registry.open(Settings(home=home, allow_anonymous=False,
-                                      max_upload_bytes=8 << 20))
-    model = home.parent / f"{home.name}-fake-model"
-    model.mkdir(exist_ok=True)
-    (model / "config.json").write_text('{"model_type": "llama"}')
-    registry.add_base_model(DEFAULT_MODEL_ID, model, source="faults")
-    create_tenant(registry, "faults")
-    return registry, create_key(registry, "faults")[1]
-
-
-def run_api_kills(n: int, rng: random.Random, tally: Tally, home: Path) -> None:
-    """Kill ``quanta tune api`` at a random moment while uploads and job creations run."""
-    registry, key = api_setup(home)
-    headers = {"Authorization": f"Bearer {key}"}
-    acknowledged: dict[str, str] = {}  # file id -> sha256 of what we sent
-    jobs: set[str] = set()
-    for _ in range(n):
-        proc, url = _start_api(home)
-        stop = threading.Event()
-        lock = threading.Lock()
-
-        def client(seed: int, url: str = url, stop: threading.Event = stop,
-                   lock: threading.Lock = lock) -> None:
-            local = random.Random(seed)
-            with httpx.Client(timeout=30) as http:
-                while not stop.is_set():
-                    data = _jsonl(local.randint(2, 40), local.choice([10, 1000, 50_000]))
-                    try:
-                        r = http.post(f"{url}/v1/files", headers=headers,
-                                      files={"file": ("d.jsonl", data)},
-                                      data={"purpose": "fine-tune"})
-                        if r.status_code == 200:
-                            with lock:
-                                acknowledged[r.json()["id"]] = hashlib.sha256(data).hexdigest()
-                            j = http.post(f"{url}/v1/fine_tuning/jobs", headers=headers,
-                                          json={"model": DEFAULT_MODEL_ID,
-                                                "training_file": r.json()["id"]})
-                            if j.status_code == 200:
-                                with lock:
-                                    jobs.add(j.json()["id"])
-                    except httpx.HTTPError:
-                        return  # the server is gone
-
-        threads = [threading.Thread(target=client, args=(rng.random(),), daemon=True)
-                   for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        delay = rng.uniform(0.2, 3.0)
-        time.sleep(delay)
-        _kill_group(proc)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
-        problems = check_registry(registry, tally)
-        with registry.session() as s:
-            rows = {f.id: f for f in s.query(t.File)}
-            job_rows = {j.id: j for j in s.query(t.Job)}
-        lost = [fid for fid in acknowledged if fid not in rows]
-        lost += [jid for jid in jobs if jid not in job_rows]
-        for fid, sha in acknowledged.items():
-            if fid in rows and rows[fid].sha256 != sha:
-                problems.append(f"file {fid} content changed")
-                tally.half_written += 1
-        bad_jobs = [j.id for j in job_rows.values() if j.status not in ("queued", "cancelled")]
-        if lost:
-            problems.append(f"acknowledged but lost: {lost}")
-            tally.artifacts_lost += len(lost)
-        if bad_jobs:
-            problems.append(f"jobs in odd states: {bad_jobs}")
-        leftovers = list((home / "uploads").glob("*")) if (home / "uploads").exists() else []
-        # The restarted API must list everything acknowledged.
-        proc, url = _start_api(home)
-        try:
-            listed = set()
-            after = None
-            while True:
-                page = httpx.get(f"{url}/v1/files", headers=headers, timeout=30,
-                                 params={"limit": 100, **({"after": after} if after else {})})
-                page.raise_for_status()
-                listed |= {f["id"] for f in page.json()["data"]}
-                if not page.json()["has_more"]:
-                    break
-                after = page.json()["last_id"]
-            if set(acknowledged) - listed:
-                problems.append("restarted API does not list every acknowledged file")
-        finally:
-            stop_process(proc, grace=10)
-        tally.record("tune-api", problems,
-                     f"killed after {delay:.2f}s; {len(acknowledged)} files, {len(jobs)} jobs "
-                     f"acknowledged so far; upload temp files left: {len(leftovers)}")
-        for leftover in leftovers:  # not artifacts: scratch space of the killed API
-            leftover.unlink(missing_ok=True)
-
-
-# -- worker ----------------------------------------------------------------------------------
-
-def worker_setup(home: Path, base_model_dir: Path, n_jobs: int, max_steps: int = 6,
-                 checkpoint_every: int = 2) -> tuple[Registry, list[str]]:
-    from tune.service import TuneService
-    from tune.testing import arithmetic_chat, seeded_registry, write_jsonl
-
-    registry = seeded_registry(home, base_model_dir)
-    service = TuneService(registry)
-    data = write_jsonl(home.parent / f"{home.name}-train.jsonl", arithmetic_chat(8))
-    file_id = service.create_file("local", data.name, "fine-tune", data)["id"]
-    jobs = []
-    for i in range(n_jobs):
-        jobs.append(service.create_job("local", {
-            "model": DEFAULT_MODEL_ID, "training_file": file_id, "seed": i,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": {
-                "batch_size": 4, "learning_rate_multiplier": 5}}},
-            "quanta": {"max_steps": max_steps, "checkpoint_every": checkpoint_every,
-                       "max_length": 128, "lora": {"r": 4, "alpha": 8},
-                       "eval": {"physics_n": 0, "loss_examples": 0}},
-        })["id"])
-    return registry, jobs
-
-
-def _start_worker(home: Path) -> subprocess.Popen:
-    return start_process([sys.executable, "-m", "quanta.cli", "tune", "worker",
-                          "--heartbeat", "0.5", "--stale-after", "2", "--poll-interval", "0.5"],
-                         _env(home), home / "worker.log")
-
-
-def _jobs(registry: Registry, ids: list[str]) -> dict[str, t.Job]:
-    with registry.session() as s:
-        return {j.id: j for j in s.query(t.Job).filter(t.Job.id.in_(ids))}
-
-
-def _job_problems(registry: Registry, ids: list[str]) -> list[str]:
-    problems = []
-    for job in _jobs(registry, ids).values():
-        if job.status == "failed" and not (job.error or {}).get("message"):
-            problems.append(f"job {job.id} failed without a reason")
-        if job.status not in ("queued", "running", "succeeded", "failed", "cancelled"):
-            problems.append(f"job {job.id} in status {job.status}")
-    return problems
-
-
-def run_worker_kills(n: int, rng: random.Random, tally: Tally, home: Path,
-                     base_model_dir: Path, jobs_per_kill: float = 0.5,
-                     finish_timeout: float = 900,
-                     window: tuple[float, float] = (2.0, 15.0), max_steps: int = 12) -> None:
-    """Kill the worker at random moments (loading, training, checkpointing, storing)."""
-    registry, ids = worker_setup(home, base_model_dir, max(1, round(n * jobs_per_kill)),
-                                 max_steps=max_steps)
-    for _ in range(n):
-        if all(j.status in TERMINAL_OK | {"failed"} for j in _jobs(registry, ids).values()):
-            break  # everything finished before we ran out of kills
-        proc = _start_worker(home)
-        delay = rng.uniform(*window)
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        states = {j.status for j in _jobs(registry, ids).values()}
-        _kill_group(proc)
-        problems = check_registry(registry, tally) + _job_problems(registry, ids)
-        with registry.session() as s:
-            ckpts = s.query(t.Checkpoint).filter(t.Checkpoint.job_id.in_(ids)).count()
-        scratch = list((home / "work").glob("*")) if (home / "work").exists() else []
-        tally.record("tune-worker", problems, f"killed after {delay:.1f}s "
-                     f"(job states then: {sorted(states)}; checkpoints so far {ckpts}; "
-                     f"scratch dirs left in work/: {len(scratch)})")
-    # A worker that is left alone finishes every job, resuming from checkpoints.
-    proc = _start_worker(home)
-    try:
-        deadline = time.monotonic() + finish_timeout
-        while time.monotonic() < deadline:
-            if all(j.status in TERMINAL_OK | {"failed"} for j in _jobs(registry, ids).values()):
-                break
-            time.sleep(1)
-    finally:
-        stop_process(proc, grace=10)
-    problems = check_registry(registry, tally) + _job_problems(registry, ids)
-    jobs = _jobs(registry, ids)
-    for job in jobs.values():
-        if job.status == "failed" and (job.error or {}).get("message"):
-            continue  # an accepted ending: e.g. tune gives up after repeated worker deaths
-        if job.status != "succeeded":
-            problems.append(f"job {job.id} ended {job.status}: {job.error}")
-            continue
-        adapters = [a for a in registry.list_adapters("local") if a.job_id == job.id]
-        if len(adapters) != 1:
-            problems.append(f"job {job.id} has {len(adapters)} adapters")
-            tally.artifacts_lost += len(adapters) == 0
-            continue
-        registry.materialize(adapters[0].sha256)  # raises if any file is corrupt
-    resumed = 0
-    with registry.session() as s:
-        for event in s.query(t.JobEvent).filter(t.JobEvent.job_id.in_(ids)):
-            resumed += bool((event.data or {}).get("resumed_from_step"))
-    reasons = sorted({(j.error or {}).get("code", "?") for j in jobs.values()
-                      if j.status == "failed"})
-    print(f"      worker: {len(jobs)} jobs -> {sorted(j.status for j in jobs.values())} "
-          f"(failure codes: {reasons or 'none'}); {resumed} resumptions from a checkpoint; "
-          f"the killed workers left {len(list((home / 'work').glob('*')))} scratch dirs "
-          "in work/", flush=True)
-    if problems:
-        tally.problems += [f"tune-worker final: {p}" for p in problems]
-
-
-# -- serve -----------------------------------------------------------------------------------
-
-def cache_problems(registry: Registry) -> list[str]:
-    """Every cache directory named by a sha256 must hold exactly its manifest's files."""
-    from quanta.registry.store import sha256_file
-
-    problems = []
-    cache = registry.settings.cache_dir
-    if not cache.exists():
-        return problems
-    for directory in cache.iterdir():
-        if not directory.is_dir() or len(directory.name) != 64:
-            continue  # temp names (".<sha>.<pid>.tmp") are never served
-        try:
-            files = registry.read_manifest(directory.name)
-        except Exception as exc:
-            problems.append(f"cache {directory.name[:12]}: {exc}")
-            continue
-        present = {p.relative_to(directory).as_posix() for p in directory.rglob("*")
-                   if p.is_file()}
-        if present != set(files) or any(
-                sha256_file(directory / rel) != info["sha256"] for rel, info in files.items()):
-            problems.append(f"cache {directory.name[:12]} is half-written")
-    return problems
-
-
-def run_serve_kills(n: int, rng: random.Random, tally: Tally, home: Path,
-                    base_model_dir: Path) -> None:
-    """Kill ``quanta serve`` during start-up or while it loads adapters; restart at the end."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    import load_serve
-
-    fixture = load_serve.prepare(home, base_model_dir, ["s0", "s1"], per_tenant=3)
-    registry = fixture.registry
-    models = [(tenant, name) for tenant, names in fixture.adapters.items() for name in names]
-    extra = ["--max-loras", "2", "--max-cpu-loras", "3", "--max-model-len", "256"]
-    for i in range(n):
-        during_startup = i % 2 == 0
-        port, grpc_port = free_port(), free_port()
-        proc = start_process([sys.executable, "-m", "quanta.cli", "serve", "--port", str(port),
-                              "--grpc-port", str(grpc_port), *extra], _env(home),
-                             home / f"serve-{i}.log")
-        url = f"http://127.0.0.1:{port}"
-        if during_startup:
-            delay = rng.uniform(3.0, 40.0)
-            time.sleep(delay)
-            detail = f"killed {delay:.1f}s into start-up"
-        else:
-            wait_healthy(url, proc, 600, home / f"serve-{i}.log")
-            # Drop the adapters' materialised copies so the loads below write them again.
-            for _, name in models:
-                sha = registry.resolve_adapter(name.split(":")[2], name).sha256
-                shutil.rmtree(registry.settings.cache_dir / sha, ignore_errors=True)
-            stop = threading.Event()
-
-            def load(stop: threading.Event = stop, url: str = url) -> None:
-                for tenant, name in models:
-                    if stop.is_set():
-                        return
-                    try:
-                        httpx.post(f"{url}/v1/chat/completions",
-                                   headers={"Authorization": f"Bearer {fixture.keys[tenant]}"},
-                                   json={"model": name, "max_tokens": 2, "messages": [
-                                       {"role": "user", "content": "hi"}]}, timeout=60)
-                    except httpx.HTTPError:
-                        return
-
-            thread = threading.Thread(target=load, daemon=True)
-            thread.start()
-            delay = rng.uniform(0.2, 4.0)
-            time.sleep(delay)
-            detail = f"killed {delay:.1f}s into adapter loads"
-        _kill_group(proc)
-        if not during_startup:
-            stop.set()
-            thread.join(timeout=60)
-        problems = check_registry(registry, tally) + cache_problems(registry)
-        tally.half_written += sum("half-written" in p for p in problems)
-        tally.record("serve", problems, detail)
-    # The restarted server serves every adapter.
-    proc, url, _, _ = load_serve.start_server(home, extra=extra)
-    try:
-        for tenant, name in models:
-            r = httpx.post(f"{url}/v1/chat/completions",
-                           headers={"Authorization": f"Bearer {fixture.keys[tenant]}"},
-                           json={"model": name, "max_tokens": 2,
-                                 "messages": [{"role": "user", "content": "hi"}]}, timeout=120)
-            if r.status_code != 200:
-                tally.problems.append(f"serve final: {name} -> {r.status_code} {r.text[:200]}")
-                tally.artifacts_lost += 1
-    finally:
-        stop_process(proc)
-    print(f"      serve: restarted server served {len(models)} adapters", flush=True)
-
-
-# -- main ------------------------------------------------------------------------------------
-
-def _base_model_dir() -> Path:
-    from quanta.models import ensure_model, model_path
-
-    home = Path(os.environ.get("QUANTA_BENCH_MODEL_HOME",
-                               Path.home() / ".cache" / "quanta" / "bench-model"))
-    registry = Registry.open(Settings(home=home))
-    ensure_model(registry)
-    return model_path(registry)
+from quanta.testing.faults import Tally, run_api_kills, run_serve_kills, run_worker_kills
+from quanta.testing.fixtures import base_model_dir, bench_model_home
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-kills", type=int, default=8)
     parser.add_argument("--serve-kills", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-home", type=Path, default=bench_model_home(),
+                        help="registry with the base model (imported there on first use)")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     tally = Tally()
+
     root = Path(tempfile.mkdtemp(prefix="quanta-faults-"))
     started = time.monotonic()
     try:
@@ -445,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
              lambda: run_api_kills(args.api_kills, rng, tally, root / "api")),
             ("tune worker", args.worker_kills,
              lambda: run_worker_kills(args.worker_kills, rng, tally, root / "worker",
-                                      _base_model_dir())),
+                                      base_model_dir(args.model_home))),
             ("serve", args.serve_kills,
              lambda: run_serve_kills(args.serve_kills, rng, tally, root / "serve",
-                                     _base_model_dir())),
+                                     base_model_dir(args.model_home))),
         ]
         for _, count, phase in phases:
             if count:

@@ -13,52 +13,32 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# Run from a checkout: the repo's packages win over a stale editable install.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PROMPT = "A 2 kg ball moves at 3 m/s. What is its kinetic energy? Explain step by step."
-FORMATS = ("merged", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "gguf-lora", "gptq")
-
-
-def make_adapter(base_dir: Path, out_dir: Path) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, task_type="CAUSAL_LM",
-                                             target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.01)
-    model.save_pretrained(out_dir)
-    return out_dir
 
 
 def setup(home: Path, with_gptq: bool) -> str:
     from quanta.config import Settings
     from quanta.models import DEFAULT_MODEL_ID, ensure_model, model_path
     from quanta.registry import Registry
+    from quanta.testing.fixtures import make_adapter
+    from quanta.types import ExportFormat
     from quantize import export
 
     registry = Registry.open(Settings(home=home))
     ensure_model(registry)
-    adapter_dir = make_adapter(model_path(registry), home / "bench-adapter")
+    adapter_dir = make_adapter(model_path(registry), home / "bench-adapter", seed=0)
     row = registry.add_adapter(registry.settings.default_tenant, DEFAULT_MODEL_ID, adapter_dir,
                                suffix="bench")
-    for fmt in FORMATS:
-        if fmt == "gptq" and not with_gptq:
+    for fmt in ExportFormat:
+        if fmt == ExportFormat.GPTQ and not with_gptq:
             continue
         started = time.perf_counter()
         export(registry, row.name, fmt)
@@ -138,6 +118,7 @@ def main() -> None:
 
     from quanta.config import Settings
     from quanta.registry import Registry
+    from quanta.types import ExportFormat
     from quantize.chat import resolve_local_model
     from quantize.cli import quality_table
     from quantize.exporters import resolve_target
@@ -152,7 +133,7 @@ def main() -> None:
     registry = Registry.open(Settings(home=args.home) if args.home else None)
     target = resolve_target(registry, args.adapter)
     q4 = resolve_local_model(registry, f"{args.adapter}@gguf-q4_k_m")
-    merged = registry.find_export(base_model_id=target.base_model_id, format="merged",
+    merged = registry.find_export(base_model_id=target.base_model_id, format=ExportFormat.MERGED,
                                   adapter_id=target.adapter_id)
     if merged is None:
         raise SystemExit(f"{args.adapter} has no merged export: quanta export ... --format merged")

@@ -45,7 +45,8 @@ EVAL_BATCH = 8
 
 def training_tokens_per_s(base_dir: Path, dtype: ComputeDtype, steps: int, batch: int,
                           max_length: int, budget_s: float) -> dict[str, Any]:
-    from quanta.data import bundled_physics_path, read_examples
+    from quanta.data import read_examples
+    from quanta.domains.physics import bundled_physics_path
     from tune.spec import JobRequest
     from tune.spec import resolve as resolve_method
     from tune.trainer import TrainHooks, train
@@ -74,7 +75,7 @@ def training_tokens_per_s(base_dir: Path, dtype: ComputeDtype, steps: int, batch
 def eval_tokens_per_s(base_dir: Path, dtype: ComputeDtype, new_tokens: int) -> dict[str, Any]:
     import torch
 
-    from quanta.data import held_out_problems, problem_to_chat
+    from quanta.domains.physics import held_out_problems, problem_to_chat
     from tune.modeling import load_base, load_tokenizer
 
     tokenizer = load_tokenizer(base_dir)
@@ -99,19 +100,17 @@ def eval_tokens_per_s(base_dir: Path, dtype: ComputeDtype, new_tokens: int) -> d
 
 def vllm_tokens_per_s(home: Path, dtype: ComputeDtype, max_tokens: int,
                       startup_timeout: float) -> dict[str, Any]:
-    from serve.testing import free_port, start_process, stop_process, throughput, wait_healthy
+    from quanta.testing.load import throughput
+    from quanta.testing.servers import start_serve
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = home / f"bench-precision-serve-{dtype}.log"
-    env = {**os.environ, "QUANTA_HOME": str(home), "QUANTA_ALLOW_ANONYMOUS": "true"}
-    proc = start_process([sys.executable, "-m", "quanta.cli", "serve", "--port", str(port),
-                          "--grpc-port", "0", "--dtype", str(dtype)], env, log)
+    started = time.perf_counter()
+    server = start_serve(home, "--dtype", str(dtype), grpc=False, anonymous=True,
+                         timeout=startup_timeout, log_name=f"bench-precision-serve-{dtype}.log")
     try:
-        up = wait_healthy(url, proc, startup_timeout, log)
-        tps = asyncio.run(throughput(url, {}, [DEFAULT_MODEL_ID], max_tokens))
+        up = time.perf_counter() - started
+        tps = asyncio.run(throughput(server.url, {}, [DEFAULT_MODEL_ID], max_tokens))
     finally:
-        stop_process(proc)
+        server.stop()
     return {"tokens_per_s": tps, "startup_s": round(up, 1)}
 
 

@@ -28,18 +28,12 @@ import httpx
 
 from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID, ensure_model, model_path
+from quanta.processes import free_port, start_process, stop_process, wait_healthy
 from quanta.registry import ConflictError, Registry
 from quanta.tenancy import create_key, create_tenant
-from serve.testing import (
-    CONCURRENCY,
-    free_port,
-    make_adapter,
-    one_request,
-    start_process,
-    stop_process,
-    throughput,
-    wait_healthy,
-)
+from quanta.testing.fixtures import make_adapter
+from quanta.testing.load import CONCURRENCY, one_request, throughput
+from quanta.testing.servers import start_serve
 
 N_ADAPTERS = 8
 N_COLD = 8
@@ -82,14 +76,6 @@ def pct(values: list[float], q: float) -> float:
     return values[k]
 
 
-def start_quanta(home: Path, port: int, log: Path):
-    env = {**os.environ, "QUANTA_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
-    argv = [sys.executable, "-m", "quanta.cli", "serve", "--port", str(port), "--grpc-port",
-            "0", "--max-loras", str(N_ADAPTERS), "--max-cpu-loras",
-            str(N_ADAPTERS + N_COLD), "--max-lora-rank", "16"]
-    return start_process(argv, env, log)
-
-
 def start_bare(home: Path, base_dir: Path, registry: Registry, adapters: list[str], port: int,
                log: Path):
     modules = []
@@ -106,7 +92,7 @@ def start_bare(home: Path, base_dir: Path, registry: Registry, adapters: list[st
             "--enable-lora", "--max-loras", str(N_ADAPTERS), "--max-lora-rank", "16",
             "--max-model-len", "2048", "--disable-uvicorn-access-log",
             "--lora-modules", *modules]
-    return start_process(argv, env, log)
+    return start_process(argv, log, env)
 
 
 def main() -> None:
@@ -124,24 +110,26 @@ def main() -> None:
           f"{time.perf_counter() - t0:.0f}s; {CONCURRENCY} concurrent requests x "
           f"{args.max_tokens} output tokens, 2 measured rounds each", flush=True)
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start_quanta(home, port, home / "quanta-server.log")
+    started = time.perf_counter()
+    server = start_serve(home, "--max-loras", str(N_ADAPTERS), "--max-cpu-loras",
+                         str(N_ADAPTERS + N_COLD), "--max-lora-rank", "16", grpc=False,
+                         timeout=args.startup_timeout, log_name="quanta-server.log")
+    url = server.url
     try:
-        up = wait_healthy(url, proc, args.startup_timeout, home / "quanta-server.log")
-        print(f"quanta serve healthy after {up:.0f}s", flush=True)
+        print(f"quanta serve healthy after {time.perf_counter() - started:.0f}s", flush=True)
         base_tps = asyncio.run(throughput(url, headers, [DEFAULT_MODEL_ID], args.max_tokens))
         cold = asyncio.run(ttfts(url, headers, cold_set))
         warm = asyncio.run(ttfts(url, headers, cold_set + cold_set))
         lora_tps = asyncio.run(throughput(url, headers, warm_set, args.max_tokens))
     finally:
-        stop_process(proc)
+        server.stop()
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start_bare(home, base_dir, registry, warm_set, port, home / "bare-server.log")
     try:
-        up = wait_healthy(url, proc, args.startup_timeout, home / "bare-server.log")
+        up = wait_healthy(f"{url}/health", proc, args.startup_timeout,
+                          home / "bare-server.log")
         print(f"bare vLLM healthy after {up:.0f}s", flush=True)
         bare_tps = asyncio.run(throughput(url, {}, warm_set, args.max_tokens))
     finally:

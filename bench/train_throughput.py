@@ -23,18 +23,22 @@ import random
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tune.spec import TrainingPlan
 
 
 def _examples(n: int, seed: int) -> list[dict[str, Any]]:
-    from quanta.data import bundled_physics_path, read_examples
+    from quanta.data import read_examples
+    from quanta.domains.physics import bundled_physics_path
 
     examples = read_examples(bundled_physics_path())
     random.Random(seed).shuffle(examples)
     return (examples * (n // len(examples) + 1))[:n]
 
 
-def _method(batch: int, steps: int, max_length: int, **quanta: Any) -> dict[str, Any]:
+def _plan(batch: int, steps: int, max_length: int, **quanta: Any) -> TrainingPlan:
     from tune.spec import JobRequest, resolve
 
     request = JobRequest(model="m", training_file="f", method={
@@ -50,7 +54,7 @@ def run_quanta(base_dir: Path, examples: list[dict[str, Any]], batch: int, steps
     from tune.trainer import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(base_dir, _method(batch, steps, max_length, **quanta), examples, None,
+        result = train(base_dir, _plan(batch, steps, max_length, **quanta), examples, None,
                        Path(tmp), seed=0)
     losses = [m["train_loss"] for m in result.history if "train_loss" in m]
     out = {"runtime_s": result.train_runtime, "steps": result.steps,
@@ -69,12 +73,12 @@ def run_baseline(base_dir: Path, examples: list[dict[str, Any]], batch: int, ste
 
     from tune.dataset import tokenize_examples
     from tune.modeling import lora_config
-    from tune.spec import LoraOptions, learning_rate
+    from tune.spec import LoraOptions
 
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     rows = tokenize_examples(tokenizer, examples, max_length)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
-                           lora_config(LoraOptions().model_dump()))
+                           lora_config(LoraOptions()))
     pad = tokenizer.pad_token_id
 
     def collate(batch_rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -91,8 +95,8 @@ def run_baseline(base_dir: Path, examples: list[dict[str, Any]], batch: int, ste
 
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=batch,
-                                 max_steps=steps, learning_rate=learning_rate(
-                                     _method(batch, steps, max_length)),
+                                 max_steps=steps,
+                                 learning_rate=_plan(batch, steps, max_length).learning_rate,
                                  logging_steps=1, save_strategy="no", report_to=[], seed=0,
                                  use_cpu=not torch.cuda.is_available(), disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows),

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quanta.console import fmt_metric
+
 
 @dataclass
 class DemoResults:
@@ -62,12 +64,6 @@ def plot_accuracy(before: dict[str, Any], after: dict[str, Any], path: Path) -> 
     plt.close(fig)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
-
-
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")[:300]
 
@@ -97,8 +93,8 @@ def write_report(results: DemoResults, out_dir: Path) -> Path:
     for metric in sorted(set(results.eval_before) | set(results.eval_after)):
         if isinstance(results.eval_before.get(metric, results.eval_after.get(metric)), list | dict):
             continue
-        lines.append(f"| {metric} | {_fmt(results.eval_before.get(metric))} "
-                     f"| {_fmt(results.eval_after.get(metric))} |")
+        lines.append(f"| {metric} | {fmt_metric(results.eval_before.get(metric))} "
+                     f"| {fmt_metric(results.eval_after.get(metric))} |")
     lines += ["", "![training loss](loss.png) ![accuracy](accuracy.png)", ""]
     if results.examples:
         lines += ["## Example answers (held-out problems)", "",
@@ -110,9 +106,10 @@ def write_report(results: DemoResults, out_dir: Path) -> Path:
         lines += ["## Exports", "", "| format | size (MB) | perplexity | reference | ratio |",
                   "|---|---|---|---|---|"]
         for e in results.exports:
-            lines.append(f"| {e['format']} | {e['bytes'] / 1e6:.1f} | {_fmt(e.get('perplexity'))} "
-                         f"| {_fmt(e.get('reference_perplexity'))} "
-                         f"| {_fmt(e.get('perplexity_ratio'))} |")
+            lines.append(f"| {e['format']} | {e['bytes'] / 1e6:.1f} "
+                         f"| {fmt_metric(e.get('perplexity'))} "
+                         f"| {fmt_metric(e.get('reference_perplexity'))} "
+                         f"| {fmt_metric(e.get('perplexity_ratio'))} |")
         lines.append("")
     if results.served:
         lines += ["## Served answers", "", "| engine | question | expected | base | adapter |",

@@ -13,25 +13,26 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import select
 
 from demo.eta import StepClock, forecast, minutes
-from demo.processes import free_port, service
 from demo.report import DemoResults
-from quanta.data import (
+from quanta.console import fmt_metric
+from quanta.domains.physics import (
     bundled_physics_path,
     held_out_chat_path,
     held_out_problems,
     problem_to_chat,
 )
 from quanta.models import DEFAULT_MODEL_ID, ensure_model
+from quanta.processes import free_port, quanta_command, service
 from quanta.registry import Registry
 from quanta.registry import tables as t
+from quanta.types import TERMINAL_STATUSES, EventType, ExportFormat, FilePurpose, JobStatus
 
 DEMO_SUFFIX = "physics"
 QUESTIONS = 3
-EXPORT_FORMATS = ("gguf-q4_k_m", "gguf-lora", "gptq")
-BASE_GGUF = "gguf-q4_k_m"
+EXPORT_FORMATS = (ExportFormat.GGUF_Q4_K_M, ExportFormat.GGUF_LORA, ExportFormat.GPTQ)
+BASE_GGUF = ExportFormat.GGUF_Q4_K_M
 ETA_AFTER_STEPS = 4  # logged steps past the first (warm-up) before the ETA is told
 
 
@@ -109,19 +110,16 @@ class Demo:
 
     # -- 2-4. tune, with evaluation before and after ----------------------------------------
 
-    def _latest_job(self, *statuses: str) -> t.Job | None:
-        with self.registry.session() as s:
-            return s.scalar(select(t.Job).where(
-                t.Job.tenant_id == self.tenant, t.Job.status.in_(statuses),
-                t.Job.suffix == f"{DEMO_SUFFIX}-{self.plan.name}",
-            ).order_by(t.Job.created_at.desc()))
+    def _latest_job(self, *statuses: JobStatus) -> t.Job | None:
+        return self.registry.jobs.latest(self.tenant, statuses,
+                                         suffix=f"{DEMO_SUFFIX}-{self.plan.name}")
 
     def tune(self) -> None:
         with self.step("fine-tune (base eval, training, adapter eval)"):
-            job = self._latest_job("succeeded")
+            job = self._latest_job(JobStatus.SUCCEEDED)
             if job is None:
                 self._run_job()
-                job = self._latest_job("succeeded")
+                job = self._latest_job(JobStatus.SUCCEEDED)
                 if job is None:
                     raise RuntimeError("the fine-tuning job did not succeed; see its events: "
                                        "quanta tune jobs ls")
@@ -162,20 +160,21 @@ class Demo:
         port = free_port()
         logs = self.workdir / "logs"
         url = f"http://127.0.0.1:{port}"
-        with service(["tune", "api", "--port", str(port)], logs / "tune-api.log",
+        with service(quanta_command("tune", "api", "--port", str(port)), logs / "tune-api.log",
                      health_url=f"{url}/health", timeout=120), \
-             service(["tune", "worker", "--poll-interval", "1", "--stale-after", "15"],
-                     logs / "tune-worker.log"):
+             service(quanta_command("tune", "worker", "--poll-interval", "1", "--stale-after",
+                                    "15"), logs / "tune-worker.log"):
             client = OpenAI(base_url=f"{url}/v1", api_key=self.api_key, max_retries=2)
-            unfinished = self._latest_job("validating_files", "queued", "running")
+            unfinished = self._latest_job(JobStatus.VALIDATING_FILES, JobStatus.QUEUED,
+                                          JobStatus.RUNNING)
             if unfinished is not None:  # interrupted earlier: the worker resumes it
                 self.console.print(f"resuming job {unfinished.id} from its last checkpoint")
                 self._follow(client, unfinished.id)
                 return
             with open(bundled_physics_path(), "rb") as fh:
-                train = client.files.create(file=fh, purpose="fine-tune")
+                train = client.files.create(file=fh, purpose=FilePurpose.FINE_TUNE)
             with open(held_out_chat_path(), "rb") as fh:
-                valid = client.files.create(file=fh, purpose="fine-tune")
+                valid = client.files.create(file=fh, purpose=FilePurpose.FINE_TUNE)
             self.console.print(f"uploaded {train.id} (bundled physics set), {valid.id} "
                                "(held-out problems)")
             job = client.fine_tuning.jobs.create(training_file=train.id,
@@ -203,7 +202,7 @@ class Demo:
                         continue
                     seen.add(event.id)
                     data = getattr(event, "data", None) or {}
-                    if event.type == "metrics" and "step" in data:
+                    if event.type == EventType.METRICS and "step" in data:
                         loss = data.get("train_loss")
                         progress.update(task, completed=data["step"], description="training",
                                         loss=f"loss {loss:.3f}" if loss is not None else "")
@@ -217,9 +216,9 @@ class Demo:
                 if not told and clock.latest and clock.first and \
                         clock.latest[0] - clock.first[0] >= ETA_AFTER_STEPS:
                     told = self._tell_eta(progress.console, clock, eval_s)
-                if job.status in ("succeeded", "failed", "cancelled"):
+                if job.status in TERMINAL_STATUSES:
                     progress.update(task, description=job.status)
-                    if job.status != "succeeded":
+                    if job.status != JobStatus.SUCCEEDED:
                         raise RuntimeError(f"job {job_id} {job.status}: {job.error}")
                     return
                 time.sleep(2)
@@ -247,13 +246,10 @@ class Demo:
 
     def _loss_curve(self, job_id: str) -> list[tuple[int, float]]:
         curve = []
-        with self.registry.session() as s:
-            for event in s.scalars(select(t.JobEvent).where(t.JobEvent.job_id == job_id,
-                                                            t.JobEvent.type == "metrics")
-                                   .order_by(t.JobEvent.seq)):
-                data = event.data or {}
-                if data.get("train_loss") is not None and data.get("step") is not None:
-                    curve.append((int(data["step"]), float(data["train_loss"])))
+        for event in reversed(self.registry.jobs.events(job_id, type=EventType.METRICS)):
+            data = event.data or {}
+            if data.get("train_loss") is not None and data.get("step") is not None:
+                curve.append((int(data["step"]), float(data["train_loss"])))
         return curve
 
     def _print_eval(self) -> None:
@@ -262,7 +258,7 @@ class Demo:
         for metric in sorted(set(before) | set(after)):
             if isinstance(before.get(metric, after.get(metric)), list | dict):
                 continue
-            table.add_row(metric, _fmt(before.get(metric)), _fmt(after.get(metric)))
+            table.add_row(metric, fmt_metric(before.get(metric)), fmt_metric(after.get(metric)))
         self.console.print(table)
         answers = Table("question", "expected", "base", "adapter", title="example answers")
         for example in self.results.examples:
@@ -292,8 +288,9 @@ class Demo:
                         row = export(self.registry, self.adapter.name, fmt, tenant_id=self.tenant)
                 metrics = row.metrics or {}
                 self.results.exports.append({"format": fmt, "bytes": row.bytes, **metrics})
-                table.add_row(fmt, f"{row.bytes / 1e6:.1f} MB", _fmt(metrics.get("perplexity")),
-                              _fmt(metrics.get("perplexity_ratio")))
+                table.add_row(fmt, f"{row.bytes / 1e6:.1f} MB",
+                              fmt_metric(metrics.get("perplexity")),
+                              fmt_metric(metrics.get("perplexity_ratio")))
             self.console.print(table)
 
     # -- 6. serving -------------------------------------------------------------------------
@@ -302,7 +299,8 @@ class Demo:
         assert self.adapter is not None
         with self.step(f"serve with {engine} and ask"):
             port = free_port()
-            args = ["serve", "--engine", engine, "--port", str(port), "--grpc-port", "0"]
+            args = quanta_command("serve", "--engine", engine, "--port", str(port),
+                                  "--grpc-port", "0")
             log = self.workdir / "logs" / f"serve-{engine}.log"
             with service(args, log, health_url=f"http://127.0.0.1:{port}/health", timeout=420):
                 self._ask(engine, f"http://127.0.0.1:{port}/v1")
@@ -328,10 +326,4 @@ class Demo:
                                         **answers})
             table.add_row(problem.question, answers["base"], answers["adapter"])
         self.console.print(table)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
 

@@ -1,24 +1,36 @@
 """``quanta``: the command line. Thin: it parses arguments and calls the services.
 
-Each service contributes its commands through a ``register(app)`` function in its own
-``cli`` module (``tune.cli``, ``quantize.cli``, ``serve.cli``), so this file never
-imports a service's internals. User errors exit with code 2 and a one-line message.
+Each service contributes its commands through a ``register(app)`` function, found through
+the ``quanta.commands`` entry points (``tune.cli``, ``quantize.cli``, ``serve.cli``,
+``demo.cli``), so this file imports no service. The helpers both sides use (console,
+formatting, user errors) are ``quanta.console``. User errors exit with code 2 and a
+one-line message.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import sys
 from datetime import datetime
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from quanta.registry import ConflictError, NotFoundError, Registry, RegistryError
+from quanta.console import (
+    UsageError,
+    console,
+    err_console,
+    fmt_bytes,
+    fmt_metric,
+    fmt_time,
+    open_registry,
+    print_json,
+    row_dict,
+)
+from quanta.registry import ConflictError, NotFoundError, RegistryError
+from quanta.types import ArtifactKind
 
 app = typer.Typer(help="Quanta: tune, export and serve domain-expert LLMs.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -35,51 +47,21 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(data_app, name="data")
 app.add_typer(adapters_app, name="adapters")
 
-console = Console()
-err_console = Console(stderr=True)
-SERVICE_CLIS = ("tune.cli", "quantize.cli", "serve.cli", "demo.cli")
-
-
-class UsageError(Exception):
-    """A user mistake the CLI reports with exit code 2."""
-
-
-def open_registry() -> Registry:
-    return Registry.open()
-
-
-def fmt_time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def fmt_bytes(size: int | None) -> str:
-    if size is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return str(size)
-
-
-def print_json(value: Any) -> None:
-    console.print_json(json.dumps(value, default=str))
+COMMANDS_GROUP = "quanta.commands"
 
 
 # -- registry ------------------------------------------------------------------------------
 
 ROW_COLUMNS = {
-    "file": ("id", "tenant_id", "filename", "purpose", "records", "bytes", "created_at"),
-    "base_model": ("id", "tenant_id", "architecture", "bytes", "source", "created_at"),
-    "job": ("id", "tenant_id", "model", "status", "fine_tuned_model", "created_at"),
-    "adapter": ("id", "name", "tenant_id", "base_model_id", "bytes", "created_at"),
-    "export": ("id", "adapter_id", "base_model_id", "format", "bytes", "created_at"),
-    "checkpoint": ("id", "job_id", "step", "bytes", "created_at"),
+    ArtifactKind.FILE: ("id", "tenant_id", "filename", "purpose", "records", "bytes",
+                        "created_at"),
+    ArtifactKind.BASE_MODEL: ("id", "tenant_id", "architecture", "bytes", "source",
+                              "created_at"),
+    ArtifactKind.JOB: ("id", "tenant_id", "model", "status", "fine_tuned_model", "created_at"),
+    ArtifactKind.ADAPTER: ("id", "name", "tenant_id", "base_model_id", "bytes", "created_at"),
+    ArtifactKind.EXPORT: ("id", "adapter_id", "base_model_id", "format", "bytes", "created_at"),
+    ArtifactKind.CHECKPOINT: ("id", "job_id", "step", "bytes", "created_at"),
 }
-
-
-def row_dict(row: Any) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in row.__mapper__.column_attrs}
 
 
 @registry_app.command("ls")
@@ -285,7 +267,7 @@ def adapters_show(name: str, tenant: Annotated[str | None, typer.Option()] = Non
         for metric in sorted(set(before) | set(after)):
             if isinstance(before.get(metric, after.get(metric)), list | dict):
                 continue  # sample answers: shown below
-            table.add_row(metric, _fmt_metric(before.get(metric)), _fmt_metric(after.get(metric)))
+            table.add_row(metric, fmt_metric(before.get(metric)), fmt_metric(after.get(metric)))
         console.print(table)
         answers = Table("question", "expected", "before", "after", title="sample answers")
         for b, a in zip(before.get("samples", []), after.get("samples", []), strict=False):
@@ -294,21 +276,23 @@ def adapters_show(name: str, tenant: Annotated[str | None, typer.Option()] = Non
             console.print(answers)
 
 
-def _fmt_metric(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value if value is not None else "-")
-
-
 # -- service commands and entry point ------------------------------------------------------
 
 def _register_services() -> None:
-    for module_name in SERVICE_CLIS:
+    """Mount every installed service's commands (entry point group ``quanta.commands``)."""
+    entries = entry_points(group=COMMANDS_GROUP)
+    if not entries:
+        err_console.print("[yellow]warning:[/yellow] no service commands are registered "
+                          f"(entry points {COMMANDS_GROUP!r}): reinstall Quanta, e.g. "
+                          "pip install -e .", highlight=False)
+    for entry in entries:
         try:
-            module = importlib.import_module(module_name)
+            register = entry.load()
         except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
+            if exc.name and entry.value.startswith(exc.name):
                 continue  # that service is not part of this install
             raise
-        module.register(app)
+        register(app)
 
 
 def main() -> None:

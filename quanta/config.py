@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quanta.types import ComputeDtype
 
+# QUANTA_LORA_RESOLVER's value with which vLLM's processes register the registry resolver.
+REGISTRY_LORA_RESOLVER = "registry"
+
 
 class Settings(BaseSettings):
     """Where the registry lives and how services reach it.
@@ -39,6 +42,15 @@ class Settings(BaseSettings):
     # Machine-wide cache outside any registry: built wheels, llama.cpp's converters, the
     # precision probe (the same QUANTA_CACHE that scripts/setup.sh fills).
     cache: Path = Field(default=Path("~/.cache/quanta"))
+    # quantize: the GPTQ environment (gptqmodel pins numpy 2.2.6, so it has its own venv;
+    # default: .venv-gptq beside the running interpreter's venv) and llama.cpp's converters
+    # (default: extracted from the llama-cpp-python sdist under the cache).
+    gptq_venv: Path | None = None
+    llama_cpp_sdist: Path | None = None
+    llama_cpp_tools: Path | None = None
+    # serve: set by `quanta serve` for vLLM's processes (its plugins read them there).
+    lora_resolver: str | None = None  # "registry": the registry LoRA resolver is active
+    serve_base_model: str | None = None  # the registry id of the base model being served
 
     @property
     def resolved_home(self) -> Path:

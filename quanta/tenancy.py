@@ -13,12 +13,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from quanta.registry import ConflictError, NotFoundError, Registry
+from quanta.registry import Registry
 from quanta.registry import tables as t
-from quanta.registry.ids import check_name, new_id
-from quanta.registry.tables import utcnow
+from quanta.registry.ids import check_name
 
 KEY_PREFIX = "qk-"
 
@@ -40,46 +37,26 @@ def hash_key(key: str) -> str:
 
 
 def create_tenant(registry: Registry, tenant_id: str, name: str | None = None) -> t.Tenant:
-    check_name(tenant_id, "tenant id")
-    with registry.session() as s:
-        if s.get(t.Tenant, tenant_id) is not None:
-            raise ConflictError(f"tenant {tenant_id!r} already exists")
-        tenant = t.Tenant(id=tenant_id, name=name or tenant_id)
-        s.add(tenant)
-    return tenant
+    return registry.tenants.create(check_name(tenant_id, "tenant id"), name)
 
 
 def list_tenants(registry: Registry) -> list[t.Tenant]:
-    with registry.session() as s:
-        return list(s.scalars(select(t.Tenant).order_by(t.Tenant.id)))
+    return registry.tenants.list()
 
 
 def create_key(registry: Registry, tenant_id: str, name: str | None = None) -> tuple[t.ApiKey, str]:
     """Create an API key; returns the row and the plaintext key, which is never stored."""
-    with registry.session() as s:
-        if s.get(t.Tenant, tenant_id) is None:
-            raise NotFoundError(f"tenant {tenant_id!r} does not exist")
-        plaintext = f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"
-        row = t.ApiKey(id=new_id("key"), tenant_id=tenant_id, key_hash=hash_key(plaintext),
-                       prefix=plaintext[:10], name=name)
-        s.add(row)
+    plaintext = f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"
+    row = registry.tenants.add_key(tenant_id, hash_key(plaintext), plaintext[:10], name)
     return row, plaintext
 
 
 def revoke_key(registry: Registry, key_id: str) -> None:
-    with registry.session() as s:
-        row = s.get(t.ApiKey, key_id)
-        if row is None:
-            raise NotFoundError(f"API key {key_id!r} does not exist")
-        row.revoked_at = utcnow()
+    registry.tenants.revoke_key(key_id)
 
 
 def list_keys(registry: Registry, tenant_id: str | None = None) -> list[t.ApiKey]:
-    with registry.session() as s:
-        query = select(t.ApiKey).order_by(t.ApiKey.created_at)
-        if tenant_id is not None:
-            query = query.where(t.ApiKey.tenant_id == tenant_id)
-        return list(s.scalars(query))
+    return registry.tenants.keys(tenant_id)
 
 
 def authenticate(registry: Registry, key: str | None) -> Principal:
@@ -93,11 +70,10 @@ def authenticate(registry: Registry, key: str | None) -> Principal:
             return Principal(registry.settings.default_tenant)
         raise AuthError("Missing API key: send 'Authorization: Bearer <key>'")
     digest = hash_key(key)
-    with registry.session() as s:
-        row = s.scalar(select(t.ApiKey).where(t.ApiKey.key_hash == digest))
-        if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at:
-            raise AuthError("Incorrect API key provided")
-        return Principal(row.tenant_id, row.id)
+    row = registry.tenants.key_by_hash(digest)
+    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at:
+        raise AuthError("Incorrect API key provided")
+    return Principal(row.tenant_id, row.id)
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -11,6 +11,100 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class ArtifactKind(StrEnum):
+    """The registry's row kinds, as ``quanta registry ls|show|rm`` names them."""
+
+    FILE = "file"
+    BASE_MODEL = "base_model"
+    JOB = "job"
+    ADAPTER = "adapter"
+    EXPORT = "export"
+    CHECKPOINT = "checkpoint"
+
+
+class FilePurpose(StrEnum):
+    """OpenAI's ``purpose`` of an uploaded file (the ones Quanta accepts)."""
+
+    FINE_TUNE = "fine-tune"
+
+
+class DatasetFormat(StrEnum):
+    """Dataset formats ``quanta.data`` reads (all but preference normalise to chat)."""
+
+    CHAT = "chat"
+    PREFERENCE = "preference"
+    CAMEL = "camel"
+    ALPACA = "alpaca"
+
+
+class MethodType(StrEnum):
+    """OpenAI's fine-tuning ``method.type``."""
+
+    SUPERVISED = "supervised"
+    DPO = "dpo"
+
+
+class JobStatus(StrEnum):
+    """A fine-tuning job's status, as OpenAI names them."""
+
+    VALIDATING_FILES = "validating_files"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class EventLevel(StrEnum):
+    """A job event's ``level``."""
+
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+class EventType(StrEnum):
+    """A job event's ``type``: ``metrics`` events carry a step's numbers in ``data``."""
+
+    MESSAGE = "message"
+    METRICS = "metrics"
+
+
+GGUF_PREFIX = "gguf-"
+
+
+def is_gguf_format(format: str) -> bool:
+    """Any GGUF export, built here or registered from elsewhere (``gguf-q4_1``)."""
+    return format.startswith(GGUF_PREFIX)
+
+
+class ExportFormat(StrEnum):
+    """What ``quanta export`` builds; exports are addressed as ``<model>@<format>``."""
+
+    MERGED = "merged"
+    GGUF_F16 = "gguf-f16"
+    GGUF_Q8_0 = "gguf-q8_0"
+    GGUF_Q4_K_M = "gguf-q4_k_m"
+    GGUF_LORA = "gguf-lora"
+    GPTQ = "gptq"
+
+    @property
+    def is_gguf(self) -> bool:
+        return is_gguf_format(self.value)
+
+    @property
+    def adapter_only(self) -> bool:
+        """Formats that hold an adapter alone (llama.cpp loads it beside the base GGUF)."""
+        return self is ExportFormat.GGUF_LORA
+
+
 class ComputeDtype(StrEnum):
     """The dtype matmuls run in (storage stays what the registry holds: bf16 safetensors).
 

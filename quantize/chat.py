@@ -16,11 +16,14 @@ from typing import Any
 
 from quanta.registry import CorruptBlobError, NotFoundError, Registry
 from quanta.registry.tables import Export
+from quanta.types import ArtifactKind, ExportFormat
 from quantize.errors import ExportInputError, UnsupportedFormatError
 from quantize.exporters import GGUF_FORMATS, resolve_target
+from quantize.gguf import file_name
 from quantize.quality import load_llama
 
-CHAT_PREFERENCE = ("gguf-q4_k_m", "gguf-q8_0", "gguf-lora", "gguf-f16")
+CHAT_PREFERENCE = (ExportFormat.GGUF_Q4_K_M, ExportFormat.GGUF_Q8_0, ExportFormat.GGUF_LORA,
+                   ExportFormat.GGUF_F16)
 CHATML_STOP = ("<|im_end|>", "<|im_start|>")
 # Ollama (Go template) rendering of the ChatML template SmolLM2's tokenizer ships.
 OLLAMA_CHATML_TEMPLATE = """{{- if .System }}<|im_start|>system
@@ -36,7 +39,7 @@ class LocalModel:
     """The GGUF file(s) llama.cpp loads for one model name."""
 
     name: str
-    format: str
+    format: ExportFormat
     model_path: Path
     lora_path: Path | None = None
 
@@ -55,14 +58,14 @@ def find_gguf_export(registry: Registry, model: str, tenant_id: str | None = Non
     if wanted and wanted not in GGUF_FORMATS:
         raise UnsupportedFormatError(
             f"local chat runs GGUF exports ({', '.join(GGUF_FORMATS)}), not {wanted!r}")
-    for format in [wanted] if wanted else CHAT_PREFERENCE:
-        if format == "gguf-lora" and target.adapter is None:
+    for format in [ExportFormat(wanted)] if wanted else CHAT_PREFERENCE:
+        if format.adapter_only and target.adapter is None:
             continue
         row = registry.find_export(base_model_id=target.base_model_id, format=format,
                                    adapter_id=target.adapter_id)
         if row is not None:
             return row
-    hint = wanted or "gguf-q4_k_m"
+    hint = wanted or ExportFormat.GGUF_Q4_K_M
     raise NotFoundError(f"{name} has no {hint} export: run `quanta export {name} "
                         f"--format {hint}` first")
 
@@ -71,20 +74,21 @@ def resolve_local_model(registry: Registry, model: str, tenant_id: str | None = 
                         ) -> LocalModel:
     row = find_gguf_export(registry, model, tenant_id)
     name = model.partition("@")[0]
-    if row.format != "gguf-lora":
-        return LocalModel(name, row.format, _blob(registry, row))
+    format = ExportFormat(row.format)
+    if not format.adapter_only:
+        return LocalModel(name, format, _blob(registry, row))
     base = _lora_base(registry, row)
-    return LocalModel(name, row.format, _blob(registry, base), _blob(registry, row))
+    return LocalModel(name, format, _blob(registry, base), _blob(registry, row))
 
 
 def _lora_base(registry: Registry, lora: Export) -> Export:
     base_id = (lora.metrics or {}).get("base_export_id")
     try:
         if base_id:
-            return registry.get_row("export", base_id)
+            return registry.get_row(ArtifactKind.EXPORT, base_id)
     except NotFoundError:
         pass
-    base = registry.find_export(base_model_id=lora.base_model_id, format="gguf-f16")
+    base = registry.find_export(base_model_id=lora.base_model_id, format=ExportFormat.GGUF_F16)
     if base is None:
         raise NotFoundError(f"the base GGUF for LoRA export {lora.id} is gone: run `quanta "
                             f"export {lora.base_model_id} --format gguf-f16`")
@@ -115,13 +119,13 @@ def write_ollama(registry: Registry, row: Export, out_dir: Path) -> Path:
         raise UnsupportedFormatError(f"Ollama needs a GGUF export, not {row.format}")
     out_dir.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
-    if row.format == "gguf-lora":
+    if ExportFormat(row.format).adapter_only:
         base = _lora_base(registry, row)
         shutil.copyfile(_blob(registry, base), out_dir / "base-f16.gguf")
         shutil.copyfile(_blob(registry, row), out_dir / "adapter-lora.gguf")
         lines += ["FROM ./base-f16.gguf", "ADAPTER ./adapter-lora.gguf"]
     else:
-        filename = f"model-{row.format.removeprefix('gguf-')}.gguf"
+        filename = file_name(ExportFormat(row.format))
         shutil.copyfile(_blob(registry, row), out_dir / filename)
         lines.append(f"FROM ./{filename}")
     lines += [f'TEMPLATE """{OLLAMA_CHATML_TEMPLATE}"""',

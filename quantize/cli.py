@@ -10,8 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from quanta.console import fmt_bytes
 from quanta.registry import Registry
 from quanta.registry.tables import Export
+from quanta.types import ExportFormat
 
 console = Console()
 exports_app = typer.Typer(help="Exported models (merged, GGUF, GPTQ) and their quality.",
@@ -24,7 +26,6 @@ def _registry() -> Registry:
 
 def quality_table(registry: Registry, rows: list[Export], title: str = "exports") -> Table:
     """Size and perplexity (export vs. its unquantized reference, same engine) per export."""
-    from quanta.cli import fmt_bytes
     from quantize.exporters import export_name
 
     table = Table(title=title, title_justify="left")
@@ -47,8 +48,8 @@ def _num(value: object) -> str:
 def export_command(
     model: Annotated[str, typer.Argument(help="Adapter (ft:... name, id or alias) or base "
                                               "model id")],
-    format: Annotated[str, typer.Option("--format", "-f", help="merged, gguf-f16, gguf-q8_0, "
-                                        "gguf-q4_k_m, gguf-lora or gptq")],
+    format: Annotated[str, typer.Option("--format", "-f",
+                                        help=f"One of {', '.join(ExportFormat)}")],
     ollama: Annotated[Path | None, typer.Option(help="Also write the GGUF(s) and an Ollama "
                                                 "Modelfile into this directory")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant owning the adapter")] = None,
@@ -83,7 +84,7 @@ def exports_ls(tenant: Annotated[str | None, typer.Option()] = None) -> None:
 
 def chat_command(
     model: Annotated[str, typer.Argument(help="Adapter or base model id, optionally "
-                                              "@gguf-q4_k_m, @gguf-q8_0, @gguf-lora, @gguf-f16")],
+                                              "@<a GGUF format>, e.g. @gguf-q4_k_m")],
     prompt: Annotated[str | None, typer.Option(help="Answer this one message and exit")] = None,
     max_tokens: Annotated[int, typer.Option(help="Most tokens per reply")] = 256,
     temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,

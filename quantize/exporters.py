@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quanta.data import read_examples
+from quanta.domains import physics
 from quanta.precision import resolve
 from quanta.registry import CorruptBlobError, NotFoundError, Registry
 from quanta.registry.tables import Adapter, Export
+from quanta.types import ArtifactKind, ExportFormat
 from quantize import gguf, gptq, merge
 from quantize.errors import ExportInputError, UnsupportedFormatError
 from quantize.quality import (
@@ -31,9 +34,8 @@ from quantize.quality import (
     path_bytes,
 )
 
-FORMATS = ("merged", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "gguf-lora", "gptq")
-GGUF_FORMATS = ("gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "gguf-lora")
-ADAPTER_ONLY = ("gguf-lora",)
+FORMATS = tuple(ExportFormat)
+GGUF_FORMATS = tuple(f for f in ExportFormat if f.is_gguf)
 
 
 @dataclass
@@ -53,11 +55,12 @@ class Target:
         return self.adapter.name if self.adapter else self.base_model_id
 
 
-def check_format(format: str) -> str:
-    if format not in FORMATS:
+def check_format(format: str) -> ExportFormat:
+    try:
+        return ExportFormat(format)
+    except ValueError:
         raise UnsupportedFormatError(
-            f"unsupported export format {format!r}: one of {', '.join(FORMATS)}")
-    return format
+            f"unsupported export format {format!r}: one of {', '.join(FORMATS)}") from None
 
 
 def resolve_target(registry: Registry, model: str, tenant_id: str | None = None) -> Target:
@@ -103,7 +106,7 @@ class _Inputs:
         assert self.target.adapter is not None
         return self._tree(self.target.adapter.sha256, f"adapter {self.target.name}")
 
-    def existing(self, format: str, base_only: bool = False) -> Export | None:
+    def existing(self, format: ExportFormat, base_only: bool = False) -> Export | None:
         return self.registry.find_export(base_model_id=self.target.base_model_id, format=format,
                                          adapter_id=None if base_only else self.target.adapter_id)
 
@@ -112,7 +115,7 @@ class _Inputs:
         if "merged" not in self._cache:
             if self.target.adapter is None:
                 path = self.base_dir()
-            elif (row := self.existing("merged")) is not None:
+            elif (row := self.existing(ExportFormat.MERGED)) is not None:
                 path = self._tree(row.sha256, f"merged export of {self.target.name}")
             else:
                 path = merge.merge_adapter(self.base_dir(), self.adapter_dir(),
@@ -123,13 +126,14 @@ class _Inputs:
     def f16_gguf(self) -> tuple[Path, float | None]:
         """The merged model as f16 GGUF (registered one reused) and its perplexity if known."""
         if "f16" not in self._cache:
-            row = self.existing("gguf-f16")
+            row = self.existing(ExportFormat.GGUF_F16)
             if row is not None:
                 path = self._blob(row.sha256, f"gguf-f16 export of {self.target.name}")
                 check_gguf(path)
                 self._cache["f16"] = (path, (row.metrics or {}).get("perplexity"))
             else:
-                out = gguf.convert_to_f16(self.merged_dir(), self.workdir / "model-f16.gguf")
+                out = gguf.convert_to_f16(self.merged_dir(),
+                                          self.workdir / gguf.file_name(ExportFormat.GGUF_F16))
                 self._cache["f16"] = (out, None)
         return self._cache["f16"]
 
@@ -148,7 +152,7 @@ class _Inputs:
                 local = self.workdir / "calibration" / Path(row.filename).name
                 local.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(self.registry.blob_path(row.sha256), local)
-                examples = _read_examples(local)
+                examples = read_examples(local)
                 if examples:
                     return examples, f"training file {row.id}"
             except (NotFoundError, CorruptBlobError, ValueError):
@@ -156,26 +160,8 @@ class _Inputs:
         return _bundled_physics_examples(), "bundled physics problems"
 
 
-def _read_examples(path: Path) -> list[dict[str, Any]]:
-    try:
-        from quanta.data import read_examples
-    except ImportError:  # the data package's façade is optional here
-        from quanta.data.validate import read_examples
-    return read_examples(path)
-
-
 def _bundled_physics_examples(n: int = gptq.DEFAULT_SAMPLES) -> list[dict[str, Any]]:
-    try:
-        from quanta.data import bundled_physics_path
-
-        examples = _read_examples(bundled_physics_path())
-        if examples:
-            return examples[:n]
-    except (ImportError, OSError, ValueError):
-        pass
-    from quanta.data.physics import generate_problems, problem_to_chat
-
-    return [problem_to_chat(p) for p in generate_problems(n, seed=7)]
+    return read_examples(physics.bundled_physics_path())[:n]
 
 
 # -- one builder per format: (inputs, output dir) -> (artifact path, quality, extra metrics) --
@@ -196,15 +182,15 @@ def _build_merged(inputs: _Inputs, out: Path) -> Built:
 
 
 def _build_gguf_f16(inputs: _Inputs, out: Path) -> Built:
-    path = gguf.convert_to_f16(inputs.merged_dir(), out / "model-f16.gguf")
+    path = gguf.convert_to_f16(inputs.merged_dir(), out / gguf.file_name(ExportFormat.GGUF_F16))
     ppl = gguf_perplexity(path)
     return path, Quality(ppl, ppl, path_bytes(path), "llama.cpp", "itself (f16 GGUF)"), {}
 
 
-def _build_quantized(format: str) -> Callable[[_Inputs, Path], Built]:
+def _build_quantized(format: ExportFormat) -> Callable[[_Inputs, Path], Built]:
     def build(inputs: _Inputs, out: Path) -> Built:
         f16, reference = inputs.f16_gguf()
-        path = gguf.quantize(f16, out / f"model-{format.removeprefix('gguf-')}.gguf", format)
+        path = gguf.quantize(f16, out / gguf.file_name(format), format)
         reference = reference or gguf_perplexity(f16)
         quality = Quality(gguf_perplexity(path), reference, path_bytes(path), "llama.cpp",
                           "f16 GGUF of the same model")
@@ -213,9 +199,10 @@ def _build_quantized(format: str) -> Callable[[_Inputs, Path], Built]:
 
 
 def _build_gguf_lora(inputs: _Inputs, out: Path) -> Built:
-    base_export = inputs.existing("gguf-f16", base_only=True)
+    base_export = inputs.existing(ExportFormat.GGUF_F16, base_only=True)
     if base_export is None:  # llama.cpp applies the LoRA GGUF on top of the base f16 GGUF
-        base_export = export(inputs.registry, inputs.target.base_model_id, "gguf-f16")
+        base_export = export(inputs.registry, inputs.target.base_model_id,
+                             ExportFormat.GGUF_F16)
     base_gguf = inputs._blob(base_export.sha256,
                              f"gguf-f16 export of {inputs.target.base_model_id}")
     path = gguf.convert_lora(inputs.adapter_dir(), inputs.base_dir(), out / "adapter-lora.gguf")
@@ -244,22 +231,22 @@ def _build_gptq(inputs: _Inputs, out: Path) -> Built:
     return out / "gptq", quality, extra
 
 
-BUILDERS: dict[str, Callable[[_Inputs, Path], Built]] = {
-    "merged": _build_merged,
-    "gguf-f16": _build_gguf_f16,
-    "gguf-q8_0": _build_quantized("gguf-q8_0"),
-    "gguf-q4_k_m": _build_quantized("gguf-q4_k_m"),
-    "gguf-lora": _build_gguf_lora,
-    "gptq": _build_gptq,
+BUILDERS: dict[ExportFormat, Callable[[_Inputs, Path], Built]] = {
+    ExportFormat.MERGED: _build_merged,
+    ExportFormat.GGUF_F16: _build_gguf_f16,
+    ExportFormat.GGUF_Q8_0: _build_quantized(ExportFormat.GGUF_Q8_0),
+    ExportFormat.GGUF_Q4_K_M: _build_quantized(ExportFormat.GGUF_Q4_K_M),
+    ExportFormat.GGUF_LORA: _build_gguf_lora,
+    ExportFormat.GPTQ: _build_gptq,
 }
 
 
-def export(registry: Registry, model: str, format: str, *, tenant_id: str | None = None
-           ) -> Export:
+def export(registry: Registry, model: str, format: ExportFormat | str, *,
+           tenant_id: str | None = None) -> Export:
     """Build, measure and register one export of ``model`` (adapter or base model id)."""
-    check_format(format)
+    format = check_format(format)
     target = resolve_target(registry, model, tenant_id)
-    if format in ADAPTER_ONLY and target.adapter is None:
+    if format.adapter_only and target.adapter is None:
         raise UnsupportedFormatError(f"{format} exports an adapter; {model!r} is a base model")
     staging_root = registry.settings.resolved_home / "tmp"
     staging_root.mkdir(parents=True, exist_ok=True)
@@ -282,7 +269,7 @@ def export_name(registry: Registry, row: Export) -> str:
     if row.adapter_id is None:
         return f"{row.base_model_id}@{row.format}"
     try:
-        adapter = registry.get_row("adapter", row.adapter_id)
+        adapter = registry.get_row(ArtifactKind.ADAPTER, row.adapter_id)
         return f"{adapter.name}@{row.format}"
     except NotFoundError:
         return f"{row.adapter_id}@{row.format}"

@@ -11,12 +11,19 @@ import json
 import os
 from pathlib import Path
 
+from quanta.types import ExportFormat
 from quantize.errors import ConversionError, ExportInputError
 from quantize.llama_cpp_tools import run_converter
 from quantize.quality import check_gguf
 
-# Format name -> llama.cpp file type constant name (resolved lazily from llama_cpp).
-QUANT_TYPES = {"gguf-q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "gguf-q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M"}
+# Format -> llama.cpp file type constant name (resolved lazily from llama_cpp).
+QUANT_TYPES = {ExportFormat.GGUF_Q8_0: "LLAMA_FTYPE_MOSTLY_Q8_0",
+               ExportFormat.GGUF_Q4_K_M: "LLAMA_FTYPE_MOSTLY_Q4_K_M"}
+
+
+def file_name(format: ExportFormat) -> str:
+    """The file a GGUF export is written as (``model-q4_k_m.gguf``, ``model-lora.gguf``)."""
+    return f"model-{format.value.removeprefix('gguf-')}.gguf"
 
 
 def convert_to_f16(model_dir: Path, out_file: Path) -> Path:
@@ -29,7 +36,8 @@ def convert_to_f16(model_dir: Path, out_file: Path) -> Path:
     return out_file
 
 
-def quantize(f16_file: Path, out_file: Path, format: str, *, threads: int | None = None) -> Path:
+def quantize(f16_file: Path, out_file: Path, format: ExportFormat, *,
+             threads: int | None = None) -> Path:
     """Quantize an f16 GGUF to q8_0 or q4_k_m in-process (no llama.cpp binaries)."""
     check_gguf(f16_file)
     import llama_cpp

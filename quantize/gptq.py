@@ -2,7 +2,9 @@
 
 gptqmodel 7.6.0 pins numpy 2.2.6 and needs torch<2.14, so it cannot share the main
 environment: ``scripts/setup_gptq.sh`` builds ``.venv-gptq`` and this module runs
-``<venv>/bin/python -m quantize.gptq_worker`` there. Calibration uses the adapter's own
+``<venv>/bin/python -m quantize.gptq_worker`` there, with only Quanta's own packages put
+on its path (from wherever they are installed: a checkout or a wheel), never the main
+environment's site-packages. Calibration uses the adapter's own
 training data (what the merged model will see in use), falling back to the bundled
 physics problems.
 """
@@ -12,16 +14,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import quanta
+import quantize
+from quanta.config import get_settings
 from quanta.types import ComputeDtype
 from quantize.errors import ConversionError, ToolMissingError
 
-GPTQ_VENV_ENV = "QUANTA_GPTQ_VENV"
 GROUP_SIZES = (128, 64, 32)
 DEFAULT_SAMPLES = 64
-REPO_ROOT = Path(__file__).resolve().parent.parent
+GPTQ_VENV_NAME = ".venv-gptq"
+# The packages the worker imports, put on the GPTQ environment's path.
+WORKER_PACKAGES = (quanta, quantize)
 
 
 def group_size_for(hidden_size: int) -> int:
@@ -34,7 +41,10 @@ def group_size_for(hidden_size: int) -> int:
 
 
 def gptq_venv() -> Path:
-    return Path(os.environ.get(GPTQ_VENV_ENV) or REPO_ROOT / ".venv-gptq").expanduser()
+    """``QUANTA_GPTQ_VENV``, else ``.venv-gptq`` beside the running interpreter's venv (the
+    layout scripts/setup.sh makes: ``.venv`` and ``.venv-gptq`` side by side)."""
+    configured = get_settings().gptq_venv
+    return (configured or Path(sys.prefix).parent / GPTQ_VENV_NAME).expanduser()
 
 
 def gptq_python() -> Path:
@@ -43,8 +53,19 @@ def gptq_python() -> Path:
     if not python.is_file():
         raise ToolMissingError(
             f"the GPTQ environment {gptq_venv()} does not exist: run scripts/setup_gptq.sh "
-            f"(or point {GPTQ_VENV_ENV} at one with gptqmodel==7.6.0)")
+            "(or point QUANTA_GPTQ_VENV at one with gptqmodel==7.6.0)")
     return python
+
+
+def worker_path(workdir: Path) -> Path:
+    """A directory holding links to Quanta's own packages only, for the worker's PYTHONPATH."""
+    root = workdir / "gptq-path"
+    root.mkdir(parents=True, exist_ok=True)
+    for package in WORKER_PACKAGES:
+        link = root / package.__name__
+        if not link.is_symlink():
+            link.symlink_to(Path(package.__file__).resolve().parent, target_is_directory=True)
+    return root
 
 
 def run_worker(args: list[str], result_file: Path, *, timeout: float = 3600) -> dict[str, Any]:
@@ -52,9 +73,10 @@ def run_worker(args: list[str], result_file: Path, *, timeout: float = 3600) -> 
     env.setdefault("GPTQMODEL_CPU_WORKERS", "2")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    path = worker_path(result_file.parent)
+    env["PYTHONPATH"] = os.pathsep.join([str(path), *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.run([str(gptq_python()), "-m", "quantize.gptq_worker", *args,
-                           "--result", str(result_file)], env=env, cwd=REPO_ROOT,
+                           "--result", str(result_file)], env=env, cwd=path,
                           capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0 or not result_file.is_file():
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])

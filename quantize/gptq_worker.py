@@ -56,12 +56,35 @@ def check_gptq_config(out_dir: Path) -> dict[str, Any]:
     return qc
 
 
+def store_as_source(out_dir: Path, compute: Any, storage: Any) -> None:
+    """Computed in ``compute``, stored as the source model is (bf16): rewrite the saved
+    tensors left unquantized (embeddings, norms, head), which fp32 compute would double
+    in size. Quantized tensors (int weights, fp16 scales) are already their own dtypes."""
+    if compute == storage:
+        return
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    for path in out_dir.glob("*.safetensors"):
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata()
+        tensors = load_file(path)
+        if any(t.dtype == compute for t in tensors.values()):
+            save_file({k: v.to(storage) if v.dtype == compute else v
+                       for k, v in tensors.items()}, str(path), metadata=metadata)
+    config_path = out_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    name = str(storage).removeprefix("torch.")
+    config.update({k: name for k in ("dtype", "torch_dtype") if k in config})
+    config_path.write_text(json.dumps(config, indent=2))
+
+
 def quantize(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from gptqmodel import GPTQModel, QuantizeConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from quanta.precision import torch_dtype
+    from quanta.precision import storage_dtype, torch_dtype
     from quantize.quality import hf_perplexity
 
     torch.manual_seed(0)
@@ -76,6 +99,7 @@ def quantize(args: argparse.Namespace) -> dict[str, Any]:
     model = GPTQModel.load(str(model_dir), config, dtype=dtype)
     model.quantize(texts, batch_size=args.batch_size, tokenizer=tokenizer)
     model.save(str(out_dir))
+    store_as_source(out_dir, dtype, torch_dtype(storage_dtype(model_dir)))
     tokenizer.save_pretrained(out_dir)
     quantize_s = time.perf_counter() - started
     del model

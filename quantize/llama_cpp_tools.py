@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from quanta.config import get_settings
 from quantize.errors import ConversionError, ToolMissingError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -31,27 +32,22 @@ SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
 VENDOR_PREFIX = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/"
 # What the converters need, relative to vendor/llama.cpp/.
 TOOL_MEMBERS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/")
-SDIST_ENV = "QUANTA_LLAMA_CPP_SDIST"
-TOOLS_ENV = "QUANTA_LLAMA_CPP_TOOLS"
-
-
-def cache_root() -> Path:
-    """Quanta's cache outside the repo (``$QUANTA_CACHE``, as in scripts/setup.sh)."""
-    return Path(os.environ.get("QUANTA_CACHE", "~/.cache/quanta")).expanduser()
 
 
 def tools_dir() -> Path:
-    """Where the extracted converters live (``$QUANTA_LLAMA_CPP_TOOLS`` or the cache)."""
-    configured = os.environ.get(TOOLS_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    return cache_root() / f"llama.cpp-{LLAMA_CPP_PYTHON_VERSION}"
+    """Where the extracted converters live (``QUANTA_LLAMA_CPP_TOOLS`` or the cache)."""
+    settings = get_settings()
+    if settings.llama_cpp_tools is not None:
+        return settings.llama_cpp_tools.expanduser()
+    return settings.resolved_cache / f"llama.cpp-{LLAMA_CPP_PYTHON_VERSION}"
 
 
 def sdist_path() -> Path:
-    """The llama-cpp-python sdist: ``$QUANTA_LLAMA_CPP_SDIST`` or ``~/.cache/quanta/sdist/``."""
-    configured = os.environ.get(SDIST_ENV)
-    return Path(configured).expanduser() if configured else cache_root() / "sdist" / SDIST_NAME
+    """The llama-cpp-python sdist: ``QUANTA_LLAMA_CPP_SDIST`` or ``$QUANTA_CACHE/sdist/``."""
+    settings = get_settings()
+    if settings.llama_cpp_sdist is not None:
+        return settings.llama_cpp_sdist.expanduser()
+    return settings.resolved_cache / "sdist" / SDIST_NAME
 
 
 def _complete(directory: Path) -> bool:
@@ -70,7 +66,7 @@ def ensure_tools() -> Path:
             f"llama.cpp's converters are not in {target} and the llama-cpp-python sdist is "
             f"not at {sdist}. Get it with `pip download --no-deps --no-binary :all: "
             f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION} -d {sdist.parent}` (or set "
-            f"{SDIST_ENV}), or run scripts/llama_cpp_tools.sh")
+            "QUANTA_LLAMA_CPP_SDIST), or run scripts/llama_cpp_tools.sh")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".llama.cpp-", dir=target.parent))
     try:

@@ -28,7 +28,7 @@ HELD_OUT_PROBLEMS = 30  # ~3k tokens of worked answers: a few seconds per model 
 
 def held_out_text(n: int = HELD_OUT_PROBLEMS) -> str:
     """Fixed evaluation text: question and worked answer of the first ``n`` held-out problems."""
-    from quanta.data.physics import held_out_problems
+    from quanta.domains.physics import held_out_problems
 
     return "\n\n".join(f"{p.question}\n{p.worked_answer}" for p in held_out_problems(n))
 

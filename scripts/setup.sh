@@ -70,7 +70,8 @@ log "llama.cpp converters (from the cached sdist)"
 PYTHON="$VENV/bin/python" QUANTA_CACHE="$CACHE" "$ROOT/scripts/llama_cpp_tools.sh"
 
 log "GPTQ environment"
-"$ROOT/scripts/setup_gptq.sh"
+# Beside the main venv: where quantize.gptq looks for it by default.
+QUANTA_GPTQ_VENV="$(dirname "$VENV")/.venv-gptq" "$ROOT/scripts/setup_gptq.sh"
 
 "$VENV/bin/python" -c "import torch, transformers, vllm, llama_cpp; \
 print(f'torch {torch.__version__}, transformers {transformers.__version__}, vllm {vllm.__version__}, llama_cpp {llama_cpp.__version__}')"

@@ -16,7 +16,7 @@ from quanta.tenancy import AuthError, Principal, authenticate, bearer_token
 from serve.errors import (
     AdapterCorruptError,
     AdapterUnavailableError,
-    AuthenticationError,
+    HTTPUnauthorized,
     ModelNotFoundError,
     WrongBaseModelError,
 )
@@ -51,11 +51,11 @@ class ModelAccess:
         self.verify = verify
 
     def authenticate(self, authorization: str | None) -> Principal:
-        """The caller behind an ``Authorization`` header value; raises AuthenticationError."""
+        """The caller behind an ``Authorization`` header value; raises HTTPUnauthorized."""
         try:
             return authenticate(self.registry, bearer_token(authorization))
         except AuthError as exc:
-            raise AuthenticationError(str(exc)) from exc
+            raise HTTPUnauthorized(str(exc)) from exc
 
     def resolve(self, principal: Principal, model: str | None) -> ResolvedModel:
         """Map a requested model name to the engine's name, or raise a typed error."""

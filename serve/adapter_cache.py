@@ -2,21 +2,18 @@
 
 The resolver knows only an adapter's name (the middleware has already checked the
 tenant and rewritten aliases), so lookups here are by the globally unique ``ft:`` name
-or id. Files are materialised once under ``QUANTA_HOME/cache/<sha256>`` (verified on the
-way out by the registry) and reused. A cached copy is re-hashed against the manifest
-the first time this process uses it and whenever the engine (re)loads it through the
-resolver, so a bit flipped in the cache or in the store is refused, never served;
-later hits within the process cost a set lookup.
+or id (``Registry.find_adapter``). Files are materialised once under
+``QUANTA_HOME/cache/<sha256>`` (verified on the way out by the registry) and reused.
+A cached copy is re-hashed against the manifest the first time this process uses it and
+whenever the engine (re)loads it through the resolver, so a bit flipped in the cache or
+in the store is refused, never served; later hits within the process cost a set lookup.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from pathlib import Path
-
-from sqlalchemy import select
 
 from quanta.config import get_settings
 from quanta.registry import Registry
@@ -35,16 +32,11 @@ class AdapterCache:
         self._sha_locks: dict[str, threading.Lock] = {}
 
     def lookup(self, name: str) -> t.Adapter | None:
-        with self.registry.session() as s:
-            return s.scalar(select(t.Adapter).where((t.Adapter.name == name)
-                                                    | (t.Adapter.id == name)))
+        return self.registry.find_adapter(name)
 
     def existing(self, names: list[str]) -> set[str]:
         """Which of these ``ft:`` names still exist in the registry (one query)."""
-        if not names:
-            return set()
-        with self.registry.session() as s:
-            return set(s.scalars(select(t.Adapter.name).where(t.Adapter.name.in_(names))))
+        return self.registry.existing_adapter_names(names)
 
     def materialize(self, adapter: t.Adapter, reverify: bool = False) -> Path:
         """A verified local peft directory for the adapter; counts cache hits and misses.
@@ -88,9 +80,8 @@ class AdapterCache:
     def forget(self, path: Path) -> None:
         """Remove a deleted adapter's materialised files unless another adapter shares them."""
         sha = path.name
-        with self.registry.session() as s:
-            if s.scalar(select(t.Adapter.id).where(t.Adapter.sha256 == sha)) is not None:
-                return
+        if self.registry.adapter_uses_tree(sha):
+            return
         if path.parent == self.registry.settings.cache_dir:
             shutil.rmtree(path, ignore_errors=True)
             with self._lock:
@@ -112,4 +103,4 @@ def get_adapter_cache() -> AdapterCache:
 
 def served_base_model_id() -> str | None:
     """The registry id of the base model this process serves (set by the launcher)."""
-    return os.environ.get("QUANTA_SERVE_BASE_MODEL")
+    return get_settings().serve_base_model

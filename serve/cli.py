@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from quanta.types import ComputeDtype
+from quanta.types import ComputeDtype, ExportFormat
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +30,8 @@ def serve(
     max_lora_rank: Annotated[int, typer.Option()] = 16,
     max_model_len: Annotated[int, typer.Option(help="Context length served")] = 2048,
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache size (CPU)")] = 1.0,
-    gguf_format: Annotated[str, typer.Option(help="llama-cpp: which GGUF export to "
-                                                  "serve")] = "gguf-q4_k_m",
+    gguf_format: Annotated[str, typer.Option(help="llama-cpp: which GGUF export of the base "
+                                                  "model to serve")] = ExportFormat.GGUF_Q4_K_M,
     dtype: Annotated[ComputeDtype, typer.Option(
         help="vllm: compute dtype; auto = bf16 only where the CPU/GPU computes it natively, "
              "else fp32 on CPU (default QUANTA_COMPUTE_DTYPE or auto)")] = ComputeDtype.AUTO,

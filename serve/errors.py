@@ -1,78 +1,58 @@
-"""Typed serve errors, and their OpenAI-style bodies and gRPC codes (one place per surface).
+"""Serve's errors, in vLLM's body shape, and their gRPC codes (one place per surface).
 
-Bodies have the shape vLLM's own ``create_error_response`` produces
-(``{"error": {"message", "type", "param", "code"}}``) so that a model another tenant owns
-is indistinguishable from a model that does not exist.
+Bodies are ``quanta.http_errors``' vLLM shape (``HTTPError.vllm_body``: the error class
+name as ``type``, the status as ``code``), what vLLM's own ``create_error_response``
+produces, so that a model another tenant owns is indistinguishable from a model that
+does not exist.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
+from quanta.http_errors import (
+    HTTPBadRequest,
+    HTTPError,
+    HTTPForbidden,
+    HTTPInternalServerError,
+    HTTPNotFound,
+    HTTPTooManyRequests,
+    HTTPUnauthorized,
+)
 
-class ServeError(Exception):
-    """Base class: an HTTP status, an OpenAI error type and the offending parameter."""
-
-    status: int = 500
-    type: str = "InternalServerError"
-    param: str | None = None
-
-    def body(self) -> dict[str, Any]:
-        return error_body(str(self), self.type, self.status, self.param)
-
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """Extra HTTP response headers (``Retry-After`` for 429)."""
-        return []
-
-
-class AuthenticationError(ServeError):
-    status, type = 401, "AuthenticationError"
+__all__ = ["AdapterCorruptError", "AdapterUnavailableError", "HTTPBadRequest", "HTTPError",
+           "HTTPForbidden", "HTTPTooManyRequests", "HTTPUnauthorized", "ModelNotFoundError",
+           "WrongBaseModelError", "grpc_code"]
 
 
-class PermissionDeniedError(ServeError):
-    status, type = 403, "PermissionDeniedError"
-
-
-class ModelNotFoundError(ServeError):
+class ModelNotFoundError(HTTPNotFound):
     """Unknown model, or one the caller's tenant does not own (deliberately the same)."""
-
-    status, type, param = 404, "NotFoundError", "model"
 
     def __init__(self, model: str, served: str) -> None:
         # Same text as vLLM's BaseServing._check_model for an unknown model.
-        super().__init__(f"The model `{model}` does not exist. Valid aliases: {served}.")
+        super().__init__(f"The model `{model}` does not exist. Valid aliases: {served}.",
+                         param="model")
 
 
-class WrongBaseModelError(ServeError):
+class WrongBaseModelError(HTTPBadRequest):
     """The adapter exists but was trained on a base model this server does not serve."""
 
-    status, type, param = 400, "BadRequestError", "model"
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model")
 
 
-class AdapterUnavailableError(ServeError):
+class AdapterUnavailableError(HTTPNotFound):
     """The tenant owns the adapter but this engine cannot serve it (no suitable export)."""
 
-    status, type, param = 404, "NotFoundError", "model"
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model")
 
 
-class AdapterCorruptError(ServeError):
+class AdapterCorruptError(HTTPInternalServerError):
     """The adapter's stored files fail their sha256 check (or are missing): never served."""
 
-    status, type, param = 500, "InternalServerError", "model"
-
-
-class BadRequestError(ServeError):
-    status, type = 400, "BadRequestError"
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-def error_body(message: str, type_: str, status: int, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": status}}
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model")
 
 
 GRPC_CODES: dict[int, grpc.StatusCode] = {

@@ -15,6 +15,8 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -25,7 +27,7 @@ from quanta.tenancy import Principal
 from serve import metrics
 from serve.access import ModelAccess, ResolvedModel
 from serve.adapter_sync import AdapterSync
-from serve.errors import ServeError, grpc_code
+from serve.errors import HTTPError, grpc_code
 from serve.grpc_gen import inference_pb2 as pb
 from serve.grpc_gen import inference_pb2_grpc as pb_grpc
 from serve.limits import TenantLimiter, TenantLimits
@@ -42,6 +44,15 @@ class _Failed(Exception):
         self.status = status
 
 
+@dataclass
+class _Call:
+    """A generation in flight: who asked, for which model, the usage it reported."""
+
+    principal: Principal
+    resolved: ResolvedModel
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
 class InferenceServicer(pb_grpc.InferenceServicer):
     def __init__(self, state: Any, access: ModelAccess, sync: AdapterSync,
                  limiter: TenantLimiter | None = None) -> None:
@@ -54,49 +65,32 @@ class InferenceServicer(pb_grpc.InferenceServicer):
 
     async def Generate(self, request: pb.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        principal, resolved = await self._admit(request.model, context)
-        await self._acquire(principal, context)
-        try:
-            result = await self._run(request, resolved, stream=False)
+        async with self._serving(request.model, context) as call:
+            result = await self._run(request, call.resolved, stream=False)
             choice = result.choices[0]
             text = choice.message.content if hasattr(choice, "message") else choice.text
-            usage = result.usage.model_dump() if result.usage else {}
-        except _Failed as exc:
-            await self._abort(context, principal, resolved, exc.status, str(exc))
-        finally:
-            self.limiter.release(principal.tenant_id)
-        metrics.record_request(principal.tenant_id, resolved.engine_name, 200)
-        metrics.record_usage(principal.tenant_id, resolved.engine_name, usage)
+            call.usage = result.usage.model_dump() if result.usage else {}
         return pb.GenerateResponse(id=result.id, model=result.model, text=text or "",
                                    finish_reason=choice.finish_reason or "",
-                                   usage=pb.Usage(**_usage_fields(usage)))
+                                   usage=pb.Usage(**_usage_fields(call.usage)))
 
     async def GenerateStream(self, request: pb.GenerateRequest,
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateChunk]:
-        principal, resolved = await self._admit(request.model, context)
-        await self._acquire(principal, context)
-        usage: dict = {}
-        try:
-            events = await self._run(request, resolved, stream=True)
+        async with self._serving(request.model, context) as call:
+            events = await self._run(request, call.resolved, stream=True)
             async for payload in _sse_payloads(events):
                 if "error" in payload:
                     error = payload["error"]
                     raise _Failed(int(error.get("code") or 500), error.get("message", ""))
-                usage = payload.get("usage") or usage
+                call.usage = payload.get("usage") or call.usage
                 chunk = pb.GenerateChunk(id=payload.get("id", ""), model=payload.get("model", ""))
                 for choice in payload.get("choices") or []:
                     delta = choice.get("delta") or {}
                     chunk.text += delta.get("content") or choice.get("text") or ""
                     chunk.finish_reason = choice.get("finish_reason") or chunk.finish_reason
                 if payload.get("usage") and not payload.get("choices"):
-                    chunk.usage.CopyFrom(pb.Usage(**_usage_fields(usage)))
+                    chunk.usage.CopyFrom(pb.Usage(**_usage_fields(call.usage)))
                 yield chunk
-        except _Failed as exc:
-            await self._abort(context, principal, resolved, exc.status, str(exc))
-        finally:
-            self.limiter.release(principal.tenant_id)
-        metrics.record_request(principal.tenant_id, resolved.engine_name, 200)
-        metrics.record_usage(principal.tenant_id, resolved.engine_name, usage)
 
     async def ListModels(self, request: pb.ListModelsRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
@@ -129,14 +123,37 @@ class InferenceServicer(pb_grpc.InferenceServicer):
 
     # -- helpers ---------------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _serving(self, model: str, context: grpc.aio.ServicerContext
+                       ) -> AsyncIterator[_Call]:
+        """One generation: admitted (tenant, model, limits), vLLM's failures aborted with
+        their gRPC code, the tenant's slot released, and the request and usage counted."""
+        principal, resolved = await self._admit(model, context)
+        await self._acquire(principal, context)
+        call = _Call(principal, resolved)
+        try:
+            yield call
+        except _Failed as exc:
+            await self._abort(context, principal, resolved, exc.status, str(exc))
+        finally:
+            self.limiter.release(principal.tenant_id)
+        metrics.record_request(principal.tenant_id, resolved.engine_name, 200)
+        metrics.record_usage(principal.tenant_id, resolved.engine_name, call.usage)
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, tenant: str,
+                      exc: HTTPError) -> None:
+        """Abort the call with the error's gRPC code (``retry-after`` metadata for 429)."""
+        metrics.record_request(tenant, "unknown", exc.status)
+        metadata = tuple((k.decode(), v.decode()) for k, v in exc.headers())
+        await context.abort(grpc_code(exc.status), str(exc), trailing_metadata=metadata)
+
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> Principal:
         metadata = dict(context.invocation_metadata() or ())
         try:
             return await asyncio.to_thread(self.access.authenticate,
                                          metadata.get("authorization"))
-        except ServeError as exc:
-            metrics.record_request("-", "unknown", exc.status)
-            await context.abort(grpc_code(exc.status), str(exc))
+        except HTTPError as exc:
+            await self._refuse(context, "-", exc)
             raise  # unreachable: abort raises
 
     async def _admit(self, model: str,
@@ -145,19 +162,16 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         try:
             resolved = await asyncio.to_thread(self.access.resolve, principal, model or None)
             return principal, resolved
-        except ServeError as exc:
-            metrics.record_request(principal.tenant_id, "unknown", exc.status)
-            await context.abort(grpc_code(exc.status), str(exc))
+        except HTTPError as exc:
+            await self._refuse(context, principal.tenant_id, exc)
             raise
 
     async def _acquire(self, principal: Principal, context: grpc.aio.ServicerContext) -> None:
         """Per-tenant admission (RESOURCE_EXHAUSTED + ``retry-after`` metadata when over)."""
         try:
             self.limiter.acquire(principal.tenant_id)
-        except ServeError as exc:
-            metrics.record_request(principal.tenant_id, "unknown", exc.status)
-            retry = tuple((k.decode(), v.decode()) for k, v in exc.headers())
-            await context.abort(grpc_code(exc.status), str(exc), trailing_metadata=retry)
+        except HTTPError as exc:
+            await self._refuse(context, principal.tenant_id, exc)
             raise
 
     async def _abort(self, context: grpc.aio.ServicerContext, principal: Principal,

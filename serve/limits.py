@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from serve.errors import ServeError
+from serve.errors import HTTPTooManyRequests
 
 if TYPE_CHECKING:
     from quanta.config import Settings
@@ -42,17 +42,8 @@ class TenantLimits:
         return float(self.burst) if self.burst > 0 else max(1.0, math.ceil(self.rate))
 
 
-class RateLimitedError(ServeError):
+class RateLimitedError(HTTPTooManyRequests):
     """The tenant is over its concurrency cap or request rate (HTTP 429)."""
-
-    status, type = 429, "rate_limit_exceeded"
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = max(1, math.ceil(retry_after))
-
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"retry-after", str(self.retry_after).encode())]
 
 
 class _Bucket:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
 
+from quanta.config import REGISTRY_LORA_RESOLVER, get_settings
+
 RESOLVER_NAME = "quanta-registry"
-ENABLE_ENV = "QUANTA_LORA_RESOLVER"
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class RegistryLoRAResolver(LoRAResolver):
 
 def register() -> None:
     """Entry point (``vllm.general_plugins``): register the registry resolver once."""
-    if os.environ.get(ENABLE_ENV) != "registry":
+    if get_settings().lora_resolver != REGISTRY_LORA_RESOLVER:
         return
     if RESOLVER_NAME not in LoRAResolverRegistry.get_supported_resolvers():
         LoRAResolverRegistry.register_resolver(RESOLVER_NAME, RegistryLoRAResolver())

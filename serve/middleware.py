@@ -34,7 +34,7 @@ from typing import Any
 from quanta.tenancy import Principal
 from serve import metrics
 from serve.access import ModelAccess, ResolvedModel
-from serve.errors import BadRequestError, PermissionDeniedError, ServeError
+from serve.errors import HTTPBadRequest, HTTPError, HTTPForbidden
 from serve.limits import TenantLimiter, TenantLimits
 
 Scope = MutableMapping[str, Any]
@@ -112,13 +112,13 @@ class TenancyMiddleware:
             tenant = principal.tenant_id
             if path in ENGINE_ADMIN_PATHS or path == "/adapters" or \
                     path.startswith("/adapters/"):
-                raise PermissionDeniedError(
+                raise HTTPForbidden(
                     f"{path} is not available: adapters are loaded from the registry "
                     "on first use")
             if any(name.startswith(SAGEMAKER_ADAPTER_HEADERS) for name in headers):
                 # vLLM's SageMaker layer would put this header's adapter into the body
                 # after the ownership check below: refuse rather than be bypassed.
-                raise BadRequestError("SageMaker adapter headers are not supported: name the "
+                raise HTTPBadRequest("SageMaker adapter headers are not supported: name the "
                                       "model in the request body", param="model")
             self.limiter.acquire(tenant)
             admitted = True
@@ -128,12 +128,12 @@ class TenancyMiddleware:
             if scope["method"] == "POST":
                 if "json" not in headers.get("content-type", "application/json"):
                     # Form uploads (audio) name models too; only JSON bodies are checked.
-                    raise BadRequestError("Content-Type must be application/json")
+                    raise HTTPBadRequest("Content-Type must be application/json")
                 await self._model_request(principal, scope, receive, send)
                 return
             await self.app(scope, receive, send)
-        except ServeError as exc:
-            await _send_json(send, exc.status, exc.body(), exc.headers())
+        except HTTPError as exc:
+            await _send_json(send, exc.status, exc.vllm_body(), exc.headers())
             metrics.record_request(tenant, "unknown", exc.status)
         finally:
             if admitted:
@@ -151,7 +151,7 @@ class TenancyMiddleware:
             return
         model = body.get("model")
         if model is not None and not isinstance(model, str):
-            raise BadRequestError("'model' must be a string")
+            raise HTTPBadRequest("'model' must be a string")
         resolved: ResolvedModel = await asyncio.to_thread(self.access.resolve, principal, model)
         if self.check_sampling:
             check_sampling(body)
@@ -278,7 +278,7 @@ class _ResponseRecorder:
 
 
 def check_sampling(body: dict[str, Any]) -> None:
-    """The range checks vLLM applies, for engines that do not (raises BadRequestError)."""
+    """The range checks vLLM applies, for engines that do not (raises HTTPBadRequest)."""
     limits = {"temperature": (0.0, None), "top_p": (0.0, 1.0), "max_tokens": (1, None),
               "max_completion_tokens": (1, None), "n": (1, None)}
     for name, (low, high) in limits.items():
@@ -286,10 +286,10 @@ def check_sampling(body: dict[str, Any]) -> None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BadRequestError(f"{name} must be a number, got {value!r}", param=name)
+            raise HTTPBadRequest(f"{name} must be a number, got {value!r}", param=name)
         if value < low or (high is not None and value > high):
             bound = f"at least {low}" if high is None else f"between {low} and {high}"
-            raise BadRequestError(f"{name} must be {bound}, got {value}", param=name)
+            raise HTTPBadRequest(f"{name} must be {bound}, got {value}", param=name)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -305,7 +305,7 @@ async def _read_body(receive: Receive) -> bytes:
         part = message.get("body", b"")
         size += len(part)
         if size > MAX_BODY_BYTES:
-            raise BadRequestError(f"request body larger than {MAX_BODY_BYTES} bytes")
+            raise HTTPBadRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
         parts.append(part)
         if not message.get("more_body"):
             break

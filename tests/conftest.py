@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,20 @@ def quanta_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     monkeypatch.delenv("QUANTA_STORE_URL", raising=False)
     reset_settings()
     yield home
+    reset_settings()
+
+
+@pytest.fixture
+def quanta_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set ``QUANTA_*`` variables for one test; the cached settings follow them."""
+
+    def set_env(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        reset_settings()
+
+    yield set_env
+    monkeypatch.undo()
     reset_settings()
 
 

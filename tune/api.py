@@ -16,7 +16,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from quanta.config import Settings, get_settings
 from quanta.registry import Registry
 from quanta.tenancy import Principal, authenticate, bearer_token
-from tune.errors import InvalidRequestError, install_handlers
+from quanta.types import JobStatus
+from tune.errors import HTTPBadRequest, HTTPNotFound, install_handlers
 from tune.service import TuneService
 from tune.upload import read_upload, sweep_uploads
 
@@ -44,7 +45,7 @@ def _metrics_registry(service: TuneService) -> Any:
                 jobs.add_metric([status], count)
             yield jobs
             yield GaugeMetricFamily("quanta_tune_jobs_queued", "Fine-tuning jobs waiting "
-                                    "for a worker", value=counts.get("queued", 0))
+                                    "for a worker", value=counts.get(JobStatus.QUEUED, 0))
 
     registry = CollectorRegistry()
     registry.register(JobCollector())
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         try:
             body = await request.json()
         except ValueError:
-            raise InvalidRequestError("The request body is not valid JSON",
+            raise HTTPBadRequest("The request body is not valid JSON",
                                       code="invalid_json") from None
         return service.create_job(caller.tenant_id, body)
 
@@ -142,8 +143,6 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "DELETE", "PUT", "PATCH"],
                    include_in_schema=False)
     def unknown_route(rest: str) -> JSONResponse:
-        from tune.errors import NotFoundError
-
-        raise NotFoundError(f"Unknown request URL: /v1/{rest}", code="unknown_url")
+        raise HTTPNotFound(f"Unknown request URL: /v1/{rest}", code="unknown_url")
 
     return app

@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from quanta.types import ComputeDtype
+from quanta.console import UsageError, console, fmt_metric, open_registry
+from quanta.http_errors import HTTPError
+from quanta.types import ComputeDtype, FilePurpose, JobStatus, MethodType
 
 tune_app = typer.Typer(help="Fine-tune LoRA adapters (OpenAI-compatible API and worker).",
                        no_args_is_help=True)
@@ -23,27 +25,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tune_app, name="tune")
 
 
-def _console() -> Any:
-    from quanta.cli import console
-
-    return console
-
-
-def _registry() -> Any:
-    from quanta.cli import open_registry
-
-    return open_registry()
-
-
 def _tenant(registry: Any, tenant: str | None) -> str:
     return tenant or registry.settings.default_tenant
 
 
 def _raise_user_error(exc: Exception) -> None:
-    from quanta.cli import UsageError
-    from tune.errors import TuneError
 
-    if isinstance(exc, TuneError):
+    if isinstance(exc, HTTPError):
         where = f" ({exc.param})" if exc.param else ""
         raise UsageError(f"{exc.message}{where}") from None
     raise exc
@@ -54,7 +42,8 @@ def run(
     file: Annotated[Path, typer.Argument(help="Training data (chat or preference JSONL)")],
     model: Annotated[str | None, typer.Option(help="Base model id (default: SmolLM2)")] = None,
     validation_file: Annotated[Path | None, typer.Option(help="Held-out data")] = None,
-    method: Annotated[str, typer.Option(help="supervised or dpo")] = "supervised",
+    method: Annotated[MethodType, typer.Option(help="The training method")
+                      ] = MethodType.SUPERVISED,
     suffix: Annotated[str | None, typer.Option(help="Name part of the adapter")] = None,
     epochs: Annotated[int | None, typer.Option(help="n_epochs (default auto)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="batch_size (default auto)")] = None,
@@ -81,7 +70,6 @@ def run(
         TimeRemainingColumn,
     )
 
-    from quanta.cli import UsageError
     from quanta.models import DEFAULT_MODEL_ID, ensure_model
     from tune import queue
     from tune.service import TuneService
@@ -89,8 +77,8 @@ def run(
 
     if not file.is_file():
         raise UsageError(f"no such file: {file}")
-    console = _console()
-    registry = _registry()
+
+    registry = open_registry()
     tenant_id = _tenant(registry, tenant)
     service = TuneService(registry)
     model = model or DEFAULT_MODEL_ID
@@ -104,7 +92,7 @@ def run(
             hp[key] = value
     body = {
         "model": model, "suffix": suffix, "seed": seed,
-        "method": {"type": method, method: {"hyperparameters": hp}},
+        "method": {"type": str(method), str(method): {"hyperparameters": hp}},
         "quanta": {"lora": {"r": lora_r, "alpha": lora_alpha}, "qlora": qlora,
                    "max_steps": max_steps, "checkpoint_every": checkpoint_every,
                    "max_length": max_length, "compute_dtype": compute_dtype,
@@ -140,24 +128,22 @@ def _upload(service: Any, tenant_id: str, path: Path) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / path.name
         shutil.copyfile(path, copy)
-        return service.create_file(tenant_id, path.name, "fine-tune", copy)["id"]
+        return service.create_file(tenant_id, path.name, FilePurpose.FINE_TUNE, copy)["id"]
 
 
 def _print_result(registry: Any, service: Any, tenant_id: str, job_id: str) -> None:
     from rich.table import Table
 
-    from quanta.cli import UsageError, _fmt_metric
 
-    console = _console()
     job = service.get_job(tenant_id, job_id)
-    if job["status"] != "succeeded":
+    if job["status"] != JobStatus.SUCCEEDED:
         reason = (job.get("error") or {}).get("message", job["status"])
         raise UsageError(f"job {job_id} {job['status']}: {reason}")
     adapter = registry.resolve_adapter(tenant_id, job["fine_tuned_model"])
     before, after = adapter.eval.get("before", {}), adapter.eval.get("after", {})
     table = Table("metric", "before", "after", title="evaluation")
     for metric in sorted(set(before) | set(after)):
-        table.add_row(metric, _fmt_metric(before.get(metric)), _fmt_metric(after.get(metric)))
+        table.add_row(metric, fmt_metric(before.get(metric)), fmt_metric(after.get(metric)))
     console.print(table)
     console.print(f"adapter [bold green]{adapter.name}[/bold green] "
                   f"({job['trained_tokens']} trained tokens)")
@@ -191,16 +177,14 @@ def worker(
     from tune.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    w = Worker(_registry(), stale_after=stale_after, heartbeat_interval=heartbeat)
-    _console().print(f"worker {w.worker_id} polling every {poll_interval:g}s")
+    w = Worker(open_registry(), stale_after=stale_after, heartbeat_interval=heartbeat)
+    console.print(f"worker {w.worker_id} polling every {poll_interval:g}s")
     if job_id and not once:
-        from quanta.cli import UsageError
-
         raise UsageError("--job-id needs --once")
     if once:
         w.sweep_workdirs()
         ran = w.run_once(job_id)
-        _console().print(f"ran {ran}" if ran else f"no queued job {job_id or ''}".rstrip())
+        console.print(f"ran {ran}" if ran else f"no queued job {job_id or ''}".rstrip())
         return
     with contextlib.suppress(KeyboardInterrupt):
         w.run_forever(poll_interval)
@@ -214,7 +198,7 @@ def jobs_ls(tenant: Annotated[str | None, typer.Option()] = None,
 
     from tune.service import TuneService
 
-    registry = _registry()
+    registry = open_registry()
     page = TuneService(registry).list_jobs(_tenant(registry, tenant), limit=limit)
     table = Table("id", "model", "status", "fine_tuned_model", "trained_tokens")
     table.columns[0].no_wrap = True
@@ -222,33 +206,31 @@ def jobs_ls(tenant: Annotated[str | None, typer.Option()] = None,
     for job in page["data"]:
         table.add_row(job["id"], job["model"], job["status"], job["fine_tuned_model"] or "-",
                       str(job["trained_tokens"] or "-"))
-    _console().print(table)
+    console.print(table)
+
+
+def _on_job(operation: str, job_id: str, tenant: str | None, **kwargs: Any) -> Any:
+    """Call ``TuneService.<operation>(tenant, job_id, ...)``; API errors exit with code 2."""
+    from tune.service import TuneService
+
+    registry = open_registry()
+    try:
+        return getattr(TuneService(registry), operation)(_tenant(registry, tenant), job_id,
+                                                         **kwargs)
+    except Exception as exc:
+        _raise_user_error(exc)
 
 
 @jobs_app.command("show")
 def jobs_show(job_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
     """Show one job as JSON."""
-    from tune.service import TuneService
-
-    registry = _registry()
-    try:
-        job = TuneService(registry).get_job(_tenant(registry, tenant), job_id)
-    except Exception as exc:
-        _raise_user_error(exc)
-    _console().print_json(json.dumps(job))
+    console.print_json(json.dumps(_on_job("get_job", job_id, tenant)))
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
     """Cancel a queued or running job."""
-    from tune.service import TuneService
-
-    registry = _registry()
-    try:
-        job = TuneService(registry).cancel_job(_tenant(registry, tenant), job_id)
-    except Exception as exc:
-        _raise_user_error(exc)
-    _console().print(f"{job_id}: {job['status']}")
+    console.print(f"{job_id}: {_on_job('cancel_job', job_id, tenant)['status']}")
 
 
 @jobs_app.command("events")
@@ -257,13 +239,7 @@ def jobs_events(job_id: str, tenant: Annotated[str | None, typer.Option()] = Non
     """A job's events, oldest first."""
     from datetime import UTC, datetime
 
-    from tune.service import TuneService
-
-    registry = _registry()
-    try:
-        page = TuneService(registry).list_events(_tenant(registry, tenant), job_id, limit=limit)
-    except Exception as exc:
-        _raise_user_error(exc)
+    page = _on_job("list_events", job_id, tenant, limit=limit)
     for event in reversed(page["data"]):
         when = datetime.fromtimestamp(event["created_at"], UTC).strftime("%H:%M:%S")
-        _console().print(f"{when} [{event['level']}] {event['message']}", highlight=False)
+        console.print(f"{when} [{event['level']}] {event['message']}", highlight=False)

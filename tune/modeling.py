@@ -4,7 +4,7 @@ The compute dtype comes from ``quanta.precision`` (bf16 only where the device co
 natively, else fp32 on CPU); QLoRA's ``bnb_4bit_compute_dtype`` follows the same rule.
 
 Unsloth is used only when it is importable *and* a CUDA device is present (it needs a
-GPU and pins older trl/transformers; see DESIGN.md): a guarded import, never a dependency.
+GPU and pins older trl/transformers): a guarded import, never a dependency.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 
 if TYPE_CHECKING:
     from quanta.precision import Precision
+    from tune.spec import LoraOptions
 
 
 def unsloth_available() -> bool:
@@ -35,7 +36,7 @@ def load_tokenizer(base_dir: Path) -> Any:
 def load_base(base_dir: Path, precision: Precision, *, qlora: bool = False) -> Any:
     """The base causal LM in the compute dtype, or quantized to NF4 for QLoRA.
 
-    QLoRA trap (DESIGN.md): on CPUs with avx512_bf16 an eval-mode forward repacks the 4-bit
+    QLoRA trap (bitsandbytes on CPU): with avx512_bf16 an eval-mode forward repacks the 4-bit
     weights and training then runs through ``gemv_4bit``, which has no backward. Callers
     must train a freshly loaded 4-bit model before any eval forward on it.
     """
@@ -53,12 +54,11 @@ def load_base(base_dir: Path, precision: Precision, *, qlora: bool = False) -> A
                                                 dtype=dtype, device_map={"": device})
 
 
-def lora_config(options: dict[str, Any]) -> Any:
+def lora_config(options: LoraOptions) -> Any:
     from peft import LoraConfig
 
-    return LoraConfig(r=int(options["r"]), lora_alpha=float(options["alpha"]),
-                      lora_dropout=float(options["dropout"]),
-                      target_modules=list(options["target_modules"]), bias="none",
+    return LoraConfig(r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout,
+                      target_modules=list(options.target_modules), bias="none",
                       task_type="CAUSAL_LM")
 
 
@@ -71,7 +71,7 @@ def check_target_modules(model: Any, targets: list[str]) -> None:
                          f"choose from e.g. {sorted(n for n in names if n.endswith('proj'))}")
 
 
-def trainable_model(base_dir: Path, lora: dict[str, Any], precision: Precision, *,
+def trainable_model(base_dir: Path, lora: LoraOptions, precision: Precision, *,
                     qlora: bool = False, max_length: int = 512) -> tuple[Any, Any, str]:
     """(peft model, tokenizer, backend name) ready to train."""
     if unsloth_available():  # pragma: no cover - GPU only
@@ -81,15 +81,14 @@ def trainable_model(base_dir: Path, lora: dict[str, Any], precision: Precision, 
             str(base_dir), max_seq_length=max_length, load_in_4bit=qlora,
             dtype=precision.torch_dtype)
         model = FastLanguageModel.get_peft_model(
-            model, r=int(lora["r"]), lora_alpha=float(lora["alpha"]),
-            lora_dropout=float(lora["dropout"]), target_modules=list(lora["target_modules"]),
-            use_gradient_checkpointing=False)
+            model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+            target_modules=list(lora.target_modules), use_gradient_checkpointing=False)
         return model, tokenizer, "unsloth"
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     tokenizer = load_tokenizer(base_dir)
     model = load_base(base_dir, precision, qlora=qlora)
-    check_target_modules(model, list(lora["target_modules"]))
+    check_target_modules(model, list(lora.target_modules))
     if qlora:
         # Gradient checkpointing stays off: on CPU it costs ~10% and buys nothing at this size.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quanta.registry import tables as t
-from tune.spec import hyperparameters
+from quanta.types import MethodType
 
 
 def unix(value: datetime | None) -> int | None:
@@ -25,9 +25,9 @@ def file_object(row: t.File) -> dict[str, Any]:
 
 def job_object(row: t.Job, estimated_finish: int | None = None) -> dict[str, Any]:
     method = row.method or {}
-    hp = hyperparameters(method) if method.get("type") else {}
-    method_obj = {"type": method.get("type", "supervised"),
-                  method.get("type", "supervised"): {"hyperparameters": hp}}
+    kind = str(method.get("type", MethodType.SUPERVISED))
+    hp = dict(method.get(kind, {}).get("hyperparameters", {}))  # stored in OpenAI's shape
+    method_obj = {"type": kind, kind: {"hyperparameters": hp}}
     return {
         "object": "fine_tuning.job",
         "id": row.id,

@@ -1,7 +1,7 @@
 """The tune service's logic, independent of HTTP: files, jobs, events, checkpoints.
 
 Every lookup is scoped to the caller's tenant: another tenant's file or job raises the
-same ``NotFoundError`` as an id that never existed. Job creation checks everything first
+same 404 as an id that never existed. Job creation checks everything first
 (request shape, model, files, formats) and writes the job row and its first events in
 one transaction, so a rejected request leaves nothing behind.
 """
@@ -9,24 +9,22 @@ one transaction, so a rejected request leaves nothing behind.
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import func, select
 
 from quanta.registry import NotFoundError as RegistryNotFound
 from quanta.registry import Registry
 from quanta.registry import tables as t
 from quanta.registry.ids import new_id
+from quanta.registry.jobs import now
+from quanta.types import ArtifactKind, FilePurpose, JobStatus, MethodType
 from tune import objects, queue
-from tune.datafiles import METHOD_FORMATS, validate_upload
-from tune.errors import ConflictError, InvalidRequestError, NotFoundError
+from tune.datafiles import validate_upload
+from tune.errors import HTTPBadRequest, HTTPConflict, HTTPNotFound
+from tune.methods import method_formats
 from tune.spec import parse_request, resolve
 
-FILE_PURPOSES = ("fine-tune",)
 MAX_PAGE = 100
-STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
 
 
 def safe_filename(name: str) -> str:
@@ -40,7 +38,7 @@ def _limit(limit: int | None, default: int) -> int:
     if limit is None:
         return default
     if not 1 <= limit <= MAX_PAGE:
-        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE}", param="limit",
+        raise HTTPBadRequest(f"limit must be between 1 and {MAX_PAGE}", param="limit",
                                   code="invalid_value")
     return limit
 
@@ -50,7 +48,7 @@ def _after(rows: list[Any], after: str | None, limit: int) -> tuple[list[Any], b
     if after is not None:
         ids = [r.id for r in rows]
         if after not in ids:
-            raise NotFoundError(f"No such object: {after}", param="after")
+            raise HTTPNotFound(f"No such object: {after}", param="after")
         rows = rows[ids.index(after) + 1:]
     return rows[:limit], len(rows) > limit
 
@@ -64,19 +62,20 @@ class TuneService:
     def create_file(self, tenant_id: str, filename: str | None, purpose: str | None,
                     path: Path) -> dict[str, Any]:
         """Validate an uploaded dataset (already on disk) and store it."""
-        if purpose not in FILE_PURPOSES:
-            raise InvalidRequestError(f"Invalid purpose {purpose!r}: Quanta accepts 'fine-tune'",
+        if purpose not in set(FilePurpose):
+            raise HTTPBadRequest(f"Invalid purpose {purpose!r}: Quanta accepts "
+                                      f"{', '.join(repr(str(p)) for p in FilePurpose)}",
                                       param="purpose", code="invalid_value")
         if not filename:
-            raise InvalidRequestError("Missing file part 'file'", param="file")
+            raise HTTPBadRequest("Missing file part 'file'", param="file")
         filename = safe_filename(filename)
         report = validate_upload(path, filename)
         if not report.ok:
             shown = "; ".join(report.errors[:5])
             more = f" (and {len(report.errors) - 5} more)" if len(report.errors) > 5 else ""
-            raise InvalidRequestError(f"Invalid file format for fine-tuning: {shown}{more}",
+            raise HTTPBadRequest(f"Invalid file format for fine-tuning: {shown}{more}",
                                       param="file", code="invalid_file_format")
-        row = self.registry.add_file(tenant_id, filename, purpose, path,
+        row = self.registry.add_file(tenant_id, filename, FilePurpose(purpose), path,
                                      format=report.format, records=report.records)
         return objects.file_object(row)
 
@@ -84,7 +83,7 @@ class TuneService:
         try:
             return self.registry.get_file(tenant_id, file_id)
         except RegistryNotFound:
-            raise NotFoundError(f"No such File object: {file_id}", param="id") from None
+            raise HTTPNotFound(f"No such File object: {file_id}", param="id") from None
 
     def get_file(self, tenant_id: str, file_id: str) -> dict[str, Any]:
         return objects.file_object(self._file(tenant_id, file_id))
@@ -102,71 +101,63 @@ class TuneService:
 
     def delete_file(self, tenant_id: str, file_id: str) -> dict[str, Any]:
         self._file(tenant_id, file_id)
-        with self.registry.session() as s:
-            used = s.scalar(select(t.Job.id).where(
-                (t.Job.training_file_id == file_id) | (t.Job.validation_file_id == file_id)))
+        used = self.registry.jobs.using_file(file_id)
         if used:
-            raise ConflictError(f"File {file_id} is used by fine-tuning job {used}", param="id",
+            raise HTTPConflict(f"File {file_id} is used by fine-tuning job {used}", param="id",
                                 code="file_in_use")
-        self.registry.delete("file", file_id, tenant_id)
+        self.registry.delete(ArtifactKind.FILE, file_id, tenant_id)
         return {"id": file_id, "object": "file", "deleted": True}
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def _job_file(self, tenant_id: str, file_id: str, param: str, method_type: str) -> t.File:
+    def _job_file(self, tenant_id: str, file_id: str, param: str,
+                  method_type: MethodType) -> t.File:
         try:
             row = self.registry.get_file(tenant_id, file_id)
         except RegistryNotFound:
-            raise NotFoundError(f"No such File object: {file_id}", param=param,
+            raise HTTPNotFound(f"No such File object: {file_id}", param=param,
                                 code="file_not_found") from None
-        if row.purpose != "fine-tune":
-            raise InvalidRequestError(f"File {file_id} has purpose {row.purpose!r}, not "
+        if row.purpose != FilePurpose.FINE_TUNE:
+            raise HTTPBadRequest(f"File {file_id} has purpose {row.purpose!r}, not "
                                       "'fine-tune'", param=param, code="invalid_file_purpose")
-        allowed = METHOD_FORMATS[method_type]
+        allowed = method_formats(method_type)
         if row.format not in allowed:
-            raise InvalidRequestError(
-                f"File {file_id} is in {row.format!r} format; method {method_type!r} needs "
+            raise HTTPBadRequest(
+                f"File {file_id} is in {row.format!r} format; method '{method_type}' needs "
                 f"{' or '.join(allowed)}", param=param, code="invalid_file_format")
         return row
 
     def create_job(self, tenant_id: str, body: Any) -> dict[str, Any]:
         request = parse_request(body)
-        method_type = request.method.type if request.method else "supervised"
+        method_type = request.method.type if request.method else MethodType.SUPERVISED
         try:
             self.registry.get_base_model(request.model, tenant_id)
         except RegistryNotFound:
-            raise InvalidRequestError(
+            raise HTTPBadRequest(
                 f"Model {request.model} is not available for fine-tuning or does not exist.",
                 param="model", code="model_not_available") from None
         train_file = self._job_file(tenant_id, request.training_file, "training_file",
                                     method_type)
         if request.validation_file:
             self._job_file(tenant_id, request.validation_file, "validation_file", method_type)
-        method = resolve(request, train_file.records or 1)
+        plan = resolve(request, train_file.records or 1)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
         job = t.Job(id=new_id("ftjob"), tenant_id=tenant_id, model=request.model,
                     training_file_id=request.training_file,
                     validation_file_id=request.validation_file, suffix=request.suffix,
-                    seed=seed, method=method, job_metadata=request.metadata,
-                    status="queued", created_at=queue.now())
-        with self.registry.session() as s:
-            s.add(job)
-            s.flush()
-            queue.add_event(self.registry, job.id, "Created fine-tuning job", session=s)
-            queue.add_event(self.registry, job.id,
-                            f"Validating training file: {request.training_file}"
-                            + (f" and validation file: {request.validation_file}"
-                               if request.validation_file else ""), session=s)
-            queue.add_event(self.registry, job.id, "Files validated, moving job to queued state",
-                            session=s)
+                    seed=seed, method=plan.stored(), job_metadata=request.metadata,
+                    status=JobStatus.QUEUED, created_at=now())
+        validating = f"Validating training file: {request.training_file}" + (
+            f" and validation file: {request.validation_file}" if request.validation_file else "")
+        self.registry.jobs.create(job, ["Created fine-tuning job", validating,
+                                        "Files validated, moving job to queued state"])
         return objects.job_object(job)
 
     def _job(self, tenant_id: str, job_id: str) -> t.Job:
-        with self.registry.session() as s:
-            job = s.get(t.Job, job_id)
-        if job is None or job.tenant_id != tenant_id:
-            raise NotFoundError(f"No such fine-tuning job: {job_id}", param="fine_tuning_job_id")
-        return job
+        try:
+            return self.registry.jobs.owned(tenant_id, job_id)
+        except RegistryNotFound as exc:
+            raise HTTPNotFound(str(exc), param="fine_tuning_job_id") from None
 
     def get_job(self, tenant_id: str, job_id: str) -> dict[str, Any]:
         job = self._job(tenant_id, job_id)
@@ -174,9 +165,7 @@ class TuneService:
 
     def list_jobs(self, tenant_id: str, after: str | None = None, limit: int | None = None,
                   metadata: dict[str, str] | None = None) -> dict[str, Any]:
-        with self.registry.session() as s:
-            rows = list(s.scalars(select(t.Job).where(t.Job.tenant_id == tenant_id)
-                                  .order_by(t.Job.created_at.desc(), t.Job.id.desc())))
+        rows = self.registry.jobs.for_tenant(tenant_id)
         if metadata:
             rows = [r for r in rows
                     if all((r.job_metadata or {}).get(k) == v for k, v in metadata.items())]
@@ -185,8 +174,8 @@ class TuneService:
 
     def cancel_job(self, tenant_id: str, job_id: str) -> dict[str, Any]:
         job = self._job(tenant_id, job_id)
-        if job.status in queue.TERMINAL:
-            raise ConflictError(f"Job {job_id} has already {job.status}; it cannot be cancelled",
+        if JobStatus(job.status).is_terminal:
+            raise HTTPConflict(f"Job {job_id} has already {job.status}; it cannot be cancelled",
                                 param="fine_tuning_job_id", code="job_not_cancellable")
         return objects.job_object(queue.request_cancel(self.registry, job_id))
 
@@ -194,44 +183,30 @@ class TuneService:
                     limit: int | None = None) -> dict[str, Any]:
         self._job(tenant_id, job_id)
         limit = _limit(limit, 20)
-        with self.registry.session() as s:
-            query = select(t.JobEvent).where(t.JobEvent.job_id == job_id)
-            if after is not None:
-                seq = s.scalar(select(t.JobEvent.seq).where(t.JobEvent.id == after,
-                                                            t.JobEvent.job_id == job_id))
-                if seq is None:
-                    raise NotFoundError(f"No such event: {after}", param="after")
-                query = query.where(t.JobEvent.seq < seq)
-            rows = list(s.scalars(query.order_by(t.JobEvent.seq.desc()).limit(limit + 1)))
+        try:
+            rows = self.registry.jobs.events(job_id, before=after, limit=limit + 1)
+        except RegistryNotFound as exc:
+            raise HTTPNotFound(str(exc), param="after") from None
         return objects.page([objects.event_object(r) for r in rows[:limit]], len(rows) > limit)
 
     def list_checkpoints(self, tenant_id: str, job_id: str, after: str | None = None,
                          limit: int | None = None) -> dict[str, Any]:
         job = self._job(tenant_id, job_id)
-        with self.registry.session() as s:
-            rows = list(s.scalars(select(t.Checkpoint).where(t.Checkpoint.job_id == job_id)
-                                  .order_by(t.Checkpoint.step.desc())))
-        rows, more = _after(rows, after, _limit(limit, 10))
+        rows, more = _after(self.registry.jobs.checkpoints(job_id), after, _limit(limit, 10))
         return objects.page([objects.checkpoint_object(r, job) for r in rows], more)
 
     def _estimated_finish(self, job: t.Job) -> int | None:
         """Start time + elapsed / steps done * total steps, from the newest metrics event."""
-        if job.status != "running" or job.started_at is None:
+        if job.status != JobStatus.RUNNING or job.started_at is None:
             return None
-        with self.registry.session() as s:
-            data = s.scalar(select(t.JobEvent.data).where(
-                t.JobEvent.job_id == job.id, t.JobEvent.type == "metrics")
-                .order_by(t.JobEvent.seq.desc()).limit(1))
+        data = self.registry.jobs.latest_metrics(job.id)
         if not data or not data.get("total_steps") or not data.get("step"):
             return None
         started = objects.unix(job.started_at) or 0
-        elapsed = max(0, int(queue.now().timestamp()) - started)
+        elapsed = max(0, int(now().timestamp()) - started)
         return started + int(elapsed / data["step"] * data["total_steps"])
 
     # -- metrics ---------------------------------------------------------------------------
 
-    def job_counts(self) -> dict[str, int]:
-        with self.registry.session() as s:
-            counts = Counter(dict(s.execute(select(t.Job.status, func.count())
-                                            .group_by(t.Job.status)).all()))
-        return {status: int(counts.get(status, 0)) for status in STATUSES}
+    def job_counts(self) -> dict[JobStatus, int]:
+        return self.registry.jobs.status_counts()

@@ -2,22 +2,25 @@
 
 OpenAI's ``method`` block (``supervised`` or ``dpo`` hyperparameters, each may be
 ``"auto"``) plus Quanta's extension block ``quanta`` (LoRA shape, QLoRA, step limits,
-evaluation size). ``resolve`` turns ``"auto"`` into numbers and returns the plain dict
-stored in the job row, so the worker trains exactly what the API accepted.
+evaluation size, compute dtype). ``resolve`` turns ``"auto"`` into numbers and returns a
+:class:`TrainingPlan`; the job row stores it in OpenAI's method shape
+(:meth:`TrainingPlan.stored`), and the worker validates it back into the same typed
+plan (:meth:`TrainingPlan.from_stored`), so it trains exactly what the API accepted.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from quanta.types import ComputeDtype
-from tune.errors import InvalidRequestError
+from quanta.types import ComputeDtype, MethodType
+from tune.errors import invalid_request
 
 BASE_LEARNING_RATE = 2e-4
 AUTO_EPOCHS = 3
 AUTO_BATCH_SIZE = 8
+AUTO_BETA = 0.1
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                           "down_proj")
 
@@ -28,42 +31,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _in_range(name: str, low: float, high: float, *, above: bool = False) -> AfterValidator:
+    """"auto" passes; a number must lie in [low, high], or (low, high] with ``above``."""
+    bounds = f"> {low:g} and <= {high:g}" if above else f"between {low:g} and {high:g}"
+
+    def check(value: Any) -> Any:
+        if isinstance(value, int | float) and not (
+                low < value <= high if above else low <= value <= high):
+            raise ValueError(f"{name} must be {bounds}")
+        return value
+
+    return AfterValidator(check)
+
+
 class SupervisedHyperparameters(_Strict):
-    n_epochs: int | Auto = Field("auto", description="1-50")
-    batch_size: int | Auto = Field("auto", description="1-256")
-    learning_rate_multiplier: float | Auto = Field("auto", description="> 0 and <= 100")
-
-    @field_validator("n_epochs")
-    @classmethod
-    def _epochs(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and not 1 <= v <= 50:
-            raise ValueError("n_epochs must be between 1 and 50")
-        return v
-
-    @field_validator("batch_size")
-    @classmethod
-    def _batch(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and not 1 <= v <= 256:
-            raise ValueError("batch_size must be between 1 and 256")
-        return v
-
-    @field_validator("learning_rate_multiplier")
-    @classmethod
-    def _lrm(cls, v: float | str) -> float | str:
-        if isinstance(v, int | float) and not 0 < v <= 100:
-            raise ValueError("learning_rate_multiplier must be > 0 and <= 100")
-        return v
+    n_epochs: Annotated[int | Auto, _in_range("n_epochs", 1, 50)] = Field(
+        "auto", description="1-50")
+    batch_size: Annotated[int | Auto, _in_range("batch_size", 1, 256)] = Field(
+        "auto", description="1-256")
+    learning_rate_multiplier: Annotated[
+        float | Auto, _in_range("learning_rate_multiplier", 0, 100, above=True)] = Field(
+        "auto", description="> 0 and <= 100")
 
 
 class DpoHyperparameters(SupervisedHyperparameters):
-    beta: float | Auto = "auto"
-
-    @field_validator("beta")
-    @classmethod
-    def _beta(cls, v: float | str) -> float | str:
-        if isinstance(v, int | float) and not 0 < v <= 2:
-            raise ValueError("beta must be > 0 and <= 2")
-        return v
+    beta: Annotated[float | Auto, _in_range("beta", 0, 2, above=True)] = "auto"
 
 
 class SupervisedBlock(_Strict):
@@ -75,7 +67,7 @@ class DpoBlock(_Strict):
 
 
 class Method(_Strict):
-    type: Literal["supervised", "dpo"] = "supervised"
+    type: MethodType = MethodType.SUPERVISED
     supervised: SupervisedBlock | None = None
     dpo: DpoBlock | None = None
 
@@ -145,22 +137,63 @@ class JobRequest(_Strict):
 
 
 def parse_request(body: Any) -> JobRequest:
-    """Validate a request body; errors become one ``InvalidRequestError`` naming the field."""
+    """Validate a request body; errors become one 400 naming the field."""
     try:
         return JobRequest.model_validate(body)
     except ValidationError as exc:
-        raise InvalidRequestError.from_validation(exc.errors()) from None
+        raise invalid_request(exc.errors()) from None
 
 
-def resolve(request: JobRequest, train_records: int) -> dict[str, Any]:
-    """The concrete method dict stored on the job: hyperparameters with "auto" resolved."""
+class ResolvedHyperparameters(_Strict):
+    """Hyperparameters with "auto" resolved; ``beta`` only for DPO."""
+
+    n_epochs: int
+    batch_size: int
+    learning_rate_multiplier: float
+    beta: float | None = None
+
+
+class TrainingPlan(_Strict):
+    """What a job trains: the method, its resolved hyperparameters, Quanta's options."""
+
+    type: MethodType
+    hyperparameters: ResolvedHyperparameters
+    quanta: QuantaOptions = Field(default_factory=QuantaOptions)
+
+    @property
+    def learning_rate(self) -> float:
+        return BASE_LEARNING_RATE * self.hyperparameters.learning_rate_multiplier
+
+    @property
+    def openai_hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters as OpenAI's method block shows them."""
+        return self.hyperparameters.model_dump(exclude_none=True)
+
+    def stored(self) -> dict[str, Any]:
+        """The job row's ``method`` column: OpenAI's shape plus the ``quanta`` block."""
+        return {"type": str(self.type),
+                str(self.type): {"hyperparameters": self.openai_hyperparameters},
+                "quanta": self.quanta.model_dump(mode="json")}
+
+    @classmethod
+    def from_stored(cls, method: dict[str, Any]) -> TrainingPlan:
+        """Validate a job row's ``method`` back into the plan (rows written before a
+        field existed get its default)."""
+        kind = method["type"]
+        return cls(type=kind, hyperparameters=method[kind]["hyperparameters"],
+                   quanta=method.get("quanta") or {})
+
+
+def resolve(request: JobRequest, train_records: int) -> TrainingPlan:
+    """The concrete plan stored on the job: hyperparameters with "auto" resolved."""
     method = request.method or Method(
-        type="supervised",
+        type=MethodType.SUPERVISED,
         supervised=SupervisedBlock(hyperparameters=request.hyperparameters
                                    or SupervisedHyperparameters()))
-    block = method.dpo if method.type == "dpo" else method.supervised
+    dpo = method.type == MethodType.DPO
+    block = method.dpo if dpo else method.supervised
     if block is None:
-        block = DpoBlock() if method.type == "dpo" else SupervisedBlock()
+        block = DpoBlock() if dpo else SupervisedBlock()
     hp = block.hyperparameters.model_dump()
     if hp["n_epochs"] == "auto":
         hp["n_epochs"] = AUTO_EPOCHS
@@ -168,15 +201,6 @@ def resolve(request: JobRequest, train_records: int) -> dict[str, Any]:
         hp["batch_size"] = max(1, min(AUTO_BATCH_SIZE, train_records))
     if hp["learning_rate_multiplier"] == "auto":
         hp["learning_rate_multiplier"] = 1.0
-    if method.type == "dpo" and hp.get("beta") == "auto":
-        hp["beta"] = 0.1
-    return {"type": method.type, method.type: {"hyperparameters": hp},
-            "quanta": request.quanta.model_dump()}
-
-
-def hyperparameters(method: dict[str, Any]) -> dict[str, Any]:
-    return dict(method[method["type"]]["hyperparameters"])
-
-
-def learning_rate(method: dict[str, Any]) -> float:
-    return BASE_LEARNING_RATE * float(hyperparameters(method)["learning_rate_multiplier"])
+    if dpo and hp.get("beta") == "auto":
+        hp["beta"] = AUTO_BETA
+    return TrainingPlan(type=method.type, hyperparameters=hp, quanta=request.quanta)

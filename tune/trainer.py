@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tune.spec import hyperparameters, learning_rate
-
 if TYPE_CHECKING:
     from quanta.precision import Precision
+    from tune.methods import TrainingMethod
+    from tune.spec import TrainingPlan
 
 # Trainer log keys -> OpenAI metric names (fine_tuning.job.event data / checkpoint metrics).
 METRIC_NAMES = {
@@ -122,33 +122,30 @@ def plan_steps(records: int, batch_size: int, n_epochs: int, max_steps: int | No
     return max_steps if max_steps else per_epoch * n_epochs
 
 
-def training_args(method: dict[str, Any], workdir: Path, *, seed: int, total_steps: int,
-                  has_eval: bool, precision: Precision) -> dict[str, Any]:
+def training_args(plan: TrainingPlan, method: TrainingMethod, workdir: Path, *, seed: int,
+                  total_steps: int, has_eval: bool, precision: Precision) -> dict[str, Any]:
     import torch
 
-    hyper = hyperparameters(method)
-    opts = method["quanta"]
-    qlora = bool(opts["qlora"])
+    hyper, opts = plan.hyperparameters, plan.quanta
     cuda = torch.cuda.is_available()
-    checkpoint_every = int(opts["checkpoint_every"])
-    eval_inline = has_eval and not qlora  # an eval forward mid-training breaks CPU QLoRA
+    eval_inline = has_eval and not opts.qlora  # an eval forward mid-training breaks CPU QLoRA
     args: dict[str, Any] = dict(
         output_dir=str(workdir / "trainer"),
-        per_device_train_batch_size=int(hyper["batch_size"]),
-        per_device_eval_batch_size=int(hyper["batch_size"]),
-        num_train_epochs=float(hyper["n_epochs"]),
-        max_steps=int(opts["max_steps"] or -1),
-        learning_rate=learning_rate(method),
+        per_device_train_batch_size=hyper.batch_size,
+        per_device_eval_batch_size=hyper.batch_size,
+        num_train_epochs=float(hyper.n_epochs),
+        max_steps=opts.max_steps or -1,
+        learning_rate=plan.learning_rate,
         lr_scheduler_type="linear",
         warmup_steps=0,
         weight_decay=0.0,
         logging_steps=max(1, total_steps // 50),
         logging_first_step=True,
         save_strategy="steps",
-        save_steps=checkpoint_every,
+        save_steps=opts.checkpoint_every,
         save_total_limit=None,
         eval_strategy="steps" if eval_inline else "no",
-        eval_steps=checkpoint_every if eval_inline else None,
+        eval_steps=opts.checkpoint_every if eval_inline else None,
         report_to=[],
         seed=seed,
         data_seed=seed,
@@ -156,57 +153,54 @@ def training_args(method: dict[str, Any], workdir: Path, *, seed: int, total_ste
         # Autocast only where it pays: on CPU the weights are already in the compute dtype
         # (autocast only adds casts, measured ~25% slower); 4-bit QLoRA layers and CUDA
         # (fp32 LoRA math) need it to compute in the chosen half precision.
-        bf16=precision.is_bf16 and (qlora or cuda),
+        bf16=precision.is_bf16 and (opts.qlora or cuda),
         fp16=precision.is_fp16 and cuda,
         gradient_checkpointing=False,
         dataloader_num_workers=0,
         disable_tqdm=True,
         remove_unused_columns=False,
         save_only_model=False,
+        **method.trainer_args(plan),
     )
-    if method["type"] == "supervised":
-        args["padding_free"] = bool(opts.get("padding_free", True))
-    if opts.get("group_by_length"):
+    if opts.group_by_length:
         args["train_sampling_strategy"] = "group_by_length"
     return args
 
 
-def train(base_dir: Path, method: dict[str, Any], train_examples: list[dict[str, Any]],
+def train(base_dir: Path, plan: TrainingPlan, train_examples: list[dict[str, Any]],
           valid_examples: list[dict[str, Any]] | None, workdir: Path, *, seed: int = 0,
           resume_from: Path | None = None, hooks: TrainHooks | None = None,
           precision: Precision | None = None) -> TrainResult:
     """Train a LoRA adapter; returns where it was saved (None when stopped early).
 
-    ``precision`` defaults to the job's ``quanta.compute_dtype`` resolved for this device.
+    ``precision`` defaults to the plan's ``compute_dtype`` resolved for this device.
     """
     import torch
     from transformers import set_seed
 
     from quanta.precision import resolve
     from tune import modeling
-    from tune.methods import dpo, sft
+    from tune.methods import get_method
 
     hooks = hooks or TrainHooks()
-    precision = precision or resolve(method["quanta"].get("compute_dtype"), requested_by="job")
-    hyper = {**hyperparameters(method), "max_length": int(method["quanta"]["max_length"])}
-    opts = method["quanta"]
+    opts = plan.quanta
+    precision = precision or resolve(opts.compute_dtype, requested_by="job")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     set_seed(seed)
     model, tokenizer, backend = modeling.trainable_model(
-        base_dir, opts["lora"], precision, qlora=bool(opts["qlora"]),
-        max_length=hyper["max_length"])
-    impl = dpo if method["type"] == "dpo" else sft
-    train_rows = impl.prepare(tokenizer, train_examples, hyper["max_length"])
-    eval_rows = impl.prepare(tokenizer, valid_examples, hyper["max_length"]) \
+        base_dir, opts.lora, precision, qlora=opts.qlora, max_length=opts.max_length)
+    method = get_method(plan.type)
+    train_rows = method.prepare(tokenizer, train_examples, opts.max_length)
+    eval_rows = method.prepare(tokenizer, valid_examples, opts.max_length) \
         if valid_examples else None
-    total = plan_steps(len(train_rows), int(hyper["batch_size"]), int(hyper["n_epochs"]),
-                       opts["max_steps"])
-    args = training_args(method, workdir, seed=seed, total_steps=total,
+    total = plan_steps(len(train_rows), plan.hyperparameters.batch_size,
+                       plan.hyperparameters.n_epochs, opts.max_steps)
+    args = training_args(plan, method, workdir, seed=seed, total_steps=total,
                          has_eval=eval_rows is not None, precision=precision)
     callback = _callback_class()(hooks)
-    trainer = impl.build_trainer(model, tokenizer, train_rows,
-                                 eval_rows if args["eval_strategy"] != "no" else None,
-                                 args, hyper, [callback])
+    trainer = method.build_trainer(model, tokenizer, train_rows,
+                                   eval_rows if args["eval_strategy"] != "no" else None,
+                                   args, plan, [callback])
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # progress goes through the hooks instead
@@ -215,7 +209,8 @@ def train(base_dir: Path, method: dict[str, Any], train_examples: list[dict[str,
     with packed_attention(model, enabled=bool(args.get("padding_free"))):
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     state = trainer.state
-    tokens = _trained_tokens(callback.history, train_rows, state.global_step, hyper)
+    tokens = _trained_tokens(callback.history, train_rows, state.global_step,
+                             plan.hyperparameters.batch_size)
     result = TrainResult(steps=state.global_step, total_steps=state.max_steps,
                          trained_tokens=tokens, stopped=callback.stopped, adapter_dir=None,
                          model=trainer.model, tokenizer=tokenizer, backend=backend,
@@ -230,11 +225,11 @@ def train(base_dir: Path, method: dict[str, Any], train_examples: list[dict[str,
 
 
 def _trained_tokens(history: list[dict[str, Any]], rows: Any, steps: int,
-                    hyper: dict[str, Any]) -> int:
+                    batch_size: int) -> int:
     for metrics in reversed(history):
         if "trained_tokens" in metrics:
             return int(metrics["trained_tokens"])
     if "input_ids" in rows.column_names:
         mean = sum(len(x) for x in rows["input_ids"]) / max(1, len(rows))
-        return int(mean * steps * int(hyper["batch_size"]))
+        return int(mean * steps * batch_size)
     return 0

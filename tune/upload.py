@@ -17,7 +17,7 @@ from typing import Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from tune.errors import InvalidRequestError, PayloadTooLargeError
+from tune.errors import HTTPBadRequest, HTTPPayloadTooLarge
 
 MAX_FIELD_BYTES = 4096
 
@@ -41,11 +41,11 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
-        raise InvalidRequestError("Expected a multipart/form-data body with a 'file' part",
+        raise HTTPBadRequest("Expected a multipart/form-data body with a 'file' part",
                                   param="file", code="invalid_content_type")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise PayloadTooLargeError(f"File too large: the limit is {limit} bytes", param="file")
+        raise HTTPPayloadTooLarge(f"File too large: the limit is {limit} bytes", param="file")
 
     upload = Upload()
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
         state["name"] = disp.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" in disp and state["name"] == "file":
             if upload.path is not None:
-                raise InvalidRequestError("Send exactly one file part", param="file")
+                raise HTTPBadRequest("Send exactly one file part", param="file")
             upload.filename = os.path.basename(disp[b"filename"].decode("utf-8", "replace"))
             fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".upload")
             upload.path = Path(name)
@@ -82,13 +82,13 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
         if state["out"] is not None:
             upload.size += len(chunk)
             if upload.size > limit:
-                raise PayloadTooLargeError(f"File too large: the limit is {limit} bytes",
+                raise HTTPPayloadTooLarge(f"File too large: the limit is {limit} bytes",
                                            param="file")
             state["out"].write(chunk)
         else:
             state["buf"] += chunk
             if len(state["buf"]) > MAX_FIELD_BYTES:
-                raise InvalidRequestError(f"Form field {state['name']!r} is too long",
+                raise HTTPBadRequest(f"Form field {state['name']!r} is too long",
                                           param=state["name"])
 
     def on_part_end() -> None:

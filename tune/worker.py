@@ -24,13 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from quanta.registry import NotFoundError, Registry
 from quanta.registry import tables as t
+from quanta.types import EventType, JobStatus
 from tune import queue
 from tune.datafiles import DatasetError
-from tune.spec import hyperparameters
+from tune.spec import TrainingPlan
 
 log = logging.getLogger("quanta.tune.worker")
 DEFAULT_STALE_AFTER = 60.0
@@ -127,7 +126,7 @@ class Worker:
             log.error("job %s failed:\n%s", job_id, traceback.format_exc())
             code = "invalid_training_file" if isinstance(exc, DatasetError) else "training_failed"
             message = f"{type(exc).__name__}: {exc}"[:1000]
-            queue.finish(self.registry, job_id, self.worker_id, "failed",
+            queue.finish(self.registry, job_id, self.worker_id, JobStatus.FAILED,
                          error={"code": code, "message": message, "param": None})
         finally:
             beat.stop()
@@ -145,8 +144,7 @@ class Worker:
         (a live worker, possibly another one, may be using it).
         """
         removed = 0
-        with self.registry.session() as s:
-            running = set(s.scalars(select(t.Job.id).where(t.Job.status == "running")))
+        running = self.registry.jobs.ids_in(JobStatus.RUNNING)
         for workdir in self._work_root().iterdir():
             if workdir.name.split(".", 1)[0] not in running:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -156,46 +154,44 @@ class Worker:
     def _train_job(self, job_id: str, beat: Heartbeat, workdir: Path) -> None:
         from quanta.models import model_path
         from quanta.precision import resolve
-        from tune import eval as evaluation
+        from tune import evaluation
         from tune.trainer import TrainHooks, train
 
         registry = self.registry
-        with registry.session() as s:
-            job = s.get(t.Job, job_id)
-            train_file = s.get(t.File, job.training_file_id)
-            valid_file = s.get(t.File, job.validation_file_id) if job.validation_file_id else None
-        method = job.method
-        options = method["quanta"]
-        max_length = int(options["max_length"])
-        train_examples = _read(registry, train_file)
-        valid_examples = _read(registry, valid_file) if valid_file else None
+        jobs = registry.jobs
+        job = jobs.get(job_id)
+        assert job is not None
+        plan = TrainingPlan.from_stored(job.method)  # typed again: what the API accepted
+        options = plan.quanta
+        train_examples = _read(registry, registry.get_file(job.tenant_id, job.training_file_id))
+        valid_examples = (_read(registry, registry.get_file(job.tenant_id,
+                                                            job.validation_file_id))
+                          if job.validation_file_id else None)
         base_dir = model_path(registry, job.model)
 
         # Finish an attempt that stored its adapter but died before marking the job done.
         try:
             adapter = registry.resolve_adapter(job.tenant_id, adapter_id_for(job_id))
-            queue.finish(registry, job_id, self.worker_id, "succeeded",
+            queue.finish(registry, job_id, self.worker_id, JobStatus.SUCCEEDED,
                          fine_tuned_model=adapter.name, trained_tokens=job.trained_tokens)
             return
         except NotFoundError:
             pass
 
-        precision = resolve(options.get("compute_dtype"), requested_by="the job")
-        queue.add_event(registry, job_id, f"Training with {precision.describe()}",
-                        data={"precision": precision.as_dict()})
-        before = self._eval_before(job_id, base_dir, valid_examples, options, max_length,
-                                   precision)
+        precision = resolve(options.compute_dtype, requested_by="the job")
+        jobs.add_event(job_id, f"Training with {precision.describe()}",
+                       data={"precision": precision.as_dict()})
+        before = self._eval_before(job_id, base_dir, valid_examples, plan, precision)
         if beat.reason():
             self._stop(job_id, beat.reason())
             return
 
         resume_dir = None
-        checkpoint = queue.latest_checkpoint(registry, job_id)
+        checkpoint = jobs.latest_checkpoint(job_id)
         if checkpoint is not None:
             resume_dir = registry.materialize(checkpoint.sha256)
-            queue.add_event(registry, job_id,
-                            f"Resuming from checkpoint at step {checkpoint.step}",
-                            data={"resumed_from_step": checkpoint.step})
+            jobs.add_event(job_id, f"Resuming from checkpoint at step {checkpoint.step}",
+                           data={"resumed_from_step": checkpoint.step})
 
         def on_checkpoint(step: int, path: Path, metrics: dict[str, Any]) -> None:
             if queue.store_checkpoint(registry, job_id, self.worker_id, step, path,
@@ -208,30 +204,30 @@ class Worker:
                 parts.append(f"training loss={metrics['train_loss']:.3f}")
             if "valid_loss" in metrics:
                 parts.append(f"validation loss={metrics['valid_loss']:.3f}")
-            queue.add_event(registry, job_id, ", ".join(parts), type="metrics", data=metrics)
+            jobs.add_event(job_id, ", ".join(parts), type=EventType.METRICS, data=metrics)
 
         hooks = TrainHooks(on_metrics=on_metrics, on_checkpoint=on_checkpoint,
                            should_stop=beat.reason,
                            on_progress=self.progress or (lambda step, total, loss: None))
-        result = train(base_dir, method, train_examples, valid_examples, workdir,
+        result = train(base_dir, plan, train_examples, valid_examples, workdir,
                        seed=job.seed, resume_from=resume_dir, hooks=hooks, precision=precision)
         if result.stopped or beat.reason():
             self._stop(job_id, result.stopped or beat.reason())
             return
 
-        queue.add_event(registry, job_id, "Evaluating the tuned adapter")
-        after = evaluation.evaluate(result.model, result.tokenizer, valid_examples, options["eval"],
-                                    max_length)
+        jobs.add_event(job_id, "Evaluating the tuned adapter")
+        after = evaluation.evaluate(result.model, result.tokenizer, valid_examples,
+                                    options.eval, options.max_length)
         if beat.reason():
             self._stop(job_id, beat.reason())
             return
         config = {
-            "method": method["type"],
-            "lora": options["lora"],
-            "qlora": options["qlora"],
-            "hyperparameters": hyperparameters(method),
-            "max_steps": options["max_steps"],
-            "max_length": max_length,
+            "method": str(plan.type),
+            "lora": options.lora.model_dump(),
+            "qlora": options.qlora,
+            "hyperparameters": plan.openai_hyperparameters,
+            "max_steps": options.max_steps,
+            "max_length": options.max_length,
             "steps": result.steps,
             "backend": result.backend,
             "compute_dtype": str(precision.dtype),
@@ -240,36 +236,34 @@ class Worker:
         if valid_examples and "heldout_loss" in after:
             final = {"step": result.steps, "full_valid_loss": after["heldout_loss"],
                      "full_valid_mean_token_accuracy": after["heldout_token_accuracy"]}
-            queue.add_event(registry, job_id, f"Step {result.steps}: full validation loss="
-                            f"{final['full_valid_loss']:.3f}", type="metrics", data=final)
+            jobs.add_event(job_id, f"Step {result.steps}: full validation loss="
+                           f"{final['full_valid_loss']:.3f}", type=EventType.METRICS, data=final)
         adapter = registry.add_adapter(
             job.tenant_id, job.model, result.adapter_dir, suffix=job.suffix, job_id=job_id,
             training_file_id=job.training_file_id, config=config,
             eval={"before": before, "after": after}, adapter_id=adapter_id_for(job_id))
-        queue.finish(registry, job_id, self.worker_id, "succeeded",
+        queue.finish(registry, job_id, self.worker_id, JobStatus.SUCCEEDED,
                      fine_tuned_model=adapter.name, trained_tokens=result.trained_tokens,
                      message=f"The job has successfully completed: {adapter.name}")
 
     def _eval_before(self, job_id: str, base_dir: Path, valid_examples: Any,
-                     options: dict[str, Any], max_length: int, precision: Any
-                     ) -> dict[str, Any]:
+                     plan: TrainingPlan, precision: Any) -> dict[str, Any]:
         """The base model's scores, computed once per job (a resumed attempt reuses them)."""
-        from tune import eval as evaluation
+        from tune import evaluation
 
-        with self.registry.session() as s:
-            for data in s.scalars(select(t.JobEvent.data).where(t.JobEvent.job_id == job_id)):
-                if data and "eval_before" in data:
-                    return data["eval_before"]
-        queue.add_event(self.registry, job_id, "Evaluating the base model")
-        before = evaluation.evaluate_base(base_dir, valid_examples, options["eval"], precision,
-                                          max_length)
-        queue.add_event(self.registry, job_id, "Base model evaluated",
-                        data={"eval_before": before})
+        for data in self.registry.jobs.event_data(job_id):
+            if "eval_before" in data:
+                return data["eval_before"]
+        self.registry.jobs.add_event(job_id, "Evaluating the base model")
+        before = evaluation.evaluate_base(base_dir, valid_examples, plan.quanta.eval, precision,
+                                          plan.quanta.max_length)
+        self.registry.jobs.add_event(job_id, "Base model evaluated",
+                                     data={"eval_before": before})
         return before
 
     def _stop(self, job_id: str, reason: str | None) -> None:
         if reason == "cancelled":
-            queue.finish(self.registry, job_id, self.worker_id, "cancelled")
+            queue.finish(self.registry, job_id, self.worker_id, JobStatus.CANCELLED)
         # "lost": another worker owns the job now; leave it alone.
 
 

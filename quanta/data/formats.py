@@ -16,26 +16,27 @@ from typing import Any
 
 from quanta.data.errors import DatasetError
 from quanta.data.reader import json_type
+from quanta.types import DatasetFormat
 
-FORMATS: tuple[str, ...] = ("chat", "preference", "camel", "alpaca")
+FORMATS: tuple[DatasetFormat, ...] = tuple(DatasetFormat)
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 _MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
 _CAMEL_TOPIC_KEYS = ("topic", "topic;")
 
 
-def detect_format(record: dict[str, Any]) -> str:
+def detect_format(record: dict[str, Any]) -> DatasetFormat:
     """Guess a record's format from its keys; raises ``DatasetError`` when none fits."""
     if not isinstance(record, dict):
         raise DatasetError(f"unknown format: expected a JSON object, got {json_type(record)}")
     keys = set(record)
     if "messages" in keys:
-        return "chat"
+        return DatasetFormat.CHAT
     if {"preferred_output", "non_preferred_output"} & keys:
-        return "preference"
+        return DatasetFormat.PREFERENCE
     if keys & {"message_1", "message_2", "role_1", "topic;"}:
-        return "camel"
+        return DatasetFormat.CAMEL
     if keys & {"instruction", "output"}:
-        return "alpaca"
+        return DatasetFormat.ALPACA
     shown = ", ".join(repr(k) for k in sorted(keys)[:8]) or "none"
     raise DatasetError(
         f"unknown format: keys {shown}; expected 'messages' (chat), 'input'/'preferred_output' "
@@ -207,8 +208,8 @@ def _check_alpaca(record: dict[str, Any], errors: list[str]) -> dict[str, Any]:
 
 
 _CHECKERS = {
-    "chat": _check_chat,
-    "preference": _check_preference,
-    "camel": _check_camel,
-    "alpaca": _check_alpaca,
+    DatasetFormat.CHAT: _check_chat,
+    DatasetFormat.PREFERENCE: _check_preference,
+    DatasetFormat.CAMEL: _check_camel,
+    DatasetFormat.ALPACA: _check_alpaca,
 }

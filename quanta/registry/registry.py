@@ -14,9 +14,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,16 +29,19 @@ from quanta.registry import tables as t
 from quanta.registry.db import make_engine, migrate, session_factory, transaction
 from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundError
 from quanta.registry.ids import new_id
+from quanta.registry.jobs import JobRows
 from quanta.registry.store import BlobStore, LocalBlobStore, open_store
+from quanta.registry.tenants import TenantRows
+from quanta.types import ArtifactKind, ExportFormat, FilePurpose
 
 MANIFEST_KIND = "quanta.tree/v1"
-ARTIFACT_TABLES: dict[str, type[t.Base]] = {
-    "file": t.File,
-    "base_model": t.BaseModelRow,
-    "adapter": t.Adapter,
-    "export": t.Export,
-    "checkpoint": t.Checkpoint,
-    "job": t.Job,
+ARTIFACT_TABLES: dict[ArtifactKind, type[t.Base]] = {
+    ArtifactKind.FILE: t.File,
+    ArtifactKind.BASE_MODEL: t.BaseModelRow,
+    ArtifactKind.ADAPTER: t.Adapter,
+    ArtifactKind.EXPORT: t.Export,
+    ArtifactKind.CHECKPOINT: t.Checkpoint,
+    ArtifactKind.JOB: t.Job,
 }
 
 
@@ -64,7 +68,12 @@ class VerifyReport:
 
 
 class Registry:
-    """Rows + blobs. Open one per process with :meth:`open`."""
+    """Rows + blobs. Open one per process with :meth:`open`.
+
+    Artifacts (files, base models, adapters, exports) are methods here; the job tables
+    and the tenant tables have row APIs of their own, :attr:`jobs` and :attr:`tenants`.
+    Services query rows through these, never with a session of their own.
+    """
 
     def __init__(self, settings: Settings, store: BlobStore, factory) -> None:  # type: ignore[no-untyped-def]
         self.settings = settings
@@ -80,8 +89,18 @@ class Registry:
         migrate(engine, lock_dir=home)
         store = open_store(settings.resolved_store_url, settings.s3_endpoint_url)
         registry = cls(settings, store, session_factory(engine))
-        registry.ensure_tenant(settings.default_tenant, "Local user")
+        registry.tenants.ensure(settings.default_tenant, "Local user")
         return registry
+
+    @cached_property
+    def jobs(self) -> JobRows:
+        """Fine-tuning jobs, their events and checkpoints."""
+        return JobRows(self)
+
+    @cached_property
+    def tenants(self) -> TenantRows:
+        """Tenants and their API keys."""
+        return TenantRows(self)
 
     @property
     def engine(self):  # type: ignore[no-untyped-def]
@@ -92,16 +111,6 @@ class Registry:
         """A transaction: commits on success, rolls back on error."""
         with transaction(self._factory) as session:
             yield session
-
-    # -- tenants -------------------------------------------------------------------------
-
-    def ensure_tenant(self, tenant_id: str, name: str | None = None) -> t.Tenant:
-        with self.session() as s:
-            tenant = s.get(t.Tenant, tenant_id)
-            if tenant is None:
-                tenant = t.Tenant(id=tenant_id, name=name or tenant_id)
-                s.add(tenant)
-            return tenant
 
     # -- blobs and trees -----------------------------------------------------------------
 
@@ -193,8 +202,9 @@ class Registry:
 
     # -- files ---------------------------------------------------------------------------
 
-    def add_file(self, tenant_id: str, filename: str, purpose: str, src: BinaryIO | Path, *,
-                 format: str | None = None, records: int | None = None) -> t.File:
+    def add_file(self, tenant_id: str, filename: str, purpose: FilePurpose,
+                 src: BinaryIO | Path, *, format: str | None = None,
+                 records: int | None = None) -> t.File:
         with self.session() as s:
             sha, size = self.put_blob(s, src, limit=self.settings.max_upload_bytes)
             row = t.File(id=new_id("file"), tenant_id=tenant_id, filename=filename,
@@ -203,7 +213,7 @@ class Registry:
         return row
 
     def get_file(self, tenant_id: str, file_id: str) -> t.File:
-        return self._owned(t.File, file_id, tenant_id, "file")
+        return self._owned(t.File, file_id, tenant_id, ArtifactKind.FILE)
 
     def list_files(self, tenant_id: str) -> list[t.File]:
         with self.session() as s:
@@ -273,21 +283,47 @@ class Registry:
                 raise NotFoundError(f"The model '{name}' does not exist")
             return row
 
-    def list_adapters(self, tenant_id: str) -> list[t.Adapter]:
-        with self.session() as s:
-            return list(s.scalars(select(t.Adapter).where(t.Adapter.tenant_id == tenant_id)
-                                  .order_by(t.Adapter.created_at)))
+    def find_adapter(self, name: str) -> t.Adapter | None:
+        """An adapter by its globally unique ``ft:`` name or id, whoever owns it.
 
-    def update_adapter_eval(self, adapter_id: str, eval: dict[str, Any]) -> None:
+        Only for callers behind a tenant check (the serve resolver: the middleware has
+        already resolved the tenant's name with :meth:`resolve_adapter`); aliases are
+        per tenant, so they are not looked up here.
+        """
         with self.session() as s:
-            row = s.get(t.Adapter, adapter_id)
-            if row is None:
-                raise NotFoundError(f"adapter {adapter_id} does not exist")
-            row.eval = {**(row.eval or {}), **eval}
+            return s.scalar(select(t.Adapter).where((t.Adapter.name == name)
+                                                    | (t.Adapter.id == name)))
+
+    def existing_adapter_names(self, names: Iterable[str]) -> set[str]:
+        """Which of these ``ft:`` names still exist (one query)."""
+        names = list(names)
+        if not names:
+            return set()
+        with self.session() as s:
+            return set(s.scalars(select(t.Adapter.name).where(t.Adapter.name.in_(names))))
+
+    def adapter_uses_tree(self, sha256: str) -> bool:
+        """Does any adapter's content have this manifest (adapters may share one)?"""
+        with self.session() as s:
+            return s.scalar(select(t.Adapter.id).where(t.Adapter.sha256 == sha256)) is not None
+
+    def list_adapters(self, tenant_id: str) -> list[t.Adapter]:
+        """One tenant's adapters, oldest first."""
+        return self._adapters(t.Adapter.tenant_id == tenant_id)
+
+    def adapters_of_base(self, base_model_id: str) -> list[t.Adapter]:
+        """Every tenant's adapters of one base model, for engines that load them all at
+        start (llama.cpp); tenant checks stay in front of the engine."""
+        return self._adapters(t.Adapter.base_model_id == base_model_id)
+
+    def _adapters(self, where: Any) -> list[t.Adapter]:
+        with self.session() as s:
+            return list(s.scalars(select(t.Adapter).where(where)
+                                  .order_by(t.Adapter.created_at)))
 
     # -- exports -------------------------------------------------------------------------
 
-    def add_export(self, *, base_model_id: str, format: str, path: Path,
+    def add_export(self, *, base_model_id: str, format: ExportFormat, path: Path,
                    adapter_id: str | None = None, tenant_id: str | None = None,
                    metrics: dict[str, Any] | None = None) -> t.Export:
         """Register an export: a single file (GGUF) or a directory (merged, GPTQ)."""
@@ -310,7 +346,7 @@ class Registry:
             s.add(row)
         return row
 
-    def find_export(self, *, base_model_id: str, format: str,
+    def find_export(self, *, base_model_id: str, format: ExportFormat,
                     adapter_id: str | None = None) -> t.Export | None:
         with self.session() as s:
             return s.scalar(select(t.Export).where(
@@ -328,7 +364,7 @@ class Registry:
 
     # -- generic listing, deletion, verification -----------------------------------------
 
-    def list_rows(self, kind: str, tenant_id: str | None = None) -> list[Any]:
+    def list_rows(self, kind: ArtifactKind, tenant_id: str | None = None) -> list[Any]:
         table = _table(kind)
         with self.session() as s:
             query = select(table)
@@ -336,14 +372,14 @@ class Registry:
                 query = query.where(table.tenant_id == tenant_id)  # type: ignore[attr-defined]
             return list(s.scalars(query))
 
-    def get_row(self, kind: str, row_id: str) -> Any:
+    def get_row(self, kind: ArtifactKind, row_id: str) -> Any:
         with self.session() as s:
             row = s.get(_table(kind), row_id)
             if row is None:
                 raise NotFoundError(f"{kind} {row_id!r} does not exist")
             return row
 
-    def delete(self, kind: str, row_id: str, tenant_id: str | None = None) -> None:
+    def delete(self, kind: ArtifactKind, row_id: str, tenant_id: str | None = None) -> None:
         """Delete a row (and what depends on it), then collect blobs nothing references."""
         table = _table(kind)
         with self.session() as s:
@@ -351,11 +387,11 @@ class Registry:
             owner = getattr(row, "tenant_id", None)
             if row is None or (tenant_id is not None and owner not in (tenant_id, None)):
                 raise NotFoundError(f"{kind} {row_id!r} does not exist")
-            if kind == "base_model":
+            if kind == ArtifactKind.BASE_MODEL:
                 used = s.scalar(select(t.Adapter.id).where(t.Adapter.base_model_id == row_id))
                 if used:
                     raise ConflictError(f"base model {row_id!r} has adapters; delete them first")
-            if kind == "adapter":
+            if kind == ArtifactKind.ADAPTER:
                 for export in s.scalars(select(t.Export).where(t.Export.adapter_id == row_id)):
                     s.delete(export)
             s.delete(row)
@@ -419,6 +455,6 @@ def _is_sha256(value: str) -> bool:
 
 def _table(kind: str) -> type[t.Base]:
     try:
-        return ARTIFACT_TABLES[kind]
-    except KeyError as exc:
+        return ARTIFACT_TABLES[ArtifactKind(kind)]
+    except ValueError as exc:
         raise ValueError(f"unknown kind {kind!r}: one of {', '.join(ARTIFACT_TABLES)}") from exc

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from quanta.types import EventLevel, EventType, JobStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -108,7 +110,8 @@ class Job(Base):
     seed: Mapped[int] = mapped_column(Integer, default=0)
     method: Mapped[dict[str, Any]] = mapped_column(default=dict)
     job_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
-    status: Mapped[str] = mapped_column(String(32), index=True, default="validating_files")
+    status: Mapped[str] = mapped_column(String(32), index=True,
+                                        default=JobStatus.VALIDATING_FILES)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     fine_tuned_model: Mapped[str | None] = mapped_column(String(255))
     trained_tokens: Mapped[int | None] = mapped_column(BigInteger)
@@ -133,8 +136,8 @@ class JobEvent(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(40), unique=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
-    level: Mapped[str] = mapped_column(String(16), default="info")
-    type: Mapped[str] = mapped_column(String(16), default="message")
+    level: Mapped[str] = mapped_column(String(16), default=EventLevel.INFO)
+    type: Mapped[str] = mapped_column(String(16), default=EventType.MESSAGE)
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

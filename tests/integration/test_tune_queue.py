@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from quanta.config import Settings
+from quanta.data import write_jsonl
 from quanta.registry import Registry
 from quanta.registry import tables as t
+from quanta.testing.fixtures import arithmetic_chat
 from tune import queue
 from tune.service import TuneService
-from tune.testing import arithmetic_chat, write_jsonl
 
 
 def _registry_with_jobs(settings: Settings, tmp_path: Path, n: int) -> tuple[Registry, list[str]]:
@@ -22,7 +23,7 @@ def _registry_with_jobs(settings: Settings, tmp_path: Path, n: int) -> tuple[Reg
     (model / "config.json").write_text("{}")
     registry.add_base_model("smollm2-135m-instruct", model, source="test")
     service = TuneService(registry)
-    data = write_jsonl(tmp_path / "d.jsonl", arithmetic_chat(2))
+    data = write_jsonl(arithmetic_chat(2), tmp_path / "d.jsonl")
     file_id = service.create_file("local", "d.jsonl", "fine-tune", data)["id"]
     ids = [service.create_job("local", {"model": "smollm2-135m-instruct",
                                         "training_file": file_id})["id"] for _ in range(n)]

@@ -8,9 +8,10 @@ import pytest
 import torch
 from sqlalchemy import select
 
+from quanta.data import write_jsonl
 from quanta.registry import tables as t
+from quanta.testing.fixtures import arithmetic_chat, preference_pairs, seeded_registry
 from tune.service import TuneService
-from tune.testing import arithmetic_chat, preference_pairs, seeded_registry, write_jsonl
 from tune.worker import Worker
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,7 @@ def test_qlora_on_cpu_gradients_flow_after_a_base_eval(quanta_home: Path, base_m
                                                       tmp_path: Path) -> None:
     """The worker evaluates the base first (generate), then trains 4-bit: grads must not vanish."""
     registry = seeded_registry(quanta_home, base_model_dir)
-    data = write_jsonl(tmp_path / "train.jsonl", arithmetic_chat(4))
+    data = write_jsonl(arithmetic_chat(4), tmp_path / "train.jsonl")
     job, metrics = _run(registry, data, {"type": "supervised", "supervised": {
         "hyperparameters": {"batch_size": 4, "learning_rate_multiplier": 5}}},
         {"qlora": True, "max_steps": 2, "checkpoint_every": 2, "max_length": 128,
@@ -54,7 +55,7 @@ def test_qlora_on_cpu_gradients_flow_after_a_base_eval(quanta_home: Path, base_m
 def test_dpo_trains_on_openai_preference_format(quanta_home: Path, base_model_dir: Path,
                                                 tmp_path: Path) -> None:
     registry = seeded_registry(quanta_home, base_model_dir)
-    data = write_jsonl(tmp_path / "prefs.jsonl", preference_pairs(4))
+    data = write_jsonl(preference_pairs(4), tmp_path / "prefs.jsonl")
     job, metrics = _run(registry, data, {"type": "dpo", "dpo": {"hyperparameters": {
         "batch_size": 2, "learning_rate_multiplier": 5, "beta": 0.2}}},
         {"max_steps": 2, "checkpoint_every": 2, "max_length": 128, "lora": {"r": 4, "alpha": 8},
@@ -108,7 +109,7 @@ from pathlib import Path
 
 from quanta.precision import resolve as resolve_precision
 from tune.spec import JobRequest, resolve
-from tune.testing import arithmetic_chat
+from quanta.testing.fixtures import arithmetic_chat
 from tune.trainer import train
 
 request = JobRequest(model="m", training_file="f", seed=0, method={

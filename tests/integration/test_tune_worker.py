@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from quanta.data import write_jsonl
+from quanta.registry import Registry
 from quanta.registry import tables as t
+from quanta.testing.fixtures import arithmetic_chat, seeded_registry, tiny_job
 from tune.service import TuneService
-from tune.testing import arithmetic_chat, seeded_registry, write_jsonl
 from tune.worker import Worker
 
 pytestmark = pytest.mark.slow
@@ -23,14 +25,16 @@ pytestmark = pytest.mark.slow
 
 def _job(service: TuneService, path: Path, max_steps: int, checkpoint_every: int) -> str:
     file_id = service.create_file("local", path.name, "fine-tune", path)["id"]
-    return service.create_job("local", {
-        "model": "smollm2-135m-instruct", "training_file": file_id, "seed": 3,
-        "method": {"type": "supervised", "supervised": {"hyperparameters": {
-            "batch_size": 4, "learning_rate_multiplier": 5}}},
-        "quanta": {"max_steps": max_steps, "checkpoint_every": checkpoint_every,
-                   "max_length": 128, "lora": {"r": 4, "alpha": 8},
-                   "eval": {"physics_n": 0, "loss_examples": 0}},
-    })["id"]
+    return service.create_job("local", tiny_job(file_id, seed=3, max_steps=max_steps,
+                                                checkpoint_every=checkpoint_every))["id"]
+
+
+def _setup(home: Path, base_model_dir: Path, tmp_path: Path,
+           examples: int) -> tuple[Registry, TuneService, Path]:
+    """A registry with the base model, its tune service, and a small training file."""
+    registry = seeded_registry(home, base_model_dir)
+    return (registry, TuneService(registry),
+            write_jsonl(arithmetic_chat(examples), tmp_path / "train.jsonl"))
 
 
 def _status(registry, job_id: str) -> t.Job:  # type: ignore[no-untyped-def]
@@ -55,9 +59,7 @@ def _worker_process(home: Path, *args: str) -> subprocess.Popen[bytes]:
 
 def test_killed_worker_job_resumes_from_checkpoint(quanta_home: Path, base_model_dir: Path,
                                                    tmp_path: Path) -> None:
-    registry = seeded_registry(quanta_home, base_model_dir)
-    service = TuneService(registry)
-    data = write_jsonl(tmp_path / "train.jsonl", arithmetic_chat(8))
+    registry, service, data = _setup(quanta_home, base_model_dir, tmp_path, 8)
     job_id = _job(service, data, max_steps=10, checkpoint_every=2)
 
     first = _worker_process(quanta_home)
@@ -101,9 +103,7 @@ def test_killed_worker_job_resumes_from_checkpoint(quanta_home: Path, base_model
 
 def test_cancel_stops_a_running_job_within_seconds(quanta_home: Path, base_model_dir: Path,
                                                    tmp_path: Path) -> None:
-    registry = seeded_registry(quanta_home, base_model_dir)
-    service = TuneService(registry)
-    data = write_jsonl(tmp_path / "train.jsonl", arithmetic_chat(8))
+    registry, service, data = _setup(quanta_home, base_model_dir, tmp_path, 8)
     job_id = _job(service, data, max_steps=200, checkpoint_every=100)
     worker = Worker(registry, heartbeat_interval=0.5)
     thread = threading.Thread(target=worker.run_once, daemon=True)
@@ -128,9 +128,7 @@ def test_cancel_stops_a_running_job_within_seconds(quanta_home: Path, base_model
 
 def test_cancel_queued_job_and_crash_marks_failed(quanta_home: Path, base_model_dir: Path,
                                                   tmp_path: Path) -> None:
-    registry = seeded_registry(quanta_home, base_model_dir)
-    service = TuneService(registry)
-    data = write_jsonl(tmp_path / "train.jsonl", arithmetic_chat(4))
+    registry, service, data = _setup(quanta_home, base_model_dir, tmp_path, 4)
     queued = _job(service, data, max_steps=2, checkpoint_every=2)
     assert service.cancel_job("local", queued)["status"] == "cancelled"
     assert Worker(registry).run_once() is None  # nothing left to claim

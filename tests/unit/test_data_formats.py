@@ -15,6 +15,7 @@ from quanta.data import (
     read_examples,
     validate_bytes,
     validate_file,
+    write_jsonl,
 )
 from quanta.data.validate import MAX_ERRORS
 
@@ -34,11 +35,6 @@ PREFERENCE = {
     "preferred_output": [{"role": "assistant", "content": "The joule."}],
     "non_preferred_output": [{"role": "assistant", "content": "The watt."}],
 }
-
-
-def write_jsonl(path: Path, records: list) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 # --- detection ---------------------------------------------------------------------------
@@ -83,7 +79,7 @@ def test_camel_json_list_with_semicolon_topic_key() -> None:
 
 def test_camel_plain_topic_key_jsonl_and_single_object(tmp_path: Path) -> None:
     plain = {k: v for k, v in CAMEL.items() if k != "topic;"} | {"topic": "Optics"}
-    assert read_examples(write_jsonl(tmp_path / "c.jsonl", [plain, plain]))[0]["messages"][0] == {
+    assert read_examples(write_jsonl([plain, plain], tmp_path / "c.jsonl"))[0]["messages"][0] == {
         "role": "user", "content": "What is refraction?"}
     single = tmp_path / "one.json"
     single.write_text(json.dumps(CAMEL, indent=2), encoding="utf-8")
@@ -93,7 +89,7 @@ def test_camel_plain_topic_key_jsonl_and_single_object(tmp_path: Path) -> None:
 
 def test_camel_missing_topic_and_answer_reported(tmp_path: Path) -> None:
     bad = {k: v for k, v in CAMEL.items() if k not in ("topic;", "message_2")}
-    report = validate_file(write_jsonl(tmp_path / "c.jsonl", [CAMEL, bad]))
+    report = validate_file(write_jsonl([CAMEL, bad], tmp_path / "c.jsonl"))
     assert not report.ok
     assert any(e.startswith(f"{tmp_path / 'c.jsonl'}:2: field 'message_2': missing")
                for e in report.errors)
@@ -113,7 +109,7 @@ def test_alpaca_with_and_without_input() -> None:
 
 def test_alpaca_missing_output_and_wrong_input_type(tmp_path: Path) -> None:
     records = [ALPACA, {"instruction": "x", "input": 3, "output": "y"}, {"instruction": "z"}]
-    path = write_jsonl(tmp_path / "a.jsonl", records)
+    path = write_jsonl(records, tmp_path / "a.jsonl")
     report = validate_file(path)
     assert f"{path}:2: field 'input': expected a string, got number" in report.errors
     assert f"{path}:3: field 'output': missing" in report.errors
@@ -134,8 +130,8 @@ def test_preference_errors(tmp_path: Path) -> None:
     no_rejected = {k: v for k, v in PREFERENCE.items() if k != "non_preferred_output"}
     ends_with_assistant = {**PREFERENCE, "input": {"messages": [
         {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}}
-    path = write_jsonl(tmp_path / "p.jsonl",
-                       [PREFERENCE, bad_output, no_rejected, ends_with_assistant])
+    path = write_jsonl([PREFERENCE, bad_output, no_rejected, ends_with_assistant],
+                       tmp_path / "p.jsonl")
     report = validate_file(path)
     assert report.format == "preference"
     assert f"{path}:2: field 'preferred_output[0].role': expected 'assistant', got 'user'" in (
@@ -145,7 +141,7 @@ def test_preference_errors(tmp_path: Path) -> None:
 
 
 def test_explicit_format_overrides_detection(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "x.jsonl", [CHAT])
+    path = write_jsonl([CHAT], tmp_path / "x.jsonl")
     report = validate_file(path, format="alpaca")
     assert report.format == "alpaca" and not report.ok
     assert f"{path}:1: field 'instruction': missing" in report.errors
@@ -194,14 +190,14 @@ def test_error_message_names_file_line_and_field() -> None:
 
 def test_last_message_must_be_assistant(tmp_path: Path) -> None:
     record = {"messages": [*CHAT["messages"], {"role": "user", "content": "And?"}]}
-    report = validate_file(write_jsonl(tmp_path / "t.jsonl", [record]))
+    report = validate_file(write_jsonl([record], tmp_path / "t.jsonl"))
     assert report.errors == [f"{tmp_path / 't.jsonl'}:1: field 'messages[2].role': the last "
                              "message must be from the assistant, got 'user'"]
 
 
 def test_message_missing_role_and_unknown_key(tmp_path: Path) -> None:
     record = {"messages": [{"content": "hi"}, {"role": "assistant", "content": "yo", "x": 1}]}
-    report = validate_file(write_jsonl(tmp_path / "t.jsonl", [record]))
+    report = validate_file(write_jsonl([record], tmp_path / "t.jsonl"))
     assert any("field 'messages[0].role': missing" in e for e in report.errors)
     assert any("field 'messages[1]': unexpected key(s) 'x'" in e for e in report.errors)
 
@@ -244,7 +240,7 @@ def test_broken_json_list_reports_line(tmp_path: Path) -> None:
 
 
 def test_mixed_formats_in_one_file_are_errors(tmp_path: Path) -> None:
-    report = validate_file(write_jsonl(tmp_path / "m.jsonl", [CHAT, ALPACA]))
+    report = validate_file(write_jsonl([CHAT, ALPACA], tmp_path / "m.jsonl"))
     assert report.format == "chat"
     assert report.errors == [f"{tmp_path / 'm.jsonl'}:2: field 'messages': missing"]
 

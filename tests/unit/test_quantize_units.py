@@ -52,11 +52,10 @@ def test_gptq_group_size_refuses_odd_hidden_sizes() -> None:
         group_size_for(100)
 
 
-def test_gptq_missing_venv_says_how_to_build_it(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gptq_missing_venv_says_how_to_build_it(tmp_path: Path, quanta_env) -> None:  # type: ignore[no-untyped-def]
     from quantize.gptq import gptq_python
 
-    monkeypatch.setenv("QUANTA_GPTQ_VENV", str(tmp_path / "nope"))
+    quanta_env(QUANTA_GPTQ_VENV=str(tmp_path / "nope"))
     with pytest.raises(ToolMissingError, match=r"scripts/setup_gptq\.sh"):
         gptq_python()
 
@@ -118,12 +117,11 @@ def _fake_sdist(path: Path, version: str = "0.3.36") -> Path:
     return path
 
 
-def test_llama_cpp_tools_extracted_once_from_the_sdist(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_llama_cpp_tools_extracted_once_from_the_sdist(tmp_path: Path, quanta_env) -> None:  # type: ignore[no-untyped-def]
     from quantize import llama_cpp_tools as tools
 
-    monkeypatch.setenv(tools.SDIST_ENV, str(_fake_sdist(tmp_path / "sdist.tar.gz")))
-    monkeypatch.setenv(tools.TOOLS_ENV, str(tmp_path / "tools"))
+    quanta_env(QUANTA_LLAMA_CPP_SDIST=str(_fake_sdist(tmp_path / "sdist.tar.gz")),
+               QUANTA_LLAMA_CPP_TOOLS=str(tmp_path / "tools"))
     directory = tools.ensure_tools()
     assert directory == tmp_path / "tools"
     assert (directory / "convert_lora_to_gguf.py").read_text() == "print('lora')"
@@ -133,12 +131,11 @@ def test_llama_cpp_tools_extracted_once_from_the_sdist(tmp_path: Path,
     assert tools.ensure_tools() == directory
 
 
-def test_llama_cpp_tools_missing_sdist_says_how_to_get_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_llama_cpp_tools_missing_sdist_says_how_to_get_it(tmp_path: Path, quanta_env) -> None:  # type: ignore[no-untyped-def]
     from quantize import llama_cpp_tools as tools
 
-    monkeypatch.setenv(tools.SDIST_ENV, str(tmp_path / "missing.tar.gz"))
-    monkeypatch.setenv(tools.TOOLS_ENV, str(tmp_path / "tools"))
+    quanta_env(QUANTA_LLAMA_CPP_SDIST=str(tmp_path / "missing.tar.gz"),
+               QUANTA_LLAMA_CPP_TOOLS=str(tmp_path / "tools"))
     with pytest.raises(ToolMissingError, match="pip download --no-deps --no-binary"):
         tools.ensure_tools()
 
@@ -168,3 +165,16 @@ def test_export_refuses_unknown_names_and_formats(registry) -> None:  # type: ig
     with pytest.raises(NotFoundError, match="no adapter or base model named"):
         export(registry, "ft:whatever", "gguf-f16")
     assert registry.list_rows("export") == []
+
+
+def test_gptq_worker_path_holds_only_quantas_packages(tmp_path: Path) -> None:
+    """The GPTQ environment imports Quanta from wherever it is installed (checkout or
+    wheel), never the main environment's site-packages."""
+    import quanta
+    from quantize.gptq import worker_path
+
+    root = worker_path(tmp_path)
+    assert sorted(p.name for p in root.iterdir()) == ["quanta", "quantize"]
+    assert (root / "quanta").resolve() == Path(quanta.__file__).resolve().parent
+    assert (root / "quantize" / "gptq_worker.py").is_file()
+    assert worker_path(tmp_path) == root  # reused

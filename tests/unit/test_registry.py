@@ -36,7 +36,7 @@ def flip_bit(store: LocalBlobStore, sha: str) -> None:
 
 
 def test_file_is_content_addressed_and_tenant_scoped(registry: Registry) -> None:
-    registry.ensure_tenant("acme")
+    registry.tenants.ensure("acme")
     row = registry.add_file("local", "train.jsonl", "fine-tune", io.BytesIO(b'{"a": 1}\n'))
     assert row.id.startswith("file-")
     assert row.bytes == 9
@@ -105,7 +105,7 @@ def test_delete_collects_unreferenced_blobs(registry: Registry, tmp_path: Path) 
 def test_adapter_lineage_and_resolution(registry: Registry, tmp_path: Path) -> None:
     base = registry.add_base_model("tiny", make_tree(tmp_path / "b", {"config.json": b"{}"}),
                                    source="test")
-    registry.ensure_tenant("acme")
+    registry.tenants.ensure("acme")
     train = registry.add_file("acme", "t.jsonl", "fine-tune", io.BytesIO(b"t"))
     adapter = registry.add_adapter(
         "acme", base.id, make_tree(tmp_path / "a", {"adapter_config.json": b"{}"}),

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
+from quanta.testing.fixtures import fake_adapter_dir, fake_base_models
 from serve.access import ModelAccess
 from serve.middleware import TenancyMiddleware
 
@@ -62,14 +63,8 @@ def _engine_app(seen: list[dict], loaded: list[str]) -> Starlette:
 @pytest.fixture
 def setup(tmp_path: Path, quanta_home: Path):
     registry = Registry.open(Settings(home=quanta_home, allow_anonymous=False))
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    (model_dir / "config.json").write_text("{}")
-    registry.add_base_model(BASE, model_dir, source="test")
-    registry.add_base_model("other", model_dir, source="test")
-    adapter_dir = tmp_path / "adapter"
-    adapter_dir.mkdir()
-    (adapter_dir / "adapter_config.json").write_text("{}")
+    fake_base_models(registry, tmp_path / "model", BASE, "other")
+    adapter_dir = fake_adapter_dir(tmp_path / "adapter")
     keys, names = {}, {}
     for tenant in ("acme", "globex"):
         create_tenant(registry, tenant)

@@ -15,6 +15,7 @@ from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolverRegistry
 
 from quanta.registry import Registry
+from quanta.testing.fixtures import fake_adapter_dir, fake_base_models
 from serve import lora_resolver
 from serve.adapter_cache import AdapterCache
 from serve.adapter_sync import AdapterSync, instrument_loads
@@ -24,14 +25,8 @@ BASE = "tiny-base"
 
 @pytest.fixture
 def adapters(registry: Registry, tmp_path: Path):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text("{}")
-    registry.add_base_model(BASE, model, source="test")
-    registry.add_base_model("other", model, source="test")
-    directory = tmp_path / "adapter"
-    directory.mkdir()
-    (directory / "adapter_config.json").write_text('{"r": 8}')
+    fake_base_models(registry, tmp_path / "model", BASE, "other")
+    directory = fake_adapter_dir(tmp_path / "adapter", '{"r": 8}')
     (directory / "adapter_model.safetensors").write_bytes(b"weights")
     mine = registry.add_adapter("local", BASE, directory, suffix="a", alias="al")
     (directory / "adapter_config.json").write_text('{"r": 4}')  # other content, other files
@@ -69,23 +64,24 @@ def _value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_register_is_gated(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_register_is_gated(monkeypatch: pytest.MonkeyPatch, quanta_env) -> None:  # type: ignore[no-untyped-def]
     LoRAResolverRegistry.resolvers.pop(lora_resolver.RESOLVER_NAME, None)
-    monkeypatch.delenv(lora_resolver.ENABLE_ENV, raising=False)
+    monkeypatch.delenv("QUANTA_LORA_RESOLVER", raising=False)
+    quanta_env()
     lora_resolver.register()
     assert lora_resolver.RESOLVER_NAME not in LoRAResolverRegistry.get_supported_resolvers()
-    monkeypatch.setenv(lora_resolver.ENABLE_ENV, "registry")
+    quanta_env(QUANTA_LORA_RESOLVER="registry")
     lora_resolver.register()
     lora_resolver.register()  # idempotent
     assert lora_resolver.RESOLVER_NAME in LoRAResolverRegistry.get_supported_resolvers()
     LoRAResolverRegistry.resolvers.pop(lora_resolver.RESOLVER_NAME, None)
 
 
-def test_resolver_materialises_by_unique_name(adapters, monkeypatch) -> None:
+def test_resolver_materialises_by_unique_name(adapters, monkeypatch, quanta_env) -> None:  # type: ignore[no-untyped-def]
     registry, mine, other = adapters
     cache = AdapterCache(registry)
     monkeypatch.setattr("serve.adapter_cache.get_adapter_cache", lambda: cache)
-    monkeypatch.setenv("QUANTA_SERVE_BASE_MODEL", BASE)
+    quanta_env(QUANTA_SERVE_BASE_MODEL=BASE)
     resolver = lora_resolver.RegistryLoRAResolver()
     misses = _value("quanta_resolver_cache_misses_total")
     hits = _value("quanta_resolver_cache_hits_total")

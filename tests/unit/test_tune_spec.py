@@ -4,29 +4,45 @@ from __future__ import annotations
 
 import pytest
 
-from tune.errors import InvalidRequestError
-from tune.spec import BASE_LEARNING_RATE, learning_rate, parse_request, resolve
+from tune.errors import HTTPBadRequest
+from tune.spec import BASE_LEARNING_RATE, TrainingPlan, parse_request, resolve
 
 
 def test_auto_hyperparameters_resolve() -> None:
     request = parse_request({"model": "m", "training_file": "file-1"})
-    method = resolve(request, train_records=5)
+    plan = resolve(request, train_records=5)
+    method = plan.stored()
     assert method["type"] == "supervised"
     assert method["supervised"]["hyperparameters"] == {
         "n_epochs": 3, "batch_size": 5, "learning_rate_multiplier": 1.0}
     assert method["quanta"]["lora"]["r"] == 16 and method["quanta"]["qlora"] is False
-    assert learning_rate(method) == BASE_LEARNING_RATE
+    assert plan.learning_rate == BASE_LEARNING_RATE
 
 
 def test_dpo_and_legacy_hyperparameters() -> None:
     dpo = resolve(parse_request({"model": "m", "training_file": "f", "method": {
-        "type": "dpo", "dpo": {"hyperparameters": {"beta": "auto", "n_epochs": 2}}}}), 100)
+        "type": "dpo", "dpo": {"hyperparameters": {"beta": "auto", "n_epochs": 2}}}}), 100
+                  ).stored()
     assert dpo["dpo"]["hyperparameters"] == {"n_epochs": 2, "batch_size": 8,
                                              "learning_rate_multiplier": 1.0, "beta": 0.1}
     legacy = resolve(parse_request({"model": "m", "training_file": "f",
                                     "hyperparameters": {"learning_rate_multiplier": 4}}), 10)
-    assert legacy["supervised"]["hyperparameters"]["learning_rate_multiplier"] == 4
-    assert learning_rate(legacy) == pytest.approx(4 * BASE_LEARNING_RATE)
+    assert legacy.stored()["supervised"]["hyperparameters"]["learning_rate_multiplier"] == 4
+    assert legacy.learning_rate == pytest.approx(4 * BASE_LEARNING_RATE)
+
+
+def test_the_stored_plan_validates_back_into_the_same_plan() -> None:
+    """The worker re-validates the job row's method into the typed plan the API accepted."""
+    plan = resolve(parse_request({"model": "m", "training_file": "f", "quanta": {
+        "lora": {"r": 4}, "max_steps": 7, "compute_dtype": "float32"}}), 10)
+    again = TrainingPlan.from_stored(plan.stored())
+    assert again == plan
+    assert again.quanta.lora.r == 4 and again.quanta.max_steps == 7
+    assert again.quanta.compute_dtype == "float32" and again.hyperparameters.batch_size == 8
+    # A row written before a field existed reads back with that field's default.
+    old = plan.stored()
+    del old["quanta"]["compute_dtype"]
+    assert TrainingPlan.from_stored(old).quanta.compute_dtype == "auto"
 
 
 @pytest.mark.parametrize(("body", "param"), [
@@ -39,7 +55,7 @@ def test_dpo_and_legacy_hyperparameters() -> None:
     ({"training_file": ""}, "training_file"),
 ])
 def test_out_of_range_values_name_the_param(body: dict, param: str) -> None:  # type: ignore[type-arg]
-    with pytest.raises(InvalidRequestError) as exc:
+    with pytest.raises(HTTPBadRequest) as exc:
         parse_request({"model": "m", "training_file": "f", **body})
     assert exc.value.param == param and exc.value.status == 400
-    assert exc.value.body()["error"]["type"] == "invalid_request_error"
+    assert exc.value.openai_body()["error"]["type"] == "invalid_request_error"

@@ -7,26 +7,38 @@ model with its adapter disabled, so no second copy of the weights is loaded.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from quanta.data import DatasetError
+from quanta.types import DatasetFormat, MethodType
+
+if TYPE_CHECKING:
+    from tune.spec import TrainingPlan
 
 
-def prepare(tokenizer: Any, examples: list[dict[str, Any]], max_length: int) -> Any:
-    from datasets import Dataset
+class DpoMethod:
+    type = MethodType.DPO
+    formats = (DatasetFormat.PREFERENCE,)
 
-    rows = [{"prompt": ex["prompt"], "chosen": ex["chosen"], "rejected": ex["rejected"]}
-            for ex in examples]
-    if not rows:
-        from tune.datafiles import DatasetError
+    def prepare(self, tokenizer: Any, examples: list[dict[str, Any]], max_length: int) -> Any:
+        from datasets import Dataset
 
-        raise DatasetError("the preference file holds no pairs")
-    return Dataset.from_list(rows)
+        rows = [{"prompt": ex["prompt"], "chosen": ex["chosen"], "rejected": ex["rejected"]}
+                for ex in examples]
+        if not rows:
+            raise DatasetError("the preference file holds no pairs")
+        return Dataset.from_list(rows)
 
+    def trainer_args(self, plan: TrainingPlan) -> dict[str, Any]:
+        return {}
 
-def build_trainer(model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
-                  args: dict[str, Any], hyper: dict[str, Any], callbacks: list[Any]) -> Any:
-    from trl import DPOConfig, DPOTrainer
+    def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
+                      args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any]) -> Any:
+        from trl import DPOConfig, DPOTrainer
 
-    args = {k: v for k, v in args.items() if k != "padding_free"}
-    config = DPOConfig(**args, beta=float(hyper["beta"]), max_length=hyper["max_length"])
-    return DPOTrainer(model=model, ref_model=None, args=config, train_dataset=train_rows,
-                      eval_dataset=eval_rows, processing_class=tokenizer, callbacks=callbacks)
+        assert plan.hyperparameters.beta is not None  # resolve() fills it for DPO
+        config = DPOConfig(**args, beta=plan.hyperparameters.beta,
+                           max_length=plan.quanta.max_length)
+        return DPOTrainer(model=model, ref_model=None, args=config, train_dataset=train_rows,
+                          eval_dataset=eval_rows, processing_class=tokenizer,
+                          callbacks=callbacks)

@@ -16,21 +16,14 @@ markers. Two measured CPU levers live here:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from quanta.data import DatasetError
+from quanta.types import DatasetFormat, MethodType
 from tune.dataset import IGNORE_INDEX, tokenize_examples
 
-
-def prepare(tokenizer: Any, examples: list[dict[str, Any]], max_length: int) -> Any:
-    from datasets import Dataset
-
-    from tune.datafiles import DatasetError
-
-    rows = tokenize_examples(tokenizer, examples, max_length)
-    if not rows:
-        raise DatasetError("no example has an assistant token left to train on after "
-                           "truncation: raise max_length or shorten the prompts")
-    return Dataset.from_list(rows)
+if TYPE_CHECKING:
+    from tune.spec import TrainingPlan
 
 
 def _causal_lm(model: Any) -> Any:
@@ -85,16 +78,33 @@ def _trainer_class() -> type:
     return QuantaSFTTrainer
 
 
-def build_trainer(model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
-                  args: dict[str, Any], hyper: dict[str, Any], callbacks: list[Any]) -> Any:
-    from trl import SFTConfig
+class SupervisedMethod:
+    type = MethodType.SUPERVISED
+    # camel-ai physics and Alpaca records are normalised to chat on reading.
+    formats = (DatasetFormat.CHAT, DatasetFormat.CAMEL, DatasetFormat.ALPACA)
 
-    config = SFTConfig(
-        **args,
-        max_length=None if args.get("padding_free") else hyper["max_length"],
-        dataset_kwargs={"skip_prepare_dataset": True},
-        completion_only_loss=True,
-    )
-    return _trainer_class()(model=model, args=config, train_dataset=train_rows,
-                            eval_dataset=eval_rows, processing_class=tokenizer,
-                            callbacks=callbacks)
+    def prepare(self, tokenizer: Any, examples: list[dict[str, Any]], max_length: int) -> Any:
+        from datasets import Dataset
+
+        rows = tokenize_examples(tokenizer, examples, max_length)
+        if not rows:
+            raise DatasetError("no example has an assistant token left to train on after "
+                               "truncation: raise max_length or shorten the prompts")
+        return Dataset.from_list(rows)
+
+    def trainer_args(self, plan: TrainingPlan) -> dict[str, Any]:
+        return {"padding_free": plan.quanta.padding_free}
+
+    def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
+                      args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any]) -> Any:
+        from trl import SFTConfig
+
+        config = SFTConfig(
+            **args,
+            max_length=None if args.get("padding_free") else plan.quanta.max_length,
+            dataset_kwargs={"skip_prepare_dataset": True},
+            completion_only_loss=True,
+        )
+        return _trainer_class()(model=model, args=config, train_dataset=train_rows,
+                                eval_dataset=eval_rows, processing_class=tokenizer,
+                                callbacks=callbacks)

@@ -2,41 +2,30 @@
 
 Held-out loss uses the job's validation file, else the physics held-out problems as chat.
 Physics accuracy generates greedily for ``n`` held-out problems (batched, left padding)
-and checks each final answer with ``quanta.data.check_answer`` (numeric, unit-aware).
-Keep ``n`` small in tests: on 2 CPU cores generation runs at tens of tokens per second.
+and checks each final answer with the physics domain's ``check_answer`` (numeric,
+unit-aware). Keep ``n`` small in tests: on 2 CPU cores generation runs at tens of tokens
+per second.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from quanta.domains import physics
 from tune.dataset import IGNORE_INDEX, tokenize_examples
 
-
-def _physics() -> Any | None:
-    """quanta.data's physics helpers, or None while that module is absent."""
-    try:
-        from quanta.data import check_answer, held_out_problems, problem_to_chat
-        from quanta.data.physics import HELD_OUT_MAX
-    except ImportError:
-        return None
-
-    def problems(n: int) -> list[Any]:
-        return held_out_problems(min(n, HELD_OUT_MAX))
-
-    return problems, problem_to_chat, check_answer
+if TYPE_CHECKING:
+    from quanta.precision import Precision
+    from tune.spec import EvalOptions
 
 
-def _messages(chat: Any) -> list[dict[str, Any]]:
-    return list(chat["messages"] if isinstance(chat, dict) else chat)
+def held_out_problems(n: int) -> list[physics.PhysicsProblem]:
+    return physics.held_out_problems(min(n, physics.HELD_OUT_MAX)) if n > 0 else []
 
 
 def physics_examples(n: int) -> list[dict[str, Any]]:
-    physics = _physics()
-    if physics is None or n <= 0:
-        return []
-    held_out_problems, problem_to_chat, _ = physics
-    return [{"messages": _messages(problem_to_chat(p))} for p in held_out_problems(n)]
+    return [{"messages": list(physics.problem_to_chat(p)["messages"])}
+            for p in held_out_problems(n)]
 
 
 def heldout_loss(model: Any, tokenizer: Any, examples: list[dict[str, Any]],
@@ -80,13 +69,11 @@ SAMPLE_ANSWERS = 3  # kept on the adapter row, so reports can show answers side 
 def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 96,
                      batch_size: int = 8) -> dict[str, Any]:
     """Greedy answers to ``n`` held-out physics problems, checked numerically."""
-    physics = _physics()
-    if physics is None or n <= 0:
+    problems = held_out_problems(n)
+    if not problems:
         return {}
     import torch
 
-    held_out_problems, problem_to_chat, check_answer = physics
-    problems = held_out_problems(n)
     device = next(model.parameters()).device
     correct = 0
     samples: list[dict[str, Any]] = []
@@ -98,7 +85,7 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
             batch = problems[start:start + batch_size]
             prompts = []
             for problem in batch:
-                messages = _messages(problem_to_chat(problem))
+                messages = list(physics.problem_to_chat(problem)["messages"])
                 while messages and messages[-1]["role"] == "assistant":
                     messages.pop()
                 prompts.append(tokenizer.apply_chat_template(
@@ -112,7 +99,7 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
             texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
                                            skip_special_tokens=True)
             for problem, text in zip(batch, texts, strict=True):
-                ok = bool(check_answer(problem, text))
+                ok = bool(physics.check_answer(problem, text))
                 correct += ok
                 if len(samples) < SAMPLE_ANSWERS:
                     samples.append({"question": problem.question, "answer": text.strip(),
@@ -125,20 +112,19 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
 
 
 def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | None,
-             options: dict[str, Any], max_length: int = 512) -> dict[str, Any]:
+             options: EvalOptions, max_length: int = 512) -> dict[str, Any]:
     """Both measures for one model; an empty dict when there is nothing to measure."""
-    examples = valid_examples or physics_examples(int(options.get("loss_examples", 64)))
+    examples = valid_examples or physics_examples(options.loss_examples)
     result: dict[str, Any] = {}
-    limit = int(options.get("loss_examples", 64))
-    if examples and limit > 0:
-        result.update(heldout_loss(model, tokenizer, examples[:limit], max_length))
-    result.update(physics_accuracy(model, tokenizer, int(options.get("physics_n", 10)),
-                                   int(options.get("max_new_tokens", 96))))
+    if examples and options.loss_examples > 0:
+        result.update(heldout_loss(model, tokenizer, examples[:options.loss_examples],
+                                   max_length))
+    result.update(physics_accuracy(model, tokenizer, options.physics_n, options.max_new_tokens))
     return result
 
 
 def evaluate_base(base_dir: Any, valid_examples: list[dict[str, Any]] | None,
-                  options: dict[str, Any], precision: Any, max_length: int = 512
+                  options: EvalOptions, precision: Precision, max_length: int = 512
                   ) -> dict[str, Any]:
     """Evaluate the untouched base model in a model instance of its own.
 
@@ -150,7 +136,7 @@ def evaluate_base(base_dir: Any, valid_examples: list[dict[str, Any]] | None,
 
     from tune.modeling import load_base, load_tokenizer
 
-    if int(options.get("physics_n", 10)) <= 0 and int(options.get("loss_examples", 64)) <= 0:
+    if options.physics_n <= 0 and options.loss_examples <= 0:
         return {}
     tokenizer = load_tokenizer(base_dir)
     model = load_base(base_dir, precision)

@@ -12,13 +12,13 @@ from collections import Counter
 
 import pytest
 
-from quanta.data import (
+from quanta.data import dataset_stats, read_examples, validate_bytes
+from quanta.domains.physics import (
     SYSTEM_PROMPT,
     TOPICS,
     PhysicsProblem,
     bundled_physics_path,
     check_answer,
-    dataset_stats,
     extract_final_answer,
     generate_problems,
     held_out_chat_examples,
@@ -26,12 +26,10 @@ from quanta.data import (
     held_out_problems,
     normalise_unit,
     problem_to_chat,
-    read_examples,
-    validate_bytes,
 )
-from quanta.data.build_bundled import main as build_main
-from quanta.data.bundled import render_bundled
-from quanta.data.physics import (
+from quanta.domains.physics.build_datasets import main as build_main
+from quanta.domains.physics.datasets import render_bundled
+from quanta.domains.physics.problems import (
     HELD_OUT_MAX,
     HELD_OUT_SEED,
     TEMPLATES,

@@ -1,4 +1,7 @@
-"""Regenerate the bundled physics datasets: ``python -m quanta.data.build_bundled [--check]``."""
+"""Regenerate the shipped physics datasets.
+
+    python -m quanta.domains.physics.build_datasets [--check]
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from quanta.data.bundled import BUNDLED_DIR, render_bundled
+from quanta.domains.physics.datasets import DATA_DIR, render_bundled
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write the bundled files (or, with ``--check``, fail if the shipped ones differ)."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=BUNDLED_DIR, help="output directory")
+    parser.add_argument("--out", type=Path, default=DATA_DIR, help="output directory")
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args(argv)
     stale = []
@@ -27,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         records = data.count(b"\n")
         print(f"wrote {target} ({records} records, {len(data)} bytes)")
     if stale:
-        print(f"out of date: {', '.join(stale)}; run python -m quanta.data.build_bundled",
-              file=sys.stderr)
+        print(f"out of date: {', '.join(stale)}; run "
+              "python -m quanta.domains.physics.build_datasets", file=sys.stderr)
         return 1
     return 0
 

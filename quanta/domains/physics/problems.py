@@ -1,7 +1,7 @@
 """Verifiable numeric physics problems: templates, a seeded generator and a fixed held-out split.
 
 Every problem has one numeric answer with a unit, so a model's output can be
-graded automatically (see ``quanta.data.answers``). Training sets come from
+graded automatically (see ``quanta.domains.physics.answers``). Training sets come from
 ``generate_problems(n, seed)``; evaluation uses ``held_out_problems()``, drawn
 from ``HELD_OUT_SEED``, which training never uses, and training skips any
 question text the held-out pool contains.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from quanta.data.answers import check_answer, extract_final_answer
+from quanta.domains.physics.answers import check_answer, extract_final_answer
 
 __all__ = [
     "HELD_OUT_MAX",

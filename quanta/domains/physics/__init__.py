@@ -1,0 +1,39 @@
+"""Physics: verifiable numeric problems over five topics, a unit-aware answer checker,
+conceptual Q&A, and the datasets Quanta ships (a training set and a held-out split).
+
+Training draws from ``generate_problems(n, seed)``; evaluation from ``held_out_problems``,
+which training never sees; ``check_answer`` grades a model's text numerically, with units.
+"""
+
+from quanta.domains.physics.answers import check_answer, extract_final_answer
+from quanta.domains.physics.datasets import (
+    bundled_physics_path,
+    held_out_chat_examples,
+    held_out_chat_path,
+)
+from quanta.domains.physics.problems import (
+    HELD_OUT_MAX,
+    SYSTEM_PROMPT,
+    TOPICS,
+    PhysicsProblem,
+    generate_problems,
+    held_out_problems,
+    problem_to_chat,
+)
+from quanta.domains.physics.units import normalise_unit
+
+__all__ = [
+    "HELD_OUT_MAX",
+    "SYSTEM_PROMPT",
+    "TOPICS",
+    "PhysicsProblem",
+    "bundled_physics_path",
+    "check_answer",
+    "extract_final_answer",
+    "generate_problems",
+    "held_out_chat_examples",
+    "held_out_chat_path",
+    "held_out_problems",
+    "normalise_unit",
+    "problem_to_chat",
+]

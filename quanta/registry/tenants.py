@@ -1,0 +1,72 @@
+"""The tenant tables' row API: tenants and API keys (stored as digests only).
+
+The rules (key format, hashing, constant-time checks, anonymous local use) are
+``quanta.tenancy``'s; this module only reads and writes the rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from quanta.registry import tables as t
+from quanta.registry.errors import ConflictError, NotFoundError
+from quanta.registry.ids import new_id
+
+if TYPE_CHECKING:
+    from quanta.registry.registry import Registry
+
+
+class TenantRows:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def ensure(self, tenant_id: str, name: str | None = None) -> t.Tenant:
+        """The tenant, created if it does not exist yet."""
+        with self._registry.session() as s:
+            tenant = s.get(t.Tenant, tenant_id)
+            if tenant is None:
+                tenant = t.Tenant(id=tenant_id, name=name or tenant_id)
+                s.add(tenant)
+            return tenant
+
+    def create(self, tenant_id: str, name: str | None = None) -> t.Tenant:
+        with self._registry.session() as s:
+            if s.get(t.Tenant, tenant_id) is not None:
+                raise ConflictError(f"tenant {tenant_id!r} already exists")
+            tenant = t.Tenant(id=tenant_id, name=name or tenant_id)
+            s.add(tenant)
+        return tenant
+
+    def list(self) -> list[t.Tenant]:
+        with self._registry.session() as s:
+            return list(s.scalars(select(t.Tenant).order_by(t.Tenant.id)))
+
+    def add_key(self, tenant_id: str, key_hash: str, prefix: str,
+                name: str | None = None) -> t.ApiKey:
+        with self._registry.session() as s:
+            if s.get(t.Tenant, tenant_id) is None:
+                raise NotFoundError(f"tenant {tenant_id!r} does not exist")
+            row = t.ApiKey(id=new_id("key"), tenant_id=tenant_id, key_hash=key_hash,
+                           prefix=prefix, name=name)
+            s.add(row)
+        return row
+
+    def revoke_key(self, key_id: str) -> None:
+        with self._registry.session() as s:
+            row = s.get(t.ApiKey, key_id)
+            if row is None:
+                raise NotFoundError(f"API key {key_id!r} does not exist")
+            row.revoked_at = t.utcnow()
+
+    def keys(self, tenant_id: str | None = None) -> list[t.ApiKey]:
+        query = select(t.ApiKey).order_by(t.ApiKey.created_at)
+        if tenant_id is not None:
+            query = query.where(t.ApiKey.tenant_id == tenant_id)
+        with self._registry.session() as s:
+            return list(s.scalars(query))
+
+    def key_by_hash(self, key_hash: str) -> t.ApiKey | None:
+        with self._registry.session() as s:
+            return s.scalar(select(t.ApiKey).where(t.ApiKey.key_hash == key_hash))

@@ -1,0 +1,184 @@
+"""Load on an OpenAI-compatible server over loopback: throughput, latency, server memory.
+
+``throughput`` is what the serving benchmarks measure (output tokens/s of concurrent
+streamed completions, after a warm-up round); ``run_load`` keeps N clients busy for a
+fixed time over chosen tenants' models and counts every non-200 as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from quanta.models import DEFAULT_MODEL_ID
+
+PROMPT = "Explain, step by step, why a heavier object does not fall faster in a vacuum."
+CHAT = [{"role": "user", "content": "State Newton's second law."}]
+CONCURRENCY = 16
+
+
+async def one_request(client: httpx.AsyncClient, url: str, headers: dict, model: str,
+                      max_tokens: int) -> tuple[float, int]:
+    """Stream one completion; returns (time to first token, completion tokens)."""
+    body = {"model": model, "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0,
+            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    ttft, tokens = None, 0
+    async with client.stream("POST", f"{url}/v1/completions", json=body,
+                             headers=headers) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: {"):
+                continue
+            payload = json.loads(line[6:])
+            if ttft is None and any(c.get("text") for c in payload.get("choices") or []):
+                ttft = time.perf_counter() - started
+            if payload.get("usage"):
+                tokens = payload["usage"].get("completion_tokens", tokens)
+    return (ttft if ttft is not None else time.perf_counter() - started), tokens
+
+
+async def throughput(url: str, headers: dict, models: list[str], max_tokens: int,
+                     rounds: int = 2) -> float:
+    """Output tokens/s for ``CONCURRENCY`` concurrent requests cycling over ``models``."""
+    async with httpx.AsyncClient(timeout=600) as client:
+        # Warm-up round: loads every adapter, fills caches; not counted.
+        await asyncio.gather(*(one_request(client, url, headers, models[i % len(models)], 8)
+                               for i in range(CONCURRENCY)))
+        total_tokens, total_time = 0, 0.0
+        for _ in range(rounds):
+            started = time.perf_counter()
+            results = await asyncio.gather(*(
+                one_request(client, url, headers, models[i % len(models)], max_tokens)
+                for i in range(CONCURRENCY)))
+            total_time += time.perf_counter() - started
+            total_tokens += sum(tokens for _, tokens in results)
+    return total_tokens / total_time
+
+
+class PeakRSS(threading.Thread):
+    """Samples the RSS of a process and all its descendants; ``peak`` in bytes."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak = 0
+        self._stop_event = threading.Event()
+
+    def sample(self) -> int:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join(timeout=5)
+        return self.peak
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    duration: float
+    latencies: list[float] = field(default_factory=list)
+    errors: collections.Counter = field(default_factory=collections.Counter)
+    completion_tokens: int = 0
+    peak_rss: int = 0
+    idle_rss: int = 0
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies) + sum(self.errors.values())
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def summary(self) -> dict:
+        return {
+            "clients": self.clients, "duration_s": round(self.duration, 1),
+            "requests": self.requests, "ok": len(self.latencies),
+            "errors": dict(self.errors), "5xx": sum(n for k, n in self.errors.items()
+                                                    if str(k).startswith("5")),
+            "throughput_rps": round(len(self.latencies) / self.duration, 2),
+            "output_tokens_per_s": round(self.completion_tokens / self.duration, 1),
+            "latency_p50_s": round(self.percentile(0.50), 3),
+            "latency_p99_s": round(self.percentile(0.99), 3),
+            "latency_mean_s": round(statistics.fmean(self.latencies), 3)
+            if self.latencies else None,
+            "server_rss_idle_mib": round(self.idle_rss / 2**20),
+            "server_rss_peak_mib": round(self.peak_rss / 2**20),
+        }
+
+
+async def run_load(url: str, keys: dict[str, str], adapters: dict[str, list[str]], *,
+                   clients: int, duration: float, max_tokens: int = 16,
+                   server_pid: int | None = None, request_timeout: float = 300) -> LoadResult:
+    """``clients`` concurrent loops for ``duration`` seconds; client i acts as tenant
+    ``i % len(keys)`` and cycles over the base model and that tenant's adapters."""
+    assert url.startswith("http://127.0.0.1"), "loopback only"
+    tenants = sorted(keys)
+    result = LoadResult(clients, duration)
+    sampler = PeakRSS(server_pid) if server_pid else None
+    if sampler:
+        result.idle_rss = sampler.sample()
+        sampler.start()
+    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
+    deadline = time.monotonic() + duration
+
+    async def client_loop(i: int, http: httpx.AsyncClient) -> None:
+        tenant = tenants[i % len(tenants)]
+        models = [DEFAULT_MODEL_ID, *adapters.get(tenant, [])]
+        headers = {"Authorization": f"Bearer {keys[tenant]}"}
+        n = i
+        while time.monotonic() < deadline:
+            model = models[n % len(models)]
+            n += 1
+            body = {"model": model, "messages": CHAT, "max_tokens": max_tokens,
+                    "temperature": 0, "ignore_eos": True}
+            started = time.perf_counter()
+            try:
+                response = await http.post(f"{url}/v1/chat/completions", json=body,
+                                           headers=headers)
+            except httpx.HTTPError as exc:
+                result.errors[type(exc).__name__] += 1
+                continue
+            if response.status_code == 200:
+                result.latencies.append(time.perf_counter() - started)
+                usage = response.json().get("usage") or {}
+                result.completion_tokens += int(usage.get("completion_tokens") or 0)
+            else:
+                result.errors[str(response.status_code)] += 1
+
+    started = time.monotonic()
+    async with httpx.AsyncClient(limits=limits, timeout=request_timeout) as http:
+        await asyncio.gather(*(client_loop(i, http) for i in range(clients)))
+    result.duration = time.monotonic() - started
+    if sampler:
+        result.peak_rss = sampler.stop()
+    return result

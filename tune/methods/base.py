@@ -1,0 +1,34 @@
+"""The training-method interface: what the trainer needs from ``sft``, ``dpo`` and the next one.
+
+A method turns normalised examples into trainer rows and builds a trl trainer over
+them; the trainer (``tune.trainer``) owns everything else (model loading, precision,
+arguments, callbacks, saving). Like ``serve.engines``, implementations are imported
+lazily through ``tune.methods.get_method``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from quanta.types import DatasetFormat, MethodType
+
+if TYPE_CHECKING:
+    from tune.spec import TrainingPlan
+
+
+class TrainingMethod(Protocol):
+    type: MethodType
+    formats: tuple[DatasetFormat, ...]  # the dataset formats this method trains on
+
+    def prepare(self, tokenizer: Any, examples: list[dict[str, Any]], max_length: int) -> Any:
+        """A ``datasets.Dataset`` of trainer rows (raises DatasetError if none is left)."""
+        ...
+
+    def trainer_args(self, plan: TrainingPlan) -> dict[str, Any]:
+        """Method-specific additions to the trainer's arguments."""
+        ...
+
+    def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
+                      args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any]) -> Any:
+        """The trl trainer, ready for ``train(resume_from_checkpoint=...)``."""
+        ...
