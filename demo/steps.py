@@ -24,7 +24,7 @@ from quanta.domains.physics import (
     problem_to_chat,
 )
 from quanta.models import DEFAULT_MODEL_ID, ensure_model
-from quanta.processes import free_port, quanta_command, service
+from quanta.processes import ServiceLedger, free_port, quanta_command, service
 from quanta.registry import Registry
 from quanta.registry import tables as t
 from quanta.types import TERMINAL_STATUSES, EventType, ExportFormat, FilePurpose, JobStatus
@@ -74,6 +74,12 @@ class Demo:
         self.tenant = registry.settings.default_tenant
         self.adapter: t.Adapter | None = None
         self.started = time.time()
+        # Services a killed earlier run left (its parent died before stopping them).
+        self.ledger = ServiceLedger(workdir / "services.json")
+        stale = self.ledger.stop_stale()
+        if stale:
+            console.print(f"stopped {len(stale)} service(s) an earlier, killed run left "
+                          f"running (pids {', '.join(map(str, stale))})")
         self._key_id, self.api_key = self._demo_key()
 
     def _demo_key(self) -> tuple[str, str]:
@@ -161,9 +167,9 @@ class Demo:
         logs = self.workdir / "logs"
         url = f"http://127.0.0.1:{port}"
         with service(quanta_command("tune", "api", "--port", str(port)), logs / "tune-api.log",
-                     health_url=f"{url}/health", timeout=120), \
+                     health_url=f"{url}/health", timeout=120, ledger=self.ledger), \
              service(quanta_command("tune", "worker", "--poll-interval", "1", "--stale-after",
-                                    "15"), logs / "tune-worker.log"):
+                                    "15"), logs / "tune-worker.log", ledger=self.ledger):
             client = OpenAI(base_url=f"{url}/v1", api_key=self.api_key, max_retries=2)
             unfinished = self._latest_job(JobStatus.VALIDATING_FILES, JobStatus.QUEUED,
                                           JobStatus.RUNNING)
@@ -302,7 +308,8 @@ class Demo:
             args = quanta_command("serve", "--engine", engine, "--port", str(port),
                                   "--grpc-port", "0")
             log = self.workdir / "logs" / f"serve-{engine}.log"
-            with service(args, log, health_url=f"http://127.0.0.1:{port}/health", timeout=420):
+            with service(args, log, health_url=f"http://127.0.0.1:{port}/health", timeout=420,
+                         ledger=self.ledger):
                 self._ask(engine, f"http://127.0.0.1:{port}/v1")
 
     def _ask(self, engine: str, base_url: str) -> None:

@@ -30,6 +30,7 @@ from quanta.console import (
     row_dict,
 )
 from quanta.registry import ConflictError, NotFoundError, RegistryError
+from quanta.registry.store import is_disk_full
 from quanta.types import ArtifactKind
 
 app = typer.Typer(help="Quanta: tune, export and serve domain-expert LLMs.",
@@ -105,27 +106,40 @@ def registry_rm(kind: str, row_id: str) -> None:
 
 @registry_app.command("verify")
 def registry_verify() -> None:
-    """Re-hash every blob; exit 1 if any is corrupt or missing."""
+    """Re-hash every blob and cached copy; exit 1 if a blob is corrupt or missing.
+
+    Safe during traffic: a live writer's temporary files are never touched."""
     report = open_registry().verify()
     for sha in report.corrupt:
         err_console.print(f"[red]corrupt[/red] {sha}")
     for sha in report.missing:
         err_console.print(f"[red]missing[/red] {sha}")
+    for sha in report.cache_corrupt:
+        err_console.print(f"[yellow]corrupt cached copy[/yellow] {sha} (removed; it is "
+                          "rebuilt from the store on next use)")
     if report.orphans:
-        console.print(f"{len(report.orphans)} orphan blob(s) (no row; removed by gc)")
-    if report.temp_removed:
-        console.print(f"removed {report.temp_removed} leftover temporary file(s)")
-    console.print(f"checked {report.checked} blob(s): "
-                  + ("[green]ok[/green]" if report.ok else
-                     f"[red]{len(report.corrupt)} corrupt, {len(report.missing)} missing[/red]"))
+        console.print(f"{len(report.orphans)} orphan blob(s) (in the store, no row; "
+                      f"{report.orphans_collectable} old enough for gc to remove now)")
+    if report.temp_removed or report.staging_removed:
+        console.print(f"removed {report.temp_removed} temporary file(s) and "
+                      f"{report.staging_removed} staging directory(ies) of dead writers")
+    console.print(f"checked {report.checked} blob(s) and {report.cache_checked} cached "
+                  "cop(ies): " + ("[green]ok[/green]" if report.ok else
+                                  f"[red]{len(report.corrupt)} corrupt, "
+                                  f"{len(report.missing)} missing[/red]"))
     if not report.ok:
         raise typer.Exit(1)
 
 
 @registry_app.command("gc")
 def registry_gc() -> None:
-    """Delete blobs that no artifact references."""
-    console.print(f"removed {open_registry().collect_garbage()} unreferenced blob(s)")
+    """Delete blobs that no artifact references, and what dead writers left behind."""
+    from quanta.registry.housekeeping import collect_garbage
+
+    report = collect_garbage(open_registry())
+    console.print(f"removed {report.blobs_removed} unreferenced blob(s), "
+                  f"{report.orphans_removed} orphan(s), {report.temp_removed} temporary "
+                  f"file(s), {report.staging_removed} staging directory(ies)")
 
 
 # -- models --------------------------------------------------------------------------------
@@ -305,6 +319,12 @@ def main() -> None:
         sys.exit(2)
     except RegistryError as exc:
         err_console.print(f"[red]registry error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        err_console.print(f"[red]error:[/red] the disk is full ({exc}); nothing was "
+                          "registered", highlight=False)
         sys.exit(1)
 
 

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     # Localhost single-user mode: requests without an API key act as the default tenant.
     allow_anonymous: bool = True
     max_upload_bytes: int = 512 * 1024 * 1024
+    # verify/gc sweep a temporary file, staging directory or orphan blob only when its
+    # writer is a dead process on this host or it is older than this (seconds).
+    sweep_grace: float = 3600.0
+    # /metrics of tune and serve: when set, scrapers must send "Authorization: Bearer
+    # <token>" (Prometheus: authorization.credentials); unset, /metrics is open, as a
+    # loopback default. Metrics name tenants and adapters.
+    metrics_token: str | None = None
     # serve: per-tenant admission control (0 disables); beyond it requests get 429.
     tenant_max_concurrency: int = 64
     tenant_rate: float = 0.0  # requests per second

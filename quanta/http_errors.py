@@ -102,6 +102,11 @@ class HTTPTooManyRequests(HTTPError, status=429, code="rate_limit_exceeded",
         return [(b"retry-after", str(self.retry_after).encode())]
 
 
+class HTTPInsufficientStorage(HTTPError, status=507, code="insufficient_storage",
+                              vllm_type="InsufficientStorageError"):
+    """The disk (or the store) is full: nothing was registered; retry once there is room."""
+
+
 class HTTPInternalServerError(HTTPError, status=500, code="internal_error",
                               vllm_type="InternalServerError"):
     """Something on our side failed (a corrupt adapter is refused with this)."""

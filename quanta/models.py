@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from quanta.registry import ConflictError, NotFoundError, Registry
@@ -75,6 +74,11 @@ def dequantize_gguf(gguf_file: Path, out_dir: Path) -> Path:
 
 
 def _copy_hf_dir(src: Path, out_dir: Path) -> Path:
+    root = src.resolve()
+    for path in src.rglob("*"):
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            raise ModelImportError(f"{path} links outside {src} (to {path.resolve()}): "
+                                   "refusing to import files from elsewhere")
     config = src / "config.json"
     if not config.is_file():
         raise ModelImportError(f"{src} is not a Hugging Face model directory (no config.json)")
@@ -103,8 +107,8 @@ def import_model(registry: Registry, source: Path | None = None,
     if not source.exists():
         raise ModelImportError(f"no such file or directory: {source}")
     model_id = check_name(model_id or model_id_for(source), "model id")
-    with tempfile.TemporaryDirectory(dir=registry.settings.resolved_home) as tmp:
-        out = Path(tmp) / "model"
+    with registry.staging("import") as tmp:
+        out = tmp / "model"
         out.mkdir()
         if source.is_dir():
             _copy_hf_dir(source, out)

@@ -3,19 +3,24 @@
 The demo, the benchmarks and the tests start Quanta's servers (``quanta tune api``,
 ``quanta serve``, workers) as child processes. Each runs in its own session so it and
 its children (vLLM's engine core) stop together, and so a Ctrl-C in the terminal
-reaches only the parent, which then stops them in order.
+reaches only the parent, which then stops them in order. A parent killed outright
+(``kill -9``, the OOM killer) gets no chance to: on Linux each child asks the kernel
+for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), and a ``ServiceLedger`` lets
+the next run stop what an earlier one left anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,14 +47,32 @@ def log_tail(path: Path | None, lines: int = 60) -> str:
         return ""
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """Run in the child before exec: SIGTERM when ``parent`` dies (Linux only; the kernel
+    watches the thread that started the child, so start services from the main thread)."""
+
+    def arrange() -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return arrange
+
+
 def start_process(argv: list[str], log: Path, env: dict[str, str] | None = None
                   ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own process group, stdout and stderr appended to ``log``;
-    ``env`` is its whole environment (default: this process's)."""
+    ``env`` is its whole environment (default: this process's). It gets SIGTERM if this
+    process dies without stopping it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with(os.getpid()))
 
 
 def quanta_command(*args: str) -> list[str]:
@@ -91,16 +114,75 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 60) -> None:
     proc.wait(timeout=30)
 
 
+class ServiceLedger:
+    """The services one program runs, written down (``pid``, start time, command) so that
+    its next run can stop those a killed run left behind, and only those."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> list[dict[str, object]]:
+        try:
+            return list(json.loads(self.path.read_text()))
+        except (OSError, ValueError):
+            return []
+
+    def _write(self, entries: list[dict[str, object]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entries))
+        os.replace(tmp, self.path)
+
+    def add(self, proc: subprocess.Popen[bytes], argv: list[str]) -> None:
+        self._write([*self._read(), {"pid": proc.pid, "started": _start_time(proc.pid),
+                                     "argv": argv}])
+
+    def remove(self, proc: subprocess.Popen[bytes]) -> None:
+        self._write([e for e in self._read() if e["pid"] != proc.pid])
+
+    def stop_stale(self, grace: float = 15.0) -> list[int]:
+        """Stop every recorded service still running (same pid *and* start time: never
+        a process that reused the pid); returns their pids."""
+        stopped = []
+        for entry in self._read():
+            pid = int(entry["pid"])  # type: ignore[call-overload]
+            if _start_time(pid) != entry.get("started") or entry.get("started") is None:
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+                deadline = time.monotonic() + grace
+                while _start_time(pid) is not None and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                os.killpg(pid, signal.SIGKILL)
+            stopped.append(pid)
+        self._write([])
+        return stopped
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (field 22 of ``/proc/<pid>/stat``), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
 @contextmanager
 def service(argv: list[str], log: Path, health_url: str | None = None,
             timeout: float = 300.0, env: dict[str, str] | None = None,
-            grace: float = 15.0) -> Iterator[subprocess.Popen[bytes]]:
+            grace: float = 15.0, ledger: ServiceLedger | None = None
+            ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (see :func:`start_process`), wait for ``health_url``, stop it after,
-    whatever happens in between (Ctrl-C included)."""
+    whatever happens in between (Ctrl-C included); ``ledger`` records it meanwhile."""
     proc = start_process(argv, log, env)
+    if ledger is not None:
+        ledger.add(proc, argv)
     try:
         if health_url:
             wait_healthy(health_url, proc, timeout, log)
         yield proc
     finally:
         stop_process(proc, grace)
+        if ledger is not None:
+            ledger.remove(proc)

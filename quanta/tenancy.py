@@ -13,6 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.registry import tables as t
 from quanta.registry.ids import check_name
@@ -74,6 +75,36 @@ def authenticate(registry: Registry, key: str | None) -> Principal:
     if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at:
         raise AuthError("Incorrect API key provided")
     return Principal(row.tenant_id, row.id)
+
+
+def check_metrics_token(settings: Settings, authorization: str | None) -> None:
+    """``/metrics`` needs ``QUANTA_METRICS_TOKEN`` as a bearer token when one is set."""
+    expected = settings.metrics_token
+    if expected is None:
+        return
+    presented = bearer_token(authorization) or ""
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise AuthError("/metrics needs the metrics token: send 'Authorization: Bearer "
+                        "<QUANTA_METRICS_TOKEN>'")
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def check_bind(settings: Settings, host: str) -> None:
+    """Refuse anonymous access on a server other machines can reach, unless the
+    operator asked for it in so many words (``QUANTA_ALLOW_ANONYMOUS=true``).
+
+    Anonymous access is the localhost default: on a loopback bind only this machine's
+    users can reach it. Raises ValueError (the CLI's exit code 2) with what to set.
+    """
+    explicit = "allow_anonymous" in settings.model_fields_set
+    if settings.allow_anonymous and not explicit and host not in LOOPBACK_HOSTS:
+        raise ValueError(
+            f"--host {host} is reachable from other machines, and requests without an API "
+            "key would act as the default tenant: set QUANTA_ALLOW_ANONYMOUS=false (keys "
+            "required; create them with `quanta keys create`) or, to allow it anyway, "
+            "QUANTA_ALLOW_ANONYMOUS=true")
 
 
 def bearer_token(header: str | None) -> str | None:

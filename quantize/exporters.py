@@ -11,7 +11,6 @@ reused rather than rebuilt.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,10 +247,7 @@ def export(registry: Registry, model: str, format: ExportFormat | str, *,
     target = resolve_target(registry, model, tenant_id)
     if format.adapter_only and target.adapter is None:
         raise UnsupportedFormatError(f"{format} exports an adapter; {model!r} is a base model")
-    staging_root = registry.settings.resolved_home / "tmp"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="export-", dir=staging_root) as tmp:
-        workdir = Path(tmp)
+    with registry.staging("export") as workdir:
         inputs = _Inputs(registry, target, workdir)
         inputs.base_dir()  # fail early, with a clear message, if the base model is gone
         out = workdir / "out"

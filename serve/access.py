@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from quanta.registry import CorruptBlobError, NotFoundError, Registry
 from quanta.registry import tables as t
-from quanta.tenancy import AuthError, Principal, authenticate, bearer_token
+from quanta.tenancy import (
+    AuthError,
+    Principal,
+    authenticate,
+    bearer_token,
+    check_metrics_token,
+)
 from serve.errors import (
     AdapterCorruptError,
     AdapterUnavailableError,
@@ -54,6 +60,13 @@ class ModelAccess:
         """The caller behind an ``Authorization`` header value; raises HTTPUnauthorized."""
         try:
             return authenticate(self.registry, bearer_token(authorization))
+        except AuthError as exc:
+            raise HTTPUnauthorized(str(exc)) from exc
+
+    def check_metrics_token(self, authorization: str | None) -> None:
+        """``/metrics`` with ``QUANTA_METRICS_TOKEN`` set: raises HTTPUnauthorized."""
+        try:
+            check_metrics_token(self.registry.settings, authorization)
         except AuthError as exc:
             raise HTTPUnauthorized(str(exc)) from exc
 

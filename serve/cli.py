@@ -48,7 +48,11 @@ def serve(
 
     Extra arguments after the options are passed to the engine verbatim.
     """
+    from quanta.config import get_settings
+    from quanta.tenancy import check_bind
     from serve.engines import ServeOptions, get_engine
+
+    check_bind(get_settings(), host)
 
     options = ServeOptions(model=model, host=host, port=port,
                            grpc_port=grpc_port or None, max_loras=max_loras,

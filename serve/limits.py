@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from serve.errors import HTTPTooManyRequests
+from serve.errors import HTTPBadRequest, HTTPTooManyRequests
 
 if TYPE_CHECKING:
     from quanta.config import Settings
@@ -65,40 +65,51 @@ class TenantLimiter:
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
 
-    def acquire(self, tenant: str) -> None:
-        """Admit one request for ``tenant`` or raise RateLimitedError; pair with release()."""
+    def acquire(self, tenant: str, sequences: int = 1) -> None:
+        """Admit a request generating ``sequences`` sequences (OpenAI's ``n``) for
+        ``tenant``, or raise RateLimitedError; pair with ``release(tenant, sequences)``.
+
+        Both limits count sequences, not requests: one request with ``n=200`` is 200
+        sequences in the engine. One that could never fit is a 400, not a 429.
+        """
         if not self.limits.enabled:
             return
         limits = self.limits
+        cap = limits.max_concurrency if limits.max_concurrency > 0 else None
+        ceilings = [c for c in (cap, limits.bucket_size if limits.rate > 0 else None)
+                    if c is not None]
+        if sequences > min(ceilings):
+            raise HTTPBadRequest(f"A request for {sequences} sequences can never be admitted: "
+                                 f"tenant {tenant!r} may run at most {min(ceilings):g} at once",
+                                 param="n")
         with self._lock:
             now = self._clock()
             bucket = self._buckets.get(tenant)
             if bucket is None:
                 bucket = self._buckets[tenant] = _Bucket(limits.bucket_size, now)
-            if limits.max_concurrency > 0 and bucket.in_flight >= limits.max_concurrency:
+            if cap is not None and bucket.in_flight + sequences > cap:
                 raise RateLimitedError(
-                    f"Rate limit reached for tenant {tenant!r}: at most "
-                    f"{limits.max_concurrency} requests in flight. Retry after the "
-                    "Retry-After delay.", retry_after=1)
+                    f"Rate limit reached for tenant {tenant!r}: at most {cap} sequences "
+                    "in flight. Retry after the Retry-After delay.", retry_after=1)
             if limits.rate > 0:
                 bucket.tokens = min(limits.bucket_size,
                                     bucket.tokens + (now - bucket.stamp) * limits.rate)
                 bucket.stamp = now
-                if bucket.tokens < 1.0:
+                if bucket.tokens < sequences:
                     raise RateLimitedError(
                         f"Rate limit reached for tenant {tenant!r}: {limits.rate:g} "
-                        "requests per second. Retry after the Retry-After delay.",
-                        retry_after=(1.0 - bucket.tokens) / limits.rate)
-                bucket.tokens -= 1.0
-            bucket.in_flight += 1
+                        "sequences per second. Retry after the Retry-After delay.",
+                        retry_after=(sequences - bucket.tokens) / limits.rate)
+                bucket.tokens -= sequences
+            bucket.in_flight += sequences
 
-    def release(self, tenant: str) -> None:
+    def release(self, tenant: str, sequences: int = 1) -> None:
         if not self.limits.enabled:
             return
         with self._lock:
             bucket = self._buckets.get(tenant)
-            if bucket is not None and bucket.in_flight > 0:
-                bucket.in_flight -= 1
+            if bucket is not None:
+                bucket.in_flight = max(0, bucket.in_flight - sequences)
 
     def in_flight(self, tenant: str) -> int:
         with self._lock:

@@ -100,13 +100,18 @@ class TenancyMiddleware:
             # Realtime endpoints would bypass the model checks below: not offered.
             await send({"type": "websocket.close", "code": 1008})
             return
-        if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith("/metrics"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         tenant = "-"
-        admitted = False
+        slot = _Slot(self.limiter)
         try:
             headers = _headers(scope)
+            if path in PUBLIC_PATHS or path.startswith("/metrics"):
+                if path.startswith("/metrics"):
+                    self.access.check_metrics_token(headers.get("authorization"))
+                await self.app(scope, receive, send)
+                return
             principal = await asyncio.to_thread(self.access.authenticate,
                                                 headers.get("authorization"))
             tenant = principal.tenant_id
@@ -120,32 +125,31 @@ class TenancyMiddleware:
                 # after the ownership check below: refuse rather than be bypassed.
                 raise HTTPBadRequest("SageMaker adapter headers are not supported: name the "
                                       "model in the request body", param="model")
-            self.limiter.acquire(tenant)
-            admitted = True
-            if path == "/v1/models" and scope["method"] == "GET":
-                await self._list_models(principal, scope, receive, send)
-                return
             if scope["method"] == "POST":
-                if "json" not in headers.get("content-type", "application/json"):
+                if not is_json(headers.get("content-type", "application/json")):
                     # Form uploads (audio) name models too; only JSON bodies are checked.
                     raise HTTPBadRequest("Content-Type must be application/json")
-                await self._model_request(principal, scope, receive, send)
+                await self._model_request(principal, scope, receive, send, slot)
+                return
+            slot.take(tenant, 1)
+            if path == "/v1/models" and scope["method"] == "GET":
+                await self._list_models(principal, scope, receive, send)
                 return
             await self.app(scope, receive, send)
         except HTTPError as exc:
             await _send_json(send, exc.status, exc.vllm_body(), exc.headers())
             metrics.record_request(tenant, "unknown", exc.status)
         finally:
-            if admitted:
-                self.limiter.release(tenant)
+            slot.release()
 
     async def _model_request(self, principal: Principal, scope: Scope, receive: Receive,
-                             send: Send) -> None:
+                             send: Send, slot: _Slot) -> None:
         raw = await _read_body(receive)
         try:
             body = json.loads(raw) if raw else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             body = None  # let the engine produce its own validation error
+        slot.take(principal.tenant_id, sequences(body))
         if not isinstance(body, dict):
             await self.app(scope, _replay(raw, receive), send)
             return
@@ -293,7 +297,51 @@ def check_sampling(body: dict[str, Any]) -> None:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    """Request headers by lower-case name; a second ``Authorization`` is refused (which
+    one counts would differ between this check and the engine)."""
+    headers: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        name = key.decode("latin-1").lower()
+        if name == "authorization" and name in headers:
+            raise HTTPBadRequest("Send one Authorization header, not several")
+        headers[name] = value.decode("latin-1")
+    return headers
+
+
+def is_json(content_type: str) -> bool:
+    """``application/json`` (parameters allowed) or a ``+json`` type, parsed, not grepped."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                           and media.endswith("+json"))
+
+
+def sequences(body: Any) -> int:
+    """How many sequences a request makes the engine generate (OpenAI's ``n``; ``best_of``
+    for completions), what the per-tenant limits count. Malformed values count as one:
+    the engine refuses them itself."""
+    if not isinstance(body, dict):
+        return 1
+    counts = [v for v in (body.get("n"), body.get("best_of"))
+              if isinstance(v, int) and not isinstance(v, bool) and v > 1]
+    return max(counts, default=1)
+
+
+class _Slot:
+    """The sequences one request holds in the tenant's limits, released exactly once."""
+
+    def __init__(self, limiter: TenantLimiter) -> None:
+        self.limiter = limiter
+        self.tenant: str | None = None
+        self.sequences = 0
+
+    def take(self, tenant: str, sequences: int) -> None:
+        self.limiter.acquire(tenant, sequences)
+        self.tenant, self.sequences = tenant, sequences
+
+    def release(self) -> None:
+        if self.tenant is not None:
+            self.limiter.release(self.tenant, self.sequences)
+            self.tenant = None
 
 
 async def _read_body(receive: Receive) -> bytes:

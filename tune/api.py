@@ -14,8 +14,10 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from quanta.config import Settings, get_settings
+from quanta.data.reader import loads
 from quanta.registry import Registry
-from quanta.tenancy import Principal, authenticate, bearer_token
+from quanta.registry.registry import UPLOADS_DIR
+from quanta.tenancy import Principal, authenticate, bearer_token, check_metrics_token
 from quanta.types import JobStatus
 from tune.errors import HTTPBadRequest, HTTPNotFound, install_handlers
 from tune.service import TuneService
@@ -25,7 +27,16 @@ from tune.upload import read_upload, sweep_uploads
 def _principal(request: Request) -> Principal:
     """The caller's tenant, from ``Authorization: Bearer <key>`` (AuthError -> 401)."""
     registry = request.app.state.registry
-    return authenticate(registry, bearer_token(request.headers.get("authorization")))
+    return authenticate(registry, bearer_token(_authorization(request)))
+
+
+def _authorization(request: Request) -> str | None:
+    """The one ``Authorization`` header; several are refused (which counts is ambiguous)."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise HTTPBadRequest("Send one Authorization header, not several",
+                             code="invalid_authorization")
+    return values[0] if values else None
 
 
 Caller = Annotated[Principal, Depends(_principal)]
@@ -57,7 +68,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     settings = settings or get_settings()
     registry = registry or Registry.open(settings)
     service = TuneService(registry)
-    uploads = registry.settings.resolved_home / "uploads"
+    uploads = registry.settings.resolved_home / UPLOADS_DIR
     sweep_uploads(uploads)
     metrics_registry = _metrics_registry(service)
     app = FastAPI(title="Quanta tune", version="1", docs_url="/docs")
@@ -70,9 +81,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         return {"status": "ok"}
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+        check_metrics_token(registry.settings, _authorization(request))
         return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- files -----------------------------------------------------------------------------
@@ -109,10 +121,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.post("/v1/fine_tuning/jobs")
     async def create_job(request: Request, caller: Caller) -> dict[str, Any]:
         try:
-            body = await request.json()
-        except ValueError:
-            raise HTTPBadRequest("The request body is not valid JSON",
-                                      code="invalid_json") from None
+            body = loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:  # too deep or too long numbers too
+            raise HTTPBadRequest(f"The request body is not valid JSON: {exc}",
+                                 code="invalid_json") from None
         return service.create_job(caller.tenant_id, body)
 
     @app.get("/v1/fine_tuning/jobs")

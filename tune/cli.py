@@ -155,8 +155,11 @@ def api(host: Annotated[str, typer.Option()] = "127.0.0.1",
     """Serve the OpenAI-compatible fine-tuning API."""
     import uvicorn
 
+    from quanta.config import get_settings
+    from quanta.tenancy import check_bind
     from tune.api import create_app
 
+    check_bind(get_settings(), host)
     uvicorn.run(create_app(), host=host, port=port)
 
 

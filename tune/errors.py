@@ -14,6 +14,7 @@ from quanta.http_errors import (
     HTTPBadRequest,
     HTTPConflict,
     HTTPError,
+    HTTPInsufficientStorage,
     HTTPNotFound,
     HTTPPayloadTooLarge,
     HTTPUnauthorized,
@@ -47,6 +48,7 @@ def install_handlers(app: Any) -> None:
     from starlette.exceptions import HTTPException
 
     from quanta.registry import errors as registry_errors
+    from quanta.registry.store import is_disk_full
     from quanta.tenancy import AuthError
 
     def respond(err: HTTPError) -> JSONResponse:
@@ -71,6 +73,13 @@ def install_handlers(app: Any) -> None:
     @app.exception_handler(registry_errors.ConflictError)
     async def _conflict(_request: Any, exc: Exception) -> JSONResponse:
         return respond(HTTPConflict(str(exc)))
+
+    @app.exception_handler(OSError)
+    async def _disk_full(_request: Any, exc: OSError) -> JSONResponse:
+        if not is_disk_full(exc):
+            raise exc  # a real server error: Starlette answers 500
+        return respond(HTTPInsufficientStorage(
+            "The server's disk is full: nothing was stored. Retry later."))
 
     @app.exception_handler(HTTPException)
     async def _starlette(_request: Any, exc: HTTPException) -> JSONResponse:

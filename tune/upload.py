@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from quanta.registry.store import is_abandoned, owner_tag
 from tune.errors import HTTPBadRequest, HTTPPayloadTooLarge
 
-MAX_FIELD_BYTES = 4096
+MAX_FIELD_BYTES = 4096  # one non-file part
+MAX_FIELDS = 16  # non-file parts in one upload (OpenAI's form has two: purpose, file)
+MAX_FIELDS_BYTES = 64 * 1024  # all of them together
 
 
 @dataclass
@@ -50,7 +53,8 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
     upload = Upload()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "name": None,
-                             "out": None, "buf": bytearray()}
+                             "out": None, "buf": bytearray(), "fields": 0, "field_bytes": 0,
+                             "ended": False}
 
     def on_part_begin() -> None:
         state["headers"], state["name"], state["out"] = {}, None, None
@@ -73,7 +77,7 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
             if upload.path is not None:
                 raise HTTPBadRequest("Send exactly one file part", param="file")
             upload.filename = os.path.basename(disp[b"filename"].decode("utf-8", "replace"))
-            fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".upload")
+            fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=owner_tag(), suffix=".upload")
             upload.path = Path(name)
             state["out"] = os.fdopen(fd, "wb")
 
@@ -87,45 +91,72 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
             state["out"].write(chunk)
         else:
             state["buf"] += chunk
+            state["field_bytes"] += len(chunk)
             if len(state["buf"]) > MAX_FIELD_BYTES:
                 raise HTTPBadRequest(f"Form field {state['name']!r} is too long",
-                                          param=state["name"])
+                                     param=state["name"])
+            if state["field_bytes"] > MAX_FIELDS_BYTES:
+                raise HTTPBadRequest(f"The form's fields exceed {MAX_FIELDS_BYTES} bytes "
+                                     "together", param="file")
 
     def on_part_end() -> None:
         if state["out"] is not None:
             state["out"].close()
             state["out"] = None
         elif state["name"]:
+            state["fields"] += 1
+            if state["fields"] > MAX_FIELDS:
+                raise HTTPBadRequest(f"More than {MAX_FIELDS} form fields", param="file")
             upload.fields[state["name"]] = state["buf"].decode("utf-8", "replace")
+
+    def on_end() -> None:
+        state["ended"] = True
 
     parser = MultipartParser(boundary, {
         "on_part_begin": on_part_begin, "on_part_data": on_part_data,
         "on_part_end": on_part_end, "on_header_field": on_header_field,
         "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished,
+        "on_headers_finished": on_headers_finished, "on_end": on_end,
     })
     try:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+        if not state["ended"]:
+            raise HTTPBadRequest("The multipart body has no closing boundary: the upload was "
+                                 "cut short", param="file", code="invalid_multipart")
+    except MultipartParseError as exc:
+        _abandon(state, upload)
+        raise HTTPBadRequest(f"Malformed multipart body: {exc}", param="file",
+                             code="invalid_multipart") from None
     except BaseException:
-        if state["out"] is not None:
-            state["out"].close()
-        upload.discard()
+        _abandon(state, upload)
         raise
     return upload
 
 
-def sweep_uploads(tmp_dir: Path, older_than: float = 3600.0) -> int:
-    """Delete partial uploads a killed API process left behind; returns how many.
+def _abandon(state: dict[str, Any], upload: Upload) -> None:
+    if state["out"] is not None:
+        state["out"].close()
+    upload.discard()
 
-    Only files older than ``older_than`` seconds go: another API replica sharing the
-    directory may be streaming a recent one right now.
+
+def sweep_uploads(tmp_dir: Path, older_than: float = 3600.0) -> int:
+    """Delete partial uploads killed API processes left behind; returns how many.
+
+    A file goes when its writer is a dead process on this host, or when it is older than
+    ``older_than`` seconds: another API replica may be streaming a recent one right now.
     """
     if not tmp_dir.is_dir():
         return 0
-    cutoff = time.time() - older_than
-    stale = [p for p in tmp_dir.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+    removed = 0
+    for path in tmp_dir.iterdir():
+        try:
+            abandoned = path.is_file() and is_abandoned(path.name, path.stat().st_mtime,
+                                                        older_than)
+        except FileNotFoundError:
+            continue
+        if abandoned:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

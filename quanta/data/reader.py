@@ -37,6 +37,28 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def loads(text: str) -> Any:
+    """``json.loads`` whose every failure is a ``json.JSONDecodeError``-like ValueError:
+    nesting too deep for the parser (RecursionError) and integers past Python's digit
+    limit (ValueError) are reported like any other invalid JSON, never raised raw."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise InvalidJSON("nested too deeply") from None
+    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string"
+        raise InvalidJSON(str(exc).split(";")[0]) from None
+
+
+class InvalidJSON(ValueError):
+    """JSON the standard parser refuses for its size rather than its syntax."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.msg, self.lineno, self.colno = message, 1, 1
+
+
 def parse_records(data: bytes, name: str) -> tuple[list[RawRecord], list[str]]:
     """Parse ``data`` into records; returns them with every parse error (``name:line: ...``)."""
     try:
@@ -50,8 +72,8 @@ def parse_records(data: bytes, name: str) -> tuple[list[RawRecord], list[str]]:
     lines = [line for line in text.split("\n") if line.strip()]
     if head.startswith("[") or (head.startswith("{") and len(lines) > 1):
         try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
+            document = loads(text)
+        except (json.JSONDecodeError, InvalidJSON) as exc:
             # "Extra data" after a first complete value means JSON Lines, not a broken list.
             if head.startswith("[") and exc.msg != "Extra data":
                 return [], [f"{name}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})"]
@@ -71,8 +93,8 @@ def _parse_jsonl(text: str, name: str) -> tuple[list[RawRecord], list[str]]:
         if not line.strip():
             continue
         try:
-            records.append(RawRecord(str(lineno), json.loads(line)))
-        except json.JSONDecodeError as exc:
+            records.append(RawRecord(str(lineno), loads(line)))
+        except (json.JSONDecodeError, InvalidJSON) as exc:
             errors.append(f"{name}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})")
     return records, errors
 
@@ -93,6 +115,6 @@ def iter_jsonl(stream: BinaryIO, name: str) -> Iterator[RawRecord | str]:
         if not line.strip():
             continue
         try:
-            yield RawRecord(str(lineno), json.loads(line))
-        except json.JSONDecodeError as exc:
+            yield RawRecord(str(lineno), loads(line))
+        except (json.JSONDecodeError, InvalidJSON) as exc:
             yield f"{name}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})"

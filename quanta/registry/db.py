@@ -69,6 +69,20 @@ def _upgrade(engine: Engine, cfg: Config) -> None:
         command.upgrade(cfg, "head")
 
 
+# PostgreSQL advisory lock between blob writers (shared) and garbage collection
+# (exclusive); on SQLite the database's single write lock serialises them already.
+BLOB_LOCK = 727275
+
+
+def lock_blobs(session: Session, *, exclusive: bool) -> None:
+    """Hold, until the transaction ends, the lock that keeps garbage collection from
+    deleting a blob a writer is about to reference (and the writer from reviving one GC
+    is deleting)."""
+    if session.get_bind().dialect.name == "postgresql":
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(text(f"SELECT {fn}({BLOB_LOCK})"))
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

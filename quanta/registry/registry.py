@@ -9,6 +9,7 @@ file plus a JSON manifest blob; the manifest's sha256 is the artifact's sha256.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,20 +22,27 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from quanta.config import Settings, get_settings
+from quanta.registry import housekeeping
 from quanta.registry import tables as t
-from quanta.registry.db import make_engine, migrate, session_factory, transaction
+from quanta.registry.cache import VerifiedCopies
+from quanta.registry.db import lock_blobs, make_engine, migrate, session_factory, transaction
 from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundError
+from quanta.registry.housekeeping import VerifyReport
 from quanta.registry.ids import new_id
 from quanta.registry.jobs import JobRows
-from quanta.registry.store import BlobStore, LocalBlobStore, open_store
+from quanta.registry.store import BlobStore, LocalBlobStore, open_store, owner_tag, sha256_file
 from quanta.registry.tenants import TenantRows
 from quanta.types import ArtifactKind, ExportFormat, FilePurpose
 
 MANIFEST_KIND = "quanta.tree/v1"
+MAX_MANIFEST_BYTES = 16 << 20
+STAGING_DIR = "tmp"  # under QUANTA_HOME: scratch space of exports and imports
+UPLOADS_DIR = "uploads"  # under QUANTA_HOME: uploads streaming in (the tune API)
 ARTIFACT_TABLES: dict[ArtifactKind, type[t.Base]] = {
     ArtifactKind.FILE: t.File,
     ArtifactKind.BASE_MODEL: t.BaseModelRow,
@@ -52,19 +60,6 @@ class StoredTree:
     sha256: str
     bytes: int
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass
-class VerifyReport:
-    checked: int = 0
-    corrupt: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    orphans: list[str] = field(default_factory=list)
-    temp_removed: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.corrupt and not self.missing
 
 
 class Registry:
@@ -89,6 +84,7 @@ class Registry:
         migrate(engine, lock_dir=home)
         store = open_store(settings.resolved_store_url, settings.s3_endpoint_url)
         registry = cls(settings, store, session_factory(engine))
+        housekeeping.backfill_trees(registry)  # trees written before they were recorded
         registry.tenants.ensure(settings.default_tenant, "Local user")
         return registry
 
@@ -116,19 +112,29 @@ class Registry:
 
     def put_blob(self, session: Session, src: BinaryIO | Path, *, limit: int | None = None,
                  expected_sha256: str | None = None) -> tuple[str, int]:
-        """Store bytes, and record the blob row in ``session`` (committed with the artifact)."""
+        """Store bytes and record the blob's row in ``session`` (committed with the artifact).
+
+        The row is claimed before the bytes are committed to the store, under the lock
+        garbage collection takes exclusively, so a collection running at the same time
+        either finishes first (and this write brings the blob back) or waits.
+        """
         if isinstance(src, Path):
             with open(src, "rb") as fh:
-                sha, size = self.store.put(fh, expected_sha256, limit)
+                staged = self.store.stage(fh, expected_sha256, limit)
         else:
-            sha, size = self.store.put(src, expected_sha256, limit)
-        if session.get(t.Blob, sha) is None:
-            session.add(t.Blob(sha256=sha, bytes=size))
-            session.flush()
-        return sha, size
+            staged = self.store.stage(src, expected_sha256, limit)
+        try:
+            lock_blobs(session, exclusive=False)
+            _claim_blob(session, staged.sha256, staged.bytes)
+            staged.commit()
+        except BaseException:
+            staged.discard()
+            raise
+        return staged.sha256, staged.bytes
 
     def put_tree(self, session: Session, directory: Path) -> StoredTree:
-        """Store every file under ``directory`` and a manifest naming them."""
+        """Store every file under ``directory`` and a manifest naming them; the manifest is
+        recorded as a tree, with one member row per file."""
         files: dict[str, dict[str, Any]] = {}
         total = 0
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
@@ -140,36 +146,51 @@ class Registry:
             raise ValueError(f"{directory} holds no files")
         manifest = json.dumps({"kind": MANIFEST_KIND, "files": files}, sort_keys=True).encode()
         sha, _ = self.put_blob(session, io.BytesIO(manifest))
+        _record_tree(session, sha, files)
         return StoredTree(sha256=sha, bytes=total, files=files)
 
     def read_manifest(self, sha256: str) -> dict[str, dict[str, Any]]:
-        with self.store.open(sha256) as fh:
-            raw = fh.read()
-        from hashlib import sha256 as _sha
+        """The files of the tree ``sha256`` (path -> sha256, bytes), from its verified
+        manifest; NotFoundError when the registry did not write ``sha256`` as a tree."""
+        if not self.is_tree(sha256):
+            raise NotFoundError(f"blob {sha256[:12]} is not a tree")
+        return self._manifest_files(sha256)
 
-        if _sha(raw).hexdigest() != sha256:
+    def is_tree(self, sha256: str) -> bool:
+        with self.session() as s:
+            blob = s.get(t.Blob, sha256)
+            return blob is not None and blob.is_tree
+
+    def _manifest_files(self, sha256: str) -> dict[str, dict[str, Any]]:
+        with self.store.open(sha256) as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if hashlib.sha256(raw).hexdigest() != sha256:
             raise CorruptBlobError(sha256)
         manifest = json.loads(raw)
-        if manifest.get("kind") != MANIFEST_KIND:
-            raise ValueError(f"blob {sha256[:12]} is not a tree manifest")
         return manifest["files"]
 
     def materialize(self, sha256: str) -> Path:
-        """A local directory holding the tree ``sha256``, every file verified on the way out.
+        """A local directory holding the tree ``sha256``, every file verified.
 
-        The result lives under ``QUANTA_HOME/cache/<sha256>`` and is reused; it appears
+        The result lives under ``QUANTA_HOME/cache/<sha256>`` and is reused: a copy is
+        trusted only while its files' sizes and modification times are those recorded
+        when it was last hashed (``cache.VerifiedCopies``); any change and it is hashed
+        again, and rebuilt from the store if it no longer matches. A new copy appears
         atomically (built under a temporary name, then renamed).
         """
         if not _is_sha256(sha256):  # never let a name reach the filesystem as a path
             raise NotFoundError(f"not a sha256: {sha256!r}")
-        dest = self.settings.cache_dir / sha256
-        if dest.is_dir():
-            return dest
         files = self.read_manifest(sha256)
+        dest = self.settings.cache_dir / sha256
+        copies = VerifiedCopies(self.settings.cache_dir)
+        if dest.is_dir():
+            if copies.trusted(dest, files) or copies.rehash(dest, files):
+                return dest
+            shutil.rmtree(dest, ignore_errors=True)  # corrupt copy: fetch it again
         # A private temporary directory per call: two threads (or processes) materialising
         # the same tree must not delete each other's half-built copy.
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{sha256}.{os.getpid()}.",
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{owner_tag()}{sha256}.",
                                     suffix=".tmp"))
         try:
             for rel, info in files.items():
@@ -177,6 +198,7 @@ class Registry:
                 if not target.is_relative_to(tmp.resolve()):
                     raise CorruptBlobError(sha256, f"manifest path escapes the tree: {rel!r}")
                 self.store.fetch(info["sha256"], target)
+            copies.record(tmp, files, as_name=sha256)
             try:
                 os.replace(tmp, dest)
             except OSError:
@@ -196,9 +218,22 @@ class Registry:
                 raise CorruptBlobError(sha256)
             return self.store.path(sha256)
         dest = self.settings.cache_dir / "blobs" / f"{sha256}{suffix}"
-        if not dest.exists():
-            self.store.fetch(sha256, dest)
+        if dest.exists() and sha256_file(dest) == sha256:
+            return dest
+        self.store.fetch(sha256, dest)
         return dest
+
+    @contextmanager
+    def staging(self, prefix: str) -> Iterator[Path]:
+        """A scratch directory under ``QUANTA_HOME/tmp`` for building an artifact, removed
+        afterwards; one a killed process leaves is swept by ``verify`` and ``gc``."""
+        root = self.settings.resolved_home / STAGING_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f"{owner_tag()}{prefix}-", dir=root))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
     # -- files ---------------------------------------------------------------------------
 
@@ -395,49 +430,18 @@ class Registry:
                 for export in s.scalars(select(t.Export).where(t.Export.adapter_id == row_id)):
                     s.delete(export)
             s.delete(row)
-        self.collect_garbage()
+        # Only what the row held can have become garbage: no scan of the store here.
+        housekeeping.collect_garbage(self, sweep=False)
 
-    def referenced_blobs(self, session: Session) -> set[str]:
-        refs: set[str] = set()
-        for table in (t.File, t.BaseModelRow, t.Adapter, t.Export, t.Checkpoint):
-            refs.update(session.scalars(select(table.sha256)))  # type: ignore[attr-defined]
-        for sha in list(refs):
-            try:
-                refs.update(info["sha256"] for info in self.read_manifest(sha).values())
-            except (ValueError, json.JSONDecodeError, UnicodeDecodeError):
-                continue  # a single-file artifact, not a manifest
-            except (NotFoundError, CorruptBlobError):
-                continue  # reported by verify
-        return refs
-
-    def collect_garbage(self) -> int:
-        """Delete blob rows and stored bytes that no artifact references; returns how many."""
-        with self.session() as s:
-            refs = self.referenced_blobs(s)
-            dead = [b for b in s.scalars(select(t.Blob)) if b.sha256 not in refs]
-            for blob in dead:
-                s.delete(blob)
-        for blob in dead:
-            self.store.delete(blob.sha256)
-        return len(dead)
+    def collect_garbage(self, *, sweep: bool = True) -> int:
+        """Delete blobs no artifact references (rows and bytes); with ``sweep`` also the
+        store's orphans and the leftovers of killed writers. Returns how many blobs went."""
+        return housekeeping.collect_garbage(self, sweep=sweep).blobs_removed
 
     def verify(self) -> VerifyReport:
-        """Re-hash every blob the registry knows; report corrupt, missing and orphaned blobs."""
-        report = VerifyReport()
-        if isinstance(self.store, LocalBlobStore):
-            report.temp_removed = self.store.clean_tmp()
-        with self.session() as s:
-            known = {b.sha256 for b in s.scalars(select(t.Blob))}
-            refs = self.referenced_blobs(s)
-        for sha in sorted(known | refs):
-            report.checked += 1
-            try:
-                if self.store.hash_of(sha) != sha:
-                    report.corrupt.append(sha)
-            except NotFoundError:
-                report.missing.append(sha)
-        report.orphans = sorted(set(self.store.list()) - known)
-        return report
+        """Re-hash every blob the registry knows and every cached copy; see
+        ``quanta.registry.housekeeping``."""
+        return housekeeping.verify(self)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -447,6 +451,27 @@ class Registry:
             if row is None or row.tenant_id != tenant_id:  # type: ignore[attr-defined]
                 raise NotFoundError(f"No such {what}: {row_id}")
             return row
+
+
+def _claim_blob(session: Session, sha256: str, size: int) -> None:
+    """Insert the blob's row, or take the existing one (a write either way: on SQLite it
+    takes the database's write lock, so a collection cannot delete the row under us)."""
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
+              else sqlite.insert)
+    session.execute(insert(t.Blob).values(sha256=sha256, bytes=size, is_tree=False,
+                                          created_at=t.utcnow())
+                    .on_conflict_do_update(index_elements=["sha256"],
+                                           set_={"bytes": size}))
+
+
+def _record_tree(session: Session, sha256: str, files: dict[str, dict[str, Any]]) -> None:
+    """Mark a manifest blob as a tree and record its members (idempotent)."""
+    session.execute(update(t.Blob).where(t.Blob.sha256 == sha256).values(is_tree=True))
+    known = set(session.scalars(select(t.TreeMember.path)
+                                .where(t.TreeMember.tree_sha256 == sha256)))
+    session.add_all(t.TreeMember(tree_sha256=sha256, path=rel, member_sha256=info["sha256"])
+                    for rel, info in files.items() if rel not in known)
+    session.flush()
 
 
 def _is_sha256(value: str) -> bool:

@@ -1,17 +1,24 @@
 """Content-addressed blob stores: a local directory (default) or an S3-compatible bucket.
 
-Both stores write atomically: bytes land under a temporary name, are hashed while
-written, fsynced, checked against the expected sha256, and only then renamed (or,
-on S3, put under their final key, which S3 makes visible all at once). A process
-killed mid-write leaves at most a temporary file, never a blob under its hash.
+Both stores write in two steps, so the registry can claim a blob's row between them:
+:meth:`BlobStore.stage` lands the bytes under a temporary name, hashed while written,
+fsynced and checked against the expected sha256; :meth:`StagedBlob.commit` then renames
+them (or, on S3, puts them under their final key, which S3 makes visible all at once).
+A process killed mid-write leaves at most a temporary file, never a blob under its
+hash. Temporary names carry their writer's host and pid (:func:`owner_tag`), so a sweep
+removes a dead writer's leftovers at once and never a live writer's.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
@@ -41,14 +48,69 @@ def _copy_hashing(src: BinaryIO, dst: BinaryIO, limit: int | None = None) -> tup
     return digest.hexdigest(), size
 
 
+def _host() -> str:
+    return socket.gethostname().replace(".", "_")  # one field: names split on "."
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A full disk, as an OSError or as libraries that wrap it report it (safetensors:
+    "No space left on device (os error 28)")."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return True
+    return any(os.strerror(code) in str(exc) for code in DISK_FULL_ERRNOS)
+
+
+def owner_tag() -> str:
+    """``<host>.<pid>.``: prefixes this process's temporary names (see :func:`is_abandoned`)."""
+    return f"{_host()}.{os.getpid()}."
+
+
+def is_abandoned(name: str, mtime: float, grace: float) -> bool:
+    """May a sweep remove this temporary file or directory?
+
+    Yes if its writer is a dead process on this host, or if it is older than ``grace``
+    seconds (a writer on another host, or a name without a tag). A live writer's is kept.
+    """
+    if time.time() - mtime > grace:
+        return True
+    host, _, rest = name.lstrip(".").partition(".")
+    pid = rest.partition(".")[0]
+    if host != _host() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass
+class StagedBlob:
+    """Bytes hashed and held under a temporary name; ``commit`` makes them the blob."""
+
+    sha256: str
+    bytes: int
+    commit: Callable[[], None]
+    discard: Callable[[], None]
+
+
 class BlobStore(Protocol):
     """What the registry needs from a store. Blobs are immutable and named by sha256."""
 
     url: str
 
+    def stage(self, src: BinaryIO, expected_sha256: str | None = None,
+              limit: int | None = None) -> StagedBlob:
+        """Hash and hold the stream's bytes; nothing is visible until ``commit``."""
+
     def put(self, src: BinaryIO, expected_sha256: str | None = None,
             limit: int | None = None) -> tuple[str, int]:
-        """Store the stream's bytes; returns ``(sha256, size)``."""
+        """Stage and commit; returns ``(sha256, size)``."""
 
     def exists(self, sha256: str) -> bool: ...
 
@@ -66,7 +128,25 @@ class BlobStore(Protocol):
         """Re-hash the stored bytes (for ``registry verify``)."""
 
 
-class LocalBlobStore:
+class _StagingStore:
+    """``put`` for stores that ``stage`` (both of them)."""
+
+    def stage(self, src: BinaryIO, expected_sha256: str | None = None,
+              limit: int | None = None) -> StagedBlob:
+        raise NotImplementedError
+
+    def put(self, src: BinaryIO, expected_sha256: str | None = None,
+            limit: int | None = None) -> tuple[str, int]:
+        staged = self.stage(src, expected_sha256, limit)
+        try:
+            staged.commit()
+        except BaseException:
+            staged.discard()
+            raise
+        return staged.sha256, staged.bytes
+
+
+class LocalBlobStore(_StagingStore):
     """Blobs under ``root/ab/abcdef…``; temp files under ``root/.tmp``."""
 
     def __init__(self, root: Path) -> None:
@@ -80,9 +160,9 @@ class LocalBlobStore:
             raise NotFoundError(f"not a sha256: {sha256!r}")
         return self.root / sha256[:2] / sha256
 
-    def put(self, src: BinaryIO, expected_sha256: str | None = None,
-            limit: int | None = None) -> tuple[str, int]:
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp)
+    def stage(self, src: BinaryIO, expected_sha256: str | None = None,
+              limit: int | None = None) -> StagedBlob:
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix=owner_tag())
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -91,18 +171,22 @@ class LocalBlobStore:
                 os.fsync(out.fileno())
             if expected_sha256 is not None and sha != expected_sha256:
                 raise CorruptBlobError(expected_sha256, f"upload hashed to {sha[:12]}")
-            final = self.path(sha)
-            if final.exists():
-                tmp.unlink()
-            else:
-                final.parent.mkdir(exist_ok=True)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
-                _fsync_dir(final.parent)
-            return sha, size
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+        def commit() -> None:
+            final = self.path(sha)
+            if final.exists():
+                tmp.unlink(missing_ok=True)
+                os.utime(final)  # fresh again: the orphan sweep's grace starts over
+                return
+            final.parent.mkdir(exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+
+        return StagedBlob(sha, size, commit, lambda: tmp.unlink(missing_ok=True))
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
@@ -131,16 +215,25 @@ class LocalBlobStore:
         except FileNotFoundError as exc:
             raise NotFoundError(f"blob {sha256[:12]} is missing from the store") from exc
 
-    def clean_tmp(self) -> int:
-        """Remove temporary files left by killed writers; returns how many."""
+    def clean_tmp(self, grace: float) -> int:
+        """Remove temporary files of dead writers (or older than ``grace`` seconds); a live
+        writer's are kept, so this is safe during traffic. Returns how many went."""
         removed = 0
         for leftover in self.tmp.iterdir():
-            leftover.unlink(missing_ok=True)
-            removed += 1
+            try:
+                abandoned = is_abandoned(leftover.name, leftover.stat().st_mtime, grace)
+            except FileNotFoundError:
+                continue  # its writer just renamed it into place
+            if abandoned:
+                leftover.unlink(missing_ok=True)
+                removed += 1
         return removed
 
+    def mtime(self, sha256: str) -> float:
+        return self.path(sha256).stat().st_mtime
 
-class S3BlobStore:
+
+class S3BlobStore(_StagingStore):
     """Blobs as objects ``<prefix>/blobs/<sha256>`` in an S3-compatible bucket (boto3)."""
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
@@ -155,20 +248,32 @@ class S3BlobStore:
         parts = [self.prefix, "blobs", sha256] if self.prefix else ["blobs", sha256]
         return "/".join(parts)
 
-    def put(self, src: BinaryIO, expected_sha256: str | None = None,
-            limit: int | None = None) -> tuple[str, int]:
+    def stage(self, src: BinaryIO, expected_sha256: str | None = None,
+              limit: int | None = None) -> StagedBlob:
         # Spool locally first: the hash must be known before the object gets its final key.
-        with tempfile.TemporaryFile() as spool:
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by commit or discard)
+        try:
             sha, size = _copy_hashing(src, spool, limit)
             if expected_sha256 is not None and sha != expected_sha256:
                 raise CorruptBlobError(expected_sha256, f"upload hashed to {sha[:12]}")
-            if not self.exists(sha):
-                spool.seek(0)
-                self.client.upload_fileobj(
-                    spool, self.bucket, self.key(sha),
-                    ExtraArgs={"Metadata": {"sha256": sha}},
-                )
-        return sha, size
+        except BaseException:
+            spool.close()
+            raise
+
+        def commit() -> None:
+            try:
+                if not self.exists(sha):
+                    spool.seek(0)
+                    self.client.upload_fileobj(spool, self.bucket, self.key(sha),
+                                               ExtraArgs={"Metadata": {"sha256": sha}})
+            finally:
+                spool.close()
+
+        return StagedBlob(sha, size, commit, spool.close)
+
+    def mtime(self, sha256: str) -> float:
+        head = self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))
+        return head["LastModified"].timestamp()
 
     def exists(self, sha256: str) -> bool:
         from botocore.exceptions import ClientError
@@ -220,7 +325,7 @@ class S3BlobStore:
 
 def _write_verified(src: BinaryIO, sha256: str, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{owner_tag()}{dest.name}.")
     try:
         with os.fdopen(fd, "wb") as out:
             got, _ = _copy_hashing(src, out)

@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -56,13 +58,30 @@ class ApiKey(Base):
 
 
 class Blob(Base):
-    """A content-addressed blob known to the registry (the store holds its bytes)."""
+    """A content-addressed blob known to the registry (the store holds its bytes).
+
+    ``is_tree``: the registry wrote it as a directory's manifest (recorded, never guessed
+    from content: an uploaded dataset may look like one); its files are ``TreeMember``s.
+    """
 
     __tablename__ = "blob"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
+    is_tree: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TreeMember(Base):
+    """One file of a directory artifact: the tree's manifest blob names this blob at ``path``."""
+
+    __tablename__ = "tree_member"
+
+    tree_sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256", ondelete="CASCADE"),
+                                             primary_key=True)
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    member_sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256", ondelete="CASCADE"),
+                                               index=True)
 
 
 class File(Base):
@@ -74,7 +93,7 @@ class File(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
     purpose: Mapped[str] = mapped_column(String(32))
-    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"), index=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str | None] = mapped_column(String(32))
     records: Mapped[int | None] = mapped_column(Integer)
@@ -88,7 +107,7 @@ class BaseModelRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenant.id"))  # None: shared
-    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"), index=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(Text)
     architecture: Mapped[str | None] = mapped_column(String(100))
@@ -154,7 +173,7 @@ class Checkpoint(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
     step: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"), index=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -174,7 +193,7 @@ class Adapter(Base):
     base_model_id: Mapped[str] = mapped_column(ForeignKey("base_model.id"))
     job_id: Mapped[str | None] = mapped_column(ForeignKey("job.id"))
     training_file_id: Mapped[str | None] = mapped_column(ForeignKey("file.id"))
-    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"), index=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     eval: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -193,7 +212,7 @@ class Export(Base):
     adapter_id: Mapped[str | None] = mapped_column(ForeignKey("adapter.id"))
     base_model_id: Mapped[str] = mapped_column(ForeignKey("base_model.id"))
     format: Mapped[str] = mapped_column(String(32))
-    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"), index=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -390,3 +390,90 @@ def run_serve_kills(n: int, rng: random.Random, tally: Tally, home: Path,
     finally:
         server.stop()
     print(f"      serve: restarted server served {len(models)} adapters", flush=True)
+
+
+# -- exports ---------------------------------------------------------------------------------
+
+def run_export_kills(n: int, rng: random.Random, tally: Tally, home: Path,
+                     base_model_dir: Path, window: tuple[float, float] = (1.0, 15.0)) -> None:
+    """Kill ``quanta export`` (base model -> f16 GGUF) while it converts and measures; no
+    staging directory may outlive the next verify, and no half export may be registered."""
+    from quanta.registry.registry import STAGING_DIR
+    from quanta.testing.fixtures import seeded_registry
+    from quanta.types import ExportFormat
+
+    registry = seeded_registry(home, base_model_dir)
+    staging = home / STAGING_DIR
+    argv = quanta_command("export", "smollm2-135m-instruct", "--format",
+                          str(ExportFormat.GGUF_F16))
+    for i in range(n):
+        proc = start_process(argv, home / f"export-{i}.log", quanta_env(home))
+        delay = rng.uniform(*window)
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        finished = proc.poll() is not None
+        _kill_group(proc)
+        left = sorted(p.name for p in staging.iterdir()) if staging.is_dir() else []
+        problems = check_registry(registry, tally)  # verify sweeps a dead writer's staging
+        remaining = sorted(p.name for p in staging.iterdir()) if staging.is_dir() else []
+        if remaining:
+            problems.append(f"staging left after verify: {remaining}")
+        exports = registry.list_exports()
+        if any(e.format != ExportFormat.GGUF_F16 for e in exports) or len(exports) > 1:
+            problems.append(f"unexpected exports {[e.format for e in exports]}")
+        for export in exports:
+            registry.blob_path(export.sha256)  # raises if the registered file is broken
+        tally.record("export", problems, f"killed after {delay:.1f}s"
+                     f"{' (it had finished)' if finished else ''}; staging dirs it left: "
+                     f"{len(left)}")
+    # An export left alone finishes.
+    proc = start_process(argv, home / "export-final.log", quanta_env(home))
+    if proc.wait(timeout=900) != 0 or not registry.list_exports():
+        tally.problems.append(f"export final: exit {proc.returncode}")
+
+
+# -- a full disk -----------------------------------------------------------------------------
+
+def run_disk_full(tally: Tally, root: Path, size_mb: int = 64) -> bool:
+    """On a small tmpfs home: an upload and a model import that do not fit get a clear
+    error (507; exit 1 with a message) and leave the registry as it was. Returns False
+    (nothing run) where this machine does not let us mount a tmpfs."""
+    from fastapi.testclient import TestClient
+
+    from quanta.tenancy import create_key, create_tenant
+    from tune.api import create_app
+
+    home = root / "tmpfs-home"
+    home.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
+                              str(home)], capture_output=True)
+    if mounted.returncode != 0:
+        print(f"      disk full: skipped (cannot mount a tmpfs: "
+              f"{mounted.stderr.decode().strip()[:120]})", flush=True)
+        return False
+    try:
+        registry = Registry.open(Settings(home=home, allow_anonymous=False))
+        create_tenant(registry, "full")
+        key = create_key(registry, "full")[1]
+        client = TestClient(create_app(registry.settings, registry))
+        data = _jsonl(2000, 50_000)  # ~100 MB: more than the disk holds
+        r = client.post("/v1/files", headers={"Authorization": f"Bearer {key}"},
+                        files={"file": ("big.jsonl", data)}, data={"purpose": "fine-tune"})
+        problems = [] if r.status_code == 507 else [f"upload -> {r.status_code} {r.text[:200]}"]
+        problems += check_registry(registry, tally)
+        if registry.list_files("full"):
+            problems.append("a file row for an upload that did not fit")
+        tally.record("disk full: upload", problems, f"answer {r.status_code}")
+        imported = subprocess.run(quanta_command("models", "import"), capture_output=True,
+                                  text=True, env=quanta_env(home), timeout=600)
+        problems = [] if imported.returncode == 1 and "disk is full" in imported.stderr and \
+            "Traceback" not in imported.stderr else \
+            [f"models import -> exit {imported.returncode}: {imported.stderr[-300:]}"]
+        problems += check_registry(registry, tally)
+        if registry.list_base_models():
+            problems.append("a base model row for an import that did not fit")
+        tally.record("disk full: models import", problems, f"exit {imported.returncode}")
+    finally:
+        subprocess.run(["umount", "-l", str(home)], capture_output=True)
+    return True

@@ -34,3 +34,19 @@ def test_sigkill_worker_jobs_resume_and_succeed(tmp_path: Path, base_model_dir: 
                             max_steps=8)
     assert tally.kills >= 1 and tally.survived == tally.kills, tally.problems
     assert not tally.problems and tally.artifacts_lost == 0
+
+
+def test_sigkill_export_leaves_no_staging_and_no_half_export(tmp_path: Path,
+                                                             base_model_dir: Path) -> None:
+    tally = faults.Tally()
+    faults.run_export_kills(1, random.Random(3), tally, tmp_path / "export", base_model_dir,
+                            window=(4.0, 8.0))
+    assert tally.kills == 1 and tally.survived == 1, tally.problems
+    assert not tally.problems
+
+
+def test_a_full_disk_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    tally = faults.Tally()
+    if not faults.run_disk_full(tally, tmp_path):
+        pytest.skip("this machine does not let the tests mount a tmpfs")
+    assert tally.kills == 2 and not tally.problems, tally.problems

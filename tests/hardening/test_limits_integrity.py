@@ -215,11 +215,17 @@ def test_corrupt_adapter_is_refused_over_http(adapter_registry) -> None:
 # -- registry escapes ------------------------------------------------------------------------
 
 def test_manifest_paths_cannot_escape_the_cache(registry: Registry, tmp_path: Path) -> None:
+    from quanta.registry.registry import _record_tree
+
     with registry.session() as s:
         payload, _ = registry.put_blob(s, io.BytesIO(b"pwned"))
-        manifest = json.dumps({"kind": MANIFEST_KIND, "files": {
-            "../../escaped.txt": {"sha256": payload, "bytes": 5}}}).encode()
+        files = {"../../escaped.txt": {"sha256": payload, "bytes": 5}}
+        manifest = json.dumps({"kind": MANIFEST_KIND, "files": files}).encode()
         sha, _ = registry.put_blob(s, io.BytesIO(manifest))
+    with pytest.raises(NotFoundError, match="not a tree"):  # it only looks like one
+        registry.materialize(sha)
+    with registry.session() as s:  # recorded as a tree anyway (a tampered database)
+        _record_tree(s, sha, files)
     with pytest.raises(CorruptBlobError, match="escapes"):
         registry.materialize(sha)
     assert not list(registry.settings.resolved_home.parent.rglob("escaped.txt"))

@@ -43,17 +43,17 @@ SLOW_TREE = textwrap.dedent("""
     from quanta.registry import Registry
     from quanta.registry.store import LocalBlobStore
 
-    original_put = LocalBlobStore.put
+    original_stage = LocalBlobStore.stage  # every blob write of a tree goes through it
     calls = 0
-    def slow_put(self, *args, **kwargs):
+    def slow_stage(self, *args, **kwargs):
         global calls
-        result = original_put(self, *args, **kwargs)
+        result = original_stage(self, *args, **kwargs)
         calls += 1
         if calls == 2:
             Path(sys.argv[2]).write_text("writing")
         time.sleep(0.5)
         return result
-    LocalBlobStore.put = slow_put
+    LocalBlobStore.stage = slow_stage
 
     src = Path(sys.argv[3])
     registry = Registry.open(Settings(home=Path(sys.argv[1])))

@@ -166,9 +166,40 @@ def test_store_rejects_non_hash_names(registry: Registry) -> None:
 def test_manifest_paths_cannot_escape_the_cache(registry: Registry) -> None:
     import json
 
+    from quanta.registry.registry import _record_tree
+
     evil = {"kind": "quanta.tree/v1", "files": {"../../escape.txt": {"sha256": "0" * 64}}}
     with registry.session() as s:
         sha, _ = registry.put_blob(s, io.BytesIO(json.dumps(evil).encode()))
+    # A blob that only looks like a manifest is not a tree: the registry never wrote it as one.
+    with pytest.raises(NotFoundError, match="not a tree"):
+        registry.materialize(sha)
+    # Even a recorded tree (a tampered database) cannot write outside the cache.
+    with registry.session() as s:
+        s.add(t.Blob(sha256="0" * 64, bytes=0))
+        s.flush()
+        _record_tree(s, sha, evil["files"])
     with pytest.raises(CorruptBlobError, match="escapes"):
         registry.materialize(sha)
     assert not (registry.settings.cache_dir.parent / "escape.txt").exists()
+
+
+def test_trees_written_before_they_were_recorded_are_backfilled(registry: Registry,
+                                                                 tmp_path: Path) -> None:
+    """A registry from before revision 0002 knew trees only by content: opening it
+    records the trees its base-model, adapter, checkpoint and export rows name."""
+    from quanta.config import Settings
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "w.bin").write_bytes(b"w" * 100)
+    row = registry.add_base_model("old", model, source="test")
+    with registry.session() as s:  # as revision 0001 left it
+        s.query(t.TreeMember).delete()
+        s.query(t.Blob).update({t.Blob.is_tree: False})
+    assert not registry.is_tree(row.sha256)
+    reopened = Registry.open(Settings(home=registry.settings.resolved_home))
+    assert reopened.is_tree(row.sha256)
+    assert set(reopened.read_manifest(row.sha256)) == {"config.json", "w.bin"}
+    assert reopened.verify().ok and reopened.collect_garbage() == 0

@@ -155,3 +155,49 @@ def test_stream_usage_counted_and_hidden(setup) -> None:
     requests = _metric("quanta_requests_total", tenant="acme", model=names["acme"],
                        status="200")
     assert requests >= 2
+
+
+def test_content_types_are_parsed_not_grepped(setup) -> None:
+    """A multipart body whose boundary says "json" must not pass as JSON (it would skip
+    the model check)."""
+    client, keys, names, seen = setup
+    body = (b'--json\r\nContent-Disposition: form-data; name="model"\r\n\r\n'
+            + names["acme"].encode() + b"\r\n--json--\r\n")
+    response = client.post("/v1/completions", content=body, headers={
+        **keys["globex"], "content-type": "multipart/form-data; boundary=json"})
+    assert response.status_code == 400 and not seen
+    ok = client.post("/v1/chat/completions", json={"model": BASE},
+                     headers={**keys["acme"], "content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+def test_two_authorization_headers_are_refused(setup) -> None:
+    client, keys, _, seen = setup
+    headers = [("authorization", keys["acme"]["Authorization"]),
+               ("authorization", keys["globex"]["Authorization"])]
+    response = client.post("/v1/chat/completions", json={"model": BASE}, headers=headers)
+    assert response.status_code == 400 and not seen
+
+
+def test_sequences_count_against_the_limits(quanta_home: Path, tmp_path: Path) -> None:
+    """``n`` is what the engine runs: n=200 against a cap of 8 is refused, not admitted."""
+    from serve.limits import TenantLimiter, TenantLimits
+
+    registry = Registry.open(Settings(home=quanta_home))
+    fake_base_models(registry, tmp_path / "model", BASE)
+    seen: list[dict] = []
+    app = TenancyMiddleware(_engine_app(seen, []), access=ModelAccess(registry, BASE, BASE),
+                            limiter=TenantLimiter(TenantLimits(max_concurrency=8)))
+    client = TestClient(app)
+    refused = client.post("/v1/completions", json={"model": BASE, "n": 200})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "n"
+    assert client.post("/v1/completions", json={"model": BASE, "n": 8}).status_code == 200
+    assert len(seen) == 1
+
+
+def test_metrics_token(quanta_home: Path, tmp_path: Path) -> None:
+    registry = Registry.open(Settings(home=quanta_home, metrics_token="t0ken"))
+    app = TenancyMiddleware(_engine_app([], []), access=ModelAccess(registry, BASE, BASE))
+    client = TestClient(app)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer t0ken"}).status_code != 401
