@@ -48,16 +48,20 @@ def log_tail(path: Path | None, lines: int = 60) -> str:
 
 
 PR_SET_PDEATHSIG = 1
+# Resolved here, not in the child: between fork and exec of a threaded parent only
+# async-signal-safe work is safe, and loading a library is not.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    """Run in the child before exec: SIGTERM when ``parent`` dies (Linux only; the kernel
-    watches the thread that started the child, so start services from the main thread)."""
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when this process dies (Linux; the kernel
+    watches the thread that started the child, so start long-lived ones from the main
+    thread). For every helper process a killed parent must not leave running."""
+    parent = os.getpid()
 
     def arrange() -> None:
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if _prctl is not None:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the request took effect
             os._exit(1)
 
@@ -72,7 +76,7 @@ def start_process(argv: list[str], log: Path, env: dict[str, str] | None = None
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, preexec_fn=_die_with(os.getpid()))
+                                start_new_session=True, preexec_fn=die_with_parent())
 
 
 def quanta_command(*args: str) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import quanta
 import quantize
 from quanta.config import get_settings
+from quanta.processes import die_with_parent
 from quanta.types import ComputeDtype
 from quantize.errors import ConversionError, ToolMissingError
 
@@ -77,7 +78,8 @@ def run_worker(args: list[str], result_file: Path, *, timeout: float = 3600) -> 
     env["PYTHONPATH"] = os.pathsep.join([str(path), *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.run([str(gptq_python()), "-m", "quantize.gptq_worker", *args,
                            "--result", str(result_file)], env=env, cwd=path,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          preexec_fn=die_with_parent())
     if proc.returncode != 0 or not result_file.is_file():
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
         raise ConversionError(f"GPTQ worker failed (exit {proc.returncode}):\n{tail}")

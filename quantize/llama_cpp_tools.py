@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from quanta.config import get_settings
+from quanta.processes import die_with_parent
 from quantize.errors import ConversionError, ToolMissingError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -104,7 +105,8 @@ def run_converter(script: str, args: list[str], *, timeout: float = 1800) -> str
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
     env.pop("NO_LOCAL_GGUF", None)
     proc = subprocess.run([sys.executable, str(tools / script), *args], env=env, cwd=tools,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          preexec_fn=die_with_parent())
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
         tail = "\n".join(log.strip().splitlines()[-15:])

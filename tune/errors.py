@@ -45,6 +45,7 @@ def install_handlers(app: Any) -> None:
     """Map every error the API can raise to an OpenAI-style body, in this one place."""
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from sqlalchemy.exc import OperationalError
     from starlette.exceptions import HTTPException
 
     from quanta.registry import errors as registry_errors
@@ -75,7 +76,8 @@ def install_handlers(app: Any) -> None:
         return respond(HTTPConflict(str(exc)))
 
     @app.exception_handler(OSError)
-    async def _disk_full(_request: Any, exc: OSError) -> JSONResponse:
+    @app.exception_handler(OperationalError)  # SQLite's own "database or disk is full"
+    async def _disk_full(_request: Any, exc: Exception) -> JSONResponse:
         if not is_disk_full(exc):
             raise exc  # a real server error: Starlette answers 500
         return respond(HTTPInsufficientStorage(

@@ -18,6 +18,7 @@ from typing import Any
 from quanta.registry.store import owner_tag, sha256_file
 
 RECORDS = ".verified"
+CACHED_BLOBS = "blobs"  # single-file copies, for stores that are not local
 
 
 class VerifiedCopies:
@@ -48,15 +49,16 @@ class VerifiedCopies:
         except (OSError, ValueError):
             return False
 
-    def rehash(self, directory: Path, files: dict[str, Any]) -> bool:
-        """Hash every file against the manifest; record the copy if it matches."""
+    def rehash(self, directory: Path, files: dict[str, Any]) -> bool | None:
+        """Hash every file against the manifest; record the copy if it matches. None: a
+        file vanished while hashing (the copy is being replaced), so no verdict."""
         try:
             if self._stats(directory, files) is None or any(
                     sha256_file(directory / rel) != info["sha256"] for rel, info in files.items()):
                 self.forget(directory.name)
                 return False
         except OSError:
-            return False
+            return None
         self.record(directory, files)
         return True
 

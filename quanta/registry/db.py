@@ -74,13 +74,18 @@ def _upgrade(engine: Engine, cfg: Config) -> None:
 BLOB_LOCK = 727275
 
 
-def lock_blobs(session: Session, *, exclusive: bool) -> None:
+def lock_blobs(session: Session, *, exclusive: bool, wait: bool = True) -> bool:
     """Hold, until the transaction ends, the lock that keeps garbage collection from
     deleting a blob a writer is about to reference (and the writer from reviving one GC
-    is deleting)."""
-    if session.get_bind().dialect.name == "postgresql":
-        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        session.execute(text(f"SELECT {fn}({BLOB_LOCK})"))
+    is deleting). With ``wait=False``, returns False at once if it is taken (a queued
+    exclusive request would otherwise hold up every writer behind it)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    mode = "_shared" if not exclusive else ""
+    if wait:
+        session.execute(text(f"SELECT pg_advisory_xact_lock{mode}({BLOB_LOCK})"))
+        return True
+    return bool(session.scalar(text(f"SELECT pg_try_advisory_xact_lock{mode}({BLOB_LOCK})")))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

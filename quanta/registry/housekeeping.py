@@ -10,8 +10,9 @@ Collection and writers exclude each other for the moment that matters: collectio
 deletes dead rows and their bytes inside one transaction holding the blob lock
 (``db.lock_blobs``; on SQLite the database's write lock), and a writer claims a blob's
 row under the same lock before it commits the bytes. Leftovers are swept only when
-their writer is dead or they are older than ``QUANTA_SWEEP_GRACE`` seconds: a temporary
-file, a staging directory or an orphan blob of a live writer is never touched.
+their writer (a process on this host) is dead, or, for another host's names and
+orphan blobs, once older than ``QUANTA_SWEEP_GRACE`` seconds: a temporary file or a
+staging directory of a live writer here is never touched.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from quanta.registry import tables as t
-from quanta.registry.cache import RECORDS, VerifiedCopies
+from quanta.registry.cache import CACHED_BLOBS, RECORDS, VerifiedCopies
 from quanta.registry.db import lock_blobs
 from quanta.registry.errors import CorruptBlobError, NotFoundError
-from quanta.registry.store import LocalBlobStore, is_abandoned, sha256_file
+from quanta.registry.store import LocalBlobStore, is_abandoned, is_sha256, sha256_file
 
 if TYPE_CHECKING:
     from quanta.registry.registry import Registry
@@ -83,18 +84,21 @@ def referenced_shas(session: Session) -> set[str]:
     for table in ROOT_TABLES:
         roots.update(session.scalars(select(table.sha256)))
     members = session.scalars(select(t.TreeMember.member_sha256)
-                              .where(t.TreeMember.tree_sha256.in_(roots)))
+                              .where(_named_by_a_row(t.TreeMember.tree_sha256)))
     return roots | set(members)
 
 
-def collect_garbage(registry: Registry, *, sweep: bool = True) -> CollectReport:
+def collect_garbage(registry: Registry, *, sweep: bool = True,
+                    wait: bool = True) -> CollectReport:
     """Delete unreferenced blobs (rows, then bytes, in one locked transaction); with
     ``sweep``, also orphan blobs, temporary files and staging directories of dead writers
-    or older than the grace period."""
+    or older than the grace period. With ``wait=False`` it does nothing while a writer
+    holds the blob lock (a later collection finds the same garbage)."""
     report = CollectReport()
     grace = registry.settings.sweep_grace
     with registry.session() as s:
-        lock_blobs(s, exclusive=True)
+        if not lock_blobs(s, exclusive=True, wait=wait):
+            return report
         dead = list(s.scalars(delete(t.Blob).where(~_referenced()).returning(t.Blob.sha256),
                               execution_options={"synchronize_session": False}))
         for sha in dead:
@@ -130,21 +134,31 @@ def sweep_staging(registry: Registry) -> int:
     grace = registry.settings.sweep_grace
     removed = 0
     home = registry.settings.resolved_home
-    roots = [home / STAGING_DIR, home / UPLOADS_DIR, registry.settings.cache_dir]
+    cache = registry.settings.cache_dir
+    roots = [home / STAGING_DIR, home / UPLOADS_DIR, cache, cache / CACHED_BLOBS]
     for root in roots:
         if not root.is_dir():
             continue
         for path in root.iterdir():
-            if root == registry.settings.cache_dir and not path.name.endswith(".tmp"):
+            if root in (cache, cache / CACHED_BLOBS) and not _is_cache_temp(path.name):
                 continue  # finished copies are verify's business, not the sweep's
             try:
                 abandoned = is_abandoned(path.name, path.stat().st_mtime, grace)
             except FileNotFoundError:
                 continue
             if abandoned:
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)  # another sweep may have been first
                 removed += 1
     return removed
+
+
+def _is_cache_temp(name: str) -> bool:
+    """A copy being built: ``.<owner tag><sha256>...`` (see ``Registry.materialize`` and
+    ``store._write_verified``)."""
+    return name.startswith(".") and name != RECORDS
 
 
 def verify(registry: Registry) -> VerifyReport:
@@ -210,15 +224,21 @@ def _verify_cache(registry: Registry, trees: set[str], report: VerifyReport) -> 
             files = registry.read_manifest(directory.name)
         except (CorruptBlobError, NotFoundError, OSError):
             continue  # the tree itself is reported above
-        if not copies.rehash(directory, files):
+        if copies.rehash(directory, files) is False:  # None: being replaced right now
             report.cache_corrupt.append(directory.name)
             shutil.rmtree(directory, ignore_errors=True)
-    blobs = cache / "blobs"  # single-file copies (S3 stores)
+    blobs = cache / CACHED_BLOBS  # single-file copies (S3 stores)
     if blobs.is_dir():
         for path in sorted(blobs.iterdir()):
             sha = path.name[:64]
+            if _is_cache_temp(path.name) or not is_sha256(sha):
+                continue  # being written (swept above once its writer is dead)
             report.cache_checked += 1
-            if len(sha) == 64 and sha256_file(path) != sha:
+            try:
+                intact = sha256_file(path) == sha
+            except FileNotFoundError:
+                continue  # replaced or removed meanwhile: nothing to judge
+            if not intact:
                 report.cache_corrupt.append(sha)
                 path.unlink(missing_ok=True)
 
@@ -226,7 +246,11 @@ def _verify_cache(registry: Registry, trees: set[str], report: VerifyReport) -> 
 def backfill_trees(registry: Registry) -> int:
     """Record trees written before the registry recorded them (revision 0002): the blobs
     of base-model, adapter, checkpoint and directory-export rows. Only rows' own blobs are
-    read, never uploads. Returns how many trees were recorded."""
+    read, never uploads. Returns how many trees were recorded.
+
+    Fails closed: a manifest the store holds but cannot hand over now (a permission or
+    network error) raises, since GC would not know that tree's members and would collect
+    them. A blob the store does not hold is skipped (verify reports it missing)."""
     from quanta.registry.registry import MANIFEST_KIND, MAX_MANIFEST_BYTES, _record_tree
 
     with registry.session() as s:
@@ -237,17 +261,32 @@ def backfill_trees(registry: Registry) -> int:
                 ~t.Blob.is_tree, t.Blob.bytes <= MAX_MANIFEST_BYTES)))
         done = 0
         for sha in sorted(candidates):
+            if not registry.store.exists(sha):
+                continue
             try:
                 with registry.store.open(sha) as fh:
                     head = fh.read(1)  # a GGUF export starts with b"GGUF": not read further
                     raw = head + fh.read(MAX_MANIFEST_BYTES) if head == b"{" else b""
-            except (NotFoundError, OSError):
-                continue
+            except (NotFoundError, OSError) as exc:
+                raise RuntimeError(
+                    f"cannot read blob {sha} to record whether it is a tree (registry "
+                    f"revision 0002): {exc}; open the registry again once the store is "
+                    "readable") from exc
             manifest = _json_manifest(raw, MANIFEST_KIND) if raw else None
             if manifest is not None:
-                _record_tree(s, sha, manifest)
+                _record_tree(s, sha, _members_with_rows(s, manifest))
                 done += 1
     return done
+
+
+def _members_with_rows(session: Session, files: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's well-formed entries whose blob has a row (``tree_member`` refers to
+    ``blob``); an entry without one was never collectable, and verify reports the tree."""
+    entries = {rel: info for rel, info in files.items()
+               if isinstance(info, dict) and is_sha256(str(info.get("sha256", "")))}
+    shas = {info["sha256"] for info in entries.values()}
+    rows = set(session.scalars(select(t.Blob.sha256).where(t.Blob.sha256.in_(shas))))
+    return {rel: info for rel, info in entries.items() if info["sha256"] in rows}
 
 
 def _json_manifest(raw: bytes, kind: str) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -24,20 +25,30 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from quanta.config import Settings, get_settings
 from quanta.registry import housekeeping
 from quanta.registry import tables as t
-from quanta.registry.cache import VerifiedCopies
+from quanta.registry.cache import CACHED_BLOBS, VerifiedCopies
 from quanta.registry.db import lock_blobs, make_engine, migrate, session_factory, transaction
 from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundError
 from quanta.registry.housekeeping import VerifyReport
 from quanta.registry.ids import new_id
 from quanta.registry.jobs import JobRows
-from quanta.registry.store import BlobStore, LocalBlobStore, open_store, owner_tag, sha256_file
+from quanta.registry.store import (
+    BlobStore,
+    LocalBlobStore,
+    is_sha256,
+    open_store,
+    owner_tag,
+    sha256_file,
+)
 from quanta.registry.tenants import TenantRows
 from quanta.types import ArtifactKind, ExportFormat, FilePurpose
+
+log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "quanta.tree/v1"
 MAX_MANIFEST_BYTES = 16 << 20
@@ -178,15 +189,19 @@ class Registry:
         again, and rebuilt from the store if it no longer matches. A new copy appears
         atomically (built under a temporary name, then renamed).
         """
-        if not _is_sha256(sha256):  # never let a name reach the filesystem as a path
+        if not is_sha256(sha256):  # never let a name reach the filesystem as a path
             raise NotFoundError(f"not a sha256: {sha256!r}")
         files = self.read_manifest(sha256)
         dest = self.settings.cache_dir / sha256
         copies = VerifiedCopies(self.settings.cache_dir)
         if dest.is_dir():
-            if copies.trusted(dest, files) or copies.rehash(dest, files):
+            verdict = copies.trusted(dest, files) or copies.rehash(dest, files)
+            if verdict:
                 return dest
-            shutil.rmtree(dest, ignore_errors=True)  # corrupt copy: fetch it again
+            if verdict is False:
+                shutil.rmtree(dest, ignore_errors=True)  # corrupt copy: fetch it again
+            # None: it changed while we hashed it (another process replacing it): build
+            # our own and leave theirs alone.
         # A private temporary directory per call: two threads (or processes) materialising
         # the same tree must not delete each other's half-built copy.
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -210,14 +225,14 @@ class Registry:
 
     def blob_path(self, sha256: str, suffix: str = "") -> Path:
         """A verified local copy of a single-file blob (under the cache)."""
-        if not _is_sha256(sha256):
+        if not is_sha256(sha256):
             raise NotFoundError(f"not a sha256: {sha256!r}")
         if isinstance(self.store, LocalBlobStore):
             # Verify in place before handing out the path: a corrupt blob is never served.
             if self.store.hash_of(sha256) != sha256:
                 raise CorruptBlobError(sha256)
             return self.store.path(sha256)
-        dest = self.settings.cache_dir / "blobs" / f"{sha256}{suffix}"
+        dest = self.settings.cache_dir / CACHED_BLOBS / f"{sha256}{suffix}"
         if dest.exists() and sha256_file(dest) == sha256:
             return dest
         self.store.fetch(sha256, dest)
@@ -430,8 +445,12 @@ class Registry:
                 for export in s.scalars(select(t.Export).where(t.Export.adapter_id == row_id)):
                     s.delete(export)
             s.delete(row)
-        # Only what the row held can have become garbage: no scan of the store here.
-        housekeeping.collect_garbage(self, sweep=False)
+        # Only what the row held can have become garbage: no scan of the store here. The
+        # delete has committed; collection is best effort (busy now: the next one does it).
+        try:
+            housekeeping.collect_garbage(self, sweep=False, wait=False)
+        except OperationalError as exc:
+            log.warning("garbage collection after deleting %s %s deferred: %s", kind, row_id, exc)
 
     def collect_garbage(self, *, sweep: bool = True) -> int:
         """Delete blobs no artifact references (rows and bytes); with ``sweep`` also the
@@ -472,10 +491,6 @@ def _record_tree(session: Session, sha256: str, files: dict[str, dict[str, Any]]
     session.add_all(t.TreeMember(tree_sha256=sha256, path=rel, member_sha256=info["sha256"])
                     for rel, info in files.items() if rel not in known)
     session.flush()
-
-
-def _is_sha256(value: str) -> bool:
-    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _table(kind: str) -> type[t.Base]:

@@ -12,6 +12,7 @@ removes a dead writer's leftovers at once and never a live writer's.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import socket
@@ -48,19 +49,36 @@ def _copy_hashing(src: BinaryIO, dst: BinaryIO, limit: int | None = None) -> tup
     return digest.hexdigest(), size
 
 
+@functools.cache
 def _host() -> str:
-    return socket.gethostname().replace(".", "_")  # one field: names split on "."
+    """This host and PID namespace, as one name field (names split on "."): containers
+    sharing a hostname (``--network host``) have their own pids."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname().replace('.', '_')}-{namespace}"
+
+
+def is_sha256(value: str) -> bool:
+    """A blob name: 64 lowercase hex digits (never a path)."""
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
+SQLITE_FULL_MESSAGE = "database or disk is full"  # SQLITE_FULL, through sqlite3 / SQLAlchemy
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """A full disk, as an OSError or as libraries that wrap it report it (safetensors:
-    "No space left on device (os error 28)")."""
+    "No space left on device (os error 28)"; SQLite: "database or disk is full")."""
     if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         return True
-    return any(os.strerror(code) in str(exc) for code in DISK_FULL_ERRNOS)
+    text = str(exc)
+    return SQLITE_FULL_MESSAGE in text or any(os.strerror(code) in text
+                                              for code in DISK_FULL_ERRNOS)
 
 
 def owner_tag() -> str:
@@ -71,15 +89,15 @@ def owner_tag() -> str:
 def is_abandoned(name: str, mtime: float, grace: float) -> bool:
     """May a sweep remove this temporary file or directory?
 
-    Yes if its writer is a dead process on this host, or if it is older than ``grace``
-    seconds (a writer on another host, or a name without a tag). A live writer's is kept.
+    A name tagged by this host (and PID namespace) is decided by its writer alone: yes
+    once that process is dead, never while it lives, however long it runs (a directory's
+    mtime says nothing about the files being written deeper in it). A writer elsewhere
+    cannot be asked, so its names (and untagged ones) go once older than ``grace`` seconds.
     """
-    if time.time() - mtime > grace:
-        return True
     host, _, rest = name.lstrip(".").partition(".")
     pid = rest.partition(".")[0]
     if host != _host() or not pid.isdigit():
-        return False
+        return time.time() - mtime > grace
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -216,7 +234,7 @@ class LocalBlobStore(_StagingStore):
             raise NotFoundError(f"blob {sha256[:12]} is missing from the store") from exc
 
     def clean_tmp(self, grace: float) -> int:
-        """Remove temporary files of dead writers (or older than ``grace`` seconds); a live
+        """Remove temporary files of dead writers (see :func:`is_abandoned`); a live
         writer's are kept, so this is safe during traffic. Returns how many went."""
         removed = 0
         for leftover in self.tmp.iterdir():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,3 +170,10 @@ def tenants_with_adapters(home: Path, base_model_dir: Path, tenants: list[str],
             adapters[tenant].append(registry.add_adapter(tenant, DEFAULT_MODEL_ID, directory,
                                                          suffix=f"a{i}").name)
     return Tenants(home, registry, keys, key_ids, adapters, template)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just exited (for names a dead writer left)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -24,7 +24,7 @@ from quanta.registry import Registry
 from quanta.registry.registry import MANIFEST_KIND, STAGING_DIR
 from quanta.registry.store import LocalBlobStore, owner_tag
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import fake_base_models
+from quanta.testing.fixtures import dead_pid, fake_base_models
 from tune.api import create_app
 
 CHAT = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
@@ -107,8 +107,8 @@ def test_3_verify_keeps_live_writers_temp_files_and_sweeps_dead_ones(api: dict) 
     tmp = registry.store.tmp
     live = tmp / f"{owner_tag()}live"  # this process: alive
     live.write_bytes(b"half")
-    dead_pid = _dead_pid()
-    dead = tmp / f"{owner_tag().split('.')[0]}.{dead_pid}.dead"
+    pid = dead_pid()
+    dead = tmp / f"{owner_tag().split('.')[0]}.{pid}.dead"
     dead.write_bytes(b"half")
     report = registry.verify()
     assert live.exists() and not dead.exists() and report.temp_removed == 1
@@ -137,12 +137,6 @@ def test_3_uploads_survive_verify_and_gc_running_beside_them(api: dict) -> None:
     thread.join(timeout=60)
     assert statuses == {200: 40}, statuses
     assert not errors, errors
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 # -- 4. the materialised cache is checked before use, and by verify -------------------------
@@ -244,7 +238,7 @@ def test_6_models_import_on_a_full_disk_is_a_message(tmp_path: Path) -> None:
 
 def test_7_killed_exports_and_imports_leave_nothing_for_long(registry: Registry) -> None:
     home = registry.settings.resolved_home
-    tag = f"{owner_tag().split('.')[0]}.{_dead_pid()}."
+    tag = f"{owner_tag().split('.')[0]}.{dead_pid()}."
     staging = home / STAGING_DIR / f"{tag}export-abc"
     (staging / "out").mkdir(parents=True)
     (staging / "out" / "model.gguf").write_bytes(b"x" * 1000)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -12,6 +14,7 @@ from quanta.registry import ConflictError, CorruptBlobError, NotFoundError, Regi
 from quanta.registry import tables as t
 from quanta.registry.ids import check_name
 from quanta.registry.store import LocalBlobStore
+from quanta.testing.fixtures import dead_pid
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -203,3 +206,60 @@ def test_trees_written_before_they_were_recorded_are_backfilled(registry: Regist
     assert reopened.is_tree(row.sha256)
     assert set(reopened.read_manifest(row.sha256)) == {"config.json", "w.bin"}
     assert reopened.verify().ok and reopened.collect_garbage() == 0
+
+
+def test_a_backfill_that_cannot_read_a_manifest_refuses_to_open(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: an unrecorded tree would leave its members to the next GC."""
+    from quanta.config import Settings
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    row = registry.add_base_model("old", model, source="test")
+    with registry.session() as s:
+        s.query(t.TreeMember).delete()
+        s.query(t.Blob).update({t.Blob.is_tree: False})
+
+    def unreadable(self: LocalBlobStore, sha256: str) -> Any:
+        raise PermissionError(13, "Permission denied", sha256)
+
+    monkeypatch.setattr(LocalBlobStore, "open", unreadable)
+    with pytest.raises(RuntimeError, match="revision 0002"):
+        Registry.open(Settings(home=registry.settings.resolved_home))
+    monkeypatch.undo()
+    reopened = Registry.open(Settings(home=registry.settings.resolved_home))
+    assert reopened.is_tree(row.sha256) and reopened.collect_garbage() == 0
+    assert reopened.verify().ok
+
+
+def test_sweeps_judge_this_hosts_names_by_their_writer_not_their_age() -> None:
+    from quanta.registry.store import is_abandoned, owner_tag
+
+    old = time.time() - 10 * 3600
+    host = owner_tag().split(".")[0]
+    assert not is_abandoned(f"{owner_tag()}export-x", old, 3600)  # alive, however old
+    assert is_abandoned(f"{host}.{dead_pid()}.export-x", time.time(), 3600)
+    assert not is_abandoned("otherhost-1.1.export-x", time.time(), 3600)
+    assert is_abandoned("otherhost-1.1.export-x", old, 3600)  # can't ask: age decides
+    assert is_abandoned("untagged", old, 3600) and not is_abandoned("untagged", time.time(), 3600)
+
+
+def test_verify_leaves_a_single_file_copy_being_written_alone(registry: Registry) -> None:
+    from quanta.registry.store import owner_tag
+
+    blobs = registry.settings.cache_dir / "blobs"
+    blobs.mkdir(parents=True)
+    writing = blobs / f".{owner_tag()}{'a' * 64}.gguf.xyz"
+    writing.write_bytes(b"half a download")
+    report = registry.verify()
+    assert writing.exists() and report.cache_corrupt == [] and report.ok
+
+
+def test_sqlite_full_is_a_full_disk() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from quanta.registry.store import is_disk_full
+
+    exc = OperationalError("INSERT ...", {}, Exception("database or disk is full"))
+    assert is_disk_full(exc) and not is_disk_full(OperationalError("x", {}, Exception("locked")))
