@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     # Localhost single-user mode: requests without an API key act as the default tenant.
     allow_anonymous: bool = True
     max_upload_bytes: int = 512 * 1024 * 1024
-    # verify/gc sweep a temporary file, staging directory or orphan blob only when its
-    # writer is a dead process on this host or it is older than this (seconds).
+    # verify/gc sweep a temporary file or staging directory of this host once its writer
+    # has died; another host's, and orphan blobs, once older than this (seconds).
     sweep_grace: float = 3600.0
     # /metrics of tune and serve: when set, scrapers must send "Authorization: Bearer
     # <token>" (Prometheus: authorization.credentials); unset, /metrics is open, as a

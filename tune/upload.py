@@ -17,7 +17,7 @@ from typing import Any
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from quanta.registry.store import is_abandoned, owner_tag
+from quanta.registry.store import owner_tag
 from tune.errors import HTTPBadRequest, HTTPPayloadTooLarge
 
 MAX_FIELD_BYTES = 4096  # one non-file part
@@ -139,24 +139,3 @@ def _abandon(state: dict[str, Any], upload: Upload) -> None:
     if state["out"] is not None:
         state["out"].close()
     upload.discard()
-
-
-def sweep_uploads(tmp_dir: Path, older_than: float = 3600.0) -> int:
-    """Delete partial uploads killed API processes left behind; returns how many.
-
-    A file goes when its writer is a dead process on this host, or when it is older than
-    ``older_than`` seconds: another API replica may be streaming a recent one right now.
-    """
-    if not tmp_dir.is_dir():
-        return 0
-    removed = 0
-    for path in tmp_dir.iterdir():
-        try:
-            abandoned = path.is_file() and is_abandoned(path.name, path.stat().st_mtime,
-                                                        older_than)
-        except FileNotFoundError:
-            continue
-        if abandoned:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed

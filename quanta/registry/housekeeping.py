@@ -30,7 +30,7 @@ from quanta.registry import tables as t
 from quanta.registry.cache import CACHED_BLOBS, RECORDS, VerifiedCopies
 from quanta.registry.db import lock_blobs
 from quanta.registry.errors import CorruptBlobError, NotFoundError
-from quanta.registry.store import LocalBlobStore, is_abandoned, is_sha256, sha256_file
+from quanta.registry.store import LocalBlobStore, is_sha256, sha256_file, sweep_abandoned
 
 if TYPE_CHECKING:
     from quanta.registry.registry import Registry
@@ -132,27 +132,13 @@ def sweep_staging(registry: Registry) -> int:
     from quanta.registry.registry import STAGING_DIR, UPLOADS_DIR
 
     grace = registry.settings.sweep_grace
-    removed = 0
     home = registry.settings.resolved_home
     cache = registry.settings.cache_dir
-    roots = [home / STAGING_DIR, home / UPLOADS_DIR, cache, cache / CACHED_BLOBS]
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for path in root.iterdir():
-            if root in (cache, cache / CACHED_BLOBS) and not _is_cache_temp(path.name):
-                continue  # finished copies are verify's business, not the sweep's
-            try:
-                abandoned = is_abandoned(path.name, path.stat().st_mtime, grace)
-            except FileNotFoundError:
-                continue
-            if abandoned:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)  # another sweep may have been first
-                removed += 1
-    return removed
+    # In the cache, finished copies are verify's business, not the sweep's.
+    return (sweep_abandoned(home / STAGING_DIR, grace)
+            + sweep_abandoned(home / UPLOADS_DIR, grace)
+            + sweep_abandoned(cache, grace, only=_is_cache_temp)
+            + sweep_abandoned(cache / CACHED_BLOBS, grace, only=_is_cache_temp))
 
 
 def _is_cache_temp(name: str) -> bool:

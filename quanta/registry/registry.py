@@ -134,13 +134,9 @@ class Registry:
                 staged = self.store.stage(fh, expected_sha256, limit)
         else:
             staged = self.store.stage(src, expected_sha256, limit)
-        try:
+        with staged:
             lock_blobs(session, exclusive=False)
             _claim_blob(session, staged.sha256, staged.bytes)
-            staged.commit()
-        except BaseException:
-            staged.discard()
-            raise
         return staged.sha256, staged.bytes
 
     def put_tree(self, session: Session, directory: Path) -> StoredTree:

@@ -15,6 +15,7 @@ import errno
 import functools
 import hashlib
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -107,14 +108,55 @@ def is_abandoned(name: str, mtime: float, grace: float) -> bool:
     return False
 
 
+def sweep_abandoned(root: Path, grace: float,
+                    only: Callable[[str], bool] | None = None) -> int:
+    """Remove the files and directories directly under ``root`` that their writers
+    abandoned (:func:`is_abandoned`), of those ``only`` accepts; returns how many went.
+    Safe beside live writers and beside another sweep of the same directory."""
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for path in root.iterdir():
+        if only is not None and not only(path.name):
+            continue
+        try:
+            abandoned = is_abandoned(path.name, path.stat().st_mtime, grace)
+        except FileNotFoundError:
+            continue  # renamed into place, or swept by someone else, meanwhile
+        if not abandoned:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 @dataclass
 class StagedBlob:
-    """Bytes hashed and held under a temporary name; ``commit`` makes them the blob."""
+    """Bytes hashed and held under a temporary name; ``commit`` makes them the blob.
+
+    As a context manager: committed when the block succeeds, discarded when it (or the
+    commit) raises, so a caller can claim the blob's row in between."""
 
     sha256: str
     bytes: int
     commit: Callable[[], None]
     discard: Callable[[], None]
+
+    def __enter__(self) -> StagedBlob:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.discard()
+            return
+        try:
+            self.commit()
+        except BaseException:
+            self.discard()
+            raise
 
 
 class BlobStore(Protocol):
@@ -155,13 +197,8 @@ class _StagingStore:
 
     def put(self, src: BinaryIO, expected_sha256: str | None = None,
             limit: int | None = None) -> tuple[str, int]:
-        staged = self.stage(src, expected_sha256, limit)
-        try:
-            staged.commit()
-        except BaseException:
-            staged.discard()
-            raise
-        return staged.sha256, staged.bytes
+        with self.stage(src, expected_sha256, limit) as staged:
+            return staged.sha256, staged.bytes
 
 
 class LocalBlobStore(_StagingStore):
@@ -174,7 +211,7 @@ class LocalBlobStore(_StagingStore):
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        if not is_sha256(sha256):
             raise NotFoundError(f"not a sha256: {sha256!r}")
         return self.root / sha256[:2] / sha256
 
@@ -236,16 +273,7 @@ class LocalBlobStore(_StagingStore):
     def clean_tmp(self, grace: float) -> int:
         """Remove temporary files of dead writers (see :func:`is_abandoned`); a live
         writer's are kept, so this is safe during traffic. Returns how many went."""
-        removed = 0
-        for leftover in self.tmp.iterdir():
-            try:
-                abandoned = is_abandoned(leftover.name, leftover.stat().st_mtime, grace)
-            except FileNotFoundError:
-                continue  # its writer just renamed it into place
-            if abandoned:
-                leftover.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return sweep_abandoned(self.tmp, grace)
 
     def mtime(self, sha256: str) -> float:
         return self.path(sha256).stat().st_mtime

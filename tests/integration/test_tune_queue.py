@@ -107,7 +107,7 @@ def test_worker_with_job_id_runs_only_that_job(quanta_home: Path, tmp_path: Path
 def test_leftovers_of_killed_processes_are_swept(quanta_home: Path, tmp_path: Path) -> None:
     import os
 
-    from tune.upload import sweep_uploads
+    from quanta.registry.store import sweep_abandoned
     from tune.worker import Worker
 
     registry, ids = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 2)
@@ -126,5 +126,5 @@ def test_leftovers_of_killed_processes_are_swept(quanta_home: Path, tmp_path: Pa
     old.write_bytes(b"x")
     fresh.write_bytes(b"x")
     os.utime(old, (0, 0))
-    assert sweep_uploads(uploads) == 1
+    assert sweep_abandoned(uploads, 3600) == 1  # what the API runs at start
     assert fresh.exists() and not old.exists()
