@@ -6,12 +6,14 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -86,6 +88,13 @@ def lock_blobs(session: Session, *, exclusive: bool, wait: bool = True) -> bool:
         session.execute(text(f"SELECT pg_advisory_xact_lock{mode}({BLOB_LOCK})"))
         return True
     return bool(session.scalar(text(f"SELECT pg_try_advisory_xact_lock{mode}({BLOB_LOCK})")))
+
+
+def insert_for(session: Session) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_*``: PostgreSQL and SQLite spell
+    upserts the same way), for rows several processes may create at once."""
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -32,7 +31,14 @@ from quanta.config import Settings, get_settings
 from quanta.registry import housekeeping
 from quanta.registry import tables as t
 from quanta.registry.cache import CACHED_BLOBS, VerifiedCopies
-from quanta.registry.db import lock_blobs, make_engine, migrate, session_factory, transaction
+from quanta.registry.db import (
+    insert_for,
+    lock_blobs,
+    make_engine,
+    migrate,
+    session_factory,
+    transaction,
+)
 from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundError
 from quanta.registry.housekeeping import VerifyReport
 from quanta.registry.ids import new_id
@@ -471,9 +477,7 @@ class Registry:
 def _claim_blob(session: Session, sha256: str, size: int) -> None:
     """Insert the blob's row, or take the existing one (a write either way: on SQLite it
     takes the database's write lock, so a collection cannot delete the row under us)."""
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
-              else sqlite.insert)
-    session.execute(insert(t.Blob).values(sha256=sha256, bytes=size, is_tree=False,
+    session.execute(insert_for(session)(t.Blob).values(sha256=sha256, bytes=size, is_tree=False,
                                           created_at=t.utcnow())
                     .on_conflict_do_update(index_elements=["sha256"],
                                            set_={"bytes": size}))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from quanta.registry import tables as t
+from quanta.registry.db import insert_for
 from quanta.registry.errors import ConflictError, NotFoundError
 from quanta.registry.ids import new_id
 
@@ -23,12 +24,15 @@ class TenantRows:
         self._registry = registry
 
     def ensure(self, tenant_id: str, name: str | None = None) -> t.Tenant:
-        """The tenant, created if it does not exist yet."""
+        """The tenant, created if it does not exist yet (also when several processes
+        start at once and all create it: one insert wins, the others find it)."""
         with self._registry.session() as s:
             tenant = s.get(t.Tenant, tenant_id)
             if tenant is None:
-                tenant = t.Tenant(id=tenant_id, name=name or tenant_id)
-                s.add(tenant)
+                s.execute(insert_for(s)(t.Tenant)
+                          .values(id=tenant_id, name=name or tenant_id, created_at=t.utcnow())
+                          .on_conflict_do_nothing(index_elements=["id"]))
+                tenant = s.get(t.Tenant, tenant_id)
             return tenant
 
     def create(self, tenant_id: str, name: str | None = None) -> t.Tenant:
