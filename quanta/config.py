@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     gptq_venv: Path | None = None
     llama_cpp_sdist: Path | None = None
     llama_cpp_tools: Path | None = None
+    # tune: graders. Python graders run under bubblewrap as an unprivileged user with these
+    # limits (no network, no registry, no environment); score_model graders ask an
+    # OpenAI-compatible endpoint (by default a local `quanta serve`) with this key.
+    grader_python: Path | None = None  # default: the system python3 under /usr
+    grader_timeout: float = 10.0  # wall-clock seconds per sample
+    grader_cpu_seconds: int = 5
+    grader_memory_mb: int = 512
+    grader_model_url: str = "http://127.0.0.1:8000/v1"
+    grader_api_key: str | None = None
     # serve: set by `quanta serve` for vLLM's processes (its plugins read them there).
     lora_resolver: str | None = None  # "registry": the registry LoRA resolver is active
     serve_base_model: str | None = None  # the registry id of the base model being served

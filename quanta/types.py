@@ -35,6 +35,9 @@ class DatasetFormat(StrEnum):
     PREFERENCE = "preference"
     CAMEL = "camel"
     ALPACA = "alpaca"
+    # OpenAI reinforcement fine-tuning rows: a prompt (``messages`` ending with the user)
+    # plus any other top-level fields, which graders read as ``{{item.<field>}}``.
+    REINFORCEMENT = "reinforcement"
 
 
 class MethodType(StrEnum):
@@ -42,6 +45,18 @@ class MethodType(StrEnum):
 
     SUPERVISED = "supervised"
     DPO = "dpo"
+    REINFORCEMENT = "reinforcement"
+
+
+class GraderType(StrEnum):
+    """A grader's ``type``: OpenAI's graders plus Quanta's ``physics_answer``."""
+
+    STRING_CHECK = "string_check"
+    TEXT_SIMILARITY = "text_similarity"
+    PYTHON = "python"
+    SCORE_MODEL = "score_model"
+    MULTI = "multi"
+    PHYSICS_ANSWER = "physics_answer"
 
 
 class JobStatus(StrEnum):

@@ -5,7 +5,8 @@
 #   QUANTA_VENV=/tmp/v scripts/setup.sh
 #
 # What it does, in order:
-#   1. system packages the tests need (PostgreSQL server), via apt when missing;
+#   1. system packages the tests need (PostgreSQL server; bubblewrap, the sandbox python
+#      graders run in), via apt when missing;
 #   2. a fresh virtual environment; torch==2.13.0 first (the CPU wheel pip finds locally),
 #      so no later requirement can pull a CUDA build;
 #   3. llama-cpp-python 0.3.36, built portable once and cached outside the repo
@@ -26,13 +27,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 log() { printf '\n==> %s\n' "$*"; }
 
 install_system_packages() {
-    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-        log "installing PostgreSQL (tests start a private server)"
-        if [ "$(id -u)" = 0 ]; then
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-        else
-            echo "PostgreSQL server missing: run 'sudo apt-get install postgresql' (PostgreSQL tests will be skipped)" >&2
-        fi
+    local missing=()
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+    command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]} (tests start a private PostgreSQL; python graders run under bubblewrap)"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "missing: run 'sudo apt-get install ${missing[*]}' (PostgreSQL tests skip; python graders refuse to run without bubblewrap)" >&2
     fi
 }
 

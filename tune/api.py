@@ -40,7 +40,17 @@ def _authorization(request: Request) -> str | None:
     return values[0] if values else None
 
 
+async def _json_body(request: Request) -> Any:
+    """The request's JSON body (bounded nesting and number length); else a 400."""
+    try:
+        return loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:  # too deep or too long numbers too
+        raise HTTPBadRequest(f"The request body is not valid JSON: {exc}",
+                             code="invalid_json") from None
+
+
 Caller = Annotated[Principal, Depends(_principal)]
+Body = Annotated[Any, Depends(_json_body)]
 Limit = Annotated[int | None, Query(ge=1, le=100)]
 
 
@@ -120,12 +130,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     # -- fine-tuning jobs ------------------------------------------------------------------
 
     @app.post("/v1/fine_tuning/jobs")
-    async def create_job(request: Request, caller: Caller) -> dict[str, Any]:
-        try:
-            body = loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:  # too deep or too long numbers too
-            raise HTTPBadRequest(f"The request body is not valid JSON: {exc}",
-                                 code="invalid_json") from None
+    def create_job(caller: Caller, body: Body) -> dict[str, Any]:
         return service.create_job(caller.tenant_id, body)
 
     @app.get("/v1/fine_tuning/jobs")
@@ -152,6 +157,16 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def list_checkpoints(job_id: str, caller: Caller, after: str | None = None,
                          limit: Limit = None) -> dict[str, Any]:
         return service.list_checkpoints(caller.tenant_id, job_id, after, limit)
+
+    # -- graders (OpenAI's alpha routes: try a grader before paying for a job) -----------
+
+    @app.post("/v1/fine_tuning/alpha/graders/validate")
+    def validate_grader(caller: Caller, body: Body) -> dict[str, Any]:
+        return service.validate_grader(caller.tenant_id, body)
+
+    @app.post("/v1/fine_tuning/alpha/graders/run")
+    def run_grader(caller: Caller, body: Body) -> dict[str, Any]:
+        return service.run_grader(caller.tenant_id, body)
 
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "DELETE", "PUT", "PATCH"],
                    include_in_schema=False)

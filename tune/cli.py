@@ -39,11 +39,14 @@ def _raise_user_error(exc: Exception) -> None:
 
 @tune_app.command("run")
 def run(
-    file: Annotated[Path, typer.Argument(help="Training data (chat or preference JSONL)")],
-    model: Annotated[str | None, typer.Option(help="Base model id (default: SmolLM2)")] = None,
+    file: Annotated[Path, typer.Argument(help="Training data (chat, preference or RFT JSONL)")],
+    model: Annotated[str | None, typer.Option(
+        help="Base model id (default: SmolLM2), or an ft: adapter to continue")] = None,
     validation_file: Annotated[Path | None, typer.Option(help="Held-out data")] = None,
     method: Annotated[MethodType, typer.Option(help="The training method")
                       ] = MethodType.SUPERVISED,
+    grader: Annotated[Path | None, typer.Option(
+        help="reinforcement: the grader, a JSON file in OpenAI's shape")] = None,
     suffix: Annotated[str | None, typer.Option(help="Name part of the adapter")] = None,
     epochs: Annotated[int | None, typer.Option(help="n_epochs (default auto)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="batch_size (default auto)")] = None,
@@ -90,9 +93,14 @@ def run(
                        ("learning_rate_multiplier", lr_multiplier)):
         if value is not None:
             hp[key] = value
+    block: dict[str, Any] = {"hyperparameters": hp}
+    if method is MethodType.REINFORCEMENT:
+        block["grader"] = _read_grader(grader)
+    elif grader is not None:
+        raise UsageError("--grader goes with --method reinforcement")
     body = {
         "model": model, "suffix": suffix, "seed": seed,
-        "method": {"type": str(method), str(method): {"hyperparameters": hp}},
+        "method": {"type": str(method), str(method): block},
         "quanta": {"lora": {"r": lora_r, "alpha": lora_alpha}, "qlora": qlora,
                    "max_steps": max_steps, "checkpoint_every": checkpoint_every,
                    "max_length": max_length, "compute_dtype": compute_dtype,
@@ -122,6 +130,15 @@ def run(
     with progress:
         worker.run_job(job["id"])
     _print_result(registry, service, tenant_id, job["id"])
+
+
+def _read_grader(path: Path | None) -> Any:
+    if path is None:
+        raise UsageError("--method reinforcement needs --grader FILE (a grader as JSON)")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the grader {path}: {exc}") from None
 
 
 def _upload(service: Any, tenant_id: str, path: Path) -> str:

@@ -1,10 +1,12 @@
-"""Before/after evaluation: held-out loss on assistant tokens, and physics answer accuracy.
+"""Before/after evaluation: held-out loss on assistant tokens, physics answer accuracy and,
+for reinforcement jobs, the job's grader on held-out items.
 
 Held-out loss uses the job's validation file, else the physics held-out problems as chat.
 Physics accuracy generates greedily for ``n`` held-out problems (batched, left padding)
 and checks each final answer with the physics domain's ``check_answer`` (numeric,
-unit-aware). Keep ``n`` small in tests: on 2 CPU cores generation runs at tens of tokens
-per second.
+unit-aware). The grader score generates greedily for the validation file's prompts and
+averages the grader's rewards. Keep ``n`` small in tests: on 2 CPU cores generation runs
+at tens of tokens per second.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tune.dataset import IGNORE_INDEX, tokenize_examples
 
 if TYPE_CHECKING:
     from quanta.precision import Precision
+    from tune.graders import Grader
     from tune.spec import EvalOptions
 
 
@@ -66,26 +69,21 @@ def heldout_loss(model: Any, tokenizer: Any, examples: list[dict[str, Any]],
 SAMPLE_ANSWERS = 3  # kept on the adapter row, so reports can show answers side by side
 
 
-def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 96,
-                     batch_size: int = 8) -> dict[str, Any]:
-    """Greedy answers to ``n`` held-out physics problems, checked numerically."""
-    problems = held_out_problems(n)
-    if not problems:
-        return {}
+def greedy_answers(model: Any, tokenizer: Any, conversations: list[list[dict[str, Any]]],
+                   max_new_tokens: int, batch_size: int = 8) -> list[str]:
+    """Greedy completions to chat prompts (trailing assistant turns dropped), batched."""
     import torch
 
     device = next(model.parameters()).device
-    correct = 0
-    samples: list[dict[str, Any]] = []
+    texts: list[str] = []
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     model.eval()
     try:
-        for start in range(0, len(problems), batch_size):
-            batch = problems[start:start + batch_size]
+        for start in range(0, len(conversations), batch_size):
             prompts = []
-            for problem in batch:
-                messages = list(physics.problem_to_chat(problem)["messages"])
+            for conversation in conversations[start:start + batch_size]:
+                messages = list(conversation)
                 while messages and messages[-1]["role"] == "assistant":
                     messages.pop()
                 prompts.append(tokenizer.apply_chat_template(
@@ -96,37 +94,84 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=tokenizer.pad_token_id, use_cache=True)
-            texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
-                                           skip_special_tokens=True)
-            for problem, text in zip(batch, texts, strict=True):
-                ok = bool(physics.check_answer(problem, text))
-                correct += ok
-                if len(samples) < SAMPLE_ANSWERS:
-                    samples.append({"question": problem.question, "answer": text.strip(),
-                                    "expected": f"{problem.value:g} {problem.unit}",
-                                    "correct": ok})
+            texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
+                                            skip_special_tokens=True)
     finally:
         tokenizer.padding_side = side
+    return texts
+
+
+def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 96,
+                     batch_size: int = 8) -> dict[str, Any]:
+    """Greedy answers to ``n`` held-out physics problems, checked numerically."""
+    problems = held_out_problems(n)
+    if not problems:
+        return {}
+    texts = greedy_answers(model, tokenizer,
+                           [list(physics.problem_to_chat(p)["messages"]) for p in problems],
+                           max_new_tokens, batch_size)
+    correct = 0
+    samples: list[dict[str, Any]] = []
+    for problem, text in zip(problems, texts, strict=True):
+        ok = bool(physics.check_answer(problem, text))
+        correct += ok
+        if len(samples) < SAMPLE_ANSWERS:
+            samples.append({"question": problem.question, "answer": text.strip(),
+                            "expected": f"{problem.value:g} {problem.unit}", "correct": ok})
     return {"physics_accuracy": correct / len(problems), "physics_correct": correct,
             "physics_n": len(problems), "samples": samples}
 
 
+def grader_score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], grader: Grader,
+                 max_new_tokens: int = 128) -> dict[str, Any]:
+    """The grader's mean reward over greedy answers to reinforcement ``examples``
+    (``{"messages": prompt, "item": row}``), with a few answers kept as samples."""
+    from tune.graders import sample_from_text
+
+    if not examples:
+        return {}
+    texts = greedy_answers(model, tokenizer, [ex["messages"] for ex in examples],
+                           max_new_tokens)
+    scores: list[float] = []
+    samples: list[dict[str, Any]] = []
+    for example, text in zip(examples, texts, strict=True):
+        grade = grader.grade(sample_from_text(text), example["item"])
+        scores.append(grade.score)
+        if len(samples) < SAMPLE_ANSWERS:
+            samples.append({"question": example["messages"][-1]["content"],
+                            "answer": text.strip(), "score": grade.score})
+    return {"grader_score": sum(scores) / len(scores), "grader_n": len(scores),
+            "grader_samples": samples}
+
+
 def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | None,
-             options: EvalOptions, max_length: int = 512) -> dict[str, Any]:
-    """Both measures for one model; an empty dict when there is nothing to measure."""
-    examples = valid_examples or physics_examples(options.loss_examples)
+             options: EvalOptions, max_length: int = 512, grader: Grader | None = None,
+             grader_max_tokens: int = 128) -> dict[str, Any]:
+    """Every measure for one model; an empty dict when there is nothing to measure.
+
+    Reinforcement validation rows (prompts only) feed the grader score; the held-out loss
+    then falls back to the physics problems, which carry answers.
+    """
+    prompts_only = bool(valid_examples) and "item" in valid_examples[0]
+    examples = (None if prompts_only else valid_examples) or physics_examples(
+        options.loss_examples)
     result: dict[str, Any] = {}
     if examples and options.loss_examples > 0:
         result.update(heldout_loss(model, tokenizer, examples[:options.loss_examples],
                                    max_length))
     result.update(physics_accuracy(model, tokenizer, options.physics_n, options.max_new_tokens))
+    if grader is not None and prompts_only and valid_examples and options.grader_n > 0:
+        result.update(grader_score(model, tokenizer, valid_examples[:options.grader_n],
+                                   grader, grader_max_tokens))
     return result
 
 
 def evaluate_base(base_dir: Any, valid_examples: list[dict[str, Any]] | None,
-                  options: EvalOptions, precision: Precision, max_length: int = 512
-                  ) -> dict[str, Any]:
-    """Evaluate the untouched base model in a model instance of its own.
+                  options: EvalOptions, precision: Precision, max_length: int = 512,
+                  grader: Grader | None = None, grader_max_tokens: int = 128,
+                  start_adapter: Any = None) -> dict[str, Any]:
+    """Evaluate the starting model (the base, or the adapter a job continues) in a model
+    instance of its own.
 
     A separate full-precision instance in the compute dtype (freed afterwards) keeps the
     QLoRA gradient trap away: the 4-bit model that trains never runs an eval-mode forward
@@ -136,12 +181,18 @@ def evaluate_base(base_dir: Any, valid_examples: list[dict[str, Any]] | None,
 
     from tune.modeling import load_base, load_tokenizer
 
-    if options.physics_n <= 0 and options.loss_examples <= 0:
+    if options.physics_n <= 0 and options.loss_examples <= 0 and (
+            grader is None or options.grader_n <= 0):
         return {}
     tokenizer = load_tokenizer(base_dir)
     model = load_base(base_dir, precision)
+    if start_adapter is not None:  # the job continues a fine-tuned model: that is "before"
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, start_adapter)
     try:
-        return evaluate(model, tokenizer, valid_examples, options, max_length)
+        return evaluate(model, tokenizer, valid_examples, options, max_length, grader,
+                        grader_max_tokens)
     finally:
         del model
         gc.collect()

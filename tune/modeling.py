@@ -72,9 +72,14 @@ def check_target_modules(model: Any, targets: list[str]) -> None:
 
 
 def trainable_model(base_dir: Path, lora: LoraOptions, precision: Precision, *,
-                    qlora: bool = False, max_length: int = 512) -> tuple[Any, Any, str]:
-    """(peft model, tokenizer, backend name) ready to train."""
-    if unsloth_available():  # pragma: no cover - GPU only
+                    qlora: bool = False, max_length: int = 512,
+                    start_adapter: Path | None = None) -> tuple[Any, Any, str]:
+    """(peft model, tokenizer, backend name) ready to train.
+
+    With ``start_adapter`` the adapter's weights (and its LoRA shape, which then wins over
+    ``lora``) are loaded trainable, so a job continues a fine-tuned model.
+    """
+    if unsloth_available() and start_adapter is None:  # pragma: no cover - GPU only
         from unsloth import FastLanguageModel
 
         model, tokenizer = FastLanguageModel.from_pretrained(
@@ -84,15 +89,19 @@ def trainable_model(base_dir: Path, lora: LoraOptions, precision: Precision, *,
             model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
             target_modules=list(lora.target_modules), use_gradient_checkpointing=False)
         return model, tokenizer, "unsloth"
-    from peft import get_peft_model, prepare_model_for_kbit_training
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     tokenizer = load_tokenizer(base_dir)
     model = load_base(base_dir, precision, qlora=qlora)
-    check_target_modules(model, list(lora.target_modules))
+    if start_adapter is None:
+        check_target_modules(model, list(lora.target_modules))
     if qlora:
         # Gradient checkpointing stays off: on CPU it costs ~10% and buys nothing at this size.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model.config.use_cache = False
-    model = get_peft_model(model, lora_config(lora))
+    if start_adapter is not None:
+        model = PeftModel.from_pretrained(model, start_adapter, is_trainable=True)
+    else:
+        model = get_peft_model(model, lora_config(lora))
     model.train()
     return model, tokenizer, "peft-qlora" if qlora else "peft"

@@ -26,12 +26,16 @@ def file_object(row: t.File) -> dict[str, Any]:
 def job_object(row: t.Job, estimated_finish: int | None = None) -> dict[str, Any]:
     method = row.method or {}
     kind = str(method.get("type", MethodType.SUPERVISED))
-    hp = dict(method.get(kind, {}).get("hyperparameters", {}))  # stored in OpenAI's shape
+    block = method.get(kind, {})
+    hp = dict(block.get("hyperparameters", {}))  # stored in OpenAI's shape
     method_obj = {"type": kind, kind: {"hyperparameters": hp}}
+    if "grader" in block:
+        method_obj[kind] = {"grader": block["grader"], "hyperparameters": hp}
+    start = method.get("start_adapter")
     return {
         "object": "fine_tuning.job",
         "id": row.id,
-        "model": row.model,
+        "model": start["name"] if start else row.model,
         "created_at": unix(row.created_at),
         "finished_at": unix(row.finished_at),
         "fine_tuned_model": row.fine_tuned_model,

@@ -22,7 +22,7 @@ from tune import objects, queue
 from tune.datafiles import validate_upload
 from tune.errors import HTTPBadRequest, HTTPConflict, HTTPNotFound
 from tune.methods import method_formats
-from tune.spec import parse_request, resolve
+from tune.spec import StartAdapter, parse_request, resolve
 
 MAX_PAGE = 100
 
@@ -127,29 +127,57 @@ class TuneService:
                 f"{' or '.join(allowed)}", param=param, code="invalid_file_format")
         return row
 
+    def _start_model(self, tenant_id: str, model: str) -> tuple[str, StartAdapter | None]:
+        """(base model id, adapter to continue): ``model`` names a base model or one of the
+        tenant's fine-tuned models."""
+        try:
+            return self.registry.get_base_model(model, tenant_id).id, None
+        except RegistryNotFound:
+            pass
+        try:
+            adapter = self.registry.resolve_adapter(tenant_id, model)
+        except RegistryNotFound:
+            raise HTTPBadRequest(
+                f"Model {model} is not available for fine-tuning or does not exist.",
+                param="model", code="model_not_available") from None
+        return adapter.base_model_id, StartAdapter(id=adapter.id, name=adapter.name)
+
+    def check_grader_models(self, tenant_id: str, grader: Any, param: str) -> None:
+        """A score_model grader may ask a base model or one of the tenant's own adapters."""
+        from tune.graders import score_models_of
+
+        for model in score_models_of(grader):
+            try:
+                self.registry.get_base_model(model, tenant_id)
+                continue
+            except RegistryNotFound:
+                pass
+            try:
+                self.registry.resolve_adapter(tenant_id, model)
+            except RegistryNotFound:
+                raise HTTPBadRequest(f"The grader's model {model} does not exist or is not "
+                                     "yours", param=param, code="model_not_available") from None
+
     def create_job(self, tenant_id: str, body: Any) -> dict[str, Any]:
         request = parse_request(body)
         method_type = request.method.type if request.method else MethodType.SUPERVISED
-        try:
-            self.registry.get_base_model(request.model, tenant_id)
-        except RegistryNotFound:
-            raise HTTPBadRequest(
-                f"Model {request.model} is not available for fine-tuning or does not exist.",
-                param="model", code="model_not_available") from None
+        base_model, start_adapter = self._start_model(tenant_id, request.model)
         train_file = self._job_file(tenant_id, request.training_file, "training_file",
                                     method_type)
         if request.validation_file:
             self._job_file(tenant_id, request.validation_file, "validation_file", method_type)
-        plan = resolve(request, train_file.records or 1)
+        plan = resolve(request, train_file.records or 1, start_adapter)
+        if plan.grader is not None:
+            self.check_grader_models(tenant_id, plan.grader, "method.reinforcement.grader")
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-        job = t.Job(id=new_id("ftjob"), tenant_id=tenant_id, model=request.model,
+        job = t.Job(id=new_id("ftjob"), tenant_id=tenant_id, model=base_model,
                     training_file_id=request.training_file,
                     validation_file_id=request.validation_file, suffix=request.suffix,
                     seed=seed, method=plan.stored(), job_metadata=request.metadata,
                     status=JobStatus.QUEUED, created_at=now())
         validating = f"Validating training file: {request.training_file}" + (
             f" and validation file: {request.validation_file}" if request.validation_file else "")
-        self.registry.jobs.create(job, ["Created fine-tuning job", validating,
+        self.registry.jobs.create(job, ["Created fine-tuning job", validating, *plan.notes(),
                                         "Files validated, moving job to queued state"])
         return objects.job_object(job)
 
@@ -205,6 +233,40 @@ class TuneService:
         started = objects.unix(job.started_at) or 0
         elapsed = max(0, int(now().timestamp()) - started)
         return started + int(elapsed / data["step"] * data["total_steps"])
+
+    # -- graders ---------------------------------------------------------------------------
+
+    def _grader_request(self, tenant_id: str, model: type[Any], body: Any) -> Any:
+        """A graders/run or /validate body, checked: shape, templates, the models it asks."""
+        from pydantic import ValidationError
+
+        from tune.errors import invalid_request
+        from tune.graders import check_templates
+        from tune.graders.templates import TemplateError
+
+        try:
+            request = model.model_validate(body)
+            check_templates(request.grader)
+        except ValidationError as exc:
+            raise invalid_request(exc.errors()) from None
+        except TemplateError as exc:
+            raise HTTPBadRequest(str(exc), param="grader", code="invalid_value") from None
+        self.check_grader_models(tenant_id, request.grader, "grader")
+        return request
+
+    def validate_grader(self, tenant_id: str, body: Any) -> dict[str, Any]:
+        from tune.graders.config import ValidateRequest
+
+        request = self._grader_request(tenant_id, ValidateRequest, body)
+        return {"grader": request.grader.model_dump(mode="json", exclude_none=True)}
+
+    def run_grader(self, tenant_id: str, body: Any) -> dict[str, Any]:
+        """Grade one sample, as a job would (a python grader runs in the sandbox)."""
+        from tune.graders import run_grader
+        from tune.graders.config import RunRequest
+
+        request = self._grader_request(tenant_id, RunRequest, body)
+        return run_grader(request.grader, request.model_sample, request.item)
 
     # -- metrics ---------------------------------------------------------------------------
 

@@ -1,26 +1,41 @@
 """A fine-tuning job's request, checked and resolved once, when the job is created.
 
-OpenAI's ``method`` block (``supervised`` or ``dpo`` hyperparameters, each may be
-``"auto"``) plus Quanta's extension block ``quanta`` (LoRA shape, QLoRA, step limits,
-evaluation size, compute dtype). ``resolve`` turns ``"auto"`` into numbers and returns a
-:class:`TrainingPlan`; the job row stores it in OpenAI's method shape
-(:meth:`TrainingPlan.stored`), and the worker validates it back into the same typed
-plan (:meth:`TrainingPlan.from_stored`), so it trains exactly what the API accepted.
+OpenAI's ``method`` block (``supervised``, ``dpo`` or ``reinforcement`` with its grader;
+hyperparameters may be ``"auto"``) plus Quanta's extension block ``quanta`` (LoRA shape,
+QLoRA, step limits, evaluation size, compute dtype, reinforcement sampling). ``resolve``
+turns ``"auto"`` into numbers and returns a :class:`TrainingPlan`; the job row stores it
+in OpenAI's method shape (:meth:`TrainingPlan.stored`), and the worker validates it back
+into the same typed plan (:meth:`TrainingPlan.from_stored`), so it trains exactly what the
+API accepted.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from quanta.types import ComputeDtype, MethodType
 from tune.errors import invalid_request
+from tune.graders.config import GraderConfig
 
 BASE_LEARNING_RATE = 2e-4
 AUTO_EPOCHS = 3
 AUTO_BATCH_SIZE = 8
 AUTO_BETA = 0.1
+AUTO_COMPUTE_MULTIPLIER = 1.0
+AUTO_EVAL_SAMPLES = 8
+GENERATIONS_PER_PROMPT = 4  # RFT completions per prompt at compute_multiplier 1
+# RFT: reasoning_effort scales the completion budget (the served models do not reason).
+REASONING_BUDGET = {"low": 0.5, "default": 1.0, "medium": 1.0, "high": 2.0}
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                           "down_proj")
 
@@ -58,6 +73,16 @@ class DpoHyperparameters(SupervisedHyperparameters):
     beta: Annotated[float | Auto, _in_range("beta", 0, 2, above=True)] = "auto"
 
 
+class ReinforcementHyperparameters(SupervisedHyperparameters):
+    """OpenAI's reinforcement hyperparameters; ``reasoning_effort`` takes no "auto"."""
+
+    reasoning_effort: Literal["default", "low", "medium", "high"] = "default"
+    compute_multiplier: Annotated[
+        float | Auto, _in_range("compute_multiplier", 0.00001, 10, above=True)] = "auto"
+    eval_interval: Annotated[int | Auto, _in_range("eval_interval", 1, 1_000_000)] = "auto"
+    eval_samples: Annotated[int | Auto, _in_range("eval_samples", 1, 1000)] = "auto"
+
+
 class SupervisedBlock(_Strict):
     hyperparameters: SupervisedHyperparameters = Field(default_factory=SupervisedHyperparameters)
 
@@ -66,10 +91,34 @@ class DpoBlock(_Strict):
     hyperparameters: DpoHyperparameters = Field(default_factory=DpoHyperparameters)
 
 
+class ReinforcementBlock(_Strict):
+    grader: GraderConfig
+    hyperparameters: ReinforcementHyperparameters = Field(
+        default_factory=ReinforcementHyperparameters)
+
+    @model_validator(mode="after")
+    def _templates(self) -> ReinforcementBlock:
+        from tune.graders import check_templates
+
+        check_templates(self.grader)
+        return self
+
+
 class Method(_Strict):
     type: MethodType = MethodType.SUPERVISED
     supervised: SupervisedBlock | None = None
     dpo: DpoBlock | None = None
+    reinforcement: ReinforcementBlock | None = None
+
+
+class ReinforcementOptions(_Strict):
+    """Quanta's knobs for reinforcement jobs (OpenAI leaves these to the service)."""
+
+    # Completions sampled per prompt; default GENERATIONS_PER_PROMPT x compute_multiplier.
+    num_generations: int | None = Field(None, ge=2, le=64)
+    max_completion_length: int = Field(128, ge=8, le=4096)  # x reasoning_effort's factor
+    temperature: float = Field(1.0, gt=0, le=2)
+    beta: float = Field(0.04, ge=0, le=10)  # KL penalty against the starting model
 
 
 class LoraOptions(_Strict):
@@ -84,6 +133,7 @@ class EvalOptions(_Strict):
     physics_n: int = Field(10, ge=0, le=1000)
     max_new_tokens: int = Field(96, ge=1, le=1024)
     loss_examples: int = Field(64, ge=0, le=10000)
+    grader_n: int = Field(10, ge=0, le=1000)  # RFT: validation items the grader scores
 
 
 class QuantaOptions(_Strict):
@@ -99,6 +149,7 @@ class QuantaOptions(_Strict):
     # "auto": chosen per device by quanta.precision (bf16 only where computed natively).
     compute_dtype: ComputeDtype = ComputeDtype.AUTO
     eval: EvalOptions = Field(default_factory=EvalOptions)
+    reinforcement: ReinforcementOptions = Field(default_factory=ReinforcementOptions)
 
 
 class JobRequest(_Strict):
@@ -151,6 +202,18 @@ class ResolvedHyperparameters(_Strict):
     batch_size: int
     learning_rate_multiplier: float
     beta: float | None = None
+    # reinforcement only
+    reasoning_effort: str | None = None
+    compute_multiplier: float | None = None
+    eval_interval: int | None = None
+    eval_samples: int | None = None
+
+
+class StartAdapter(_Strict):
+    """The fine-tuned model a job continues (OpenAI allows a ``ft:`` name as ``model``)."""
+
+    id: str
+    name: str
 
 
 class TrainingPlan(_Strict):
@@ -158,6 +221,8 @@ class TrainingPlan(_Strict):
 
     type: MethodType
     hyperparameters: ResolvedHyperparameters
+    grader: GraderConfig | None = None  # reinforcement only
+    start_adapter: StartAdapter | None = None
     quanta: QuantaOptions = Field(default_factory=QuantaOptions)
 
     @property
@@ -169,11 +234,29 @@ class TrainingPlan(_Strict):
         """The hyperparameters as OpenAI's method block shows them."""
         return self.hyperparameters.model_dump(exclude_none=True)
 
+    @property
+    def num_generations(self) -> int:
+        """RFT: completions sampled per prompt."""
+        chosen = self.quanta.reinforcement.num_generations
+        multiplier = self.hyperparameters.compute_multiplier or AUTO_COMPUTE_MULTIPLIER
+        return chosen or max(2, round(GENERATIONS_PER_PROMPT * multiplier))
+
+    @property
+    def max_completion_length(self) -> int:
+        """RFT: the completion budget, scaled by ``reasoning_effort``."""
+        factor = REASONING_BUDGET[self.hyperparameters.reasoning_effort or "default"]
+        return max(8, int(self.quanta.reinforcement.max_completion_length * factor))
+
     def stored(self) -> dict[str, Any]:
         """The job row's ``method`` column: OpenAI's shape plus the ``quanta`` block."""
-        return {"type": str(self.type),
-                str(self.type): {"hyperparameters": self.openai_hyperparameters},
-                "quanta": self.quanta.model_dump(mode="json")}
+        block: dict[str, Any] = {"hyperparameters": self.openai_hyperparameters}
+        if self.grader is not None:
+            block = {"grader": self.grader.model_dump(mode="json", exclude_none=True), **block}
+        stored = {"type": str(self.type), str(self.type): block,
+                  "quanta": self.quanta.model_dump(mode="json")}
+        if self.start_adapter is not None:
+            stored["start_adapter"] = self.start_adapter.model_dump()
+        return stored
 
     @classmethod
     def from_stored(cls, method: dict[str, Any]) -> TrainingPlan:
@@ -181,19 +264,58 @@ class TrainingPlan(_Strict):
         field existed get its default)."""
         kind = method["type"]
         return cls(type=kind, hyperparameters=method[kind]["hyperparameters"],
+                   grader=method[kind].get("grader"), start_adapter=method.get("start_adapter"),
                    quanta=method.get("quanta") or {})
 
+    def notes(self) -> list[str]:
+        """How Quanta honours the reinforcement fields OpenAI leaves open (job events)."""
+        if self.type != MethodType.REINFORCEMENT:
+            return []
+        hp = self.hyperparameters
+        notes = [f"Reinforcement: {self.num_generations} completions per prompt "
+                 f"(compute_multiplier {hp.compute_multiplier:g}), at most "
+                 f"{self.max_completion_length} tokens each (reasoning_effort "
+                 f"'{hp.reasoning_effort}': the model does not reason, the budget scales)",
+                 f"Reinforcement: every {hp.eval_interval} steps the grader scores "
+                 f"{hp.eval_samples} validation items (when a validation file is given)"]
+        for grader in _leaves(self.grader):
+            if getattr(grader, "image_tag", None):
+                notes.append(f"Grader '{grader.name}': image_tag {grader.image_tag!r} is "
+                             "ignored; python graders run on the worker's python3 (stdlib "
+                             "only) inside Quanta's sandbox")
+            params = getattr(grader, "sampling_params", None)
+            if params is not None and params.reasoning_effort:
+                notes.append(f"Grader '{grader.name}': sampling_params.reasoning_effort is "
+                             "ignored (the grading model does not reason)")
+        return notes
 
-def resolve(request: JobRequest, train_records: int) -> TrainingPlan:
+
+def _leaves(grader: Any) -> list[Any]:
+    if grader is None:
+        return []
+    graders = getattr(grader, "named", None)
+    return [g for sub in graders().values() for g in _leaves(sub)] if graders else [grader]
+
+
+def resolve(request: JobRequest, train_records: int,
+            start_adapter: StartAdapter | None = None) -> TrainingPlan:
     """The concrete plan stored on the job: hyperparameters with "auto" resolved."""
     method = request.method or Method(
         type=MethodType.SUPERVISED,
         supervised=SupervisedBlock(hyperparameters=request.hyperparameters
                                    or SupervisedHyperparameters()))
     dpo = method.type == MethodType.DPO
-    block = method.dpo if dpo else method.supervised
-    if block is None:
-        block = DpoBlock() if dpo else SupervisedBlock()
+    reinforcement = method.type == MethodType.REINFORCEMENT
+    block: SupervisedBlock | DpoBlock | ReinforcementBlock | None
+    if reinforcement:
+        block = method.reinforcement
+        if block is None:
+            raise invalid_request([{"loc": ("method", "reinforcement"), "msg": "a reinforcement "
+                                    "job needs method.reinforcement with its grader"}])
+    else:
+        block = method.dpo if dpo else method.supervised
+        if block is None:
+            block = DpoBlock() if dpo else SupervisedBlock()
     hp = block.hyperparameters.model_dump()
     if hp["n_epochs"] == "auto":
         hp["n_epochs"] = AUTO_EPOCHS
@@ -203,4 +325,11 @@ def resolve(request: JobRequest, train_records: int) -> TrainingPlan:
         hp["learning_rate_multiplier"] = 1.0
     if dpo and hp.get("beta") == "auto":
         hp["beta"] = AUTO_BETA
-    return TrainingPlan(type=method.type, hyperparameters=hp, quanta=request.quanta)
+    if reinforcement:
+        defaults = {"compute_multiplier": AUTO_COMPUTE_MULTIPLIER,
+                    "eval_interval": request.quanta.checkpoint_every,
+                    "eval_samples": AUTO_EVAL_SAMPLES}
+        hp.update({k: v for k, v in defaults.items() if hp[k] == "auto"})
+    grader = block.grader if isinstance(block, ReinforcementBlock) else None
+    return TrainingPlan(type=method.type, hyperparameters=hp, grader=grader,
+                        start_adapter=start_adapter, quanta=request.quanta)

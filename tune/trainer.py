@@ -37,6 +37,12 @@ METRIC_NAMES = {
     "num_tokens": "trained_tokens",
     "rewards/accuracies": "train_reward_accuracy",
     "rewards/margins": "train_reward_margin",
+    # reinforcement (trl's GRPO)
+    "reward": "train_reward_mean",
+    "reward_std": "train_reward_std",
+    "kl": "train_kl",
+    "completions/mean_length": "train_completion_length",
+    "frac_reward_zero_std": "train_frac_reward_zero_std",
 }
 
 
@@ -48,6 +54,8 @@ class TrainHooks:
     on_checkpoint: Callable[[int, Path, dict[str, Any]], None] = lambda step, path, m: None
     should_stop: Callable[[], str | None] = lambda: None
     on_progress: Callable[[int, int, float | None], None] = lambda step, total, loss: None
+    # Something the job's owner should see (a grader failing on some samples, say).
+    on_warning: Callable[[str, dict[str, Any]], None] = lambda message, data: None
 
 
 @dataclass
@@ -160,8 +168,8 @@ def training_args(plan: TrainingPlan, method: TrainingMethod, workdir: Path, *, 
         disable_tqdm=True,
         remove_unused_columns=False,
         save_only_model=False,
-        **method.trainer_args(plan),
     )
+    args.update(method.trainer_args(plan))
     if opts.group_by_length:
         args["train_sampling_strategy"] = "group_by_length"
     return args
@@ -170,10 +178,13 @@ def training_args(plan: TrainingPlan, method: TrainingMethod, workdir: Path, *, 
 def train(base_dir: Path, plan: TrainingPlan, train_examples: list[dict[str, Any]],
           valid_examples: list[dict[str, Any]] | None, workdir: Path, *, seed: int = 0,
           resume_from: Path | None = None, hooks: TrainHooks | None = None,
-          precision: Precision | None = None) -> TrainResult:
+          precision: Precision | None = None, start_adapter: Path | None = None
+          ) -> TrainResult:
     """Train a LoRA adapter; returns where it was saved (None when stopped early).
 
-    ``precision`` defaults to the plan's ``compute_dtype`` resolved for this device.
+    ``precision`` defaults to the plan's ``compute_dtype`` resolved for this device;
+    ``start_adapter`` continues training an existing adapter (a fine-tuned model as the
+    job's ``model``) instead of a fresh one.
     """
     import torch
     from transformers import set_seed
@@ -188,7 +199,8 @@ def train(base_dir: Path, plan: TrainingPlan, train_examples: list[dict[str, Any
     torch.set_num_threads(max(1, torch.get_num_threads()))
     set_seed(seed)
     model, tokenizer, backend = modeling.trainable_model(
-        base_dir, opts.lora, precision, qlora=opts.qlora, max_length=opts.max_length)
+        base_dir, opts.lora, precision, qlora=opts.qlora, max_length=opts.max_length,
+        start_adapter=start_adapter)
     method = get_method(plan.type)
     train_rows = method.prepare(tokenizer, train_examples, opts.max_length)
     eval_rows = method.prepare(tokenizer, valid_examples, opts.max_length) \
@@ -198,9 +210,10 @@ def train(base_dir: Path, plan: TrainingPlan, train_examples: list[dict[str, Any
     args = training_args(plan, method, workdir, seed=seed, total_steps=total,
                          has_eval=eval_rows is not None, precision=precision)
     callback = _callback_class()(hooks)
+    eval_inline = eval_rows is not None and not opts.qlora  # see training_args
     trainer = method.build_trainer(model, tokenizer, train_rows,
-                                   eval_rows if args["eval_strategy"] != "no" else None,
-                                   args, plan, [callback])
+                                   eval_rows if eval_inline else None,
+                                   args, plan, [callback], hooks)
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # progress goes through the hooks instead
@@ -218,7 +231,8 @@ def train(base_dir: Path, plan: TrainingPlan, train_examples: list[dict[str, Any
                          train_runtime=float(output.metrics.get("train_runtime", 0.0)))
     if callback.stopped is None:
         adapter_dir = workdir / "adapter"
-        trainer.model.save_pretrained(adapter_dir)
+        # Only the trained adapter: GRPO may hold a frozen "ref" copy beside it.
+        trainer.model.save_pretrained(adapter_dir, selected_adapters=["default"])
         tokenizer.save_pretrained(adapter_dir)
         result.adapter_dir = adapter_dir
     return result

@@ -26,7 +26,7 @@ from typing import Any
 
 from quanta.registry import NotFoundError, Registry
 from quanta.registry import tables as t
-from quanta.types import EventType, JobStatus
+from quanta.types import EventLevel, EventType, JobStatus
 from tune import queue
 from tune.datafiles import DatasetError
 from tune.spec import TrainingPlan
@@ -168,6 +168,14 @@ class Worker:
                                                             job.validation_file_id))
                           if job.validation_file_id else None)
         base_dir = model_path(registry, job.model)
+        start_adapter = (registry.materialize(
+            registry.resolve_adapter(job.tenant_id, plan.start_adapter.id).sha256)
+            if plan.start_adapter else None)
+        grader = None
+        if plan.grader is not None:
+            from tune.graders import build_grader
+
+            grader = build_grader(plan.grader)
 
         # Finish an attempt that stored its adapter but died before marking the job done.
         try:
@@ -181,7 +189,8 @@ class Worker:
         precision = resolve(options.compute_dtype, requested_by="the job")
         jobs.add_event(job_id, f"Training with {precision.describe()}",
                        data={"precision": precision.as_dict()})
-        before = self._eval_before(job_id, base_dir, valid_examples, plan, precision)
+        before = self._eval_before(job_id, base_dir, valid_examples, plan, precision, grader,
+                                   start_adapter)
         if beat.reason():
             self._stop(job_id, beat.reason())
             return
@@ -206,18 +215,23 @@ class Worker:
                 parts.append(f"validation loss={metrics['valid_loss']:.3f}")
             jobs.add_event(job_id, ", ".join(parts), type=EventType.METRICS, data=metrics)
 
+        def on_warning(message: str, data: dict[str, Any]) -> None:
+            jobs.add_event(job_id, message, level=EventLevel.WARN, data=data)
+
         hooks = TrainHooks(on_metrics=on_metrics, on_checkpoint=on_checkpoint,
-                           should_stop=beat.reason,
+                           should_stop=beat.reason, on_warning=on_warning,
                            on_progress=self.progress or (lambda step, total, loss: None))
         result = train(base_dir, plan, train_examples, valid_examples, workdir,
-                       seed=job.seed, resume_from=resume_dir, hooks=hooks, precision=precision)
+                       seed=job.seed, resume_from=resume_dir, hooks=hooks, precision=precision,
+                       start_adapter=start_adapter)
         if result.stopped or beat.reason():
             self._stop(job_id, result.stopped or beat.reason())
             return
 
         jobs.add_event(job_id, "Evaluating the tuned adapter")
         after = evaluation.evaluate(result.model, result.tokenizer, valid_examples,
-                                    options.eval, options.max_length)
+                                    options.eval, options.max_length, grader,
+                                    plan.max_completion_length)
         if beat.reason():
             self._stop(job_id, beat.reason())
             return
@@ -233,6 +247,11 @@ class Worker:
             "compute_dtype": str(precision.dtype),
             "seed": job.seed,
         }
+        if plan.grader is not None:
+            config["grader"] = {"type": str(plan.grader.type), "name": plan.grader.name}
+        if plan.start_adapter is not None:  # the shape is the continued adapter's
+            config["start_adapter"] = plan.start_adapter.name
+            config["lora"] = _lora_shape(result.adapter_dir)
         if valid_examples and "heldout_loss" in after:
             final = {"step": result.steps, "full_valid_loss": after["heldout_loss"],
                      "full_valid_mean_token_accuracy": after["heldout_token_accuracy"]}
@@ -247,16 +266,21 @@ class Worker:
                      message=f"The job has successfully completed: {adapter.name}")
 
     def _eval_before(self, job_id: str, base_dir: Path, valid_examples: Any,
-                     plan: TrainingPlan, precision: Any) -> dict[str, Any]:
-        """The base model's scores, computed once per job (a resumed attempt reuses them)."""
+                     plan: TrainingPlan, precision: Any, grader: Any,
+                     start_adapter: Path | None) -> dict[str, Any]:
+        """The starting model's scores, computed once per job (a resumed attempt reuses
+        them)."""
         from tune import evaluation
 
         for data in self.registry.jobs.event_data(job_id):
             if "eval_before" in data:
                 return data["eval_before"]
-        self.registry.jobs.add_event(job_id, "Evaluating the base model")
+        start = plan.start_adapter
+        self.registry.jobs.add_event(
+            job_id, f"Evaluating {start.name}" if start else "Evaluating the base model")
         before = evaluation.evaluate_base(base_dir, valid_examples, plan.quanta.eval, precision,
-                                          plan.quanta.max_length)
+                                          plan.quanta.max_length, grader,
+                                          plan.max_completion_length, start_adapter)
         self.registry.jobs.add_event(job_id, "Base model evaluated",
                                      data={"eval_before": before})
         return before
@@ -265,6 +289,15 @@ class Worker:
         if reason == "cancelled":
             queue.finish(self.registry, job_id, self.worker_id, JobStatus.CANCELLED)
         # "lost": another worker owns the job now; leave it alone.
+
+
+def _lora_shape(adapter_dir: Path) -> dict[str, Any]:
+    """r, alpha, dropout and targets of a saved peft adapter (LoraOptions' names)."""
+    import json
+
+    saved = json.loads((adapter_dir / "adapter_config.json").read_text())
+    return {"r": saved["r"], "alpha": saved["lora_alpha"], "dropout": saved["lora_dropout"],
+            "target_modules": sorted(saved["target_modules"])}
 
 
 def _read(registry: Registry, file_row: t.File) -> list[dict[str, Any]]:

@@ -6,6 +6,9 @@
 - ``camel``: camel-ai/physics records (``message_1`` question, ``message_2`` answer; the real
   dataset spells the topic key ``topic;``).
 - ``alpaca``: ``instruction``, optional ``input``, ``output``.
+- ``reinforcement``: OpenAI RFT JSONL, ``{"messages": [...prompt ending with the user...],
+  ...the fields graders read (at least one)}``, normalised to ``{"messages": [...], "item": {the whole record}}``
+  (graders read ``{{item.<field>}}``; ``developer`` messages become ``system``).
 
 Checkers return error strings of the form ``field 'x': problem``; the caller adds ``file:line:``.
 """
@@ -20,6 +23,7 @@ from quanta.types import DatasetFormat
 
 FORMATS: tuple[DatasetFormat, ...] = tuple(DatasetFormat)
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
+PROMPT_ROLES: tuple[str, ...] = ("developer", *ROLES)  # RFT prompts may use OpenAI's developer
 _MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
 _CAMEL_TOPIC_KEYS = ("topic", "topic;")
 
@@ -30,7 +34,7 @@ def detect_format(record: dict[str, Any]) -> DatasetFormat:
         raise DatasetError(f"unknown format: expected a JSON object, got {json_type(record)}")
     keys = set(record)
     if "messages" in keys:
-        return DatasetFormat.CHAT
+        return DatasetFormat.REINFORCEMENT if _is_prompt_only(record) else DatasetFormat.CHAT
     if {"preferred_output", "non_preferred_output"} & keys:
         return DatasetFormat.PREFERENCE
     if keys & {"message_1", "message_2", "role_1", "topic;"}:
@@ -42,6 +46,17 @@ def detect_format(record: dict[str, Any]) -> DatasetFormat:
         f"unknown format: keys {shown}; expected 'messages' (chat), 'input'/'preferred_output' "
         "(preference), 'message_1'/'message_2' (camel), or 'instruction'/'output' (alpaca)"
     )
+
+
+def _is_prompt_only(record: dict[str, Any]) -> bool:
+    """An RFT row: messages that stop before the assistant answers, plus the fields its
+    graders read. Without such fields it is a chat row missing its answer, and is
+    reported as one."""
+    messages = record["messages"]
+    if len(record) < 2 or not isinstance(messages, list) or not messages:
+        return False
+    last = messages[-1]
+    return isinstance(last, dict) and last.get("role") != "assistant"
 
 
 def normalise_record(record: Any, fmt: str) -> tuple[dict[str, Any] | None, list[str]]:
@@ -68,7 +83,8 @@ def record_topic(record: Any) -> str | None:
 
 
 def _check_messages(
-    messages: Any, field: str, errors: list[str], *, assistant_last: bool
+    messages: Any, field: str, errors: list[str], *, assistant_last: bool,
+    roles: tuple[str, ...] = ROLES,
 ) -> list[dict[str, Any]]:
     """Validate a list of chat messages; returns them reduced to role/content (and weight)."""
     if not isinstance(messages, list):
@@ -90,8 +106,8 @@ def _check_messages(
         role = message.get("role")
         if "role" not in message:
             errors.append(f"field '{where}.role': missing")
-        elif role not in ROLES:
-            errors.append(f"field '{where}.role': expected one of {', '.join(ROLES)}, got {role!r}")
+        elif role not in roles:
+            errors.append(f"field '{where}.role': expected one of {', '.join(roles)}, got {role!r}")
         content = _check_text(message, "content", where, errors)
         weight = message.get("weight")
         if "weight" in message and (weight not in (0, 1) or isinstance(weight, bool)):
@@ -207,9 +223,24 @@ def _check_alpaca(record: dict[str, Any], errors: list[str]) -> dict[str, Any]:
     }
 
 
+def _check_reinforcement(record: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    if "messages" not in record:
+        errors.append("field 'messages': missing")
+        return {}
+    before = len(errors)
+    prompt = _check_messages(record["messages"], "messages", errors, assistant_last=False,
+                             roles=PROMPT_ROLES)
+    if len(errors) == before and prompt[-1]["role"] != "user":
+        errors.append(f"field 'messages[{len(prompt) - 1}].role': a reinforcement prompt must "
+                      f"end with a user message, got {prompt[-1]['role']!r}")
+    messages = [{**m, "role": "system"} if m["role"] == "developer" else m for m in prompt]
+    return {"messages": messages, "item": record}
+
+
 _CHECKERS = {
     DatasetFormat.CHAT: _check_chat,
     DatasetFormat.PREFERENCE: _check_preference,
     DatasetFormat.CAMEL: _check_camel,
     DatasetFormat.ALPACA: _check_alpaca,
+    DatasetFormat.REINFORCEMENT: _check_reinforcement,
 }

@@ -141,6 +141,36 @@ def test_adapter_registered_after_start_is_served(server: Server) -> None:
     assert _chat(acme, name) != _chat(acme, BASE)
 
 
+def test_reinforcement_trained_adapter_is_served(server: Server, tmp_path: Path) -> None:
+    """An adapter GRPO trained (one step, physics_answer grader) loads in vLLM: only the
+    trained adapter is saved, not trl's frozen reference copy."""
+    from quanta.domains import physics
+    from tune.graders import parse_grader
+    from tune.spec import QuantaOptions, ResolvedHyperparameters, TrainingPlan
+    from tune.trainer import train
+
+    plan = TrainingPlan(
+        type="reinforcement",
+        hyperparameters=ResolvedHyperparameters(n_epochs=1, batch_size=2,
+                                                learning_rate_multiplier=50,
+                                                compute_multiplier=1.0, eval_interval=1,
+                                                eval_samples=1, reasoning_effort="default"),
+        grader=parse_grader({"type": "physics_answer", "name": "physics"}),
+        quanta=QuantaOptions(max_steps=1, checkpoint_every=1, max_length=256,
+                             lora={"r": 4, "alpha": 8},
+                             reinforcement={"num_generations": 2,
+                                            "max_completion_length": 16}))
+    rows = [physics.problem_to_rft(p) for p in physics.generate_problems(2, seed=9)]
+    examples = [{"messages": r["messages"], "item": r} for r in rows]
+    result = train(server.base_dir, plan, examples, None, tmp_path, seed=1)
+    assert result.adapter_dir is not None and result.steps == 1
+    assert sorted(p.name for p in result.adapter_dir.iterdir() if p.is_dir()) == []
+    row = server.registry.add_adapter("acme", BASE, result.adapter_dir, suffix="rft")
+    reply = server.client("acme").chat.completions.create(
+        model=row.name, messages=CHAT, max_tokens=8, temperature=0)
+    assert reply.model == row.name and reply.choices[0].message.content
+
+
 def test_tenant_isolation_http(server: Server) -> None:
     globex = server.client("globex")
     acme_adapter = server.adapters["physics"]

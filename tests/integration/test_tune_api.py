@@ -257,3 +257,102 @@ def test_jobs_list_pagination_cancel_and_metrics(env: dict[str, Any]) -> None:
     assert 'quanta_tune_jobs{status="queued"} 2.0' in text
     assert 'quanta_tune_jobs{status="cancelled"} 1.0' in text
     assert "quanta_tune_jobs_queued 2.0" in text
+
+
+# --- reinforcement fine-tuning: jobs and graders ----------------------------------------
+
+RFT_ROWS = [{"messages": [{"role": "user", "content": f"How far in {n} s at 2 m/s?"}],
+             "answer": f"{2 * n} m"} for n in range(1, 4)]
+PHYSICS_GRADER = {"type": "physics_answer", "name": "physics"}
+
+
+def _rft(grader: Any = PHYSICS_GRADER, **hyper: Any) -> dict[str, Any]:
+    return {"type": "reinforcement",
+            "reinforcement": {"grader": grader, "hyperparameters": hyper}}
+
+
+def _check(operation: str = "eq", **over: Any) -> dict[str, Any]:
+    return {"type": "string_check", "name": "s", "input": "{{sample.output_text}}",
+            "reference": "{{item.answer}}", "operation": operation, **over}
+
+
+@pytest.mark.parametrize(("method", "param"), [
+    ({"type": "reinforcement"}, "method.reinforcement"),
+    ({"type": "reinforcement", "reinforcement": {}}, "method.reinforcement.grader"),
+    (_rft({"type": "label_model", "name": "x"}), "method.reinforcement.grader"),
+    (_rft(_check("contains")), "method.reinforcement.grader.string_check.operation"),
+    (_rft(_check(extra=1)), "method.reinforcement.grader.string_check.extra"),
+    (_rft({**_check(), "reference": "{{env.SECRET}}"}), "method.reinforcement"),
+    (_rft({"type": "python", "name": "p", "source": "import os"}),
+     "method.reinforcement.grader.python.source"),
+    (_rft({"type": "multi", "name": "m", "graders": {"a": _check()},
+           "calculate_output": "a + b"}), "method.reinforcement.grader.multi"),
+    (_rft({"type": "text_similarity", "name": "t", "input": "a", "reference": "b",
+           "evaluation_metric": "cosine"}),
+     "method.reinforcement.grader.text_similarity.evaluation_metric"),
+    (_rft(compute_multiplier=20), "method.reinforcement.hyperparameters.compute_multiplier"),
+    (_rft(reasoning_effort="extreme"), "method.reinforcement.hyperparameters.reasoning_effort"),
+    (_rft(eval_samples=0), "method.reinforcement.hyperparameters.eval_samples"),
+    (_rft({"type": "score_model", "name": "judge", "model": "someone-elses-model",
+           "input": [{"role": "user", "content": "{{sample.output_text}}"}]}),
+     "method.reinforcement.grader"),
+])
+def test_bad_reinforcement_jobs(env: dict[str, Any], method: dict[str, Any],
+                                param: str) -> None:
+    file_id = _upload(env, _jsonl(RFT_ROWS)).json()["id"]
+    before = _counts(env["registry"])
+    resp = env["client"].post("/v1/fine_tuning/jobs", headers=_h(env["key"]),
+                              json=_job_body(file_id, method=method))
+    _assert_error(resp, 400, param)
+    assert _counts(env["registry"]) == before
+
+
+def test_reinforcement_job_shapes_and_file_formats(env: dict[str, Any]) -> None:
+    c, h = env["client"], _h(env["key"])
+    rft = _upload(env, _jsonl(RFT_ROWS)).json()["id"]
+    chat = _upload(env, _jsonl(arithmetic_chat(2))).json()["id"]
+    _assert_error(c.post("/v1/fine_tuning/jobs", headers=h, json=_job_body(
+        chat, method=_rft())), 400, "training_file", "invalid_file_format")
+    _assert_error(c.post("/v1/fine_tuning/jobs", headers=h, json=_job_body(rft)), 400,
+                  "training_file", "invalid_file_format")
+    job = c.post("/v1/fine_tuning/jobs", headers=h, json=_job_body(
+        rft, method=_rft(batch_size=2, reasoning_effort="high"))).json()
+    block = job["method"]["reinforcement"]
+    assert block["grader"]["type"] == "physics_answer"
+    assert block["hyperparameters"] == {
+        "n_epochs": 3, "batch_size": 2, "learning_rate_multiplier": 1.0,
+        "reasoning_effort": "high", "compute_multiplier": 1.0, "eval_interval": 50,
+        "eval_samples": 8}
+    events = c.get(f"/v1/fine_tuning/jobs/{job['id']}/events", headers=h).json()["data"]
+    assert any("4 completions per prompt" in e["message"] and "256 tokens" in e["message"]
+               for e in events)
+
+
+def test_bad_rft_file_names_line_and_field(env: dict[str, Any]) -> None:
+    rows = [*RFT_ROWS, {"messages": [{"role": "robot", "content": "q"}], "answer": "1 m"}]
+    error = _assert_error(_upload(env, _jsonl(rows)), 400, "file", "invalid_file_format")
+    assert "d.jsonl:4: field 'messages[0].role'" in error["message"]
+
+
+def test_graders_validate_and_run(env: dict[str, Any]) -> None:
+    c, h = env["client"], _h(env["key"])
+    check = _check()
+    assert c.post("/v1/fine_tuning/alpha/graders/validate", headers=h,
+                  json={"grader": check}).json() == {"grader": check}
+    result = c.post("/v1/fine_tuning/alpha/graders/run", headers=h, json={
+        "grader": check, "model_sample": "4 m", "item": {"answer": "4 m"}}).json()
+    assert result["reward"] == 1.0 and result["sub_rewards"] == {}
+    metadata = result["metadata"]
+    assert metadata["name"] == "s" and metadata["type"] == "string_check"
+    assert set(metadata) == {"name", "type", "errors", "execution_time", "scores",
+                             "token_usage", "sampled_model_name"}
+    assert len(metadata["errors"]) == 14 and not any(metadata["errors"].values())
+    _assert_error(c.post("/v1/fine_tuning/alpha/graders/run", headers=h,
+                         json={"grader": check}), 400, "model_sample")
+    _assert_error(c.post("/v1/fine_tuning/alpha/graders/validate", headers=h,
+                         json={"grader": _check("is")}), 400,
+                  "grader.string_check.operation")
+    _assert_error(c.post("/v1/fine_tuning/alpha/graders/validate", headers=h,
+                         json={"grader": {**check, "input": "{{os.environ}}"}}), 400, "grader")
+    _assert_error(c.post("/v1/fine_tuning/alpha/graders/validate", json={"grader": check}),
+                  401)

@@ -45,3 +45,13 @@ def test_tune_run_and_jobs_commands(quanta_home: Path, base_model_dir: Path,
     assert cancel.returncode == 2 and "cannot be cancelled" in cancel.stderr
     missing = _quanta(quanta_home, "tune", "run", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+    rft = write_jsonl([{"messages": [{"role": "user", "content": "2 + 2 m?"}], "answer": "4 m"}],
+                      tmp_path / "rft.jsonl")
+    no_grader = _quanta(quanta_home, "tune", "run", str(rft), "--method", "reinforcement")
+    assert no_grader.returncode == 2 and "needs --grader" in no_grader.stderr
+    bad = tmp_path / "grader.json"
+    bad.write_text('{"type": "string_check", "name": "s", "input": "x", "reference": "y", '
+                   '"operation": "matches"}')
+    refused = _quanta(quanta_home, "tune", "run", str(rft), "--method", "reinforcement",
+                      "--grader", str(bad))
+    assert refused.returncode == 2 and "operation" in refused.stderr

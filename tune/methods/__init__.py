@@ -1,6 +1,7 @@
 """Training methods behind one interface (``tune.methods.base.TrainingMethod``).
 
-``sft`` (supervised, assistant-only loss) and ``dpo`` (preference pairs), like peft's one
+``sft`` (supervised, assistant-only loss), ``dpo`` (preference pairs) and ``rft``
+(reinforcement with a grader as reward, trl's GRPO), like peft's one
 module per backend behind one interface; a new method is a sibling module plus a line
 in :func:`get_method`.
 """
@@ -22,6 +23,10 @@ def get_method(type: MethodType | str) -> TrainingMethod:
         from tune.methods.dpo import DpoMethod
 
         return DpoMethod()
+    if kind is MethodType.REINFORCEMENT:
+        from tune.methods.rft import ReinforcementMethod
+
+        return ReinforcementMethod()
     raise ValueError(f"no training method for {kind!r}")
 
 

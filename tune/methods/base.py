@@ -14,6 +14,7 @@ from quanta.types import DatasetFormat, MethodType
 
 if TYPE_CHECKING:
     from tune.spec import TrainingPlan
+    from tune.trainer import TrainHooks
 
 
 class TrainingMethod(Protocol):
@@ -29,6 +30,8 @@ class TrainingMethod(Protocol):
         ...
 
     def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
-                      args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any]) -> Any:
-        """The trl trainer, ready for ``train(resume_from_checkpoint=...)``."""
+                      args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any],
+                      hooks: TrainHooks) -> Any:
+        """The trl trainer, ready for ``train(resume_from_checkpoint=...)``; ``hooks`` reach
+        the job (events) from inside training."""
         ...

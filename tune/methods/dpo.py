@@ -14,6 +14,7 @@ from quanta.types import DatasetFormat, MethodType
 
 if TYPE_CHECKING:
     from tune.spec import TrainingPlan
+    from tune.trainer import TrainHooks
 
 
 class DpoMethod:
@@ -33,7 +34,8 @@ class DpoMethod:
         return {}
 
     def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
-                      args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any]) -> Any:
+                      args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any],
+                      hooks: TrainHooks) -> Any:
         from trl import DPOConfig, DPOTrainer
 
         assert plan.hyperparameters.beta is not None  # resolve() fills it for DPO

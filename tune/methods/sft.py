@@ -24,6 +24,7 @@ from tune.dataset import IGNORE_INDEX, tokenize_examples
 
 if TYPE_CHECKING:
     from tune.spec import TrainingPlan
+    from tune.trainer import TrainHooks
 
 
 def _causal_lm(model: Any) -> Any:
@@ -96,7 +97,8 @@ class SupervisedMethod:
         return {"padding_free": plan.quanta.padding_free}
 
     def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
-                      args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any]) -> Any:
+                      args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any],
+                      hooks: TrainHooks) -> Any:
         from trl import SFTConfig
 
         config = SFTConfig(

@@ -19,6 +19,7 @@ from quanta.domains.physics.problems import (
     generate_problems,
     held_out_problems,
     problem_to_chat,
+    problem_to_rft,
 )
 from quanta.domains.physics.units import normalise_unit
 
@@ -36,4 +37,5 @@ __all__ = [
     "held_out_problems",
     "normalise_unit",
     "problem_to_chat",
+    "problem_to_rft",
 ]

@@ -467,3 +467,13 @@ def problem_to_chat(problem: PhysicsProblem, system_prompt: str | None = SYSTEM_
         {"role": "assistant", "content": problem.worked_answer},
     ]
     return {"messages": messages, "topic": problem.topic}
+
+
+def problem_to_rft(problem: PhysicsProblem, system_prompt: str | None = SYSTEM_PROMPT
+                   ) -> dict[str, Any]:
+    """The problem as an OpenAI reinforcement fine-tuning row: the prompt, plus the answer
+    a ``physics_answer`` grader reads as ``{{item.answer}}``."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": problem.question})
+    return {"messages": messages, "answer": f"{problem.value:.6g} {problem.unit}",
+            "topic": problem.topic, "id": problem.id}

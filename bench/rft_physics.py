@@ -1,0 +1,215 @@
+"""Reinforcement fine-tuning on physics: does RFT raise held-out accuracy over its SFT start?
+
+One run, one registry (default: the benchmarks' model home; ``--model-home`` points at
+another, e.g. a demo's ``quanta-data``):
+
+1. the SFT start: ``--adapter`` (the demo's adapter), else a supervised job trained as the
+   default demo trains it (bundled physics set, ``--sft-steps`` steps, batch 8, lr x2);
+2. an RFT job through the tune service and a worker, continuing that adapter, on
+   ``--problems`` generated problems of the training split (the held-out split is never
+   seen), graded by ``physics_answer``;
+3. prints held-out physics accuracy (``--eval-n`` problems, greedy) of the SFT adapter (the
+   RFT job's "before") and of SFT + RFT ("after"), the mean reward of every step, and the
+   seconds a rollout batch (``batch_size`` prompts x ``num_generations`` samples) takes with
+   transformers' generate, as the worker runs it, vs an offline vLLM engine with the
+   adapter, on the same prompts.
+
+    python bench/rft_physics.py --rft-steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from quanta.config import Settings
+from quanta.data import write_jsonl
+from quanta.domains import physics
+from quanta.models import DEFAULT_MODEL_ID
+from quanta.registry import Registry
+from quanta.types import EventType
+from tune.service import TuneService
+from tune.worker import Worker
+
+TENANT = "local"
+RFT_SEED = 7  # generate_problems seed for the RFT prompts (training split, not the demo's)
+
+
+def _run(service: TuneService, registry: Registry, path: Path, body: dict[str, Any]) -> Any:
+    file_id = service.create_file(TENANT, path.name, "fine-tune", path)["id"]
+    job = service.create_job(TENANT, {**body, "training_file": file_id})
+    started = time.monotonic()
+    Worker(registry).run_once(job["id"])
+    done = registry.jobs.get(job["id"])
+    assert done is not None and done.status == "succeeded", done and done.error
+    return done, time.monotonic() - started
+
+
+def sft_adapter(service: TuneService, registry: Registry, steps: int, eval_n: int,
+                workdir: Path) -> str:
+    """The demo's SFT recipe (default run), for when no ``--adapter`` is given."""
+    from quanta.data import read_examples
+
+    data = write_jsonl(read_examples(physics.bundled_physics_path()), workdir / "sft.jsonl")
+    job, seconds = _run(service, registry, data, {
+        "model": DEFAULT_MODEL_ID, "suffix": "bench-sft", "seed": 0,
+        "method": {"type": "supervised", "supervised": {"hyperparameters": {
+            "n_epochs": 1, "batch_size": 8, "learning_rate_multiplier": 2.0}}},
+        "quanta": {"max_steps": steps, "checkpoint_every": max(5, steps // 4), "max_length": 256,
+                   "eval": {"physics_n": eval_n, "loss_examples": 0}}})
+    print(f"SFT start: {steps} steps in {seconds:.0f} s -> {job.fine_tuned_model}")
+    return job.fine_tuned_model
+
+
+def rft(service: TuneService, registry: Registry, adapter: str, args: argparse.Namespace,
+        workdir: Path) -> tuple[Any, float]:
+    rows = [physics.problem_to_rft(p) for p in physics.generate_problems(args.problems, RFT_SEED)]
+    data = write_jsonl(rows, workdir / "rft.jsonl")
+    return _run(service, registry, data, {
+        "model": adapter, "suffix": "bench-rft", "seed": 0,
+        "method": {"type": "reinforcement", "reinforcement": {
+            "grader": {"type": "physics_answer", "name": "physics", "rel_tol": 0.02},
+            "hyperparameters": {"n_epochs": 1, "batch_size": args.batch_size,
+                                "learning_rate_multiplier": args.lr_multiplier}}},
+        "quanta": {"max_steps": args.rft_steps, "checkpoint_every": max(5, args.rft_steps),
+                   "max_length": 256,
+                   "eval": {"physics_n": args.eval_n, "loss_examples": 0,
+                            "max_new_tokens": 96},
+                   "reinforcement": {"num_generations": args.generations,
+                                     "max_completion_length": args.completion_tokens,
+                                     "beta": 0.04}}})
+
+
+def rewards(registry: Registry, job_id: str) -> list[tuple[int, float, float]]:
+    """(step, mean reward, seconds since the previous logged step) per logged step."""
+    events = sorted((e for e in registry.jobs.events(job_id, type=EventType.METRICS)
+                     if "train_reward_mean" in (e.data or {})), key=lambda e: e.data["step"])
+    out, last = [], None
+    for event in events:
+        stamp = event.created_at.timestamp()
+        out.append((event.data["step"], event.data["train_reward_mean"],
+                    stamp - last if last is not None else float("nan")))
+        last = stamp
+    return out
+
+
+def _prompts(tokenizer: Any, n: int) -> list[str]:
+    problems = physics.generate_problems(n, RFT_SEED)
+    return [tokenizer.apply_chat_template(physics.problem_to_rft(p)["messages"], tokenize=False,
+                                          add_generation_prompt=True) for p in problems]
+
+
+def rollout_transformers(base_dir: Path, adapter_dir: Path, args: argparse.Namespace,
+                         repeats: int = 3) -> float:
+    """Seconds for one rollout batch with transformers' sampling generate (the worker's)."""
+    import torch
+    from peft import PeftModel
+
+    from quanta.precision import resolve
+    from tune.modeling import load_base, load_tokenizer
+
+    tokenizer = load_tokenizer(base_dir)
+    tokenizer.padding_side = "left"
+    model = PeftModel.from_pretrained(load_base(base_dir, resolve("auto")), adapter_dir).eval()
+    enc = tokenizer(_prompts(tokenizer, args.batch_size), return_tensors="pt", padding=True,
+                    add_special_tokens=False)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with torch.no_grad():
+            model.generate(**enc, do_sample=True, temperature=1.0,
+                           num_return_sequences=args.generations,
+                           max_new_tokens=args.completion_tokens, min_new_tokens=args.
+                           completion_tokens, pad_token_id=tokenizer.pad_token_id)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def rollout_vllm(base_dir: Path, adapter_dir: Path, args: argparse.Namespace,
+                 repeats: int = 3) -> float | str:
+    """The same batch with an offline vLLM engine and the adapter (start-up not counted)."""
+    try:
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+    except ImportError as exc:
+        return f"vLLM not importable: {exc}"
+    from quanta.precision import resolve
+    from tune.modeling import load_tokenizer
+
+    llm = LLM(model=str(base_dir), enable_lora=True, max_lora_rank=64, max_model_len=512,
+              dtype=str(resolve("auto").dtype), seed=0)
+    params = SamplingParams(n=args.generations, temperature=1.0,
+                            max_tokens=args.completion_tokens,
+                            min_tokens=args.completion_tokens)
+    prompts = _prompts(load_tokenizer(base_dir), args.batch_size)
+    lora = LoRARequest("sft", 1, str(adapter_dir))
+    llm.generate(prompts, params, lora_request=lora, use_tqdm=False)  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-home", type=Path, default=None)
+    parser.add_argument("--adapter", default=None, help="the SFT start (default: train one)")
+    parser.add_argument("--sft-steps", type=int, default=100)
+    parser.add_argument("--rft-steps", type=int, default=20)
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=4, help="prompts per RFT step")
+    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--completion-tokens", type=int, default=96)
+    parser.add_argument("--lr-multiplier", type=float, default=1.0)
+    parser.add_argument("--eval-n", type=int, default=30)
+    parser.add_argument("--skip-vllm", action="store_true")
+    args = parser.parse_args()
+
+    from quanta.models import model_path
+    from quanta.testing.fixtures import bench_model_home
+
+    home = args.model_home or bench_model_home()
+    registry = Registry.open(Settings(home=home))
+    base_dir = model_path(registry)
+    service = TuneService(registry)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        adapter = args.adapter or sft_adapter(service, registry, args.sft_steps, args.eval_n,
+                                              workdir)
+        job, seconds = rft(service, registry, adapter, args, workdir)
+    row = registry.resolve_adapter(TENANT, job.fine_tuned_model)
+    before, after = row.eval["before"], row.eval["after"]
+    steps = rewards(registry, job.id)
+    adapter_dir = registry.materialize(registry.resolve_adapter(TENANT, adapter).sha256)
+    transformers_s = rollout_transformers(base_dir, adapter_dir, args)
+    vllm_s = "skipped" if args.skip_vllm else rollout_vllm(base_dir, adapter_dir, args)
+
+    print(f"\nRFT: {args.rft_steps} steps of {args.batch_size} prompts x {args.generations} "
+          f"completions ({args.completion_tokens} tokens max), {seconds:.0f} s with eval")
+    print("step  mean reward  s/step")
+    for step, reward, step_s in steps:
+        print(f"{step:>4}  {reward:>11.3f}  {step_s:>6.1f}")
+    acc_before = before.get("physics_accuracy", float("nan"))
+    acc_after = after.get("physics_accuracy", float("nan"))
+    print(f"\nheld-out physics accuracy ({before.get('physics_n')} problems): "
+          f"SFT {acc_before:.1%} ({before.get('physics_correct')}) -> SFT+RFT {acc_after:.1%} "
+          f"({after.get('physics_correct')}): {100 * (acc_after - acc_before):+.1f} points")
+    rollout = f"{vllm_s:.2f} s" if isinstance(vllm_s, float) else vllm_s
+    ratio = (f" (vLLM {transformers_s / vllm_s:.2f}x faster)" if isinstance(vllm_s, float)
+             else "")
+    print(f"rollout batch ({args.batch_size} x {args.generations} x {args.completion_tokens} "
+          f"tokens): transformers {transformers_s:.2f} s, vLLM {rollout}{ratio}")
+    print(json.dumps({"sft": adapter, "rft": job.fine_tuned_model,
+                      "accuracy_sft": acc_before, "accuracy_rft": acc_after,
+                      "mean_reward_per_step": [r for _, r, _ in steps],
+                      "rollout_transformers_s": transformers_s, "rollout_vllm": vllm_s}))
+
+
+if __name__ == "__main__":
+    main()

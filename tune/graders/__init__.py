@@ -1,0 +1,113 @@
+"""Graders: score a model's answer to a dataset row, as OpenAI's fine-tuning graders do.
+
+One module per grader type behind ``tune.graders.base.Grader``: ``string_check``,
+``text_similarity``, ``python`` (sandboxed in ``sandbox``), ``score_model``, ``multi`` and
+Quanta's ``physics_answer``. ``config`` holds the wire shapes; :func:`build_grader` turns
+a validated config into a grader; :func:`run_grader` answers ``/graders/run``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from quanta.config import Settings, get_settings
+from quanta.types import GraderType
+from tune.graders.base import Grade, Grader
+from tune.graders.config import GraderConfig, MultiConfig
+from tune.graders.templates import check_template, sample_from_text
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(GraderConfig)
+
+
+def parse_grader(data: Any) -> Any:
+    """Validate a grader's JSON into its config (pydantic ``ValidationError`` on bad input)."""
+    config = _ADAPTER.validate_python(data)
+    check_templates(config)
+    return config
+
+
+def check_templates(config: Any) -> None:
+    """Refuse template variables outside ``item`` and ``sample`` (TemplateError)."""
+    for template in templates_of(config):
+        check_template(template)
+
+
+def templates_of(config: Any) -> list[str]:
+    """Every template string a grader renders (checked before any sample is graded)."""
+    if isinstance(config, MultiConfig):
+        return [t for sub in config.named().values() for t in templates_of(sub)]
+    found = [getattr(config, key, None) for key in ("input", "reference", "unit")]
+    if config.type == GraderType.SCORE_MODEL:
+        found = [m.text() for m in config.input]
+    return [t for t in found if isinstance(t, str)]
+
+
+def score_models_of(config: Any) -> list[str]:
+    """The models a grader asks (so the caller can check the tenant may use them)."""
+    if isinstance(config, MultiConfig):
+        return [m for sub in config.named().values() for m in score_models_of(sub)]
+    return [config.model] if config.type == GraderType.SCORE_MODEL else []
+
+
+def build_grader(config: Any, settings: Settings | None = None) -> Grader:
+    """The grader a validated config describes."""
+    settings = settings or get_settings()
+    kind = GraderType(config.type)
+    if kind is GraderType.STRING_CHECK:
+        from tune.graders.string_check import StringCheckGrader
+
+        return StringCheckGrader(config)
+    if kind is GraderType.TEXT_SIMILARITY:
+        from tune.graders.text_similarity import TextSimilarityGrader
+
+        return TextSimilarityGrader(config)
+    if kind is GraderType.PHYSICS_ANSWER:
+        from tune.graders.physics_answer import PhysicsAnswerGrader
+
+        return PhysicsAnswerGrader(config)
+    if kind is GraderType.PYTHON:
+        from tune.graders.python import PythonGrader
+        from tune.graders.sandbox import Limits
+
+        limits = Limits(wall_seconds=settings.grader_timeout,
+                        cpu_seconds=settings.grader_cpu_seconds,
+                        memory_bytes=settings.grader_memory_mb * 1024 * 1024)
+        return PythonGrader(config, limits, settings.grader_python)
+    if kind is GraderType.SCORE_MODEL:
+        from tune.graders.score_model import ScoreModelGrader
+
+        return ScoreModelGrader(config, settings.grader_model_url, settings.grader_api_key)
+    from tune.graders.multi import MultiGrader
+
+    return MultiGrader(config.name, config.calculate_output,
+                       {key: build_grader(sub, settings) for key, sub in config.named().items()})
+
+
+def run_grader(config: Any, model_sample: str, item: dict[str, Any] | None,
+               settings: Settings | None = None) -> dict[str, Any]:
+    """``POST /v1/fine_tuning/alpha/graders/run``'s answer (OpenAI's RunGraderResponse)."""
+    grader = build_grader(config, settings)
+    started = time.monotonic()
+    grade: Grade = grader.grade(sample_from_text(model_sample), item or {})
+    usage = grade.token_usage
+    return {
+        "reward": grade.score,
+        "metadata": {
+            "name": config.name, "type": str(config.type),
+            "errors": grade.openai_errors(),
+            "execution_time": time.monotonic() - started,
+            "scores": {config.name: grade.score, **grade.sub_rewards},
+            "token_usage": usage.get("total_tokens") if usage else None,
+            "sampled_model_name": grade.sampled_model_name,
+        },
+        "sub_rewards": grade.sub_rewards,
+        "model_grader_token_usage_per_model": (
+            {grade.sampled_model_name or "unknown": usage} if usage else {}),
+    }
+
+
+__all__ = ["Grade", "Grader", "build_grader", "check_templates", "parse_grader",
+           "run_grader", "sample_from_text", "score_models_of"]

@@ -1,0 +1,43 @@
+"""``python``: the tenant's ``grade(sample, item) -> float``, run in the sandbox.
+
+The code is untrusted: it runs only inside ``tune.graders.sandbox`` (bubblewrap, as
+``nobody``, no network, no registry, no environment, bounded CPU, memory, output,
+processes and time). Anything but a finite number back (an exception, a timeout, a
+crash, a string) scores 0 with ``python_grader_runtime_error`` and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tune.graders.base import Grade
+from tune.graders.config import PythonConfig
+from tune.graders.sandbox import Limits, SandboxUnavailable, run_python_grader
+
+
+class PythonGrader:
+    def __init__(self, config: PythonConfig, limits: Limits, python: Any = None) -> None:
+        self.config, self.name, self.type = config, config.name, str(config.type)
+        self.limits, self.python = limits, python
+
+    def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> Grade:
+        try:
+            run = run_python_grader(self.config.source, sample, item, self.limits, self.python)
+        except SandboxUnavailable as exc:
+            grade = Grade.failed("python_grader_server_error", str(exc))
+            grade.errors["python_grader_server_error_type"] = "sandbox_unavailable"
+            return grade
+        problem = run.failure()
+        if problem is None:
+            score = run.result.get("score") if run.result else None
+            if isinstance(score, bool) or not isinstance(score, int | float):
+                problem = f"grade returned {type(score).__name__}, not a number"
+            elif not math.isfinite(score):
+                problem = f"grade returned {score}, not a finite number"
+            else:
+                return Grade(score=float(score))
+        flag = "unresponsive_reward_error" if run.timed_out else "python_grader_runtime_error"
+        grade = Grade.failed(flag)
+        grade.errors["python_grader_runtime_error_details"] = problem
+        return grade

@@ -1,0 +1,90 @@
+"""``score_model``: a model Quanta serves reads the answer and returns a number.
+
+The prompt (``input`` messages, templated) is sent to an OpenAI-compatible chat endpoint,
+by default Quanta's own ``quanta serve`` (``QUANTA_GRADER_MODEL_URL``, key
+``QUANTA_GRADER_API_KEY``). The reply is read as OpenAI's model graders answer, JSON
+``{"result": <number>, ...}``, else its first number, and clamped to ``range``. A refusal,
+an unreadable reply or a server error scores 0 with OpenAI's flag for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from tune.graders.base import Grade
+from tune.graders.config import ScoreModelConfig
+from tune.graders.templates import TemplateError, render
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def read_score(text: str) -> float | None:
+    """The reply's score: ``{"result": x}`` JSON, else the first number in the text."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("result"), int | float):
+        return float(parsed["result"])
+    if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+        return float(parsed)
+    match = _NUMBER.search(text)
+    return float(match.group(0)) if match else None
+
+
+class ScoreModelGrader:
+    def __init__(self, config: ScoreModelConfig, base_url: str, api_key: str | None,
+                 timeout: float = 120.0) -> None:
+        self.config, self.name, self.type = config, config.name, str(config.type)
+        self.base_url, self.api_key, self.timeout = base_url.rstrip("/"), api_key, timeout
+
+    def _request(self, item: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
+        params = self.config.sampling_params
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": [{"role": "system" if m.role == "developer" else m.role,
+                          "content": render(m.text(), item, sample)}
+                         for m in self.config.input],
+            "temperature": params.temperature if params and params.temperature is not None
+            else 0.0,
+            "max_tokens": params.max_completions_tokens if params and
+            params.max_completions_tokens else 64,
+        }
+        if params and params.top_p is not None:
+            body["top_p"] = params.top_p
+        if params and params.seed is not None:
+            body["seed"] = params.seed
+        return body
+
+    def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> Grade:
+        import httpx
+
+        try:
+            body = self._request(item, sample)
+        except TemplateError as exc:
+            return Grade.failed("invalid_variable_error", str(exc))
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            response = httpx.post(f"{self.base_url}/chat/completions", json=body,
+                                  headers=headers, timeout=self.timeout)
+            response.raise_for_status()
+            reply = response.json()
+            message = reply["choices"][0]["message"]
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+            return Grade.failed("model_grader_server_error", f"{type(exc).__name__}: {exc}"[:500],
+                                "model_grader_server_error_details")
+        usage = reply.get("usage") or {}
+        tokens = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens",
+                                                       "total_tokens")}
+        if message.get("refusal"):
+            grade = Grade.failed("model_grader_refusal_error", str(message["refusal"])[:300])
+        else:
+            score = read_score(message.get("content") or "")
+            low, high = self.config.range
+            grade = (Grade.failed("model_grader_parse_error",
+                                  f"no number in {str(message.get('content'))[:200]!r}")
+                     if score is None else Grade(score=min(high, max(low, score))))
+        grade.token_usage, grade.sampled_model_name = tokens, reply.get("model")
+        return grade

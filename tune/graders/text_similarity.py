@@ -1,0 +1,46 @@
+"""``text_similarity``: a similarity score in [0, 1] between two rendered templates.
+
+The metrics come from maintained packages: rapidfuzz (``fuzzy_match``, as OpenAI uses),
+sacrebleu (``bleu``), nltk (``gleu``) and Google's rouge-score (``rouge_1`` ... ``rouge_5``,
+``rouge_l``, F-measure).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from tune.graders.base import ComparisonGrader
+from tune.graders.config import TextSimilarityConfig
+
+
+@lru_cache(maxsize=16)
+def _rouge_scorer(kind: str) -> Any:
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer([kind], use_stemmer=False)
+
+
+def similarity(metric: str, text: str, reference: str) -> float:
+    """``metric`` of ``text`` against ``reference``, scaled to [0, 1]."""
+    if metric == "fuzzy_match":
+        from rapidfuzz import fuzz
+
+        return fuzz.WRatio(text, reference) / 100.0
+    if metric == "bleu":
+        from sacrebleu.metrics import BLEU
+
+        return BLEU(effective_order=True).sentence_score(text, [reference]).score / 100.0
+    if metric == "gleu":
+        from nltk.translate.gleu_score import sentence_gleu
+
+        return float(sentence_gleu([reference.split()], text.split()))
+    kind = "rougeL" if metric == "rouge_l" else "rouge" + metric.rsplit("_", 1)[-1]
+    return float(_rouge_scorer(kind).score(reference, text)[kind].fmeasure)
+
+
+class TextSimilarityGrader(ComparisonGrader):
+    config: TextSimilarityConfig
+
+    def compare(self, given: str, reference: str) -> float:
+        return similarity(self.config.evaluation_metric, given, reference)
