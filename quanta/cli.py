@@ -288,6 +288,14 @@ def adapters_show(name: str, tenant: Annotated[str | None, typer.Option()] = Non
             answers.add_row(b["question"], b["expected"], b["answer"], a["answer"])
         if answers.row_count:
             console.print(answers)
+        graded = Table("question", "before [score]", "after [score]",
+                       title="held-out answers, scored by the job's grader")
+        for b, a in zip(before.get("grader_samples", []), after.get("grader_samples", []),
+                        strict=False):
+            graded.add_row(b["question"], f"{b['answer']} [{b['score']:g}]",
+                           f"{a['answer']} [{a['score']:g}]")
+        if graded.row_count:
+            console.print(graded)
 
 
 # -- service commands and entry point ------------------------------------------------------

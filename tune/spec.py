@@ -110,6 +110,14 @@ class Method(_Strict):
     dpo: DpoBlock | None = None
     reinforcement: ReinforcementBlock | None = None
 
+    @model_validator(mode="after")
+    def _one_block(self) -> Method:
+        """A block for another method would be silently ignored: refuse it instead."""
+        for kind in MethodType:
+            if kind != self.type and getattr(self, str(kind)) is not None:
+                raise ValueError(f"method.{kind} is given, but method.type is '{self.type}'")
+        return self
+
 
 class ReinforcementOptions(_Strict):
     """Quanta's knobs for reinforcement jobs (OpenAI leaves these to the service)."""

@@ -281,8 +281,9 @@ class Worker:
         before = evaluation.evaluate_base(base_dir, valid_examples, plan.quanta.eval, precision,
                                           plan.quanta.max_length, grader,
                                           plan.max_completion_length, start_adapter)
-        self.registry.jobs.add_event(job_id, "Base model evaluated",
-                                     data={"eval_before": before})
+        self.registry.jobs.add_event(
+            job_id, f"{start.name} evaluated" if start else "Base model evaluated",
+            data={"eval_before": before})
         return before
 
     def _stop(self, job_id: str, reason: str | None) -> None:

@@ -7,8 +7,9 @@
   dataset spells the topic key ``topic;``).
 - ``alpaca``: ``instruction``, optional ``input``, ``output``.
 - ``reinforcement``: OpenAI RFT JSONL, ``{"messages": [...prompt ending with the user...],
-  ...the fields graders read (at least one)}``, normalised to ``{"messages": [...], "item": {the whole record}}``
-  (graders read ``{{item.<field>}}``; ``developer`` messages become ``system``).
+  ...the fields graders read (at least one)}``, normalised to ``{"messages": [...],
+  "item": {the whole record}}`` (graders read ``{{item.<field>}}``; ``developer`` messages
+  become ``system``).
 
 Checkers return error strings of the form ``field 'x': problem``; the caller adds ``file:line:``.
 """

@@ -278,6 +278,7 @@ def _check(operation: str = "eq", **over: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("method", "param"), [
     ({"type": "reinforcement"}, "method.reinforcement"),
+    ({"type": "supervised", "reinforcement": {"grader": PHYSICS_GRADER}}, "method"),
     ({"type": "reinforcement", "reinforcement": {}}, "method.reinforcement.grader"),
     (_rft({"type": "label_model", "name": "x"}), "method.reinforcement.grader"),
     (_rft(_check("contains")), "method.reinforcement.grader.string_check.operation"),

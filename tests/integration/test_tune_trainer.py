@@ -147,3 +147,39 @@ def test_training_on_a_cpu_without_native_bf16_computes_in_fp32(base_model_dir: 
     assert result["precision"]["native_bf16"] is False
     assert result["base_dtypes"] == ["torch.float32"]
     assert result["steps"] == 2 and result["finite"]
+
+
+def test_reinforcement_stops_on_cancel_and_resumes_from_its_checkpoint(
+        base_model_dir: Path, tmp_path: Path) -> None:
+    """GRPO training honours the cancel poll and resumes from a checkpoint the worker kept."""
+    import shutil
+
+    from quanta.domains import physics
+    from tune.graders import parse_grader
+    from tune.spec import QuantaOptions, ResolvedHyperparameters, TrainingPlan
+    from tune.trainer import TrainHooks, train
+
+    plan = TrainingPlan(
+        type="reinforcement",
+        hyperparameters=ResolvedHyperparameters(
+            n_epochs=1, batch_size=2, learning_rate_multiplier=20, compute_multiplier=1.0,
+            eval_interval=100, eval_samples=1, reasoning_effort="default"),
+        grader=parse_grader({"type": "physics_answer", "name": "physics"}),
+        quanta=QuantaOptions(max_steps=2, checkpoint_every=1, max_length=256,
+                             lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+                             reinforcement={"num_generations": 2, "max_completion_length": 12}))
+    rows = [physics.problem_to_rft(p) for p in physics.generate_problems(4, seed=3)]
+    examples = [{"messages": r["messages"], "item": r} for r in rows]
+    saved: dict[int, Path] = {}
+
+    def keep(step: int, path: Path, metrics: dict) -> None:  # type: ignore[type-arg]
+        saved[step] = Path(shutil.copytree(path, tmp_path / f"ckpt-{step}"))
+
+    hooks = TrainHooks(on_checkpoint=keep, should_stop=lambda: "cancelled" if saved else None)
+    first = train(base_model_dir, plan, examples, None, tmp_path / "a", seed=1, hooks=hooks)
+    assert first.stopped == "cancelled" and first.adapter_dir is None
+    assert set(saved) == {1}  # the stop came before a second checkpoint
+    second = train(base_model_dir, plan, examples, None, tmp_path / "b", seed=1,
+                   resume_from=saved[1])
+    assert second.stopped is None and second.steps == 2 and second.adapter_dir is not None
+    assert [m["step"] for m in second.history if "train_reward_mean" in m] == [2]
