@@ -132,6 +132,10 @@ def rollout_transformers(base_dir: Path, adapter_dir: Path, args: argparse.Names
 def rollout_vllm(base_dir: Path, adapter_dir: Path, args: argparse.Namespace,
                  repeats: int = 3) -> float | str:
     """The same batch with an offline vLLM engine and the adapter (start-up not counted)."""
+    import os
+
+    os.environ.update({"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_NO_USAGE_STATS": "1",
+                       "VLLM_CACHE_ROOT": str(Path(tempfile.gettempdir()) / "quanta-vllm")})
     try:
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
@@ -140,8 +144,10 @@ def rollout_vllm(base_dir: Path, adapter_dir: Path, args: argparse.Namespace,
     from quanta.precision import resolve
     from tune.modeling import load_tokenizer
 
+    # On CPU gpu_memory_utilization is the share of RAM vLLM reserves; this process
+    # already holds the trainer's models, so ask for little.
     llm = LLM(model=str(base_dir), enable_lora=True, max_lora_rank=64, max_model_len=512,
-              dtype=str(resolve("auto").dtype), seed=0)
+              dtype=str(resolve("auto").dtype), seed=0, gpu_memory_utilization=0.25)
     params = SamplingParams(n=args.generations, temperature=1.0,
                             max_tokens=args.completion_tokens,
                             min_tokens=args.completion_tokens)
@@ -169,6 +175,8 @@ def main() -> None:
     parser.add_argument("--lr-multiplier", type=float, default=1.0)
     parser.add_argument("--eval-n", type=int, default=30)
     parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument("--rft-job", default=None,
+                        help="report on this finished RFT job instead of training one")
     args = parser.parse_args()
 
     from quanta.models import model_path
@@ -178,11 +186,16 @@ def main() -> None:
     registry = Registry.open(Settings(home=home))
     base_dir = model_path(registry)
     service = TuneService(registry)
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        adapter = args.adapter or sft_adapter(service, registry, args.sft_steps, args.eval_n,
-                                              workdir)
-        job, seconds = rft(service, registry, adapter, args, workdir)
+    if args.rft_job:
+        job, seconds = registry.jobs.get(args.rft_job), float("nan")
+        assert job is not None and job.status == "succeeded", args.rft_job
+        adapter = job.method["start_adapter"]["name"]
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            adapter = args.adapter or sft_adapter(service, registry, args.sft_steps,
+                                                  args.eval_n, workdir)
+            job, seconds = rft(service, registry, adapter, args, workdir)
     row = registry.resolve_adapter(TENANT, job.fine_tuned_model)
     before, after = row.eval["before"], row.eval["after"]
     steps = rewards(registry, job.id)
@@ -201,7 +214,7 @@ def main() -> None:
           f"SFT {acc_before:.1%} ({before.get('physics_correct')}) -> SFT+RFT {acc_after:.1%} "
           f"({after.get('physics_correct')}): {100 * (acc_after - acc_before):+.1f} points")
     rollout = f"{vllm_s:.2f} s" if isinstance(vllm_s, float) else vllm_s
-    ratio = (f" (vLLM {transformers_s / vllm_s:.2f}x faster)" if isinstance(vllm_s, float)
+    ratio = (f" (vLLM speed-up: {transformers_s / vllm_s:.2f}x)" if isinstance(vllm_s, float)
              else "")
     print(f"rollout batch ({args.batch_size} x {args.generations} x {args.completion_tokens} "
           f"tokens): transformers {transformers_s:.2f} s, vLLM {rollout}{ratio}")
