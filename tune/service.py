@@ -127,20 +127,24 @@ class TuneService:
                 f"{' or '.join(allowed)}", param=param, code="invalid_file_format")
         return row
 
-    def _start_model(self, tenant_id: str, model: str) -> tuple[str, StartAdapter | None]:
-        """(base model id, adapter to continue): ``model`` names a base model or one of the
-        tenant's fine-tuned models."""
+    def _usable_model(self, tenant_id: str, model: str) -> tuple[str, t.Adapter | None]:
+        """(base model id, adapter or None) for a base model or one of the tenant's
+        fine-tuned models; RegistryNotFound for anything else."""
         try:
             return self.registry.get_base_model(model, tenant_id).id, None
         except RegistryNotFound:
-            pass
-        try:
             adapter = self.registry.resolve_adapter(tenant_id, model)
+            return adapter.base_model_id, adapter
+
+    def _start_model(self, tenant_id: str, model: str) -> tuple[str, StartAdapter | None]:
+        """(base model id, adapter to continue) for a job's ``model``."""
+        try:
+            base, adapter = self._usable_model(tenant_id, model)
         except RegistryNotFound:
             raise HTTPBadRequest(
                 f"Model {model} is not available for fine-tuning or does not exist.",
                 param="model", code="model_not_available") from None
-        return adapter.base_model_id, StartAdapter(id=adapter.id, name=adapter.name)
+        return base, StartAdapter(id=adapter.id, name=adapter.name) if adapter else None
 
     def check_grader_models(self, tenant_id: str, grader: Any, param: str) -> None:
         """A score_model grader may ask a base model or one of the tenant's own adapters."""
@@ -148,12 +152,7 @@ class TuneService:
 
         for model in score_models_of(grader):
             try:
-                self.registry.get_base_model(model, tenant_id)
-                continue
-            except RegistryNotFound:
-                pass
-            try:
-                self.registry.resolve_adapter(tenant_id, model)
+                self._usable_model(tenant_id, model)
             except RegistryNotFound:
                 raise HTTPBadRequest(f"The grader's model {model} does not exist or is not "
                                      "yours", param=param, code="model_not_available") from None

@@ -25,7 +25,7 @@ from pydantic import (
 
 from quanta.types import ComputeDtype, MethodType
 from tune.errors import invalid_request
-from tune.graders.config import GraderConfig
+from tune.graders.config import GraderConfig, leaf_configs
 
 BASE_LEARNING_RATE = 2e-4
 AUTO_EPOCHS = 3
@@ -286,7 +286,7 @@ class TrainingPlan(_Strict):
                  f"'{hp.reasoning_effort}': the model does not reason, the budget scales)",
                  f"Reinforcement: every {hp.eval_interval} steps the grader scores "
                  f"{hp.eval_samples} validation items (when a validation file is given)"]
-        for grader in _leaves(self.grader):
+        for grader in leaf_configs(self.grader) if self.grader else []:
             if getattr(grader, "image_tag", None):
                 notes.append(f"Grader '{grader.name}': image_tag {grader.image_tag!r} is "
                              "ignored; python graders run on the worker's python3 (stdlib "
@@ -296,13 +296,6 @@ class TrainingPlan(_Strict):
                 notes.append(f"Grader '{grader.name}': sampling_params.reasoning_effort is "
                              "ignored (the grading model does not reason)")
         return notes
-
-
-def _leaves(grader: Any) -> list[Any]:
-    if grader is None:
-        return []
-    graders = getattr(grader, "named", None)
-    return [g for sub in graders().values() for g in _leaves(sub)] if graders else [grader]
 
 
 def resolve(request: JobRequest, train_records: int,

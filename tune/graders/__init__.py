@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from quanta.config import Settings, get_settings
 from quanta.types import GraderType
 from tune.graders.base import Grade, Grader
-from tune.graders.config import GraderConfig, MultiConfig
+from tune.graders.config import GraderConfig, leaf_configs
 from tune.graders.templates import check_template, sample_from_text
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(GraderConfig)
@@ -37,19 +37,18 @@ def check_templates(config: Any) -> None:
 
 def templates_of(config: Any) -> list[str]:
     """Every template string a grader renders (checked before any sample is graded)."""
-    if isinstance(config, MultiConfig):
-        return [t for sub in config.named().values() for t in templates_of(sub)]
-    found = [getattr(config, key, None) for key in ("input", "reference", "unit")]
-    if config.type == GraderType.SCORE_MODEL:
-        found = [m.text() for m in config.input]
+    found: list[Any] = []
+    for leaf in leaf_configs(config):
+        if leaf.type == GraderType.SCORE_MODEL:
+            found += [m.text() for m in leaf.input]
+        else:
+            found += [getattr(leaf, key, None) for key in ("input", "reference", "unit")]
     return [t for t in found if isinstance(t, str)]
 
 
 def score_models_of(config: Any) -> list[str]:
     """The models a grader asks (so the caller can check the tenant may use them)."""
-    if isinstance(config, MultiConfig):
-        return [m for sub in config.named().values() for m in score_models_of(sub)]
-    return [config.model] if config.type == GraderType.SCORE_MODEL else []
+    return [leaf.model for leaf in leaf_configs(config) if leaf.type == GraderType.SCORE_MODEL]
 
 
 def build_grader(config: Any, settings: Settings | None = None) -> Grader:

@@ -186,6 +186,12 @@ class MultiConfig(_Config):
         return self
 
 
+def leaf_configs(config: Any) -> list[Any]:
+    """The single graders a grader is made of: a multi grader's parts, else itself (OpenAI's
+    multi graders do not nest)."""
+    return list(config.named().values()) if isinstance(config, MultiConfig) else [config]
+
+
 GraderConfig = Annotated[
     StringCheckConfig | TextSimilarityConfig | PythonConfig | ScoreModelConfig
     | PhysicsAnswerConfig | MultiConfig,

@@ -148,7 +148,6 @@ class ReinforcementMethod:
 
 
 def _uses_python(config: Any) -> bool:
-    named = getattr(config, "named", None)
-    if named is not None:
-        return any(_uses_python(sub) for sub in named().values())
-    return config.type == GraderType.PYTHON
+    from tune.graders.config import leaf_configs
+
+    return any(leaf.type == GraderType.PYTHON for leaf in leaf_configs(config))
