@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     grader_memory_mb: int = 512
     grader_model_url: str = "http://127.0.0.1:8000/v1"
     grader_api_key: str | None = None
+    # tune: distributed jobs (torchrun). The address other nodes reach this worker's c10d
+    # rendezvous on (default: this host's name), how long the nodes may take to join, and
+    # how many times a failed rank restarts all ranks from the last checkpoint.
+    tune_rendezvous_host: str | None = None
+    tune_rendezvous_timeout: float = 600.0
+    tune_max_restarts: int = 3
     # serve: set by `quanta serve` for vLLM's processes (its plugins read them there).
     lora_resolver: str | None = None  # "registry": the registry LoRA resolver is active
     serve_base_model: str | None = None  # the registry id of the base model being served

@@ -68,6 +68,13 @@ def die_with_parent() -> Callable[[], None]:
     return arrange
 
 
+def exit_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask for ``sig`` when this process's parent dies (for a process started by another
+    program, torchrun say, that cannot pass a ``preexec_fn``)."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
 def start_process(argv: list[str], log: Path, env: dict[str, str] | None = None
                   ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own process group, stdout and stderr appended to ``log``;

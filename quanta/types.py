@@ -48,6 +48,18 @@ class MethodType(StrEnum):
     REINFORCEMENT = "reinforcement"
 
 
+class DistributedStrategy(StrEnum):
+    """How a job's processes share the model (``quanta.distributed.strategy``).
+
+    ``AUTO``: DDP on CPUs, FSDP on CUDA GPUs. DDP keeps a replica per process and averages
+    gradients; FSDP shards parameters, gradients and optimizer state (CUDA only here).
+    """
+
+    AUTO = "auto"
+    DDP = "ddp"
+    FSDP = "fsdp"
+
+
 class GraderType(StrEnum):
     """A grader's ``type``: OpenAI's graders plus Quanta's ``physics_answer``."""
 

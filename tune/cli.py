@@ -210,6 +210,42 @@ def worker(
         w.run_forever(poll_interval)
 
 
+@tune_app.command("node")
+def node(
+    job_id: str,
+    rendezvous: Annotated[str | None, typer.Option(
+        help="HOST:PORT of the job's c10d rendezvous (default: what its first node "
+             "recorded in the job's events)")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the job to start and "
+                                             "record its rendezvous")] = 120.0,
+) -> None:
+    """Run this machine's share of a running multi-node job (one torchrun launcher)."""
+    import logging
+    import tempfile
+
+    from tune.distributed.launch import DistributedError, join
+    from tune.spec import TrainingPlan
+    from tune.worker import work_root
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    registry = open_registry()
+    job = registry.jobs.get(job_id)
+    if job is None:
+        raise UsageError(f"no fine-tuning job {job_id}")
+    options = TrainingPlan.from_stored(job.method).quanta.distributed
+    if options.nodes < 2:
+        raise UsageError(f"job {job_id} runs on one node (quanta.distributed.nodes is 1)")
+    workdir = Path(tempfile.mkdtemp(prefix=f"{job_id}.", dir=work_root(registry)))
+    try:
+        code = join(registry, job_id, options, workdir, rendezvous, wait=wait)
+    except DistributedError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    console.print(f"{job_id}: this node's launcher exited with {code}")
+    raise typer.Exit(0 if code == 0 else 1)
+
+
 @jobs_app.command("ls")
 def jobs_ls(tenant: Annotated[str | None, typer.Option()] = None,
             limit: Annotated[int, typer.Option()] = 20) -> None:

@@ -11,6 +11,7 @@ API accepted.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from quanta.types import ComputeDtype, MethodType
+from quanta.types import ComputeDtype, DistributedStrategy, MethodType
 from tune.errors import invalid_request
 from tune.graders.config import GraderConfig, leaf_configs
 
@@ -144,6 +145,18 @@ class EvalOptions(_Strict):
     grader_n: int = Field(10, ge=0, le=1000)  # RFT: validation items the grader scores
 
 
+class DistributedOptions(_Strict):
+    """One job across processes and nodes: torchrun, gloo on CPU, NCCL on GPU."""
+
+    nodes: int = Field(1, ge=1, le=256)
+    processes_per_node: int = Field(1, ge=1, le=256)
+    strategy: DistributedStrategy = DistributedStrategy.AUTO
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.processes_per_node
+
+
 class QuantaOptions(_Strict):
     """Quanta's extension block (``extra_body={"quanta": {...}}`` with the openai SDK)."""
 
@@ -158,6 +171,14 @@ class QuantaOptions(_Strict):
     compute_dtype: ComputeDtype = ComputeDtype.AUTO
     eval: EvalOptions = Field(default_factory=EvalOptions)
     reinforcement: ReinforcementOptions = Field(default_factory=ReinforcementOptions)
+    distributed: DistributedOptions = Field(default_factory=DistributedOptions)
+
+    @model_validator(mode="after")
+    def _distributed(self) -> QuantaOptions:
+        if self.distributed.strategy == DistributedStrategy.FSDP and self.qlora:
+            raise ValueError("distributed.strategy 'fsdp' cannot shard 4-bit QLoRA weights: "
+                             "use 'ddp' or turn qlora off")
+        return self
 
 
 class JobRequest(_Strict):
@@ -320,8 +341,19 @@ def resolve(request: JobRequest, train_records: int,
     hp = block.hyperparameters.model_dump()
     if hp["n_epochs"] == "auto":
         hp["n_epochs"] = AUTO_EPOCHS
-    if hp["batch_size"] == "auto":
-        hp["batch_size"] = max(1, min(AUTO_BATCH_SIZE, train_records))
+    world = request.quanta.distributed.world_size
+    if hp["batch_size"] == "auto":  # a multiple of the process count: every rank gets rows
+        hp["batch_size"] = world * max(1, math.ceil(min(AUTO_BATCH_SIZE, train_records) / world))
+    elif hp["batch_size"] % world:
+        raise invalid_request([{"loc": ("method", str(method.type), "hyperparameters",
+                                        "batch_size"),
+                                "msg": f"batch_size {hp['batch_size']} is the global batch: it "
+                                       f"must be a multiple of the job's {world} processes "
+                                       "(quanta.distributed)"}])
+    if reinforcement and world > 1:
+        raise invalid_request([{"loc": ("quanta", "distributed"), "msg": "reinforcement jobs "
+                                "run in one process: drop quanta.distributed (Quanta does not "
+                                "yet shard GRPO's rollouts)"}])
     if hp["learning_rate_multiplier"] == "auto":
         hp["learning_rate_multiplier"] = 1.0
     if dpo and hp.get("beta") == "auto":

@@ -75,6 +75,8 @@ class TrainResult:
 def _callback_class() -> type:
     from transformers import TrainerCallback
 
+    from tune.distributed.collective import any_rank, barrier
+
     class QuantaCallback(TrainerCallback):
         """Forwards logs and checkpoints to the hooks and stops on cancel."""
 
@@ -86,9 +88,9 @@ def _callback_class() -> type:
             self.last_loss: float | None = None
 
         def _poll(self, control: Any) -> None:
-            reason = self.hooks.should_stop()
-            if reason:
-                self.stopped = reason
+            reason = self.hooks.should_stop()  # rank 0 watches the job; others stop with it
+            if any_rank(bool(reason)):
+                self.stopped = reason or "stopped"
                 control.should_training_stop = True
                 control.should_save = False
 
@@ -116,8 +118,9 @@ def _callback_class() -> type:
             self.hooks.on_progress(state.global_step, state.max_steps, self.last_loss)
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            barrier()  # every rank has written its RNG state into the directory
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if path.is_dir():
+            if state.is_world_process_zero and path.is_dir():
                 metrics = {**self.last_checkpoint_metrics, "step": state.global_step}
                 self.hooks.on_checkpoint(state.global_step, path, metrics)
                 shutil.rmtree(path, ignore_errors=True)  # it lives in the registry now
@@ -136,11 +139,12 @@ def training_args(plan: TrainingPlan, method: TrainingMethod, workdir: Path, *, 
 
     hyper, opts = plan.hyperparameters, plan.quanta
     cuda = torch.cuda.is_available()
+    world = opts.distributed.world_size  # batch_size is the global batch (spec checks it)
     eval_inline = has_eval and not opts.qlora  # an eval forward mid-training breaks CPU QLoRA
     args: dict[str, Any] = dict(
         output_dir=str(workdir / "trainer"),
-        per_device_train_batch_size=hyper.batch_size,
-        per_device_eval_batch_size=hyper.batch_size,
+        per_device_train_batch_size=hyper.batch_size // world,
+        per_device_eval_batch_size=max(1, hyper.batch_size // world),
         num_train_epochs=float(hyper.n_epochs),
         max_steps=opts.max_steps or -1,
         learning_rate=plan.learning_rate,
@@ -169,6 +173,10 @@ def training_args(plan: TrainingPlan, method: TrainingMethod, workdir: Path, *, 
         remove_unused_columns=False,
         save_only_model=False,
     )
+    if world > 1:
+        from tune.distributed.launch import ddp_args
+
+        args.update(ddp_args(opts.distributed, cuda=cuda))
     args.update(method.trainer_args(plan))
     if opts.group_by_length:
         args["train_sampling_strategy"] = "group_by_length"
@@ -229,7 +237,7 @@ def train(base_dir: Path, plan: TrainingPlan, train_examples: list[dict[str, Any
                          model=trainer.model, tokenizer=tokenizer, backend=backend,
                          history=callback.history,
                          train_runtime=float(output.metrics.get("train_runtime", 0.0)))
-    if callback.stopped is None:
+    if callback.stopped is None and trainer.is_world_process_zero():
         adapter_dir = workdir / "adapter"
         # Only the trained adapter: GRPO may hold a frozen "ref" copy beside it.
         trainer.model.save_pretrained(adapter_dir, selected_adapters=["default"])

@@ -29,11 +29,20 @@ from quanta.registry import tables as t
 from quanta.types import EventLevel, EventType, JobStatus
 from tune import queue
 from tune.datafiles import DatasetError
+from tune.distributed.collective import RankInfo
 from tune.spec import TrainingPlan
 
 log = logging.getLogger("quanta.tune.worker")
 DEFAULT_STALE_AFTER = 60.0
 DEFAULT_HEARTBEAT = 2.0
+SINGLE_PROCESS = RankInfo()
+
+
+def work_root(registry: Registry) -> Path:
+    """Where jobs' scratch directories live (``<job_id>.<random>``, swept when stale)."""
+    root = registry.settings.resolved_home / "work"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def adapter_id_for(job_id: str) -> str:
@@ -121,21 +130,65 @@ class Worker:
         workdir = Path(tempfile.mkdtemp(prefix=f"{job_id}.",
                                         dir=self._work_root()))
         try:
-            self._train_job(job_id, beat, workdir)
+            distributed = self._plan(job_id).quanta.distributed
+            if distributed.world_size > 1:
+                from tune.distributed.launch import supervise
+
+                supervise(self.registry, job_id, distributed, beat, workdir, self.worker_id)
+                if beat.reason() == "cancelled":
+                    self._stop(job_id, "cancelled")
+            else:
+                self._train_job(job_id, beat, workdir)
         except Exception as exc:  # the job fails with its reason; the worker lives on
-            log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-            code = "invalid_training_file" if isinstance(exc, DatasetError) else "training_failed"
-            message = f"{type(exc).__name__}: {exc}"[:1000]
-            queue.finish(self.registry, job_id, self.worker_id, JobStatus.FAILED,
-                         error={"code": code, "message": message, "param": None})
+            self._fail(job_id, exc)
         finally:
             beat.stop()
             shutil.rmtree(workdir, ignore_errors=True)
 
+    def run_rank(self, job_id: str, rank: RankInfo, workdir: Path) -> int:
+        """One rank of a distributed job (``tune.distributed.rank``); its exit code.
+
+        Every rank first reads the job: one that is no longer running under this claim
+        (finished, failed by rank 0 on a previous attempt, cancelled) makes them all exit
+        cleanly, so torchrun's restart of a job that failed for good ends at once.
+        """
+        job = self.registry.jobs.get(job_id)
+        if job is None or job.status != JobStatus.RUNNING or job.worker_id != self.worker_id:
+            log.info("job %s is %s; nothing to train", job_id, job and job.status)
+            return 0
+        beat = (Heartbeat(self.registry, job_id, self.worker_id, self.heartbeat_interval)
+                if rank.is_main else None)
+        if beat is not None:
+            beat.start()
+        try:
+            self._train_job(job_id, beat, workdir, rank)
+        except Exception as exc:
+            # A broken peer surfaces here as a gloo/NCCL error: torchrun restarts every rank
+            # from the checkpoint. Only a bad training file, or the last attempt, fails the job.
+            if rank.is_main and (isinstance(exc, DatasetError) or rank.last_attempt):
+                self._fail(job_id, exc)
+            raise
+        finally:
+            if beat is not None:
+                beat.stop()
+        return 0
+
+    def _fail(self, job_id: str, exc: Exception) -> None:
+        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+        code = getattr(exc, "code", None)
+        if not isinstance(code, str):
+            code = "invalid_training_file" if isinstance(exc, DatasetError) else "training_failed"
+        message = f"{type(exc).__name__}: {exc}"[:1000]
+        queue.finish(self.registry, job_id, self.worker_id, JobStatus.FAILED,
+                     error={"code": code, "message": message, "param": None})
+
+    def _plan(self, job_id: str) -> TrainingPlan:
+        job = self.registry.jobs.get(job_id)
+        assert job is not None
+        return TrainingPlan.from_stored(job.method)  # typed again: what the API accepted
+
     def _work_root(self) -> Path:
-        root = self.registry.settings.resolved_home / "work"
-        root.mkdir(parents=True, exist_ok=True)
-        return root
+        return work_root(self.registry)
 
     def sweep_workdirs(self) -> int:
         """Remove scratch directories that killed workers left behind; returns how many.
@@ -151,7 +204,10 @@ class Worker:
                 removed += 1
         return removed
 
-    def _train_job(self, job_id: str, beat: Heartbeat, workdir: Path) -> None:
+    def _train_job(self, job_id: str, beat: Heartbeat | None, workdir: Path,
+                   rank: RankInfo = SINGLE_PROCESS) -> None:
+        """Train one job; under torchrun every rank runs this, rank 0 (``beat`` set) alone
+        evaluates and writes to the registry."""
         from quanta.models import model_path
         from quanta.precision import resolve
         from tune import evaluation
@@ -161,7 +217,7 @@ class Worker:
         jobs = registry.jobs
         job = jobs.get(job_id)
         assert job is not None
-        plan = TrainingPlan.from_stored(job.method)  # typed again: what the API accepted
+        plan = self._plan(job_id)
         options = plan.quanta
         train_examples = _read(registry, registry.get_file(job.tenant_id, job.training_file_id))
         valid_examples = (_read(registry, registry.get_file(job.tenant_id,
@@ -180,25 +236,33 @@ class Worker:
         # Finish an attempt that stored its adapter but died before marking the job done.
         try:
             adapter = registry.resolve_adapter(job.tenant_id, adapter_id_for(job_id))
-            queue.finish(registry, job_id, self.worker_id, JobStatus.SUCCEEDED,
-                         fine_tuned_model=adapter.name, trained_tokens=job.trained_tokens)
+            if rank.is_main:
+                queue.finish(registry, job_id, self.worker_id, JobStatus.SUCCEEDED,
+                             fine_tuned_model=adapter.name, trained_tokens=job.trained_tokens)
             return
         except NotFoundError:
             pass
 
         precision = resolve(options.compute_dtype, requested_by="the job")
-        jobs.add_event(job_id, f"Training with {precision.describe()}",
-                       data={"precision": precision.as_dict()})
-        before = self._eval_before(job_id, base_dir, valid_examples, plan, precision, grader,
-                                   start_adapter)
-        if beat.reason():
-            self._stop(job_id, beat.reason())
-            return
-
         resume_dir = None
         checkpoint = jobs.latest_checkpoint(job_id)
         if checkpoint is not None:
             resume_dir = registry.materialize(checkpoint.sha256)
+        if beat is None or not rank.is_main:  # a rank other than 0: train, nothing else
+            train(base_dir, plan, train_examples, valid_examples, workdir, seed=job.seed,
+                  resume_from=resume_dir, precision=precision, start_adapter=start_adapter)
+            return
+
+        jobs.add_event(job_id, f"Training with {precision.describe()}",
+                       data={"precision": precision.as_dict()})
+        before = self._eval_before(job_id, base_dir, valid_examples, plan, precision, grader,
+                                   start_adapter)
+        # Under torchrun the other ranks are already waiting in the trainer: they stop with
+        # rank 0 at the first step instead.
+        if beat.reason() and not rank.distributed:
+            self._stop(job_id, beat.reason())
+            return
+        if checkpoint is not None:
             jobs.add_event(job_id, f"Resuming from checkpoint at step {checkpoint.step}",
                            data={"resumed_from_step": checkpoint.step})
 

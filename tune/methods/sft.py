@@ -9,7 +9,8 @@ markers. Two measured CPU levers live here:
 - Per-sequence attention on those rows (``tune.attention``): without it SDPA attends over
   the whole concatenated row under a block mask, work that grows with the row length squared.
 - A lean loss: the backbone runs once, the LM head projects only the positions that carry
-  a label (the assistant tokens), and cross-entropy runs on those rows alone. trl 1.16's
+  a label (the assistant tokens, through the model's ``logits_to_keep``), and
+  cross-entropy runs on those rows alone. trl 1.16's
   fused head also skips unlabelled positions but additionally computes the full-vocabulary
   entropy of every labelled token, which on 2 CPU cores cost more than it saved.
 """
@@ -27,25 +28,28 @@ if TYPE_CHECKING:
     from tune.trainer import TrainHooks
 
 
-def _causal_lm(model: Any) -> Any:
-    """The transformers model inside a peft wrapper (its layers carry the LoRA modules)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def labelled_loss(model: Any, inputs: dict[str, Any],
                   num_items: Any = None) -> tuple[Any, Any, Any]:
-    """(loss, correct top-1 count, labelled token count) computing logits only where needed."""
+    """(loss, correct top-1 count, labelled token count) computing logits only where needed.
+
+    The model runs through its own forward (so a DDP wrapper syncs gradients) with
+    ``logits_to_keep`` naming the labelled positions of a padding-free row; padded
+    batches (several rows) project every position and keep the labelled ones.
+    """
     import torch
 
-    causal = _causal_lm(model)
-    backbone, head = causal.get_decoder(), causal.get_output_embeddings()
     kwargs = {k: inputs[k] for k in ("attention_mask", "position_ids", "cu_seq_lens_q",
                                      "cu_seq_lens_k", "max_length_q", "max_length_k")
               if k in inputs}
-    hidden = backbone(input_ids=inputs["input_ids"], use_cache=False, **kwargs).last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
-    logits = head(hidden[:, :-1][keep]).float()
+    if targets.shape[0] == 1:  # position p's logits predict token p + 1
+        positions = keep[0].nonzero().squeeze(-1)
+        logits = model(input_ids=inputs["input_ids"], use_cache=False,
+                       logits_to_keep=positions, **kwargs).logits[0].float()
+    else:
+        logits = model(input_ids=inputs["input_ids"], use_cache=False,
+                       **kwargs).logits[:, :-1][keep].float()
     wanted = targets[keep]
     total = torch.nn.functional.cross_entropy(logits, wanted, reduction="sum")
     count = keep.sum()
@@ -66,6 +70,12 @@ def _trainer_class() -> type:
                          num_items_in_batch: Any = None) -> Any:
             mode = "train" if self.model.training else "eval"
             loss, correct, count = labelled_loss(model, inputs, num_items_in_batch)
+            processes = self.accelerator.num_processes
+            if processes > 1 and num_items_in_batch is not None \
+                    and self.args.average_tokens_across_devices:
+                # num_items_in_batch counts every rank's tokens and DDP averages gradients
+                # over ranks: scale back to the global batch's mean (as Trainer does).
+                loss = loss * processes
             self._metrics[mode]["mean_token_accuracy"].append(
                 (correct / count.clamp(min=1)).item())
             if mode == "train":
