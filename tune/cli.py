@@ -6,6 +6,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,12 @@ from quanta.types import ComputeDtype, FilePurpose, JobStatus, MethodType
 tune_app = typer.Typer(help="Fine-tune LoRA adapters (OpenAI-compatible API and worker).",
                        no_args_is_help=True)
 jobs_app = typer.Typer(help="Fine-tuning jobs.", no_args_is_help=True)
+
+
+class Dispatch(StrEnum):
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
+
 tune_app.add_typer(jobs_app, name="jobs")
 
 
@@ -190,13 +197,30 @@ def worker(
     job_id: Annotated[str | None, typer.Option(help="With --once: run only this job (one "
                                                     "Kubernetes Job per fine-tuning job)")
                       ] = None,
+    dispatch: Annotated[Dispatch, typer.Option(
+        help="local: train here; kubernetes: submit each job as a Kubeflow TrainJob to "
+             "QUANTA_TUNE_NAMESPACE and follow it")] = Dispatch.LOCAL,
+    gpu: Annotated[bool, typer.Option(help="With --dispatch kubernetes: one GPU per "
+                                          "process")] = False,
 ) -> None:
-    """Claim queued jobs from the registry database and train them."""
+    """Claim queued jobs from the registry database and train them (or dispatch them)."""
     import logging
 
     from tune.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if dispatch == Dispatch.KUBERNETES:
+        from tune.distributed.kubernetes import KubernetesDispatcher, custom_objects_api
+
+        registry = open_registry()
+        dispatcher = KubernetesDispatcher(registry, custom_objects_api(),
+                                          namespace=registry.settings.tune_namespace, gpu=gpu,
+                                          stale_after=stale_after)
+        console.print(f"dispatcher {dispatcher.worker_id}: TrainJobs in "
+                      f"{dispatcher.namespace}, polling every {poll_interval:g}s")
+        with contextlib.suppress(KeyboardInterrupt):
+            dispatcher.run_forever(poll_interval)
+        return
     w = Worker(open_registry(), stale_after=stale_after, heartbeat_interval=heartbeat)
     console.print(f"worker {w.worker_id} polling every {poll_interval:g}s")
     if job_id and not once:
@@ -281,6 +305,34 @@ def _on_job(operation: str, job_id: str, tenant: str | None, **kwargs: Any) -> A
 def jobs_show(job_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
     """Show one job as JSON."""
     console.print_json(json.dumps(_on_job("get_job", job_id, tenant)))
+
+
+@jobs_app.command("manifest")
+def jobs_manifest(
+    job_id: str,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    namespace: Annotated[str | None, typer.Option(
+        help="default: QUANTA_TUNE_NAMESPACE")] = None,
+    gpu: Annotated[bool, typer.Option(help="One GPU per process")] = False,
+    image: Annotated[str | None, typer.Option(
+        help="The pods' image (default: the runtime's)")] = None,
+) -> None:
+    """Print the Kubeflow Trainer TrainJob that runs a job (what --dispatch kubernetes
+    submits), for kubectl apply or review."""
+    import yaml
+
+    from tune.distributed.kubernetes import dispatcher_id, render_trainjob
+    from tune.spec import TrainingPlan
+
+    registry = open_registry()
+    _on_job("get_job", job_id, tenant)  # the tenant's job, or exit 2
+    job = registry.jobs.get(job_id)
+    assert job is not None
+    namespace = namespace or registry.settings.tune_namespace
+    body = render_trainjob(job_id, TrainingPlan.from_stored(job.method).quanta.distributed,
+                           namespace=namespace, worker_id=dispatcher_id(namespace), gpu=gpu,
+                           image=image, max_restarts=registry.settings.tune_max_restarts)
+    typer.echo(yaml.safe_dump(body, sort_keys=False), nl=False)
 
 
 @jobs_app.command("cancel")

@@ -150,8 +150,14 @@ class Worker:
 
         Every rank first reads the job: one that is no longer running under this claim
         (finished, failed by rank 0 on a previous attempt, cancelled) makes them all exit
-        cleanly, so torchrun's restart of a job that failed for good ends at once.
+        cleanly, so torchrun's restart of a job that failed for good ends at once. A job
+        still queued (a TrainJob applied by hand) is claimed by rank 0 first.
         """
+        from tune.distributed.collective import barrier
+
+        if rank.is_main:
+            queue.claim(self.registry, job_id, self.worker_id)  # no-op unless queued
+        barrier()
         job = self.registry.jobs.get(job_id)
         if job is None or job.status != JobStatus.RUNNING or job.worker_id != self.worker_id:
             log.info("job %s is %s; nothing to train", job_id, job and job.status)

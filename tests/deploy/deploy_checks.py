@@ -44,12 +44,13 @@ KUSTOMIZATIONS = {
     "cpu": REPO / "k8s" / "overlays" / "cpu",
     "gpu": REPO / "k8s" / "overlays" / "gpu",
     "jobs": REPO / "k8s" / "base" / "jobs",
+    "gpu-kubeflow": REPO / "k8s" / "overlays" / "gpu-kubeflow",
 }
 # Kubernetes versions the built-in kinds are validated against (oldest supported, newest).
 K8S_VERSIONS = ("1.30", "1.37")
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
-# Only the endpoint picker talks to the API server.
-NEEDS_SA_TOKEN = {"quanta-epp"}
+# Only the endpoint picker and the TrainJob dispatcher talk to the API server.
+NEEDS_SA_TOKEN = {"quanta-epp", "quanta-tune-dispatcher"}
 # Real health endpoints of the services (serve/README.md, deploy/README.md).
 HEALTH_PATHS = {"/health", "/minio/health/live", "/minio/health/ready"}
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ from tune.worker import Worker
 pytestmark = pytest.mark.slow
 
 STEPS = 4
-# Two processes sum the same 4 examples' gradients in two halves: the losses agree up to
-# float32 rounding (measured: under 1e-4; stated tolerance 2e-3 absolute).
-LOSS_TOLERANCE = 2e-3
+# Two processes sum the same examples' gradients in two halves: in float32 the losses agree
+# to rounding (bench/train_distributed.py measured <= 5e-7 over 12 steps); stated
+# tolerance 1e-4 absolute. (In bf16 the different partial sums drift by up to ~7e-3.)
+LOSS_TOLERANCE = 1e-4
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:
@@ -88,16 +90,18 @@ def home(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Path
 
 
 @pytest.fixture(scope="module")
-def setup(home: Path, base_model_dir: Path) -> tuple[Registry, TuneService, Path]:
-    os.environ["QUANTA_HOME"] = str(home)  # the ranks open the same registry
-    os.environ["QUANTA_TUNE_RENDEZVOUS_HOST"] = "127.0.0.1"
-    os.environ["QUANTA_TUNE_RENDEZVOUS_TIMEOUT"] = "120"
+def setup(home: Path, base_model_dir: Path) -> Iterator[tuple[Registry, TuneService, Path]]:
     from quanta.config import get_settings
 
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("QUANTA_HOME", str(home))  # the ranks open the same registry
+        env.setenv("QUANTA_TUNE_RENDEZVOUS_HOST", "127.0.0.1")
+        env.setenv("QUANTA_TUNE_RENDEZVOUS_TIMEOUT", "120")
+        get_settings.cache_clear()
+        registry = seeded_registry(home, base_model_dir)
+        data = write_jsonl(arithmetic_chat(16), home / "train.jsonl")
+        yield registry, TuneService(registry), data
     get_settings.cache_clear()
-    registry = seeded_registry(home, base_model_dir)
-    data = write_jsonl(arithmetic_chat(16), home / "train.jsonl")
-    return registry, TuneService(registry), data
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +188,21 @@ def test_cancel_stops_every_rank(setup: tuple[Registry, TuneService, Path]) -> N
              and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert alive == [], "orphan processes left"
     assert max(_losses(service, job_id)) < 500
+
+
+def test_nodes_that_never_join_fail_the_job_instead_of_hanging(
+        setup: tuple[Registry, TuneService, Path], home: Path) -> None:
+    registry, service, data = setup
+    job_id = _create(service, data, nodes=2, processes_per_node=1)
+    impatient = Registry.open(registry.settings.model_copy(
+        update={"tune_rendezvous_timeout": 5.0}))
+    started = time.monotonic()
+    Worker(impatient).run_once(job_id)
+    job = service.get_job("local", job_id)
+    assert job["status"] == "failed"
+    assert "did not all join within 5 s" in job["error"]["message"]
+    assert f"quanta tune node {job_id}" in job["error"]["message"]
+    assert time.monotonic() - started < 120
 
 
 def test_more_processes_than_cores_fails_with_its_reason(

@@ -59,3 +59,39 @@ def test_out_of_range_values_name_the_param(body: dict, param: str) -> None:  # 
         parse_request({"model": "m", "training_file": "f", **body})
     assert exc.value.param == param and exc.value.status == 400
     assert exc.value.openai_body()["error"]["type"] == "invalid_request_error"
+
+
+def _distributed(distributed: dict, **body: object) -> dict:  # type: ignore[type-arg]
+    return {"model": "m", "training_file": "f", "quanta": {"distributed": distributed}, **body}
+
+
+def test_distributed_batch_size_is_the_global_batch() -> None:
+    """"auto" rounds up to a multiple of the processes, so every rank gets rows."""
+    plan = resolve(parse_request(_distributed({"nodes": 2, "processes_per_node": 3})), 5)
+    assert plan.hyperparameters.batch_size == 6
+    assert plan.quanta.distributed.world_size == 6
+    assert TrainingPlan.from_stored(plan.stored()) == plan
+    single = resolve(parse_request({"model": "m", "training_file": "f"}), 5)
+    assert single.quanta.distributed.world_size == 1 and single.hyperparameters.batch_size == 5
+
+
+@pytest.mark.parametrize(("body", "param", "words"), [
+    (_distributed({"processes_per_node": 3}, method={"type": "supervised", "supervised": {
+        "hyperparameters": {"batch_size": 4}}}),
+     "method.supervised.hyperparameters.batch_size", "multiple of the job's 3 processes"),
+    (_distributed({"strategy": "fsdp"}) | {"quanta": {"qlora": True,
+                                                       "distributed": {"strategy": "fsdp"}}},
+     "quanta", "cannot shard 4-bit QLoRA"),
+    (_distributed({"nodes": 0}), "quanta.distributed.nodes", "greater than or equal to 1"),
+    (_distributed({"strategy": "zero3"}), "quanta.distributed.strategy", "'auto', 'ddp' or"),
+    (_distributed({"nodes": 2}, method={"type": "reinforcement", "reinforcement": {
+        "grader": {"type": "string_check", "name": "g", "input": "{{sample.output_text}}",
+                   "reference": "{{item.answer}}", "operation": "eq"}}}),
+     "quanta.distributed", "reinforcement jobs run in one process"),
+])
+def test_impossible_distributed_blocks_are_400(body: dict, param: str,  # type: ignore[type-arg]
+                                               words: str) -> None:
+    with pytest.raises(HTTPBadRequest) as err:
+        resolve(parse_request(body), 8)
+    assert err.value.param == param
+    assert words in err.value.message

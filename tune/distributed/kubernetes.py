@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("quanta.tune.kubernetes")
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
-RUNTIME = "quanta-torch-distributed"  # k8s/components/kubeflow-trainer/runtime.yaml
+RUNTIME = "quanta-torch-distributed"  # a TrainingRuntime: k8s/components/kubeflow-trainer
 JOB_LABEL = "quanta.dev/fine-tuning-job"
 POD_WORKDIR = "/tmp/quanta-job"  # an emptyDir in the runtime
 # Per process: LoRA training of the default small model peaks at 3-8 GB RSS.
@@ -92,7 +92,7 @@ def render_trainjob(job_id: str, options: DistributedOptions, *, namespace: str,
                                 "app.kubernetes.io/part-of": "quanta",
                                 "app.kubernetes.io/component": "tune"},
                      "annotations": {JOB_LABEL: job_id}},
-        "spec": {"runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime",
+        "spec": {"runtimeRef": {"apiGroup": GROUP, "kind": "TrainingRuntime",
                                 "name": RUNTIME},
                  "trainer": trainer},
     }

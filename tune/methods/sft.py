@@ -68,6 +68,8 @@ def _trainer_class() -> type:
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
+            import torch
+
             mode = "train" if self.model.training else "eval"
             loss, correct, count = labelled_loss(model, inputs, num_items_in_batch)
             processes = self.accelerator.num_processes
@@ -79,10 +81,12 @@ def _trainer_class() -> type:
             self._metrics[mode]["mean_token_accuracy"].append(
                 (correct / count.clamp(min=1)).item())
             if mode == "train":
-                if "attention_mask" in inputs:
-                    self._total_train_tokens += int(inputs["attention_mask"].sum())
-                else:
-                    self._total_train_tokens += int(inputs["input_ids"].numel())
+                mask = inputs.get("attention_mask")
+                tokens = mask.sum() if mask is not None else torch.tensor(
+                    inputs["input_ids"].numel())
+                # every rank's tokens (one scalar all-gather per step under DDP)
+                self._total_train_tokens += int(self.accelerator.gather(
+                    tokens.reshape(1).to(self.accelerator.device)).sum())
             self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
             return (loss, {"loss": loss}) if return_outputs else loss
 
