@@ -17,7 +17,7 @@ test: setup check
 
 # Run the suite in the existing environment (no reinstall).
 check: lint
-	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/python -m pytest -q --durations=30 $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check .
