@@ -171,6 +171,28 @@ def test_killed_rank_restarts_every_rank_from_the_checkpoint(
     assert registry.verify().ok
 
 
+def test_a_rank_failing_for_good_puts_every_ranks_log_in_the_events(
+        setup: tuple[Registry, TuneService, Path]) -> None:
+    registry, service, data = setup
+    job_id = _create(service, data, max_steps=500, checkpoint_every=500, processes_per_node=2)
+    no_restarts = Registry.open(registry.settings.model_copy(update={"tune_max_restarts": 0}))
+    thread = threading.Thread(target=Worker(no_restarts).run_once, daemon=True)
+    thread.start()
+    _wait(lambda: _losses(service, job_id), 300, "the first training step")
+    launcher = _launcher_pid(service, job_id)
+    assert launcher is not None
+    os.kill(max(_ranks(launcher), key=lambda p: p.pid).pid, signal.SIGKILL)
+    thread.join(timeout=200)
+    job = service.get_job("local", job_id)
+    assert job["status"] == "failed"
+    logs = [e for e in service.list_events("local", job_id, limit=100)["data"]
+            if (e.get("data") or {}).get("rank_logs")]
+    assert len(logs) == 1 and logs[0]["level"] == "error"
+    assert "local rank 0 (attempt 0)" in logs[0]["message"]
+    assert "local rank 1 (attempt 0)" in logs[0]["message"]
+    assert "launcher:" in logs[0]["message"]
+
+
 def test_cancel_stops_every_rank(setup: tuple[Registry, TuneService, Path]) -> None:
     registry, service, data = setup
     job_id = _create(service, data, max_steps=500, checkpoint_every=500, processes_per_node=2)

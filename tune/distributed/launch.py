@@ -225,11 +225,12 @@ def supervise(registry: Registry, job_id: str, options: DistributedOptions, beat
         f"{options.processes_per_node}) under torchrun", data={"distributed": {
             **options.model_dump(mode="json"), "pid": launcher.proc.pid}})
     code = launcher.follow(beat)
-    if code != 0 and not beat.reason():
-        launcher.attach_logs()
     job = registry.jobs.get(job_id)
     assert job is not None
-    if job.status != JobStatus.RUNNING or job.worker_id != worker_id:
+    ours = job.worker_id == worker_id
+    if code != 0 and ours and beat.reason() != "cancelled":
+        launcher.attach_logs()  # also when rank 0 already failed the job: its peers' view
+    if job.status != JobStatus.RUNNING or not ours:
         return  # rank 0 finished it (succeeded, failed or cancelled), or it changed hands
     if beat.reason():
         return  # the worker marks a cancel; a lost claim belongs to someone else now
