@@ -103,13 +103,20 @@ def write_report(results: DemoResults, out_dir: Path) -> Path:
                   f"| {_cell(e['base'])} | {_cell(e['adapter'])} |" for e in results.examples]
         lines.append("")
     if results.exports:
-        lines += ["## Exports", "", "| format | size (MB) | perplexity | reference | ratio |",
-                  "|---|---|---|---|---|"]
+        lines += ["## Exports", "", "Held-out physics accuracy is measured through each "
+                  "export's own engine, with calculator decoding for an adapter trained on "
+                  "calculation traces; an export more than 5 points below its adapter is "
+                  "marked degraded.", "",
+                  "| format | size (MB) | perplexity | reference | ratio | accuracy "
+                  "| adapter's accuracy |", "|---|---|---|---|---|---|---|"]
         for e in results.exports:
-            lines.append(f"| {e['format']} | {e['bytes'] / 1e6:.1f} "
+            name = f"{e['format']} (degraded)" if e.get("degraded") else e["format"]
+            lines.append(f"| {name} | {e['bytes'] / 1e6:.1f} "
                          f"| {fmt_metric(e.get('perplexity'))} "
                          f"| {fmt_metric(e.get('reference_perplexity'))} "
-                         f"| {fmt_metric(e.get('perplexity_ratio'))} |")
+                         f"| {fmt_metric(e.get('perplexity_ratio'))} "
+                         f"| {fmt_metric(e.get('physics_accuracy'))} "
+                         f"| {fmt_metric(e.get('reference_accuracy'))} |")
         lines.append("")
     if results.served:
         lines += ["## Served answers", "", "| engine | question | expected | base | adapter |",

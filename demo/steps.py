@@ -54,10 +54,10 @@ class DemoPlan:
     def for_run(cls, quick: bool) -> DemoPlan:
         if quick:
             return cls("quick", max_steps=12, batch_size=8, learning_rate_multiplier=5.0,
-                       physics_n=4, loss_examples=16, max_new_tokens=64, answer_tokens=48,
+                       physics_n=4, loss_examples=16, max_new_tokens=96, answer_tokens=96,
                        budget_s=8 * 60)
         return cls("full", max_steps=100, batch_size=8, learning_rate_multiplier=2.0,
-                   physics_n=30, loss_examples=30, max_new_tokens=96, answer_tokens=96,
+                   physics_n=30, loss_examples=30, max_new_tokens=128, answer_tokens=128,
                    budget_s=20 * 60)
 
 
@@ -280,7 +280,8 @@ class Demo:
 
         assert self.adapter is not None
         with self.step("export (GGUF q4_k_m + LoRA GGUF, GPTQ)"):
-            table = Table("format", "size", "perplexity", "vs unquantized", title="exports")
+            table = Table("format", "size", "perplexity", "vs unquantized", "accuracy",
+                          "adapter's", title="exports")
             # The llama.cpp engine serves the base model from its own GGUF export.
             if self.registry.find_export(base_model_id=self.adapter.base_model_id,
                                          format=BASE_GGUF) is None:
@@ -294,9 +295,12 @@ class Demo:
                         row = export(self.registry, self.adapter.name, fmt, tenant_id=self.tenant)
                 metrics = row.metrics or {}
                 self.results.exports.append({"format": fmt, "bytes": row.bytes, **metrics})
-                table.add_row(fmt, f"{row.bytes / 1e6:.1f} MB",
+                mark = " [red](degraded)[/red]" if metrics.get("degraded") else ""
+                table.add_row(fmt + mark, f"{row.bytes / 1e6:.1f} MB",
                               fmt_metric(metrics.get("perplexity")),
-                              fmt_metric(metrics.get("perplexity_ratio")))
+                              fmt_metric(metrics.get("perplexity_ratio")),
+                              fmt_metric(metrics.get("physics_accuracy")),
+                              fmt_metric(metrics.get("reference_accuracy")))
             self.console.print(table)
 
     # -- 6. serving -------------------------------------------------------------------------

@@ -296,6 +296,18 @@ def adapters_show(name: str, tenant: Annotated[str | None, typer.Option()] = Non
                            f"{a['answer']} [{a['score']:g}]")
         if graded.row_count:
             console.print(graded)
+    exports = [e for e in registry.list_exports() if e.adapter_id == row.id]
+    if exports:
+        table = Table("export", "size", "perplexity ratio", "held-out accuracy", "adapter's",
+                      title="exports")
+        for export in exports:
+            m = export.metrics or {}
+            mark = " [red](degraded)[/red]" if m.get("degraded") else ""
+            table.add_row(f"{export.format}{mark}", fmt_bytes(export.bytes),
+                          fmt_metric(m.get("perplexity_ratio")),
+                          fmt_metric(m.get("physics_accuracy")),
+                          fmt_metric(m.get("reference_accuracy")))
+        console.print(table)
 
 
 # -- service commands and entry point ------------------------------------------------------

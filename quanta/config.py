@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     tune_max_restarts: int = 3
     # `quanta tune worker --dispatch kubernetes`: the namespace its TrainJobs go to.
     tune_namespace: str = "quanta"
+    # serve: calculator decoding evaluates at most this many calculations per request.
+    calculator_max_calls: int = 16
     # serve: set by `quanta serve` for vLLM's processes (its plugins read them there).
     lora_resolver: str | None = None  # "registry": the registry LoRA resolver is active
     serve_base_model: str | None = None  # the registry id of the base model being served

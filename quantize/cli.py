@@ -25,20 +25,29 @@ def _registry() -> Registry:
 
 
 def quality_table(registry: Registry, rows: list[Export], title: str = "exports") -> Table:
-    """Size and perplexity (export vs. its unquantized reference, same engine) per export."""
+    """Size, perplexity (export vs. its unquantized reference, same engine) and held-out
+    physics accuracy (export vs. its adapter) per export; degraded exports say so."""
     from quantize.exporters import export_name
 
     table = Table(title=title, title_justify="left")
     table.add_column("export", overflow="fold")  # long names wrap, never cut
-    for column in ("size", "ppl", "ref ppl", "ratio"):
+    for column in ("size", "ppl", "ref ppl", "ratio", "accuracy", "adapter"):
         table.add_column(column, justify="right")
     table.add_column("engine")
     for row in rows:
         m = row.metrics or {}
-        table.add_row(export_name(registry, row), fmt_bytes(row.bytes),
+        name = export_name(registry, row)
+        if m.get("degraded"):
+            name += " [red](degraded)[/red]"
+        table.add_row(name, fmt_bytes(row.bytes),
                       _num(m.get("perplexity")), _num(m.get("reference_perplexity")),
-                      _num(m.get("perplexity_ratio")), str(m.get("engine", "-")))
+                      _num(m.get("perplexity_ratio")), _percent(m.get("physics_accuracy")),
+                      _percent(m.get("reference_accuracy")), str(m.get("engine", "-")))
     return table
+
+
+def _percent(value: object) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, int | float) else "-"
 
 
 def _num(value: object) -> str:

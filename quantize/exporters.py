@@ -23,6 +23,7 @@ from quanta.registry import CorruptBlobError, NotFoundError, Registry
 from quanta.registry.tables import Adapter, Export
 from quanta.types import ArtifactKind, ExportFormat
 from quantize import gguf, gptq, merge
+from quantize.accuracy import gguf_accuracy, gptq_accuracy, reference_accuracy
 from quantize.errors import ExportInputError, UnsupportedFormatError
 from quantize.quality import (
     Quality,
@@ -240,6 +241,23 @@ BUILDERS: dict[ExportFormat, Callable[[_Inputs, Path], Built]] = {
 }
 
 
+def _accuracy(inputs: _Inputs, format: ExportFormat, path: Path, extra: dict[str, Any]
+              ) -> dict[str, Any]:
+    """Held-out physics accuracy against the adapter's (``quantize.accuracy``), for an
+    adapter that has one: GGUF exports through llama.cpp, GPTQ through gptqmodel (the
+    merged export is the adapter itself, in the storage dtype)."""
+    reference = reference_accuracy(inputs.target.adapter)
+    if reference is None or format == ExportFormat.MERGED:
+        return {}
+    if format == ExportFormat.GPTQ:
+        return gptq_accuracy(path, reference, inputs.workdir)
+    if format == ExportFormat.GGUF_LORA:
+        base_export = inputs.registry.get_row(ArtifactKind.EXPORT, extra["base_export_id"])
+        base_gguf = inputs._blob(base_export.sha256, "the base model's f16 GGUF")
+        return gguf_accuracy(base_gguf, inputs.base_dir(), reference, lora_path=path)
+    return gguf_accuracy(path, inputs.base_dir(), reference)
+
+
 def export(registry: Registry, model: str, format: ExportFormat | str, *,
            tenant_id: str | None = None) -> Export:
     """Build, measure and register one export of ``model`` (adapter or base model id)."""
@@ -254,7 +272,8 @@ def export(registry: Registry, model: str, format: ExportFormat | str, *,
         out.mkdir()
         path, quality, extra = BUILDERS[format](inputs, out)
         quality.check()
-        metrics = {**quality.as_metrics(), **extra, "format": format, "source": target.name}
+        metrics = {**quality.as_metrics(), **extra, **_accuracy(inputs, format, path, extra),
+                   "format": format, "source": target.name}
         return registry.add_export(base_model_id=target.base_model_id, format=format,
                                    path=path, adapter_id=target.adapter_id,
                                    tenant_id=target.tenant_id, metrics=metrics)

@@ -124,3 +124,18 @@ def generate_gptq(model_dir: Path, prompt: str, workdir: Path, max_tokens: int =
                        "--max-tokens", str(max_tokens), "--loader", loader,
                        "--dtype", str(resolve().dtype)],
                       workdir / f"gptq-generate-{loader}.json")
+
+
+def gptq_answers(model_dir: Path, conversations: list[list[dict[str, Any]]], workdir: Path, *,
+                 calculator: bool, max_tokens: int = 128) -> list[str]:
+    """Greedy answers from a GPTQ directory, loaded by gptqmodel in the GPTQ venv (with
+    calculator decoding when the adapter writes calculation traces)."""
+    from quanta.precision import resolve
+
+    source = workdir / "gptq-conversations.json"
+    source.write_text(json.dumps(conversations))
+    args = ["answers", "--model", str(model_dir), "--conversations", str(source),
+            "--max-tokens", str(max_tokens), "--dtype", str(resolve().dtype)]
+    result = run_worker(args + (["--calculator"] if calculator else []),
+                        workdir / "gptq-answers.json")
+    return list(result["answers"])

@@ -144,6 +144,26 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
             "linear_class": type(_first_linear(model)).__name__}
 
 
+def answers(args: argparse.Namespace) -> dict[str, Any]:
+    """Greedy answers to chat conversations (a JSON list), loaded by gptqmodel, with
+    calculator decoding when asked: how export accuracy is measured for GPTQ."""
+    from gptqmodel import GPTQModel
+    from transformers import AutoTokenizer
+
+    from quanta.generation import greedy_answers
+    from quanta.precision import torch_dtype
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = GPTQModel.load(args.model, dtype=torch_dtype(args.dtype))
+    conversations = json.loads(Path(args.conversations).read_text())
+    started = time.perf_counter()
+    texts = greedy_answers(model.model, tokenizer, conversations, args.max_tokens,
+                           calculator=args.calculator)
+    return {"answers": texts, "seconds": round(time.perf_counter() - started, 1)}
+
+
 def _first_linear(model: Any) -> Any:
     inner = getattr(model, "model", model)  # GPTQModel wraps the transformers model
     inner = getattr(inner, "model", inner)
@@ -167,12 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--prompt", required=True)
     g.add_argument("--max-tokens", type=int, default=32)
     g.add_argument("--loader", choices=("gptqmodel", "transformers"), default="gptqmodel")
-    for p in (q, g):
+    a = sub.add_parser("answers")
+    a.add_argument("--model", required=True)
+    a.add_argument("--conversations", required=True, help="a JSON list of chat conversations")
+    a.add_argument("--max-tokens", type=int, default=128)
+    a.add_argument("--calculator", action="store_true")
+    for p in (q, g, a):
         p.add_argument("--result", required=True, help="where to write the JSON result")
         p.add_argument("--dtype", default="float32", choices=("bfloat16", "float16", "float32"),
                        help="compute dtype (quanta.precision decides in the main environment)")
     args = parser.parse_args(argv)
-    result = quantize(args) if args.command == "quantize" else generate(args)
+    commands = {"quantize": quantize, "generate": generate, "answers": answers}
+    result = commands[args.command](args)
     Path(args.result).write_text(json.dumps(result, default=str))
     return 0
 

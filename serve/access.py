@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from quanta.calculator import calculator_flag
 from quanta.registry import CorruptBlobError, NotFoundError, Registry
 from quanta.registry import tables as t
 from quanta.tenancy import (
@@ -38,6 +39,11 @@ class ResolvedModel:
     @property
     def is_base(self) -> bool:
         return self.adapter is None
+
+    @property
+    def calculator(self) -> bool:
+        """Whether the adapter was trained to write calculations (calculator decoding)."""
+        return self.adapter is not None and calculator_flag(self.adapter.config)
 
 
 class ModelAccess:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from quanta.tenancy import Principal
 from serve import metrics
 from serve.access import ModelAccess, ResolvedModel
 from serve.adapter_sync import AdapterSync
+from serve.calculator import CalculatorRoute, Delta, calculator_decode
 from serve.errors import HTTPError, grpc_code
 from serve.grpc_gen import inference_pb2 as pb
 from serve.grpc_gen import inference_pb2_grpc as pb_grpc
@@ -51,21 +53,32 @@ class _Call:
     principal: Principal
     resolved: ResolvedModel
     usage: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: f"cmpl-{uuid.uuid4().hex}")
 
 
 class InferenceServicer(pb_grpc.InferenceServicer):
     def __init__(self, state: Any, access: ModelAccess, sync: AdapterSync,
-                 limiter: TenantLimiter | None = None) -> None:
+                 limiter: TenantLimiter | None = None,
+                 calculator: CalculatorRoute | None = None) -> None:
         self.state = state
         self.access = access
         self.sync = sync
         self.limiter = limiter or TenantLimiter(TenantLimits())
+        self.calculator = calculator
 
     # -- calls -----------------------------------------------------------------------------
 
     async def Generate(self, request: pb.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
         async with self._serving(request.model, context) as call:
+            if self._calculator(request, call.resolved):
+                text, finish = "", ""
+                async for delta in self._calculate(request, call):
+                    text += delta.text
+                    finish = delta.finish_reason or finish
+                return pb.GenerateResponse(id=call.id, model=call.resolved.engine_name,
+                                           text=text, finish_reason=finish,
+                                           usage=pb.Usage(**_usage_fields(call.usage)))
             result = await self._run(request, call.resolved, stream=False)
             choice = result.choices[0]
             text = choice.message.content if hasattr(choice, "message") else choice.text
@@ -77,6 +90,15 @@ class InferenceServicer(pb_grpc.InferenceServicer):
     async def GenerateStream(self, request: pb.GenerateRequest,
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateChunk]:
         async with self._serving(request.model, context) as call:
+            if self._calculator(request, call.resolved):
+                async for delta in self._calculate(request, call):
+                    chunk = pb.GenerateChunk(id=call.id, model=call.resolved.engine_name,
+                                             text=delta.text,
+                                             finish_reason=delta.finish_reason or "")
+                    if delta.is_end:
+                        chunk.usage.CopyFrom(pb.Usage(**_usage_fields(call.usage)))
+                    yield chunk
+                return
             events = await self._run(request, call.resolved, stream=True)
             async for payload in _sse_payloads(events):
                 if "error" in payload:
@@ -120,6 +142,78 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         if not resolved.is_base:
             await self.sync.unload(resolved.engine_name, reason="request")
         return pb.AdapterResponse(model=resolved.engine_name, loaded=resolved.is_base)
+
+    # -- calculator decoding ---------------------------------------------------------------
+
+    def _calculator(self, request: pb.GenerateRequest, resolved: ResolvedModel) -> bool:
+        chosen = request.HasField("calculator")
+        wanted = request.calculator if chosen else resolved.calculator
+        if wanted and self.calculator is None:
+            raise _Failed(400, "this server has no calculator decoding")
+        return wanted
+
+    async def _calculate(self, request: pb.GenerateRequest, call: _Call
+                         ) -> AsyncIterator[Delta]:
+        """The request through calculator decoding, each segment a vLLM completion."""
+        assert self.calculator is not None
+        if request.messages:
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            prompt = await asyncio.to_thread(self.calculator.prompts.render, messages)
+        else:
+            prompt = request.prompt
+        sampling = {name: getattr(request, name) for name in ("temperature", "top_p", "seed")
+                    if request.HasField(name)}
+        max_tokens = request.max_tokens if request.HasField("max_tokens") else None
+
+        async def segment(text: str, limit: int | None, stop: Sequence[str]
+                          ) -> AsyncIterator[Delta]:
+            fields = {"model": call.resolved.engine_name, "max_tokens": limit,
+                      "stop": list(stop), **sampling}
+            events = await self._run_completion(text, fields)
+            finish, stop_reason, usage = "stop", None, {}
+            async for payload in _sse_payloads(events):
+                if "error" in payload:
+                    error = payload["error"]
+                    raise _Failed(int(error.get("code") or 500), error.get("message", ""))
+                usage = payload.get("usage") or usage
+                for choice in payload.get("choices") or []:
+                    if choice.get("text"):
+                        yield Delta(text=choice["text"])
+                    if choice.get("finish_reason"):
+                        finish, stop_reason = choice["finish_reason"], choice.get("stop_reason")
+            yield Delta(finish_reason=finish, stop_reason=stop_reason,
+                        prompt_tokens=usage.get("prompt_tokens"),
+                        completion_tokens=usage.get("completion_tokens"))
+
+        async for delta in calculator_decode(prompt, segment, max_tokens=max_tokens,
+                                             stop=list(request.stop),
+                                             max_calls=self.calculator.max_calls):
+            if delta.is_end:
+                call.usage = {"prompt_tokens": delta.prompt_tokens or 0,
+                              "completion_tokens": delta.completion_tokens or 0,
+                              "total_tokens": (delta.prompt_tokens or 0)
+                              + (delta.completion_tokens or 0)}
+            yield delta
+
+    async def _run_completion(self, prompt: str, fields: dict[str, Any]) -> Any:
+        """One streamed vLLM completion of a raw prompt (a calculator segment)."""
+        from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+
+        try:
+            result = await self.state.openai_serving_completion.create_completion(
+                CompletionRequest(prompt=prompt, stream=True,
+                                  stream_options={"include_usage": True}, **fields), None)
+        except Exception as exc:
+            from vllm.entrypoints.serve.exception_handling.error_response import (
+                create_error_response,
+            )
+
+            error = create_error_response(exc).error
+            raise _Failed(error.code, error.message) from None
+        error = getattr(result, "error", None)
+        if error is not None:
+            raise _Failed(error.code, error.message)
+        return result
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -249,11 +343,12 @@ async def _sse_payloads(events: AsyncIterator[str]) -> AsyncIterator[dict]:
 
 
 async def start_grpc_server(state: Any, access: ModelAccess, sync: AdapterSync, host: str,
-                            port: int, limiter: TenantLimiter | None = None) -> grpc.aio.Server:
+                            port: int, limiter: TenantLimiter | None = None,
+                            calculator: CalculatorRoute | None = None) -> grpc.aio.Server:
     """Start the gRPC server (Inference, health, reflection) on the running event loop."""
     server = grpc.aio.server()
-    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(state, access, sync, limiter),
-                                            server)
+    pb_grpc.add_InferenceServicer_to_server(
+        InferenceServicer(state, access, sync, limiter, calculator), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

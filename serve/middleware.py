@@ -28,20 +28,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from quanta.tenancy import Principal
 from serve import metrics
 from serve.access import ModelAccess, ResolvedModel
+from serve.asgi import ASGIApp, Message, Receive, Scope, Send, replay, send_json, with_body
+from serve.calculator import CalculatorRoute, wants_calculator
 from serve.errors import HTTPBadRequest, HTTPError, HTTPForbidden
 from serve.limits import TenantLimiter, TenantLimits
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/health", "/ping", "/version", "/metrics", "/load", "/docs",
                           "/openapi.json", "/redoc"})
@@ -68,24 +63,30 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 
 _configured: ModelAccess | None = None
 _configured_limiter: TenantLimiter | None = None
+_configured_calculator: CalculatorRoute | None = None
 
 
-def configure(access: ModelAccess, limiter: TenantLimiter | None = None) -> None:
-    """Set the access rules (and per-tenant limits) for middleware that vLLM
-    instantiates itself (``--middleware``)."""
-    global _configured, _configured_limiter
+def configure(access: ModelAccess, limiter: TenantLimiter | None = None,
+              calculator: CalculatorRoute | None = None) -> None:
+    """Set the access rules (per-tenant limits, calculator decoding) for middleware that
+    vLLM instantiates itself (``--middleware``)."""
+    global _configured, _configured_limiter, _configured_calculator
     _configured = access
     _configured_limiter = limiter
+    _configured_calculator = calculator
 
 
 class TenancyMiddleware:
     """Wraps an OpenAI-compatible ASGI app; see the module docstring."""
 
     def __init__(self, app: ASGIApp, access: ModelAccess | None = None,
-                 check_sampling: bool = False, limiter: TenantLimiter | None = None) -> None:
+                 check_sampling: bool = False, limiter: TenantLimiter | None = None,
+                 calculator: CalculatorRoute | None = None) -> None:
         """``check_sampling``: reject out-of-range sampling parameters here, for engines
         that accept them silently (llama-cpp-python); vLLM validates them itself.
-        ``limiter``: per-tenant admission control (default: the configured one, else none)."""
+        ``limiter``: per-tenant admission control (default: the configured one, else none).
+        ``calculator``: calculator decoding for adapters trained with calculation traces
+        (default: the configured one; without one, the ``quanta`` field is refused)."""
         if access is None and _configured is None:
             raise RuntimeError("serve.middleware.configure(access) was not called")
         self.app = app
@@ -93,6 +94,7 @@ class TenancyMiddleware:
         self.access: ModelAccess = access or _configured  # type: ignore[assignment]
         self.limiter: TenantLimiter = (limiter or _configured_limiter
                                        or TenantLimiter(TenantLimits()))
+        self.calculator = calculator or _configured_calculator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -137,7 +139,7 @@ class TenancyMiddleware:
                 return
             await self.app(scope, receive, send)
         except HTTPError as exc:
-            await _send_json(send, exc.status, exc.vllm_body(), exc.headers())
+            await send_json(send, exc.status, exc.vllm_body(), exc.headers())
             metrics.record_request(tenant, "unknown", exc.status)
         finally:
             slot.release()
@@ -151,7 +153,7 @@ class TenancyMiddleware:
             body = None  # let the engine produce its own validation error
         slot.take(principal.tenant_id, sequences(body))
         if not isinstance(body, dict):
-            await self.app(scope, _replay(raw, receive), send)
+            await self.app(scope, replay(raw, receive), send)
             return
         model = body.get("model")
         if model is not None and not isinstance(model, str):
@@ -161,6 +163,7 @@ class TenancyMiddleware:
             check_sampling(body)
         if model is not None:
             body["model"] = resolved.engine_name
+        calculator = wants_calculator(scope["path"], body, resolved)
         drop_usage_chunk = False
         if scope["path"] in USAGE_PATHS and body.get("stream") is True:
             options = body.get("stream_options")
@@ -168,14 +171,21 @@ class TenancyMiddleware:
                 drop_usage_chunk = True
                 body["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                           "include_usage": True}
+        plan = None
+        if calculator:
+            if self.calculator is None:
+                raise HTTPBadRequest("this server has no calculator decoding",
+                                     param="quanta.calculator")
+            plan = await self.calculator.plan(scope["path"], body)
         raw = json.dumps(body).encode()
-        scope = dict(scope)
-        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-        scope["headers"].append((b"content-length", str(len(raw)).encode()))
+        scope = with_body(scope, raw)
         recorder = _ResponseRecorder(send, principal.tenant_id, resolved.engine_name,
                                      drop_usage_chunk)
         try:
-            await self.app(scope, _replay(raw, receive), recorder.send)
+            if plan is not None:
+                await self.calculator.serve(plan, self.app, scope, receive, recorder.send)
+            else:
+                await self.app(scope, replay(raw, receive), recorder.send)
         finally:
             recorder.finish()
 
@@ -212,7 +222,7 @@ class TenancyMiddleware:
                               "owned_by": adapter.tenant_id, "root": adapter.name,
                               "parent": self.access.served_name, "permission": []})
         listing["data"] = cards
-        await _send_json(send, 200, listing)
+        await send_json(send, 200, listing)
         metrics.record_request(principal.tenant_id, "models", 200)
 
 
@@ -358,26 +368,3 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body"):
             break
     return b"".join(parts)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive channel that yields the (rewritten) body once, then the real channel."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-async def _send_json(send: Send, status: int, payload: Any,
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from quanta.domains import physics
+from quanta.generation import greedy_answers
 from tune.dataset import IGNORE_INDEX, tokenize_examples
 
 if TYPE_CHECKING:
@@ -69,47 +70,16 @@ def heldout_loss(model: Any, tokenizer: Any, examples: list[dict[str, Any]],
 SAMPLE_ANSWERS = 3  # kept on the adapter row, so reports can show answers side by side
 
 
-def greedy_answers(model: Any, tokenizer: Any, conversations: list[list[dict[str, Any]]],
-                   max_new_tokens: int, batch_size: int = 8) -> list[str]:
-    """Greedy completions to chat prompts (trailing assistant turns dropped), batched."""
-    import torch
-
-    device = next(model.parameters()).device
-    texts: list[str] = []
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    model.eval()
-    try:
-        for start in range(0, len(conversations), batch_size):
-            prompts = []
-            for conversation in conversations[start:start + batch_size]:
-                messages = list(conversation)
-                while messages and messages[-1]["role"] == "assistant":
-                    messages.pop()
-                prompts.append(tokenizer.apply_chat_template(
-                    [{"role": m["role"], "content": m["content"]} for m in messages],
-                    tokenize=False, add_generation_prompt=True))
-            enc = tokenizer(prompts, return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id, use_cache=True)
-            texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
-                                            skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-    return texts
-
-
 def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 96,
-                     batch_size: int = 8) -> dict[str, Any]:
-    """Greedy answers to ``n`` held-out physics problems, checked numerically."""
+                     batch_size: int = 8, calculator: bool = False) -> dict[str, Any]:
+    """Greedy answers to ``n`` held-out physics problems, checked numerically (decoded
+    with the calculator for an adapter trained with calculation traces)."""
     problems = held_out_problems(n)
     if not problems:
         return {}
     texts = greedy_answers(model, tokenizer,
                            [list(physics.problem_to_chat(p)["messages"]) for p in problems],
-                           max_new_tokens, batch_size)
+                           max_new_tokens, batch_size, calculator=calculator)
     correct = 0
     samples: list[dict[str, Any]] = []
     for problem, text in zip(problems, texts, strict=True):
@@ -119,7 +89,7 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
             samples.append({"question": problem.question, "answer": text.strip(),
                             "expected": f"{problem.value:g} {problem.unit}", "correct": ok})
     return {"physics_accuracy": correct / len(problems), "physics_correct": correct,
-            "physics_n": len(problems), "samples": samples}
+            "physics_n": len(problems), "physics_calculator": calculator, "samples": samples}
 
 
 def grader_score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], grader: Grader,
@@ -146,8 +116,10 @@ def grader_score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], gra
 
 def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | None,
              options: EvalOptions, max_length: int = 512, grader: Grader | None = None,
-             grader_max_tokens: int = 128) -> dict[str, Any]:
+             grader_max_tokens: int = 128, calculator: bool = False) -> dict[str, Any]:
     """Every measure for one model; an empty dict when there is nothing to measure.
+    ``calculator``: the model writes calculation traces; its answers are decoded with the
+    calculator, as ``quanta serve`` serves it.
 
     Reinforcement validation rows (prompts only) feed the grader score; the held-out loss
     then falls back to the physics problems, which carry answers.
@@ -159,7 +131,8 @@ def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | 
     if examples and options.loss_examples > 0:
         result.update(heldout_loss(model, tokenizer, examples[:options.loss_examples],
                                    max_length))
-    result.update(physics_accuracy(model, tokenizer, options.physics_n, options.max_new_tokens))
+    result.update(physics_accuracy(model, tokenizer, options.physics_n, options.max_new_tokens,
+                                   calculator=calculator))
     if grader is not None and prompts_only and valid_examples and options.grader_n > 0:
         result.update(grader_score(model, tokenizer, valid_examples[:options.grader_n],
                                    grader, grader_max_tokens))
@@ -169,7 +142,7 @@ def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | 
 def evaluate_base(base_dir: Any, valid_examples: list[dict[str, Any]] | None,
                   options: EvalOptions, precision: Precision, max_length: int = 512,
                   grader: Grader | None = None, grader_max_tokens: int = 128,
-                  start_adapter: Any = None) -> dict[str, Any]:
+                  start_adapter: Any = None, calculator: bool = False) -> dict[str, Any]:
     """Evaluate the starting model (the base, or the adapter a job continues) in a model
     instance of its own.
 
@@ -192,7 +165,7 @@ def evaluate_base(base_dir: Any, valid_examples: list[dict[str, Any]] | None,
         model = PeftModel.from_pretrained(model, start_adapter)
     try:
         return evaluate(model, tokenizer, valid_examples, options, max_length, grader,
-                        grader_max_tokens)
+                        grader_max_tokens, calculator=calculator)
     finally:
         del model
         gc.collect()

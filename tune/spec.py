@@ -140,7 +140,7 @@ class LoraOptions(_Strict):
 
 class EvalOptions(_Strict):
     physics_n: int = Field(10, ge=0, le=1000)
-    max_new_tokens: int = Field(96, ge=1, le=1024)
+    max_new_tokens: int = Field(160, ge=1, le=1024)
     loss_examples: int = Field(64, ge=0, le=10000)
     grader_n: int = Field(10, ge=0, le=1000)  # RFT: validation items the grader scores
 

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from quanta.calculator import calculator_flag
+from quanta.data.stats import writes_calculations
 from quanta.registry import NotFoundError, Registry
 from quanta.registry import tables as t
 from quanta.types import EventLevel, EventType, JobStatus
@@ -230,9 +232,13 @@ class Worker:
                                                             job.validation_file_id))
                           if job.validation_file_id else None)
         base_dir = model_path(registry, job.model)
-        start_adapter = (registry.materialize(
-            registry.resolve_adapter(job.tenant_id, plan.start_adapter.id).sha256)
-            if plan.start_adapter else None)
+        start_row = (registry.resolve_adapter(job.tenant_id, plan.start_adapter.id)
+                     if plan.start_adapter else None)
+        start_adapter = registry.materialize(start_row.sha256) if start_row else None
+        # An adapter that writes calculation traces is evaluated (and served) with the
+        # calculator: one trained on such data, or continuing one that was.
+        start_calculator = start_row is not None and calculator_flag(start_row.config)
+        calculator = start_calculator or any(writes_calculations(e) for e in train_examples)
         grader = None
         if plan.grader is not None:
             from tune.graders import build_grader
@@ -262,7 +268,7 @@ class Worker:
         jobs.add_event(job_id, f"Training with {precision.describe()}",
                        data={"precision": precision.as_dict()})
         before = self._eval_before(job_id, base_dir, valid_examples, plan, precision, grader,
-                                   start_adapter)
+                                   start_adapter, start_calculator)
         # Under torchrun the other ranks are already waiting in the trainer: they stop with
         # rank 0 at the first step instead.
         if beat.reason() and not rank.distributed:
@@ -298,10 +304,12 @@ class Worker:
             self._stop(job_id, result.stopped or beat.reason())
             return
 
-        jobs.add_event(job_id, "Evaluating the tuned adapter")
+        jobs.add_event(job_id, "Evaluating the tuned adapter" + (
+            " with calculator decoding (its training data writes calculations)"
+            if calculator else ""), data={"calculator": calculator})
         after = evaluation.evaluate(result.model, result.tokenizer, valid_examples,
                                     options.eval, options.max_length, grader,
-                                    plan.max_completion_length)
+                                    plan.max_completion_length, calculator=calculator)
         if beat.reason():
             self._stop(job_id, beat.reason())
             return
@@ -316,6 +324,7 @@ class Worker:
             "backend": result.backend,
             "compute_dtype": str(precision.dtype),
             "seed": job.seed,
+            "calculator": calculator,
         }
         if plan.grader is not None:
             config["grader"] = {"type": str(plan.grader.type), "name": plan.grader.name}
@@ -337,7 +346,7 @@ class Worker:
 
     def _eval_before(self, job_id: str, base_dir: Path, valid_examples: Any,
                      plan: TrainingPlan, precision: Any, grader: Any,
-                     start_adapter: Path | None) -> dict[str, Any]:
+                     start_adapter: Path | None, calculator: bool = False) -> dict[str, Any]:
         """The starting model's scores, computed once per job (a resumed attempt reuses
         them)."""
         from tune import evaluation
@@ -350,7 +359,8 @@ class Worker:
             job_id, f"Evaluating {start.name}" if start else "Evaluating the base model")
         before = evaluation.evaluate_base(base_dir, valid_examples, plan.quanta.eval, precision,
                                           plan.quanta.max_length, grader,
-                                          plan.max_completion_length, start_adapter)
+                                          plan.max_completion_length, start_adapter,
+                                          calculator=calculator)
         self.registry.jobs.add_event(
             job_id, f"{start.name} evaluated" if start else "Base model evaluated",
             data={"eval_before": before})

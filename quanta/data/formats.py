@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from quanta.calculator import trace_problems
 from quanta.data.errors import DatasetError
 from quanta.data.reader import json_type
 from quanta.types import DatasetFormat
@@ -110,6 +111,9 @@ def _check_messages(
         elif role not in roles:
             errors.append(f"field '{where}.role': expected one of {', '.join(roles)}, got {role!r}")
         content = _check_text(message, "content", where, errors)
+        if role == "assistant" and isinstance(content, str):
+            errors.extend(f"field '{where}.content': {problem}"
+                          for problem in trace_problems(content))
         weight = message.get("weight")
         if "weight" in message and (weight not in (0, 1) or isinstance(weight, bool)):
             errors.append(f"field '{where}.weight': expected 0 or 1, got {weight!r}")

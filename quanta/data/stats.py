@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from quanta.calculator import has_traces
 from quanta.data.validate import validate_file
 
 CHARS_PER_TOKEN = 4
@@ -17,6 +18,12 @@ def example_messages(example: dict[str, Any]) -> list[dict[str, Any]]:
     if "messages" in example:
         return list(example["messages"])
     return [*example["prompt"], *example["chosen"], *example["rejected"]]
+
+
+def writes_calculations(example: dict[str, Any]) -> bool:
+    """Whether an example's answers write calculation traces (``quanta.calculator``)."""
+    return any(m["role"] == "assistant" and has_traces(m["content"] or "")
+               for m in example_messages(example))
 
 
 def dataset_stats(path: Path | str, format: str | None = None) -> dict[str, Any]:
@@ -45,6 +52,9 @@ def dataset_stats(path: Path | str, format: str | None = None) -> dict[str, Any]
         "mean_tokens": round(mean_chars / CHARS_PER_TOKEN, 1),
         "max_tokens": math.ceil(max_chars / CHARS_PER_TOKEN),
     }
+    calculating = sum(writes_calculations(e) for e in report.examples)
+    if calculating:
+        stats["with_calculations"] = calculating
     if report.topics:
         stats["topics"] = report.topics
     return stats

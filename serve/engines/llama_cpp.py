@@ -3,7 +3,8 @@
 ``quanta serve --engine llama-cpp`` serves the base model's GGUF export
 (``--gguf-format``, e.g. ``gguf-q4_k_m``) and, beside it, every adapter of that base
 that has a LoRA GGUF export (an export row with ``adapter_id`` set and format
-``gguf-lora``), each under its ``ft:`` name. An adapter export in another
+``gguf-lora``), each under its ``ft:`` name (an export marked degraded only when the
+adapter has no other). An adapter export in another
 GGUF format is taken to be a merged model and served as its own model file. The model
 list is fixed at start (llama.cpp has no runtime LoRA loading in its server), and
 llama-cpp-python swaps the loaded model when a request names another one.
@@ -49,7 +50,11 @@ def gguf_models(registry: Registry, base_model_id: str, gguf_format: str) -> lis
     base_path = registry.blob_path(base.sha256, ".gguf")
     models = [GGUFModel(base_model_id, base_path)]
     adapters = {a.id: a for a in registry.adapters_of_base(base_model_id)}
-    for export in registry.list_exports():
+    # An export marked degraded (it lost held-out accuracy against its adapter,
+    # quantize.accuracy) is served only when the adapter has no other GGUF export.
+    exports = sorted(registry.list_exports(),
+                     key=lambda e: bool((e.metrics or {}).get("degraded")))
+    for export in exports:
         adapter = adapters.get(export.adapter_id or "")
         if adapter is None or not is_gguf_format(export.format):
             continue
@@ -71,6 +76,7 @@ def build_app(registry: Registry, options: ServeOptions, base_model_id: str):
     from starlette.responses import Response
 
     from serve.access import ModelAccess
+    from serve.calculator import CalculatorRoute, ChatPrompts
     from serve.limits import TenantLimiter, limits_for
     from serve.middleware import TenancyMiddleware
 
@@ -86,7 +92,11 @@ def build_app(registry: Registry, options: ServeOptions, base_model_id: str):
     names = {m.alias for m in models}
     access = ModelAccess(registry, base_model_id, base_model_id, available=lambda: names)
     limiter = TenantLimiter(limits_for(options, registry.settings))
-    app.add_middleware(TenancyMiddleware, access=access, check_sampling=True, limiter=limiter)
+    calculator = CalculatorRoute(
+        ChatPrompts(registry.materialize(registry.get_base_model(base_model_id).sha256)),
+        registry.settings.calculator_max_calls)
+    app.add_middleware(TenancyMiddleware, access=access, check_sampling=True, limiter=limiter,
+                       calculator=calculator)
 
     @app.get("/health")
     def health() -> Response:

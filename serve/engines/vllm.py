@@ -98,6 +98,7 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
     from serve.access import ModelAccess
     from serve.adapter_cache import get_adapter_cache
     from serve.adapter_sync import AdapterSync, instrument_loads
+    from serve.calculator import CalculatorRoute, ChatPrompts
     from serve.limits import TenantLimiter, limits_for
     from serve.middleware import configure as configure_middleware
 
@@ -109,7 +110,10 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
     async with build_async_engine_client(args) as engine_client:
         supported_tasks = await engine_client.get_supported_tasks()
         # vLLM adds ``--middleware`` classes itself, outside its own middleware.
-        configure_middleware(access, limiter)
+        calculator = CalculatorRoute(ChatPrompts(registry.materialize(
+            registry.get_base_model(base_model_id).sha256)),
+            registry.settings.calculator_max_calls)
+        configure_middleware(access, limiter, calculator)
         args.middleware = [*args.middleware, "serve.middleware.TenancyMiddleware"]
         app = build_app(args, supported_tasks, engine_client.model_config)
         await init_app_state(engine_client, app.state, args, supported_tasks)
@@ -122,7 +126,7 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
             from serve.grpc_server import start_grpc_server
 
             grpc_server = await start_grpc_server(app.state, access, sync, options.host,
-                                                  options.grpc_port, limiter)
+                                                  options.grpc_port, limiter, calculator)
         logger.info("Quanta serving %s on %s (gRPC port %s)", options.model, listen_address,
                     options.grpc_port)
         try:

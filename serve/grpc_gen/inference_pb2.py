@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19quanta/v1/inference.proto\x12\tquanta.v1\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xf4\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.quanta.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x02H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\x0c\n\x04stop\x18\x08 \x03(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\"s\n\x10GenerateResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x1f\n\x05usage\x18\x05 \x01(\x0b\x32\x10.quanta.v1.Usage\"p\n\rGenerateChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x1f\n\x05usage\x18\x05 \x01(\x0b\x32\x10.quanta.v1.Usage\"\x13\n\x11ListModelsRequest\"E\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x0e\n\x06parent\x18\x03 \x01(\t\x12\x0e\n\x06loaded\x18\x04 \x01(\x08\"6\n\x12ListModelsResponse\x12 \n\x06models\x18\x01 \x03(\x0b\x32\x10.quanta.v1.Model\"\x1f\n\x0e\x41\x64\x61pterRequest\x12\r\n\x05model\x18\x01 \x01(\t\"0\n\x0f\x41\x64\x61pterResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06loaded\x18\x02 \x01(\x08\x32\xf3\x02\n\tInference\x12\x43\n\x08Generate\x12\x1a.quanta.v1.GenerateRequest\x1a\x1b.quanta.v1.GenerateResponse\x12H\n\x0eGenerateStream\x12\x1a.quanta.v1.GenerateRequest\x1a\x18.quanta.v1.GenerateChunk0\x01\x12I\n\nListModels\x12\x1c.quanta.v1.ListModelsRequest\x1a\x1d.quanta.v1.ListModelsResponse\x12\x44\n\x0bLoadAdapter\x12\x19.quanta.v1.AdapterRequest\x1a\x1a.quanta.v1.AdapterResponse\x12\x46\n\rUnloadAdapter\x12\x19.quanta.v1.AdapterRequest\x1a\x1a.quanta.v1.AdapterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19quanta/v1/inference.proto\x12\tquanta.v1\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x9c\x02\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.quanta.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x02H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\x0c\n\x04stop\x18\x08 \x03(\t\x12\x17\n\ncalculator\x18\t \x01(\x08H\x04\x88\x01\x01\x42\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seedB\r\n\x0b_calculator\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\"s\n\x10GenerateResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x1f\n\x05usage\x18\x05 \x01(\x0b\x32\x10.quanta.v1.Usage\"p\n\rGenerateChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x1f\n\x05usage\x18\x05 \x01(\x0b\x32\x10.quanta.v1.Usage\"\x13\n\x11ListModelsRequest\"E\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x0e\n\x06parent\x18\x03 \x01(\t\x12\x0e\n\x06loaded\x18\x04 \x01(\x08\"6\n\x12ListModelsResponse\x12 \n\x06models\x18\x01 \x03(\x0b\x32\x10.quanta.v1.Model\"\x1f\n\x0e\x41\x64\x61pterRequest\x12\r\n\x05model\x18\x01 \x01(\t\"0\n\x0f\x41\x64\x61pterResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06loaded\x18\x02 \x01(\x08\x32\xf3\x02\n\tInference\x12\x43\n\x08Generate\x12\x1a.quanta.v1.GenerateRequest\x1a\x1b.quanta.v1.GenerateResponse\x12H\n\x0eGenerateStream\x12\x1a.quanta.v1.GenerateRequest\x1a\x18.quanta.v1.GenerateChunk0\x01\x12I\n\nListModels\x12\x1c.quanta.v1.ListModelsRequest\x1a\x1d.quanta.v1.ListModelsResponse\x12\x44\n\x0bLoadAdapter\x12\x19.quanta.v1.AdapterRequest\x1a\x1a.quanta.v1.AdapterResponse\x12\x46\n\rUnloadAdapter\x12\x19.quanta.v1.AdapterRequest\x1a\x1a.quanta.v1.AdapterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,23 +34,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATMESSAGE']._serialized_start=40
   _globals['_CHATMESSAGE']._serialized_end=84
   _globals['_GENERATEREQUEST']._serialized_start=87
-  _globals['_GENERATEREQUEST']._serialized_end=331
-  _globals['_USAGE']._serialized_start=333
-  _globals['_USAGE']._serialized_end=412
-  _globals['_GENERATERESPONSE']._serialized_start=414
-  _globals['_GENERATERESPONSE']._serialized_end=529
-  _globals['_GENERATECHUNK']._serialized_start=531
-  _globals['_GENERATECHUNK']._serialized_end=643
-  _globals['_LISTMODELSREQUEST']._serialized_start=645
-  _globals['_LISTMODELSREQUEST']._serialized_end=664
-  _globals['_MODEL']._serialized_start=666
-  _globals['_MODEL']._serialized_end=735
-  _globals['_LISTMODELSRESPONSE']._serialized_start=737
-  _globals['_LISTMODELSRESPONSE']._serialized_end=791
-  _globals['_ADAPTERREQUEST']._serialized_start=793
-  _globals['_ADAPTERREQUEST']._serialized_end=824
-  _globals['_ADAPTERRESPONSE']._serialized_start=826
-  _globals['_ADAPTERRESPONSE']._serialized_end=874
-  _globals['_INFERENCE']._serialized_start=877
-  _globals['_INFERENCE']._serialized_end=1248
+  _globals['_GENERATEREQUEST']._serialized_end=371
+  _globals['_USAGE']._serialized_start=373
+  _globals['_USAGE']._serialized_end=452
+  _globals['_GENERATERESPONSE']._serialized_start=454
+  _globals['_GENERATERESPONSE']._serialized_end=569
+  _globals['_GENERATECHUNK']._serialized_start=571
+  _globals['_GENERATECHUNK']._serialized_end=683
+  _globals['_LISTMODELSREQUEST']._serialized_start=685
+  _globals['_LISTMODELSREQUEST']._serialized_end=704
+  _globals['_MODEL']._serialized_start=706
+  _globals['_MODEL']._serialized_end=775
+  _globals['_LISTMODELSRESPONSE']._serialized_start=777
+  _globals['_LISTMODELSRESPONSE']._serialized_end=831
+  _globals['_ADAPTERREQUEST']._serialized_start=833
+  _globals['_ADAPTERREQUEST']._serialized_end=864
+  _globals['_ADAPTERRESPONSE']._serialized_start=866
+  _globals['_ADAPTERRESPONSE']._serialized_end=914
+  _globals['_INFERENCE']._serialized_start=917
+  _globals['_INFERENCE']._serialized_end=1288
 # @@protoc_insertion_point(module_scope)

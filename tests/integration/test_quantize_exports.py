@@ -107,7 +107,10 @@ def adapter(qreg: Registry, adapter_dir: Path, tmp_path_factory: pytest.TempPath
     file = qreg.add_file(tenant, "train.jsonl", "fine-tune", data, format="chat", records=48)
     return qreg.add_adapter(tenant, DEFAULT_MODEL_ID, adapter_dir, suffix="physics",
                             training_file_id=file.id,
-                            config={"r": 8, "target_modules": ["q_proj", "v_proj"]})
+                            config={"r": 8, "target_modules": ["q_proj", "v_proj"]},
+                            # as the worker records it: exports are scored against this
+                            eval={"after": {"physics_n": 2, "physics_accuracy": 0.5,
+                                            "physics_calculator": True}})
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +156,9 @@ def test_exports_registered_with_metrics(qreg: Registry, adapter, exports) -> No
         found = qreg.find_export(base_model_id=DEFAULT_MODEL_ID, format=fmt,
                                  adapter_id=adapter.id)
         assert found is not None and found.id == row.id
+        if fmt != "merged":  # held-out accuracy, through llama.cpp, against the adapter's
+            assert m["physics_n"] == 2 and m["reference_accuracy"] == 0.5, (fmt, m)
+            assert m["degraded"] == (m["physics_accuracy"] < 0.45), (fmt, m)
     sizes = {fmt: row.bytes for fmt, row in exports.items()}
     assert sizes["gguf-q4_k_m"] < sizes["gguf-q8_0"] < sizes["gguf-f16"]
     assert sizes["gguf-lora"] < 5_000_000  # adapter only: r=8 on q/v
@@ -198,6 +204,7 @@ def test_gptq_export(qreg: Registry, gptq_export: Export, tmp_path: Path) -> Non
     from quantize.gptq import generate_gptq
 
     m = gptq_export.metrics
+    assert m["physics_n"] == 2 and m["physics_calculator"] is True, m
     assert (m["quant_method"], m["checkpoint_format"], m["sym"], m["desc_act"]) == (
         "gptq", "gptq", True, False)
     assert m["bits"] == 4 and m["group_size"] == 64  # 576 = 9 * 64

@@ -102,3 +102,25 @@ def test_tenancy_and_errors(llama_server: dict) -> None:
     metrics = httpx.get(f"{llama_server['url']}/metrics").text
     assert f'quanta_requests_total{{model="{llama_server["adapter"]}",status="200",' \
            f'tenant="acme"}}' in metrics
+
+
+CALC_PROMPT = "Q: 3*7\nA: <<3*7>>21\nQ: 12+30\nA: <<12+30>>42\nQ: 123*457\nA: <<123*457"
+
+
+def test_calculator_decoding(llama_server: dict) -> None:
+    acme = _client(llama_server, "acme")
+    ask = {"model": BASE, "prompt": CALC_PROMPT, "max_tokens": 16, "temperature": 0,
+           "stop": ["\nQ:"]}
+    plain = acme.completions.create(**ask)
+    assert ">>56211" not in plain.choices[0].text
+    calc = acme.completions.create(**ask, extra_body={"quanta": {"calculator": True}})
+    assert calc.choices[0].text.startswith(">>56211"), calc.choices[0].text
+    assert calc.usage.completion_tokens >= 4
+    stream = acme.completions.create(**ask, extra_body={"quanta": {"calculator": True}},
+                                     stream=True)
+    assert "".join(c.choices[0].text for c in stream if c.choices) == calc.choices[0].text
+    messages = [{"role": "user", "content": "Copy exactly: 123*457 = <<123*457>>"}]
+    chat = acme.chat.completions.create(model=BASE, messages=messages, max_tokens=40,
+                                        temperature=0,
+                                        extra_body={"quanta": {"calculator": True}})
+    assert chat.object == "chat.completion" and chat.usage.completion_tokens > 0

@@ -54,9 +54,10 @@ class Server:
 
 
 def _add_adapter(server: Server, label: str, tenant: str, seed: int, *,
-                 base: str = BASE, alias: str | None = None) -> str:
+                 base: str = BASE, alias: str | None = None, calculator: bool = False) -> str:
     directory = make_adapter(server.base_dir, server.home / "adapters" / label, seed=seed)
-    row = server.registry.add_adapter(tenant, base, directory, suffix=label, alias=alias)
+    row = server.registry.add_adapter(tenant, base, directory, suffix=label, alias=alias,
+                                      config={"calculator": True} if calculator else None)
     server.adapters[label] = row.name
     return row.name
 
@@ -77,6 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> It
     _add_adapter(srv, "second", "acme", seed=2)
     _add_adapter(srv, "globex", "globex", seed=3)
     _add_adapter(srv, "otherbase", "acme", seed=4, base="other-base")
+    _add_adapter(srv, "calculating", "acme", seed=5, calculator=True)
 
     try:
         running = start_serve(home, "--max-loras", "2", "--max-cpu-loras", "3",
@@ -350,3 +352,64 @@ def test_metrics(server: Server) -> None:
     samples = [json.loads(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("quanta_tokens_total{")]
     assert sum(samples) > 0
+
+
+# -- calculator decoding --------------------------------------------------------------------
+
+# Few-shot, ending inside a calculation: the model closes it with ">>"; only the server
+# can write the product that follows.
+CALC_PROMPT = "Q: 3*7\nA: <<3*7>>21\nQ: 12+30\nA: <<12+30>>42\nQ: 123*457\nA: <<123*457"
+CALC = {"quanta": {"calculator": True}}
+
+
+def test_calculator_decoding_over_http(server: Server) -> None:
+    acme = server.client("acme")
+    ask = {"prompt": CALC_PROMPT, "max_tokens": 16, "temperature": 0, "stop": ["\nQ:"]}
+    plain = acme.completions.create(model=BASE, **ask)
+    off = acme.completions.create(model=BASE, **ask, extra_body={"quanta": {
+        "calculator": False}})
+    assert off.choices[0].text == plain.choices[0].text  # the base is untouched
+    assert ">>56211" not in plain.choices[0].text
+    calc = acme.completions.create(model=BASE, **ask, extra_body=CALC)
+    text = calc.choices[0].text
+    assert text.startswith(">>56211"), text
+    assert calc.usage.completion_tokens >= 4 and calc.choices[0].finish_reason in ("stop",
+                                                                                "length")
+    stream = acme.completions.create(model=BASE, **ask, extra_body=CALC, stream=True,
+                                     stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == text
+    assert chunks[-1].usage.completion_tokens == calc.usage.completion_tokens
+    # An adapter whose registry record says it writes calculations gets the calculator
+    # without asking; chat works the same, streamed or not.
+    flagged = acme.completions.create(model=server.adapters["calculating"], **ask)
+    assert ">>56211" in flagged.choices[0].text
+    messages = [{"role": "user", "content": "Copy exactly: 123*457 = <<123*457>>"}]
+    chat = acme.chat.completions.create(model=BASE, messages=messages, max_tokens=40,
+                                        temperature=0, extra_body=CALC)
+    streamed = acme.chat.completions.create(model=BASE, messages=messages, max_tokens=40,
+                                            temperature=0, extra_body=CALC, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
+        chat.choices[0].message.content
+    assert chat.object == "chat.completion" and chat.usage.total_tokens > 0
+    with pytest.raises(openai.BadRequestError, match="calculator"):
+        acme.completions.create(model=BASE, **ask, n=2, extra_body=CALC)
+
+
+def test_calculator_decoding_over_grpc(server: Server) -> None:
+    from serve.grpc_gen import inference_pb2 as pb
+
+    channel, stub = _grpc(server)
+    with channel:
+        request = pb.GenerateRequest(model=BASE, prompt=CALC_PROMPT, max_tokens=16,
+                                     temperature=0, stop=["\nQ:"], calculator=True)
+        reply = stub.Generate(request, metadata=_md(server, "acme"))
+        assert reply.text.startswith(">>56211"), reply.text
+        assert reply.usage.completion_tokens >= 4
+        chunks = list(stub.GenerateStream(request, metadata=_md(server, "acme")))
+        assert "".join(c.text for c in chunks) == reply.text
+        assert chunks[-1].usage.completion_tokens == reply.usage.completion_tokens
+        plain = stub.Generate(pb.GenerateRequest(model=BASE, prompt=CALC_PROMPT, max_tokens=16,
+                                                 temperature=0, stop=["\nQ:"]),
+                              metadata=_md(server, "acme"))
+        assert ">>56211" not in plain.text

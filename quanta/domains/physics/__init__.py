@@ -1,8 +1,10 @@
-"""Physics: verifiable numeric problems over five topics, a unit-aware answer checker,
-conceptual Q&A, and the datasets Quanta ships (a training set and a held-out split).
+"""Physics: verifiable numeric problems in families over eight topics (worked answers
+write their arithmetic as calculation traces), a unit-aware answer checker, conceptual
+Q&A, and the datasets Quanta ships (a training set and a held-out split).
 
-Training draws from ``generate_problems(n, seed)``; evaluation from ``held_out_problems``,
-which training never sees; ``check_answer`` grades a model's text numerically, with units.
+Training draws from ``generate_problems(n, seed)``; evaluation from ``held_out_problems``
+(split by numbers, by phrasing or by family), which training never sees; ``check_answer``
+grades a model's text numerically, with units.
 """
 
 from quanta.domains.physics.answers import check_answer, extract_final_answer
@@ -10,11 +12,14 @@ from quanta.domains.physics.datasets import (
     bundled_physics_path,
     held_out_chat_examples,
     held_out_chat_path,
+    held_out_concept_examples,
 )
 from quanta.domains.physics.problems import (
+    HELD_OUT_FAMILIES,
     HELD_OUT_MAX,
     SYSTEM_PROMPT,
     TOPICS,
+    HeldOutSplit,
     PhysicsProblem,
     generate_problems,
     held_out_problems,
@@ -24,9 +29,11 @@ from quanta.domains.physics.problems import (
 from quanta.domains.physics.units import normalise_unit
 
 __all__ = [
+    "HELD_OUT_FAMILIES",
     "HELD_OUT_MAX",
     "SYSTEM_PROMPT",
     "TOPICS",
+    "HeldOutSplit",
     "PhysicsProblem",
     "bundled_physics_path",
     "check_answer",
@@ -34,6 +41,7 @@ __all__ = [
     "generate_problems",
     "held_out_chat_examples",
     "held_out_chat_path",
+    "held_out_concept_examples",
     "held_out_problems",
     "normalise_unit",
     "problem_to_chat",

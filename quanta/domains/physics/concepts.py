@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-M, EM, TH, OP, MP = "mechanics", "electromagnetism", "thermodynamics", "optics", "modern physics"
+from quanta.domains.physics.families.base import Topic
+
+M, EM, TH, OP, MP = (Topic.MECHANICS, Topic.CIRCUITS, Topic.THERMODYNAMICS, Topic.WAVES_OPTICS,
+                     Topic.MODERN)
+# Every HELD_OUT_EVERY-th conceptual question is held out for the conceptual loss split.
+HELD_OUT_EVERY = 5
 
 
 @dataclass(frozen=True)
@@ -223,14 +228,25 @@ FACTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def concept_questions() -> list[ConceptQA]:
-    """Every conceptual Q&A, in a fixed order: units, constants, formulas, then facts."""
-    items = [ConceptQA(t, f"What is the SI unit of {q}?", f"The SI unit of {q} is {u}.")
+def concept_questions(split: str = "train") -> list[ConceptQA]:
+    """The conceptual Q&A of one split (``train``, ``held_out`` or ``all``), in a fixed
+    order: units, constants, formulas, then facts."""
+    items = _all_concepts()
+    if split == "all":
+        return items
+    if split not in ("train", "held_out"):
+        raise ValueError(f"split must be train, held_out or all, got {split!r}")
+    held = split == "held_out"
+    return [item for i, item in enumerate(items) if (i % HELD_OUT_EVERY == 0) == held]
+
+
+def _all_concepts() -> list[ConceptQA]:
+    items = [ConceptQA(str(t), f"What is the SI unit of {q}?", f"The SI unit of {q} is {u}.")
              for t, q, u in SI_UNITS]
-    items += [ConceptQA(t, f"What is the value of {name}?",
+    items += [ConceptQA(str(t), f"What is the value of {name}?",
                         f"{name[0].upper()}{name[1:]} is {value}.")
               for t, name, value in CONSTANTS]
-    items += [ConceptQA(t, f"What formula describes {what}?", formula)
+    items += [ConceptQA(str(t), f"What formula describes {what}?", formula)
               for t, what, formula in FORMULAS]
-    items += [ConceptQA(t, q, a) for t, q, a in FACTS]
+    items += [ConceptQA(str(t), q, a) for t, q, a in FACTS]
     return items

@@ -24,7 +24,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 PHYSICS_SFT_FILE = "physics_sft.jsonl"
 HELD_OUT_FILE = "physics_heldout.jsonl"
 TRAIN_SEED = 1
-NUMERIC_EXAMPLES = 420
+NUMERIC_EXAMPLES = 600
 HELD_OUT_EXAMPLES = 30
 CONCEPT_SYSTEM_PROMPT = "You are a physics tutor. Answer briefly and precisely."
 
@@ -45,18 +45,23 @@ def held_out_chat_examples(n: int = HELD_OUT_EXAMPLES, system_prompt: str | None
     return [problem_to_chat(p, system_prompt) for p in held_out_problems(n)]
 
 
+def _concept_chat(item: Any) -> dict[str, Any]:
+    return {"messages": [
+        {"role": "system", "content": CONCEPT_SYSTEM_PROMPT},
+        {"role": "user", "content": item.question},
+        {"role": "assistant", "content": item.answer},
+    ], "topic": item.topic}
+
+
+def held_out_concept_examples() -> list[dict[str, Any]]:
+    """The conceptual questions training never sees, as chat (for held-out loss)."""
+    return [_concept_chat(item) for item in concept_questions("held_out")]
+
+
 def physics_sft_records() -> list[dict[str, Any]]:
     """The bundled training records: generated worked problems plus conceptual Q&A, shuffled."""
     records = [problem_to_chat(p) for p in generate_problems(NUMERIC_EXAMPLES, TRAIN_SEED)]
-    for item in concept_questions():
-        records.append({
-            "messages": [
-                {"role": "system", "content": CONCEPT_SYSTEM_PROMPT},
-                {"role": "user", "content": item.question},
-                {"role": "assistant", "content": item.answer},
-            ],
-            "topic": item.topic,
-        })
+    records += [_concept_chat(item) for item in concept_questions("train")]
     random.Random(TRAIN_SEED).shuffle(records)
     return records
 
