@@ -56,18 +56,14 @@ def main() -> None:
 
     from openai import OpenAI
 
-    from quanta.calculator import calculations, calculator_flag
+    from quanta.calculator import calculations
     from quanta.tenancy import create_key
+    from quanta.testing.fixtures import calculating_adapter
     from quanta.testing.servers import start_serve
 
     registry = Registry.open(Settings(home=args.model_home))
     tenant = registry.settings.default_tenant
-    if args.adapter:
-        adapter = registry.resolve_adapter(tenant, args.adapter)
-    else:
-        trained = [a for a in registry.list_adapters(tenant) if calculator_flag(a.config)]
-        assert trained, "no adapter trained with calculation traces: run `quanta demo` first"
-        adapter = max(trained, key=lambda a: a.created_at)
+    adapter = calculating_adapter(registry, tenant, args.adapter)
     key = create_key(registry, tenant)[1]
     extra = ["--engine", args.engine] + (["--gguf-format", "gguf-q4_k_m"]
                                          if args.engine == "llama-cpp" else [])

@@ -34,6 +34,7 @@ def demo(
         run.import_base_model()
         run.tune()
         run.export()
+        run.accuracy()
         if serve:
             run.serve("vllm")
             run.serve("llama-cpp")

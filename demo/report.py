@@ -25,6 +25,7 @@ class DemoResults:
     eval_after: dict[str, Any] = field(default_factory=dict)
     examples: list[dict[str, str]] = field(default_factory=list)
     exports: list[dict[str, Any]] = field(default_factory=list)
+    by_split: dict[str, Any] = field(default_factory=dict)  # demo.accuracy.SplitAccuracy
     served: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -66,6 +67,31 @@ def plot_accuracy(before: dict[str, Any], after: dict[str, Any], path: Path) -> 
 
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")[:300]
+
+
+def _by_split(by_split: dict[str, Any]) -> list[str]:
+    """Accuracy per held-out split for every row (base, adapter, calculator, exports), and
+    a few answers side by side."""
+    n, correct = by_split["n"], by_split["correct"]
+    splits = list(next(iter(correct.values())))
+    lines = ["## Held-out accuracy by split", "",
+             f"{n} problems per split: other numbers, a phrasing training never used, "
+             "families training never saw. Exports answer through their own engine, with "
+             "calculator decoding.", "",
+             "| | " + " | ".join(f"by {s}" for s in splits) + " |",
+             "|---|" + "---|" * len(splits)]
+    for row, scores in correct.items():
+        lines.append(f"| {row} | " + " | ".join(f"{scores[s]}/{n} ({100 * scores[s] / n:.0f}%)"
+                                                for s in splits) + " |")
+    rows = [row for row in correct if row in by_split["samples"][0]] if by_split[
+        "samples"] else []
+    if rows:
+        lines += ["", "| split | question | expected | " + " | ".join(rows) + " |",
+                  "|---|---|---|" + "---|" * len(rows)]
+        lines += [f"| {e['split']} | {_cell(e['question'])} | {_cell(e['expected'])} | "
+                  + " | ".join(_cell(e[row]) for row in rows) + " |"
+                  for e in by_split["samples"]]
+    return [*lines, ""]
 
 
 def write_report(results: DemoResults, out_dir: Path) -> Path:
@@ -118,6 +144,8 @@ def write_report(results: DemoResults, out_dir: Path) -> Path:
                          f"| {fmt_metric(e.get('physics_accuracy'))} "
                          f"| {fmt_metric(e.get('reference_accuracy'))} |")
         lines.append("")
+    if results.by_split:
+        lines += _by_split(results.by_split)
     if results.served:
         lines += ["## Served answers", "", "| engine | question | expected | base | adapter |",
                   "|---|---|---|---|---|"]

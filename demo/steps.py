@@ -31,7 +31,13 @@ from quanta.types import TERMINAL_STATUSES, EventType, ExportFormat, FilePurpose
 
 DEMO_SUFFIX = "physics"
 QUESTIONS = 3
-EXPORT_FORMATS = (ExportFormat.GGUF_Q4_K_M, ExportFormat.GGUF_LORA, ExportFormat.GPTQ)
+# Problems per held-out split in the default run's accuracy-by-split step (x 3 splits x
+# every row): enough to see the calculator's effect inside the 20-minute budget;
+# bench/physics_accuracy.py measures 30 per split.
+SPLIT_N = 3
+# GPTQ is left to `quanta export --format gptq` (bench/physics_accuracy.py measures it):
+# quantizing and scoring it would take the default run past its 20 minutes on 2 cores.
+EXPORT_FORMATS = (ExportFormat.GGUF_Q4_K_M, ExportFormat.GGUF_LORA)
 BASE_GGUF = ExportFormat.GGUF_Q4_K_M
 ETA_AFTER_STEPS = 4  # logged steps past the first (warm-up) before the ETA is told
 
@@ -48,6 +54,8 @@ class DemoPlan:
     loss_examples: int
     max_new_tokens: int
     answer_tokens: int
+    export_accuracy_n: int  # held-out problems each export answers (a prefix of physics_n)
+    split_n: int  # problems per held-out split in the accuracy-by-split step
     budget_s: float  # what the README promises for this run on 2 cores
 
     @classmethod
@@ -55,10 +63,10 @@ class DemoPlan:
         if quick:
             return cls("quick", max_steps=12, batch_size=8, learning_rate_multiplier=5.0,
                        physics_n=4, loss_examples=16, max_new_tokens=96, answer_tokens=96,
-                       budget_s=8 * 60)
-        return cls("full", max_steps=100, batch_size=8, learning_rate_multiplier=2.0,
-                   physics_n=30, loss_examples=30, max_new_tokens=128, answer_tokens=128,
-                   budget_s=20 * 60)
+                       export_accuracy_n=2, split_n=1, budget_s=8 * 60)
+        return cls("full", max_steps=60, batch_size=8, learning_rate_multiplier=4.0,
+                   physics_n=16, loss_examples=16, max_new_tokens=112, answer_tokens=112,
+                   export_accuracy_n=8, split_n=SPLIT_N, budget_s=20 * 60)
 
 
 class Demo:
@@ -279,7 +287,7 @@ class Demo:
         from quantize.exporters import export
 
         assert self.adapter is not None
-        with self.step("export (GGUF q4_k_m + LoRA GGUF, GPTQ)"):
+        with self.step("export (GGUF q4_k_m + LoRA GGUF)"):
             table = Table("format", "size", "perplexity", "vs unquantized", "accuracy",
                           "adapter's", title="exports")
             # The llama.cpp engine serves the base model from its own GGUF export.
@@ -292,7 +300,8 @@ class Demo:
                                                 format=fmt, adapter_id=self.adapter.id)
                 if row is None:
                     with self.console.status(f"exporting {fmt}..."):
-                        row = export(self.registry, self.adapter.name, fmt, tenant_id=self.tenant)
+                        row = export(self.registry, self.adapter.name, fmt, tenant_id=self.tenant,
+                                     accuracy_n=self.plan.export_accuracy_n)
                 metrics = row.metrics or {}
                 self.results.exports.append({"format": fmt, "bytes": row.bytes, **metrics})
                 mark = " [red](degraded)[/red]" if metrics.get("degraded") else ""
@@ -303,7 +312,26 @@ class Demo:
                               fmt_metric(metrics.get("reference_accuracy")))
             self.console.print(table)
 
-    # -- 6. serving -------------------------------------------------------------------------
+    # -- 6. accuracy by held-out split ---------------------------------------------------
+
+    def accuracy(self) -> None:
+        from demo.accuracy import SPLITS, accuracy_by_split
+
+        assert self.adapter is not None
+        with self.step("held-out accuracy by split"):
+            with self.console.status("answering the held-out splits (base, adapter with and "
+                                     "without the calculator, exports)..."):
+                result = accuracy_by_split(self.registry, self.adapter, self.plan.split_n,
+                                           self.plan.max_new_tokens, self.workdir,
+                                           formats=frozenset(EXPORT_FORMATS))
+            self.results.by_split = result.as_dict()
+            table = Table("", *(f"by {split}" for split in SPLITS),
+                          title=f"held-out accuracy ({result.n} problems per split)")
+            for row in result.correct:
+                table.add_row(row, *(f"{result.accuracy(row, s):.0%}" for s in SPLITS))
+            self.console.print(table)
+
+    # -- 7. serving -------------------------------------------------------------------------
 
     def serve(self, engine: str) -> None:
         assert self.adapter is not None

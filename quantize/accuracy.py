@@ -24,12 +24,18 @@ from quanta.registry import tables as t
 DEGRADED_POINTS = 5.0  # percentage points of held-out accuracy
 
 
-def reference_accuracy(adapter: t.Adapter | None) -> dict[str, Any] | None:
-    """The adapter's own held-out physics result (its after-training evaluation)."""
+def reference_accuracy(adapter: t.Adapter | None, n: int | None = None
+                       ) -> dict[str, Any] | None:
+    """The adapter's own held-out physics result (its after-training evaluation), on its
+    first ``n`` problems when it recorded each problem's result (else on all of them)."""
     after = ((adapter.eval or {}).get("after") or {}) if adapter is not None else {}
     if not after.get("physics_n"):
         return None
-    return after
+    results = after.get("physics_results")
+    if n is None or not results or n >= len(results):
+        return after
+    return {**after, "physics_n": n, "physics_correct": sum(results[:n]),
+            "physics_accuracy": sum(results[:n]) / n, "physics_results": results[:n]}
 
 
 def _prompt(tokenizer: Any, question: str) -> str:
@@ -122,7 +128,7 @@ def accuracy_metrics(correct: int, n: int, calculator: bool, reference: dict[str
                      ) -> dict[str, Any]:
     """What an export row records: its accuracy, the adapter's, and whether it degraded."""
     accuracy = correct / n
-    drop = 100.0 * (float(reference["physics_accuracy"]) - accuracy)
+    drop = round(100.0 * (float(reference["physics_accuracy"]) - accuracy), 6)
     return {"physics_accuracy": round(accuracy, 4), "physics_correct": correct,
             "physics_n": n, "physics_calculator": calculator,
             "reference_accuracy": reference["physics_accuracy"],

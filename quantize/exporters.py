@@ -241,12 +241,12 @@ BUILDERS: dict[ExportFormat, Callable[[_Inputs, Path], Built]] = {
 }
 
 
-def _accuracy(inputs: _Inputs, format: ExportFormat, path: Path, extra: dict[str, Any]
-              ) -> dict[str, Any]:
+def _accuracy(inputs: _Inputs, format: ExportFormat, path: Path, extra: dict[str, Any],
+              n: int | None) -> dict[str, Any]:
     """Held-out physics accuracy against the adapter's (``quantize.accuracy``), for an
     adapter that has one: GGUF exports through llama.cpp, GPTQ through gptqmodel (the
     merged export is the adapter itself, in the storage dtype)."""
-    reference = reference_accuracy(inputs.target.adapter)
+    reference = reference_accuracy(inputs.target.adapter, n)
     if reference is None or format == ExportFormat.MERGED:
         return {}
     if format == ExportFormat.GPTQ:
@@ -259,8 +259,10 @@ def _accuracy(inputs: _Inputs, format: ExportFormat, path: Path, extra: dict[str
 
 
 def export(registry: Registry, model: str, format: ExportFormat | str, *,
-           tenant_id: str | None = None) -> Export:
-    """Build, measure and register one export of ``model`` (adapter or base model id)."""
+           tenant_id: str | None = None, accuracy_n: int | None = None) -> Export:
+    """Build, measure and register one export of ``model`` (adapter or base model id).
+    ``accuracy_n``: held-out problems the accuracy is measured on (default: all the
+    adapter's evaluation used; fewer is faster, compared on the same problems)."""
     format = check_format(format)
     target = resolve_target(registry, model, tenant_id)
     if format.adapter_only and target.adapter is None:
@@ -272,8 +274,9 @@ def export(registry: Registry, model: str, format: ExportFormat | str, *,
         out.mkdir()
         path, quality, extra = BUILDERS[format](inputs, out)
         quality.check()
-        metrics = {**quality.as_metrics(), **extra, **_accuracy(inputs, format, path, extra),
-                   "format": format, "source": target.name}
+        accuracy = _accuracy(inputs, format, path, extra, accuracy_n)
+        metrics = {**quality.as_metrics(), **extra, **accuracy, "format": format,
+                   "source": target.name}
         return registry.add_export(base_model_id=target.base_model_id, format=format,
                                    path=path, adapter_id=target.adapter_id,
                                    tenant_id=target.tenant_id, metrics=metrics)

@@ -30,8 +30,9 @@ PIP=("$VENV/bin/python" -m pip)
 # The repo itself, without its (main-venv) dependencies: the worker imports
 # quantize.gptq_worker and quanta.data only.
 "${PIP[@]}" install -q --no-deps -e "$ROOT"
-# quanta's own light deps that quanta.data / quanta.config import.
-"${PIP[@]}" install -q "pydantic>=2.7" "pydantic-settings>=2.3"
+# quanta's own light deps that quanta.data / quanta.config / quanta.calculator import
+# (export accuracy decodes with the calculator in this environment).
+"${PIP[@]}" install -q "pydantic>=2.7" "pydantic-settings>=2.3" "simpleeval>=1.0"
 
 "$VENV/bin/python" - <<'PY'
 import gptqmodel, numpy, torch, transformers

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,21 +199,10 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         """One streamed vLLM completion of a raw prompt (a calculator segment)."""
         from vllm.entrypoints.openai.completion.protocol import CompletionRequest
 
-        try:
-            result = await self.state.openai_serving_completion.create_completion(
-                CompletionRequest(prompt=prompt, stream=True,
-                                  stream_options={"include_usage": True}, **fields), None)
-        except Exception as exc:
-            from vllm.entrypoints.serve.exception_handling.error_response import (
-                create_error_response,
-            )
-
-            error = create_error_response(exc).error
-            raise _Failed(error.code, error.message) from None
-        error = getattr(result, "error", None)
-        if error is not None:
-            raise _Failed(error.code, error.message)
-        return result
+        handler = self.state.openai_serving_completion
+        return await _vllm_result(lambda: handler.create_completion(
+            CompletionRequest(prompt=prompt, stream=True,
+                              stream_options={"include_usage": True}, **fields), None))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -276,10 +265,6 @@ class InferenceServicer(pb_grpc.InferenceServicer):
     async def _run(self, request: pb.GenerateRequest, resolved: ResolvedModel,
                    stream: bool) -> Any:
         """Build vLLM's request and call its serving object; raise _Failed on errors."""
-        from pydantic import ValidationError
-        from vllm.entrypoints.serve.exception_handling.error_response import (
-            create_error_response,
-        )
 
         fields: dict[str, Any] = {"model": resolved.engine_name, "stream": stream}
         for name in ("max_tokens", "temperature", "top_p", "seed"):
@@ -289,31 +274,39 @@ class InferenceServicer(pb_grpc.InferenceServicer):
             fields["stop"] = list(request.stop)
         if stream:
             fields["stream_options"] = {"include_usage": True}
-        try:
-            if request.messages:
-                from vllm.entrypoints.openai.chat_completion.protocol import (
-                    ChatCompletionRequest,
-                )
+        if request.messages:
+            from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 
-                handler = self.state.openai_serving_chat
-                messages = [{"role": m.role, "content": m.content} for m in request.messages]
-                result = await handler.create_chat_completion(
-                    ChatCompletionRequest(messages=messages, **fields), None)
-            else:
-                from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+            chat = self.state.openai_serving_chat
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            return await _vllm_result(lambda: chat.create_chat_completion(
+                ChatCompletionRequest(messages=messages, **fields), None))
+        from vllm.entrypoints.openai.completion.protocol import CompletionRequest
 
-                handler = self.state.openai_serving_completion
-                result = await handler.create_completion(
-                    CompletionRequest(prompt=request.prompt, **fields), None)
-        except ValidationError as exc:
-            raise _Failed(400, _validation_message(exc)) from None
-        except Exception as exc:  # vLLM raises typed errors; map them as its HTTP layer does
-            error = create_error_response(exc).error
-            raise _Failed(error.code, error.message) from None
-        error = getattr(result, "error", None)
-        if error is not None:
-            raise _Failed(error.code, error.message)
-        return result
+        completion = self.state.openai_serving_completion
+        return await _vllm_result(lambda: completion.create_completion(
+            CompletionRequest(prompt=request.prompt, **fields), None))
+
+
+async def _vllm_result(call: Callable[[], Awaitable[Any]]) -> Any:
+    """Build and await one of vLLM's serving calls; its errors, raised (validation, typed
+    engine errors, mapped as vLLM's HTTP layer maps them) or returned, become _Failed."""
+    from pydantic import ValidationError
+    from vllm.entrypoints.serve.exception_handling.error_response import (
+        create_error_response,
+    )
+
+    try:
+        result = await call()
+    except ValidationError as exc:
+        raise _Failed(400, _validation_message(exc)) from None
+    except Exception as exc:
+        error = create_error_response(exc).error
+        raise _Failed(error.code, error.message) from None
+    error = getattr(result, "error", None)
+    if error is not None:
+        raise _Failed(error.code, error.message)
+    return result
 
 
 def _validation_message(exc: Any) -> str:

@@ -1,5 +1,6 @@
-"""Before/after evaluation: held-out loss on assistant tokens, physics answer accuracy and,
-for reinforcement jobs, the job's grader on held-out items.
+"""Before/after evaluation: held-out loss on assistant tokens (and on the held-out
+conceptual physics questions), physics answer accuracy and, for reinforcement jobs, the
+job's grader on held-out items.
 
 Held-out loss uses the job's validation file, else the physics held-out problems as chat.
 Physics accuracy generates greedily for ``n`` held-out problems (batched, left padding)
@@ -81,14 +82,17 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
                            [list(physics.problem_to_chat(p)["messages"]) for p in problems],
                            max_new_tokens, batch_size, calculator=calculator)
     correct = 0
+    results: list[bool] = []  # per problem, so exports can be compared on a prefix
     samples: list[dict[str, Any]] = []
     for problem, text in zip(problems, texts, strict=True):
         ok = bool(physics.check_answer(problem, text))
         correct += ok
+        results.append(ok)
         if len(samples) < SAMPLE_ANSWERS:
             samples.append({"question": problem.question, "answer": text.strip(),
                             "expected": f"{problem.value:g} {problem.unit}", "correct": ok})
     return {"physics_accuracy": correct / len(problems), "physics_correct": correct,
+            "physics_results": results,
             "physics_n": len(problems), "physics_calculator": calculator, "samples": samples}
 
 
@@ -131,6 +135,13 @@ def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | 
     if examples and options.loss_examples > 0:
         result.update(heldout_loss(model, tokenizer, examples[:options.loss_examples],
                                    max_length))
+    if options.physics_n > 0 and options.loss_examples > 0:
+        # Conceptual questions training never sees: does the adapter keep its physics prose?
+        concepts = heldout_loss(model, tokenizer, physics.held_out_concept_examples(),
+                                max_length)
+        result.update({"concept_heldout_loss": concepts.get("heldout_loss"),
+                       "concept_heldout_token_accuracy": concepts.get(
+                           "heldout_token_accuracy")})
     result.update(physics_accuracy(model, tokenizer, options.physics_n, options.max_new_tokens,
                                    calculator=calculator))
     if grader is not None and prompts_only and valid_examples and options.grader_n > 0:

@@ -21,6 +21,19 @@ def bench_model_home() -> Path:
     return get_settings().resolved_cache / "bench-model"
 
 
+def calculating_adapter(registry: Registry, tenant: str, name: str | None = None) -> Any:
+    """The adapter ``name``, else the tenant's newest adapter trained with calculation
+    traces (what the default demo trains): the physics benchmarks' subject."""
+    from quanta.calculator import calculator_flag
+
+    if name:
+        return registry.resolve_adapter(tenant, name)
+    trained = [a for a in registry.list_adapters(tenant) if calculator_flag(a.config)]
+    if not trained:
+        raise SystemExit("no adapter trained with calculation traces: run `quanta demo` first")
+    return max(trained, key=lambda a: a.created_at)
+
+
 def base_model_dir(home: Path) -> Path:
     """The base model's local directory from the registry at ``home`` (imported on first
     use: ~20 s once)."""

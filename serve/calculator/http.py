@@ -177,7 +177,7 @@ class _EngineSource:
 
     async def __call__(self, prompt: str, max_tokens: int | None,
                        stop: Sequence[str]) -> AsyncIterator[Delta]:
-        request = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens,
+        request = {"model": self.model or None, "prompt": prompt, "max_tokens": max_tokens,
                    "stop": list(stop), "stream": True,
                    "stream_options": {"include_usage": True}, **self.sampling}
         raw = json.dumps(request).encode()

@@ -72,7 +72,14 @@ def test_quick_demo(tmp_path: Path) -> None:
     assert "physics_accuracy" in evaluation["before"]
     assert "physics_accuracy" in evaluation["after"]
     formats = {e.format for e in registry.list_exports() if e.adapter_id == adapters[0].id}
-    assert formats >= {"gguf-q4_k_m", "gguf-lora", "gptq"}
+    assert formats >= {"gguf-q4_k_m", "gguf-lora"}
+    # The bundled data writes calculation traces: the adapter is evaluated and served with
+    # the calculator, and every export's held-out accuracy is measured against it.
+    assert adapters[0].config["calculator"] is True
+    assert evaluation["after"]["physics_calculator"] is True
+    for export in registry.list_exports():
+        if export.adapter_id == adapters[0].id:
+            assert "degraded" in export.metrics, export.format
 
     index = (report / "index.md").read_text()
     assert adapters[0].name in index
@@ -81,6 +88,11 @@ def test_quick_demo(tmp_path: Path) -> None:
     results = json.loads((report / "results.json").read_text())
     assert len(results["loss_curve"]) >= 2
     assert results["examples"], "before/after example answers belong in the report"
+    rows = results["by_split"]["correct"]
+    assert {"base", "adapter, no calculator", "adapter, calculator", "gguf-q4_k_m",
+            "gguf-lora"} <= set(rows)
+    assert all(set(scores) == {"numbers", "phrasing", "family"} for scores in rows.values())
+    assert "Held-out accuracy by split" in index
     assert all(e["base"] and e["adapter"] and e["expected"] for e in results["examples"])
     for engine in ("vllm", "llama-cpp"):
         served = [s for s in results["served"] if s["engine"] == engine]

@@ -25,6 +25,20 @@ def test_metrics_mark_an_export_that_loses_more_than_five_points() -> None:
     assert lost["degraded"] and lost["physics_accuracy"] == 0.5
 
 
+def test_reference_is_the_adapters_score_on_the_same_problems() -> None:
+    from types import SimpleNamespace
+
+    from quantize.accuracy import reference_accuracy
+
+    after = {"physics_n": 4, "physics_accuracy": 0.5, "physics_results": [True, True, False,
+                                                                           False]}
+    adapter = SimpleNamespace(eval={"after": after})
+    assert reference_accuracy(adapter)["physics_accuracy"] == 0.5
+    prefix = reference_accuracy(adapter, 2)
+    assert prefix["physics_n"] == 2 and prefix["physics_accuracy"] == 1.0
+    assert reference_accuracy(SimpleNamespace(eval={}), 2) is None
+
+
 def test_gguf_accuracy_is_measured_as_served(base_model_dir: Path) -> None:
     # The base model writes no calculations and gets these wrong: against an adapter that
     # scored 100%, its GGUF is degraded.

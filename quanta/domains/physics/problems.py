@@ -45,11 +45,8 @@ __all__ = [
     "problem_to_rft",
 ]
 
-SYSTEM_PROMPT = (
-    "You are a physics tutor. Reason briefly, step by step, writing each calculation as "
-    '<<expression>> followed by its value, then finish with a line '
-    '"Final answer: <value> <unit>".'
-)
+SYSTEM_PROMPT = ("Solve the physics problem briefly. Write each calculation as "
+                 '<<expression>>, then end with "Final answer: <value> <unit>".')
 TOPICS: tuple[str, ...] = tuple(str(topic) for topic in Topic)
 HELD_OUT_SEED = 90_210_417
 HELD_OUT_MAX = 200

@@ -1,0 +1,120 @@
+"""Held-out physics accuracy by split: base, adapter with and without the calculator, and
+every export of the adapter, each as it is served.
+
+The demo runs it with a few problems per split; ``bench/physics_accuracy.py`` with more.
+Splits (``quanta.domains.physics.HeldOutSplit``): other numbers, an unseen phrasing, an
+unseen family. Base and adapter answer through transformers in the compute dtype
+``quanta.precision`` picks; GGUF exports through llama.cpp and GPTQ through gptqmodel,
+with calculator decoding (``quantize.accuracy``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quanta.calculator import calculator_flag
+from quanta.domains.physics import (
+    HeldOutSplit,
+    PhysicsProblem,
+    check_answer,
+    held_out_problems,
+    problem_to_chat,
+)
+from quanta.registry import Registry
+from quanta.registry import tables as t
+from quanta.types import ArtifactKind, ExportFormat, is_gguf_format
+
+SPLITS = tuple(str(split) for split in HeldOutSplit)
+BASE, PLAIN, CALCULATOR = "base", "adapter, no calculator", "adapter, calculator"
+
+
+@dataclass
+class SplitAccuracy:
+    """Correct answers per row and split, and a few answers side by side."""
+
+    n: int
+    correct: dict[str, dict[str, int]] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def accuracy(self, row: str, split: str) -> float:
+        return self.correct[row][split] / self.n
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "correct": self.correct, "samples": self.samples}
+
+
+def _chats(problems: list[PhysicsProblem]) -> list[list[dict[str, Any]]]:
+    return [[m for m in problem_to_chat(p)["messages"] if m["role"] != "assistant"]
+            for p in problems]
+
+
+def _score(problems: list[PhysicsProblem], answers: list[str]) -> int:
+    return sum(bool(check_answer(p, a)) for p, a in zip(problems, answers, strict=True))
+
+
+ALL_EXPORTS = frozenset(f for f in ExportFormat if f != ExportFormat.MERGED)
+
+
+def accuracy_by_split(registry: Registry, adapter: t.Adapter, n: int, max_tokens: int,
+                      workdir: Path, samples: int = 3,
+                      formats: frozenset[ExportFormat] = ALL_EXPORTS) -> SplitAccuracy:
+    """Every row on ``n`` problems of each split: base, adapter without and with the
+    calculator, and the adapter's registered exports in ``formats``."""
+    from peft import PeftModel
+
+    from quanta.generation import greedy_answers
+    from quanta.models import model_path
+    from quanta.precision import resolve
+    from tune.modeling import load_base, load_tokenizer
+
+    problems = {split: held_out_problems(n, split) for split in SPLITS}
+    # One list for all splits: each row answers in one batch run (and one model load).
+    flat = [p for split in SPLITS for p in problems[split]]
+    result = SplitAccuracy(n)
+    base_dir = model_path(registry, adapter.base_model_id)
+    tokenizer = load_tokenizer(base_dir)
+    answers: dict[str, list[str]] = {}
+
+    def record(row: str, texts: list[str]) -> None:
+        answers[row] = texts
+        result.correct[row] = {split: _score(problems[split], texts[i * n:(i + 1) * n])
+                               for i, split in enumerate(SPLITS)}
+
+    model = load_base(base_dir, resolve())
+    record(BASE, greedy_answers(model, tokenizer, _chats(flat), max_tokens))
+    model = PeftModel.from_pretrained(model, str(registry.materialize(adapter.sha256)))
+    record(PLAIN, greedy_answers(model, tokenizer, _chats(flat), max_tokens))
+    record(CALCULATOR, greedy_answers(model, tokenizer, _chats(flat), max_tokens,
+                                      calculator=True))
+    del model
+    for export in registry.list_exports():
+        if export.adapter_id == adapter.id and export.format in formats:
+            record(str(export.format), _export_answers(registry, adapter, export, base_dir,
+                                                       flat, max_tokens, workdir))
+    for i, split in enumerate(SPLITS):
+        for j, problem in enumerate(problems[split][:samples]):
+            result.samples.append({"split": split, "question": problem.question,
+                                   "expected": f"{problem.value:g} {problem.unit}",
+                                   **{row: texts[i * n + j] for row, texts in answers.items()}})
+    return result
+
+
+def _export_answers(registry: Registry, adapter: t.Adapter, export: t.Export, base_dir: Path,
+                    problems: list[PhysicsProblem], max_tokens: int, workdir: Path
+                    ) -> list[str]:
+    from quantize.accuracy import gguf_answers
+    from quantize.gptq import gptq_answers
+
+    calculator = calculator_flag(adapter.config)  # as the export is served
+    if not is_gguf_format(export.format):
+        return gptq_answers(registry.materialize(export.sha256), _chats(problems), workdir,
+                            calculator=calculator, max_tokens=max_tokens)
+    path = registry.blob_path(export.sha256, ".gguf")
+    if export.format != ExportFormat.GGUF_LORA:
+        return gguf_answers(path, base_dir, problems, calculator=calculator,
+                            max_tokens=max_tokens)
+    base = registry.get_row(ArtifactKind.EXPORT, export.metrics["base_export_id"])
+    return gguf_answers(registry.blob_path(base.sha256, ".gguf"), base_dir, problems,
+                        calculator=calculator, lora_path=path, max_tokens=max_tokens)
