@@ -34,7 +34,7 @@ QUESTIONS = 3
 # Problems per held-out split in the default run's accuracy-by-split step (x 3 splits x
 # every row): enough to see the calculator's effect inside the 20-minute budget;
 # bench/physics_accuracy.py measures 30 per split.
-SPLIT_N = 3
+SPLIT_N = 2
 # GPTQ is left to `quanta export --format gptq` (bench/physics_accuracy.py measures it):
 # quantizing and scoring it would take the default run past its 20 minutes on 2 cores.
 EXPORT_FORMATS = (ExportFormat.GGUF_Q4_K_M, ExportFormat.GGUF_LORA)
@@ -64,7 +64,7 @@ class DemoPlan:
             return cls("quick", max_steps=12, batch_size=8, learning_rate_multiplier=5.0,
                        physics_n=4, loss_examples=16, max_new_tokens=96, answer_tokens=96,
                        export_accuracy_n=2, split_n=1, budget_s=8 * 60)
-        return cls("full", max_steps=60, batch_size=8, learning_rate_multiplier=4.0,
+        return cls("full", max_steps=48, batch_size=8, learning_rate_multiplier=4.0,
                    physics_n=16, loss_examples=16, max_new_tokens=112, answer_tokens=112,
                    export_accuracy_n=8, split_n=SPLIT_N, budget_s=20 * 60)
 
