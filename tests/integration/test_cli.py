@@ -90,4 +90,5 @@ def test_data_stats_reports_topics(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     assert stats["records"] >= 500
-    assert len(stats["topics"]) == 5
+    assert len(stats["topics"]) == 8
+    assert stats["with_calculations"] >= 500  # the worked answers write calculation traces
