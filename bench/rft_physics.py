@@ -78,10 +78,10 @@ def rft(service: TuneService, registry: Registry, adapter: str, args: argparse.N
         "quanta": {"max_steps": args.rft_steps, "checkpoint_every": max(5, args.rft_steps),
                    "max_length": 256,
                    "eval": {"physics_n": args.eval_n, "loss_examples": 0,
-                            "max_new_tokens": 96},
+                            "max_new_tokens": args.completion_tokens},
                    "reinforcement": {"num_generations": args.generations,
                                      "max_completion_length": args.completion_tokens,
-                                     "beta": 0.04}}})
+                                     "temperature": args.temperature, "beta": 0.04}}})
 
 
 def rewards(registry: Registry, job_id: str) -> list[tuple[int, float, float]]:
@@ -171,7 +171,8 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=4, help="prompts per RFT step")
     parser.add_argument("--generations", type=int, default=4)
-    parser.add_argument("--completion-tokens", type=int, default=96)
+    parser.add_argument("--completion-tokens", type=int, default=112)
+    parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--lr-multiplier", type=float, default=1.0)
     parser.add_argument("--eval-n", type=int, default=30)
     parser.add_argument("--skip-vllm", action="store_true")
@@ -203,8 +204,10 @@ def main() -> None:
     transformers_s = rollout_transformers(base_dir, adapter_dir, args)
     vllm_s = "skipped" if args.skip_vllm else rollout_vllm(base_dir, adapter_dir, args)
 
+    calculator = bool(row.config.get("calculator"))
     print(f"\nRFT: {args.rft_steps} steps of {args.batch_size} prompts x {args.generations} "
-          f"completions ({args.completion_tokens} tokens max), {seconds:.0f} s with eval")
+          f"completions ({args.completion_tokens} tokens max), {seconds:.0f} s with eval; "
+          f"rollouts and evaluation {'with' if calculator else 'without'} calculator decoding")
     print("step  mean reward  s/step")
     for step, reward, step_s in steps:
         print(f"{step:>4}  {reward:>11.3f}  {step_s:>6.1f}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quanta.config import Settings
-from quanta.domains.physics import held_out_problems, problem_to_chat
+from quanta.domains.physics import held_out_problems, problem_prompt
 from quanta.registry import Registry
 
 
@@ -72,8 +72,7 @@ def main() -> None:
     try:
         client = OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=300)
         problems = held_out_problems(args.n)
-        chats = [[m for m in problem_to_chat(p)["messages"] if m["role"] != "assistant"]
-                 for p in problems]
+        chats = [problem_prompt(p) for p in problems]
         ask(client, adapter.name, chats[0], True, 8)  # load the adapter, warm the engine
         for calculator in (False, True):
             runs = [ask(client, adapter.name, chat, calculator, args.max_tokens)

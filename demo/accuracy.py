@@ -20,7 +20,7 @@ from quanta.domains.physics import (
     PhysicsProblem,
     check_answer,
     held_out_problems,
-    problem_to_chat,
+    problem_prompt,
 )
 from quanta.registry import Registry
 from quanta.registry import tables as t
@@ -46,8 +46,7 @@ class SplitAccuracy:
 
 
 def _chats(problems: list[PhysicsProblem]) -> list[list[dict[str, Any]]]:
-    return [[m for m in problem_to_chat(p)["messages"] if m["role"] != "assistant"]
-            for p in problems]
+    return [problem_prompt(p) for p in problems]
 
 
 def _score(problems: list[PhysicsProblem], answers: list[str]) -> int:
@@ -104,17 +103,15 @@ def accuracy_by_split(registry: Registry, adapter: t.Adapter, n: int, max_tokens
 def _export_answers(registry: Registry, adapter: t.Adapter, export: t.Export, base_dir: Path,
                     problems: list[PhysicsProblem], max_tokens: int, workdir: Path
                     ) -> list[str]:
-    from quantize.accuracy import gguf_answers
-    from quantize.gptq import gptq_answers
+    from quantize.accuracy import export_answers
 
-    calculator = calculator_flag(adapter.config)  # as the export is served
-    if not is_gguf_format(export.format):
-        return gptq_answers(registry.materialize(export.sha256), _chats(problems), workdir,
-                            calculator=calculator, max_tokens=max_tokens)
-    path = registry.blob_path(export.sha256, ".gguf")
-    if export.format != ExportFormat.GGUF_LORA:
-        return gguf_answers(path, base_dir, problems, calculator=calculator,
-                            max_tokens=max_tokens)
-    base = registry.get_row(ArtifactKind.EXPORT, export.metrics["base_export_id"])
-    return gguf_answers(registry.blob_path(base.sha256, ".gguf"), base_dir, problems,
-                        calculator=calculator, lora_path=path, max_tokens=max_tokens)
+    format = ExportFormat(export.format)
+    path = (registry.blob_path(export.sha256, ".gguf") if is_gguf_format(format)
+            else registry.materialize(export.sha256))
+    base_gguf = None
+    if format == ExportFormat.GGUF_LORA:
+        base = registry.get_row(ArtifactKind.EXPORT, export.metrics["base_export_id"])
+        base_gguf = registry.blob_path(base.sha256, ".gguf")
+    return export_answers(format, path, base_dir, problems, workdir,
+                          calculator=calculator_flag(adapter.config),  # as it is served
+                          base_gguf=base_gguf, max_tokens=max_tokens)

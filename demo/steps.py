@@ -21,7 +21,7 @@ from quanta.domains.physics import (
     bundled_physics_path,
     held_out_chat_path,
     held_out_problems,
-    problem_to_chat,
+    problem_prompt,
 )
 from quanta.models import DEFAULT_MODEL_ID, ensure_model
 from quanta.processes import ServiceLedger, free_port, quanta_command, service
@@ -352,8 +352,7 @@ class Demo:
         table = Table("question", "base", "adapter", title=f"answers served by {engine}")
         for problem in held_out_problems(QUESTIONS):
             # Ask as the adapter was trained: the physics system prompt, then the question.
-            messages = [{"role": m["role"], "content": m["content"]}
-                        for m in problem_to_chat(problem)["messages"] if m["role"] != "assistant"]
+            messages = problem_prompt(problem)
             answers = {}
             for label, model in (("base", DEFAULT_MODEL_ID), ("adapter", self.adapter.name)):
                 reply = client.chat.completions.create(

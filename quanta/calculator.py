@@ -37,6 +37,7 @@ MAX_EXPRESSION_CHARS = 256
 MAX_NODES = 128
 MAX_EXPONENT = 1024.0
 SIGNIFICANT_FIGURES = 4
+MAX_CALLS = 16  # calculations per completion; after them the model writes the rest alone
 
 FUNCTIONS: dict[str, Callable[..., float]] = {
     "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
@@ -293,6 +294,27 @@ class EngineError(Exception):
         self.status, self.body, self.headers = status, body, headers or []
 
 
+async def completion_deltas(payloads: AsyncIterator[Mapping[str, Any]],
+                            failure: Callable[[Mapping[str, Any]], Exception]
+                            ) -> AsyncIterator[Delta]:
+    """A ``CompletionSource``'s deltas from the decoded events of an OpenAI completions
+    stream: the text as it comes, then the end with the finish reason and usage (None
+    where the stream reports none). An error event raises ``failure(event)``."""
+    finish, stop_reason, usage = None, None, {}
+    async for payload in payloads:
+        if "error" in payload:
+            raise failure(payload)
+        usage = payload.get("usage") or usage
+        for choice in payload.get("choices") or []:
+            if choice.get("text"):
+                yield Delta(text=choice["text"])
+            if choice.get("finish_reason"):
+                finish, stop_reason = choice["finish_reason"], choice.get("stop_reason")
+    yield Delta(finish_reason=finish or "stop", stop_reason=stop_reason,
+                prompt_tokens=usage.get("prompt_tokens"),
+                completion_tokens=usage.get("completion_tokens"))
+
+
 def _closed_a_calculation(end: Delta, text: str) -> bool:
     """Whether the segment stopped at the calculator's ``>>`` rather than at the end of the
     answer or a client's stop. vLLM names the stop string it met; for engines that do not
@@ -306,7 +328,7 @@ def _closed_a_calculation(end: Delta, text: str) -> bool:
 
 async def calculator_decode(prompt: str, source: CompletionSource, *,
                             max_tokens: int | None, stop: Sequence[str] = (),
-                            max_calls: int = 16) -> AsyncIterator[Delta]:
+                            max_calls: int = MAX_CALLS) -> AsyncIterator[Delta]:
     """Yield text Deltas (generated or inserted) and, last, one end Delta with the usage."""
     text = ""
     calls = 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from quanta.calculator import MAX_CALLS
 from quanta.types import ComputeDtype
 
 # QUANTA_LORA_RESOLVER's value with which vLLM's processes register the registry resolver.
@@ -73,7 +74,7 @@ class Settings(BaseSettings):
     # `quanta tune worker --dispatch kubernetes`: the namespace its TrainJobs go to.
     tune_namespace: str = "quanta"
     # serve: calculator decoding evaluates at most this many calculations per request.
-    calculator_max_calls: int = 16
+    calculator_max_calls: int = MAX_CALLS
     # serve: set by `quanta serve` for vLLM's processes (its plugins read them there).
     lora_resolver: str | None = None  # "registry": the registry LoRA resolver is active
     serve_base_model: str | None = None  # the registry id of the base model being served

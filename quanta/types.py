@@ -23,9 +23,14 @@ class ArtifactKind(StrEnum):
 
 
 class FilePurpose(StrEnum):
-    """OpenAI's ``purpose`` of an uploaded file (the ones Quanta accepts)."""
+    """OpenAI's ``purpose`` of a file: what a tenant uploads, or what a job wrote."""
 
     FINE_TUNE = "fine-tune"
+    FINE_TUNE_RESULTS = "fine-tune-results"  # a job's step metrics (CSV), never uploaded
+
+    @property
+    def uploadable(self) -> bool:
+        return self != FilePurpose.FINE_TUNE_RESULTS
 
 
 class DatasetFormat(StrEnum):
@@ -80,6 +85,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PAUSED = "paused"  # by its owner; resume queues it again, from its last checkpoint
 
     @property
     def is_terminal(self) -> bool:
@@ -87,6 +93,14 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class StopReason(StrEnum):
+    """Why a worker stops training a job before its last step."""
+
+    LOST = "lost"  # its heartbeat went stale and another worker owns the job now
+    CANCELLED = "cancelled"
+    PAUSED = "paused"  # at a step boundary, after writing a checkpoint there
 
 
 class EventLevel(StrEnum):

@@ -20,6 +20,7 @@ from typing import Any
 from quanta.calculator import Delta, calculator_decode
 from quanta.domains.physics import PhysicsProblem
 from quanta.registry import tables as t
+from quanta.types import ExportFormat
 
 DEGRADED_POINTS = 5.0  # percentage points of held-out accuracy
 
@@ -38,12 +39,11 @@ def reference_accuracy(adapter: t.Adapter | None, n: int | None = None
             "physics_accuracy": sum(results[:n]) / n, "physics_results": results[:n]}
 
 
-def _prompt(tokenizer: Any, question: str) -> str:
-    from quanta.domains.physics import SYSTEM_PROMPT
+def _prompt(tokenizer: Any, problem: PhysicsProblem) -> str:
+    from quanta.domains.physics import problem_prompt
 
-    return tokenizer.apply_chat_template(
-        [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}],
-        tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(problem_prompt(problem), tokenize=False,
+                                         add_generation_prompt=True)
 
 
 def _llama_source(llm: Any):
@@ -88,38 +88,44 @@ def gguf_answers(model_path: Path, base_dir: Path, problems: list[PhysicsProblem
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     llm = load_llama(model_path, lora_path=lora_path)
     try:
-        return [asyncio.run(_answer(llm, _prompt(tokenizer, p.question), max_tokens,
+        return [asyncio.run(_answer(llm, _prompt(tokenizer, p), max_tokens,
                                     calculator)) for p in problems]
     finally:
         llm.close()
 
 
-def gguf_accuracy(model_path: Path, base_dir: Path, reference: dict[str, Any], *,
-                  lora_path: Path | None = None, max_tokens: int = 128) -> dict[str, Any]:
-    """Accuracy of a GGUF export on the held-out problems its adapter was evaluated on."""
+def export_answers(format: ExportFormat, path: Path, base_dir: Path,
+                   problems: list[PhysicsProblem], workdir: Path, *, calculator: bool,
+                   base_gguf: Path | None = None, max_tokens: int = 128) -> list[str]:
+    """Greedy answers from an export, loaded by the engine that serves its format: GPTQ
+    through gptqmodel (in its own environment), GGUF through llama.cpp (a LoRA-GGUF over
+    ``base_gguf``, the base model's f16 export)."""
+    from quanta.domains.physics import problem_prompt
+    from quantize.gptq import gptq_answers
+
+    if format == ExportFormat.GPTQ:
+        return gptq_answers(path, [problem_prompt(p) for p in problems], workdir,
+                            calculator=calculator, max_tokens=max_tokens)
+    if format == ExportFormat.GGUF_LORA:
+        if base_gguf is None:
+            raise ValueError("a LoRA-GGUF export answers over its base model's GGUF")
+        return gguf_answers(base_gguf, base_dir, problems, calculator=calculator,
+                            lora_path=path, max_tokens=max_tokens)
+    return gguf_answers(path, base_dir, problems, calculator=calculator,
+                        max_tokens=max_tokens)
+
+
+def export_accuracy(format: ExportFormat, path: Path, base_dir: Path,
+                    reference: dict[str, Any], workdir: Path, *,
+                    base_gguf: Path | None = None, max_tokens: int = 128) -> dict[str, Any]:
+    """An export's accuracy on the held-out problems its adapter was evaluated on
+    (``reference``), decoded as the adapter was (with the calculator or not)."""
     from quanta.domains.physics import check_answer, held_out_problems
 
     problems = held_out_problems(int(reference["physics_n"]))
     calculator = bool(reference.get("physics_calculator"))
-    answers = gguf_answers(model_path, base_dir, problems, calculator=calculator,
-                           lora_path=lora_path, max_tokens=max_tokens)
-    correct = sum(bool(check_answer(p, a)) for p, a in zip(problems, answers, strict=True))
-    return accuracy_metrics(correct, len(problems), calculator, reference)
-
-
-def gptq_accuracy(model_dir: Path, reference: dict[str, Any], workdir: Path, *,
-                  max_tokens: int = 128) -> dict[str, Any]:
-    """Accuracy of a GPTQ export (loaded by gptqmodel in its own environment) on the
-    held-out problems its adapter was evaluated on."""
-    from quanta.domains.physics import check_answer, held_out_problems, problem_to_chat
-    from quantize.gptq import gptq_answers
-
-    problems = held_out_problems(int(reference["physics_n"]))
-    calculator = bool(reference.get("physics_calculator"))
-    conversations = [[m for m in problem_to_chat(p)["messages"] if m["role"] != "assistant"]
-                     for p in problems]
-    answers = gptq_answers(model_dir, conversations, workdir, calculator=calculator,
-                           max_tokens=max_tokens)
+    answers = export_answers(format, path, base_dir, problems, workdir, calculator=calculator,
+                             base_gguf=base_gguf, max_tokens=max_tokens)
     correct = sum(bool(check_answer(p, a)) for p, a in zip(problems, answers, strict=True))
     return accuracy_metrics(correct, len(problems), calculator, reference)
 

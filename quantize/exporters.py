@@ -23,7 +23,7 @@ from quanta.registry import CorruptBlobError, NotFoundError, Registry
 from quanta.registry.tables import Adapter, Export
 from quanta.types import ArtifactKind, ExportFormat
 from quantize import gguf, gptq, merge
-from quantize.accuracy import gguf_accuracy, gptq_accuracy, reference_accuracy
+from quantize.accuracy import export_accuracy, reference_accuracy
 from quantize.errors import ExportInputError, UnsupportedFormatError
 from quantize.quality import (
     Quality,
@@ -249,13 +249,12 @@ def _accuracy(inputs: _Inputs, format: ExportFormat, path: Path, extra: dict[str
     reference = reference_accuracy(inputs.target.adapter, n)
     if reference is None or format == ExportFormat.MERGED:
         return {}
-    if format == ExportFormat.GPTQ:
-        return gptq_accuracy(path, reference, inputs.workdir)
+    base_gguf = None
     if format == ExportFormat.GGUF_LORA:
         base_export = inputs.registry.get_row(ArtifactKind.EXPORT, extra["base_export_id"])
         base_gguf = inputs._blob(base_export.sha256, "the base model's f16 GGUF")
-        return gguf_accuracy(base_gguf, inputs.base_dir(), reference, lora_path=path)
-    return gguf_accuracy(path, inputs.base_dir(), reference)
+    return export_accuracy(format, path, inputs.base_dir(), reference, inputs.workdir,
+                           base_gguf=base_gguf)
 
 
 def export(registry: Registry, model: str, format: ExportFormat | str, *,

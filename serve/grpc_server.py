@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +28,7 @@ from quanta.tenancy import Principal
 from serve import metrics
 from serve.access import ModelAccess, ResolvedModel
 from serve.adapter_sync import AdapterSync
-from serve.calculator import CalculatorRoute, Delta, calculator_decode
+from serve.calculator import CalculatorRoute, Delta, calculator_decode, completion_deltas
 from serve.errors import HTTPError, grpc_code
 from serve.grpc_gen import inference_pb2 as pb
 from serve.grpc_gen import inference_pb2_grpc as pb_grpc
@@ -44,6 +44,12 @@ class _Failed(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+    @classmethod
+    def from_event(cls, payload: Mapping[str, Any]) -> _Failed:
+        """The failure an engine's streamed error event reports."""
+        error = payload["error"]
+        return cls(int(error.get("code") or 500), error.get("message", ""))
 
 
 @dataclass
@@ -102,8 +108,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
             events = await self._run(request, call.resolved, stream=True)
             async for payload in _sse_payloads(events):
                 if "error" in payload:
-                    error = payload["error"]
-                    raise _Failed(int(error.get("code") or 500), error.get("message", ""))
+                    raise _Failed.from_event(payload)
                 call.usage = payload.get("usage") or call.usage
                 chunk = pb.GenerateChunk(id=payload.get("id", ""), model=payload.get("model", ""))
                 for choice in payload.get("choices") or []:
@@ -170,20 +175,8 @@ class InferenceServicer(pb_grpc.InferenceServicer):
             fields = {"model": call.resolved.engine_name, "max_tokens": limit,
                       "stop": list(stop), **sampling}
             events = await self._run_completion(text, fields)
-            finish, stop_reason, usage = "stop", None, {}
-            async for payload in _sse_payloads(events):
-                if "error" in payload:
-                    error = payload["error"]
-                    raise _Failed(int(error.get("code") or 500), error.get("message", ""))
-                usage = payload.get("usage") or usage
-                for choice in payload.get("choices") or []:
-                    if choice.get("text"):
-                        yield Delta(text=choice["text"])
-                    if choice.get("finish_reason"):
-                        finish, stop_reason = choice["finish_reason"], choice.get("stop_reason")
-            yield Delta(finish_reason=finish, stop_reason=stop_reason,
-                        prompt_tokens=usage.get("prompt_tokens"),
-                        completion_tokens=usage.get("completion_tokens"))
+            async for delta in completion_deltas(_sse_payloads(events), _Failed.from_event):
+                yield delta
 
         async for delta in calculator_decode(prompt, segment, max_tokens=max_tokens,
                                              stop=list(request.stop),

@@ -51,7 +51,9 @@ async def _json_body(request: Request) -> Any:
 
 Caller = Annotated[Principal, Depends(_principal)]
 Body = Annotated[Any, Depends(_json_body)]
-Limit = Annotated[int | None, Query(ge=1, le=100)]
+# Ranges are checked by the service (a 400 naming ``limit``), not by FastAPI (a 422).
+Limit = Annotated[int | None, Query()]
+Order = Annotated[str, Query()]
 
 
 def _metrics_registry(service: TuneService) -> Any:
@@ -111,8 +113,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @app.get("/v1/files")
     def list_files(caller: Caller, purpose: str | None = None, after: str | None = None,
-                   limit: Limit = None) -> dict[str, Any]:
-        return service.list_files(caller.tenant_id, purpose, after, limit)
+                   limit: Limit = None, order: Order = "desc") -> dict[str, Any]:
+        return service.list_files(caller.tenant_id, purpose, after, limit, order)
 
     @app.get("/v1/files/{file_id}")
     def get_file(file_id: str, caller: Caller) -> dict[str, Any]:
@@ -147,6 +149,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.post("/v1/fine_tuning/jobs/{job_id}/cancel")
     def cancel_job(job_id: str, caller: Caller) -> dict[str, Any]:
         return service.cancel_job(caller.tenant_id, job_id)
+
+    @app.post("/v1/fine_tuning/jobs/{job_id}/pause")
+    def pause_job(job_id: str, caller: Caller) -> dict[str, Any]:
+        return service.pause_job(caller.tenant_id, job_id)
+
+    @app.post("/v1/fine_tuning/jobs/{job_id}/resume")
+    def resume_job(job_id: str, caller: Caller) -> dict[str, Any]:
+        return service.resume_job(caller.tenant_id, job_id)
 
     @app.get("/v1/fine_tuning/jobs/{job_id}/events")
     def list_events(job_id: str, caller: Caller, after: str | None = None,

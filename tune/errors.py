@@ -61,7 +61,7 @@ def install_handlers(app: Any) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Any, exc: RequestValidationError) -> JSONResponse:
-        return respond(invalid_request(exc.errors(), status=422))
+        return respond(invalid_request(exc.errors()))  # OpenAI answers 400, never 422
 
     @app.exception_handler(AuthError)
     async def _auth(_request: Any, exc: AuthError) -> JSONResponse:

@@ -97,15 +97,16 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
 
 
 def grader_score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], grader: Grader,
-                 max_new_tokens: int = 128) -> dict[str, Any]:
+                 max_new_tokens: int = 128, calculator: bool = False) -> dict[str, Any]:
     """The grader's mean reward over greedy answers to reinforcement ``examples``
-    (``{"messages": prompt, "item": row}``), with a few answers kept as samples."""
+    (``{"messages": prompt, "item": row}``), with a few answers kept as samples;
+    ``calculator``: answers decoded with it, as served."""
     from tune.graders import sample_from_text
 
     if not examples:
         return {}
     texts = greedy_answers(model, tokenizer, [ex["messages"] for ex in examples],
-                           max_new_tokens)
+                           max_new_tokens, calculator=calculator)
     scores: list[float] = []
     samples: list[dict[str, Any]] = []
     for example, text in zip(examples, texts, strict=True):
@@ -146,7 +147,7 @@ def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | 
                                    calculator=calculator))
     if grader is not None and prompts_only and valid_examples and options.grader_n > 0:
         result.update(grader_score(model, tokenizer, valid_examples[:options.grader_n],
-                                   grader, grader_max_tokens))
+                                   grader, grader_max_tokens, calculator=calculator))
     return result
 
 

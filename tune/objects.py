@@ -7,6 +7,7 @@ from typing import Any
 
 from quanta.registry import tables as t
 from quanta.types import MethodType
+from tune.checkpoints import checkpoint_name
 
 
 def unix(value: datetime | None) -> int | None:
@@ -18,9 +19,10 @@ def unix(value: datetime | None) -> int | None:
 
 
 def file_object(row: t.File) -> dict[str, Any]:
+    """OpenAI's file object; files never expire here, so ``expires_at`` (an integer when
+    present) and the deprecated ``status_details`` are left out, as OpenAI leaves them."""
     return {"id": row.id, "object": "file", "bytes": row.bytes, "created_at": unix(row.created_at),
-            "filename": row.filename, "purpose": row.purpose, "status": "processed",
-            "expires_at": None, "status_details": None}
+            "filename": row.filename, "purpose": row.purpose, "status": "processed"}
 
 
 def job_object(row: t.Job, estimated_finish: int | None = None) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def job_object(row: t.Job, estimated_finish: int | None = None) -> dict[str, Any
         "finished_at": unix(row.finished_at),
         "fine_tuned_model": row.fine_tuned_model,
         "organization_id": row.tenant_id,
-        "result_files": [],
+        "result_files": list(row.result_files or []),
         "status": row.status,
         "validation_file": row.validation_file_id,
         "training_file": row.training_file_id,
@@ -65,9 +67,11 @@ def event_object(row: t.JobEvent) -> dict[str, Any]:
 
 
 def checkpoint_object(row: t.Checkpoint, job: t.Job) -> dict[str, Any]:
-    suffix = job.suffix or "adapter"
-    name = (f"ft:{job.model}:{job.tenant_id}:{suffix}:{job.id.split('-', 1)[-1][:8]}"
-            f":ckpt-step-{row.step}")
+    """OpenAI's checkpoint object; its model name is what ``tune.checkpoints`` publishes
+    (the job's model name, as ``Registry.add_adapter`` forms it, and the step)."""
+    model = (job.fine_tuned_model or f"ft:{job.model}:{job.tenant_id}:{job.suffix or 'adapter'}"
+             f":{job.id.split('-', 1)[-1][:8]}")
+    name = checkpoint_name(model, row.step)
     metrics = {k: v for k, v in (row.metrics or {}).items() if isinstance(v, int | float)}
     metrics["step"] = row.step
     return {"object": "fine_tuning.job.checkpoint", "id": row.id,
@@ -76,6 +80,8 @@ def checkpoint_object(row: t.Checkpoint, job: t.Job) -> dict[str, Any]:
 
 
 def page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {"object": "list", "data": data, "has_more": has_more,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None}
+    """An OpenAI list; ``first_id``/``last_id`` only when it has items (never null)."""
+    listing: dict[str, Any] = {"object": "list", "data": data, "has_more": has_more}
+    if data:
+        listing.update(first_id=data[0]["id"], last_id=data[-1]["id"])
+    return listing

@@ -10,6 +10,7 @@ another worker took over) can no longer touch it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,25 @@ def claim_next(registry: Registry, worker_id: str) -> str | None:
     return None
 
 
-def heartbeat(registry: Registry, job_id: str, worker_id: str) -> tuple[bool, bool]:
-    """Refresh the heartbeat; returns (still owned, cancel requested)."""
+@dataclass(frozen=True)
+class Pulse:
+    """What a heartbeat learns: whether the worker still owns the job, and what its owner
+    asked for since."""
+
+    owned: bool
+    cancel: bool = False
+    pause: bool = False
+
+
+def heartbeat(registry: Registry, job_id: str, worker_id: str) -> Pulse:
+    """Refresh the heartbeat and read the job's cancel and pause requests."""
     with registry.jobs.transaction() as tx:
         if not tx.set_if(job_id, {"worker_id": worker_id, "status": JobStatus.RUNNING},
                          heartbeat_at=now()):
-            return False, False
+            return Pulse(owned=False)
         job = tx.get(job_id)
-        return True, bool(job is not None and job.cancel_requested)
+        assert job is not None
+        return Pulse(owned=True, cancel=job.cancel_requested, pause=job.pause_requested)
 
 
 def requeue_stale(registry: Registry, stale_after: float,
@@ -81,15 +93,20 @@ def requeue_stale(registry: Registry, stale_after: float,
             old = job.worker_id
             deaths = 1 + sum(1 for data in tx.event_data(job.id) if data.get("requeued"))
             status = (JobStatus.CANCELLED if job.cancel_requested
-                      else JobStatus.FAILED if deaths >= max_attempts else JobStatus.QUEUED)
+                      else JobStatus.FAILED if deaths >= max_attempts
+                      else JobStatus.PAUSED if job.pause_requested else JobStatus.QUEUED)
             error = None if status != JobStatus.FAILED else {
                 "code": "worker_lost", "param": None,
                 "message": f"the job's worker died {deaths} times (killed or out of memory)"}
             if not tx.set_if(job.id, {"status": JobStatus.RUNNING, "worker_id": old},
-                             status=status, worker_id=None, error=error,
-                             finished_at=None if status == JobStatus.QUEUED else now()):
+                             status=status, worker_id=None, error=error, pause_requested=False,
+                             finished_at=now() if status.is_terminal else None):
                 continue
-            if status == JobStatus.CANCELLED:
+            if status == JobStatus.PAUSED:
+                tx.add_event(job.id, f"Worker {old} stopped responding; the job is paused as "
+                             "asked, resuming continues from its last checkpoint",
+                             level=EventLevel.WARN, data={"worker": old})
+            elif status == JobStatus.CANCELLED:
                 tx.add_event(job.id, "Fine-tuning job cancelled")
             elif status == JobStatus.FAILED:
                 tx.add_event(job.id, f"Fine-tuning job failed: {error['message']}",
@@ -120,13 +137,15 @@ CLOSING_MESSAGES = {JobStatus.SUCCEEDED: "The job has successfully completed",
 
 def finish(registry: Registry, job_id: str, worker_id: str, status: JobStatus, *,
            error: dict[str, Any] | None = None, fine_tuned_model: str | None = None,
-           trained_tokens: int | None = None, message: str | None = None) -> bool:
+           trained_tokens: int | None = None, message: str | None = None,
+           result_files: list[str] | None = None) -> bool:
     """Move an owned running job to a terminal status (with its closing event)."""
     assert status in TERMINAL_STATUSES
     with registry.jobs.transaction() as tx:
         if not tx.set_if(job_id, {"worker_id": worker_id, "status": JobStatus.RUNNING},
                          status=status, error=error, fine_tuned_model=fine_tuned_model,
-                         trained_tokens=trained_tokens, finished_at=now()):
+                         trained_tokens=trained_tokens, result_files=result_files,
+                         finished_at=now()):
             return False
         default = CLOSING_MESSAGES.get(
             status, f"Fine-tuning job failed: {(error or {}).get('message', '')}")
@@ -135,10 +154,53 @@ def finish(registry: Registry, job_id: str, worker_id: str, status: JobStatus, *
     return True
 
 
+def pause(registry: Registry, job_id: str, worker_id: str, step: int | None) -> bool:
+    """Park an owned running job as paused (its worker stored a checkpoint at ``step``)."""
+    with registry.jobs.transaction() as tx:
+        if not tx.set_if(job_id, {"worker_id": worker_id, "status": JobStatus.RUNNING},
+                         status=JobStatus.PAUSED, worker_id=None, pause_requested=False):
+            return False
+        where = f" at step {step}" if step else " before training"
+        tx.add_event(job_id, f"Fine-tuning job paused{where}; resuming continues from there",
+                     data={"paused_at_step": step or 0})
+    return True
+
+
+def request_pause(registry: Registry, job_id: str) -> t.Job | None:
+    """Pause a job: a queued one at once, a running one at its next step boundary (its
+    worker writes a checkpoint first). None if the job is in no state to pause."""
+    with registry.jobs.transaction() as tx:
+        for waiting in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED):
+            if tx.set_if(job_id, {"status": waiting}, status=JobStatus.PAUSED):
+                tx.add_event(job_id, "Fine-tuning job paused before training",
+                             data={"paused_at_step": 0})
+                return tx.get(job_id)
+        if tx.set_if(job_id, {"status": JobStatus.RUNNING, "pause_requested": False,
+                              "cancel_requested": False}, pause_requested=True):
+            tx.add_event(job_id, "Pause requested; the job pauses at its next step")
+            return tx.get(job_id)
+        return None
+
+
+def request_resume(registry: Registry, job_id: str) -> t.Job | None:
+    """Queue a paused job again (any worker resumes it from its last checkpoint), or
+    withdraw a pause not yet taken; None if the job is not paused or pausing."""
+    with registry.jobs.transaction() as tx:
+        if tx.set_if(job_id, {"status": JobStatus.PAUSED}, status=JobStatus.QUEUED):
+            tx.add_event(job_id, "Fine-tuning job resumed; queued to continue from its last "
+                         "checkpoint")
+            return tx.get(job_id)
+        if tx.set_if(job_id, {"status": JobStatus.RUNNING, "pause_requested": True},
+                     pause_requested=False):
+            tx.add_event(job_id, "Pause withdrawn; the job keeps running")
+            return tx.get(job_id)
+        return None
+
+
 def request_cancel(registry: Registry, job_id: str) -> t.Job:
     """Cancel a job: queued jobs stop at once, running ones at their worker's next poll."""
     with registry.jobs.transaction() as tx:
-        for waiting in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED):
+        for waiting in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED, JobStatus.PAUSED):
             if tx.set_if(job_id, {"status": waiting}, status=JobStatus.CANCELLED,
                          cancel_requested=True, finished_at=now()):
                 tx.add_event(job_id, "Fine-tuning job cancelled")

@@ -24,7 +24,8 @@ from tune.errors import HTTPBadRequest, HTTPConflict, HTTPNotFound
 from tune.methods import method_formats
 from tune.spec import StartAdapter, parse_request, resolve
 
-MAX_PAGE = 100
+MAX_PAGE = 100  # jobs, events, checkpoints
+MAX_FILES_PAGE = 10_000  # OpenAI's range and default for files
 
 
 def safe_filename(name: str) -> str:
@@ -34,12 +35,12 @@ def safe_filename(name: str) -> str:
     return name if name.strip(".") else "upload.jsonl"
 
 
-def _limit(limit: int | None, default: int) -> int:
+def _limit(limit: int | None, default: int, most: int = MAX_PAGE) -> int:
     if limit is None:
         return default
-    if not 1 <= limit <= MAX_PAGE:
-        raise HTTPBadRequest(f"limit must be between 1 and {MAX_PAGE}", param="limit",
-                                  code="invalid_value")
+    if not 1 <= limit <= most:
+        raise HTTPBadRequest(f"limit must be between 1 and {most}", param="limit",
+                             code="invalid_value")
     return limit
 
 
@@ -62,10 +63,11 @@ class TuneService:
     def create_file(self, tenant_id: str, filename: str | None, purpose: str | None,
                     path: Path) -> dict[str, Any]:
         """Validate an uploaded dataset (already on disk) and store it."""
-        if purpose not in set(FilePurpose):
+        accepted = [str(p) for p in FilePurpose if p.uploadable]
+        if purpose not in accepted:
             raise HTTPBadRequest(f"Invalid purpose {purpose!r}: Quanta accepts "
-                                      f"{', '.join(repr(str(p)) for p in FilePurpose)}",
-                                      param="purpose", code="invalid_value")
+                                 f"{', '.join(repr(p) for p in accepted)}",
+                                 param="purpose", code="invalid_value")
         if not filename:
             raise HTTPBadRequest("Missing file part 'file'", param="file")
         filename = safe_filename(filename)
@@ -93,11 +95,20 @@ class TuneService:
         return row, self.registry.blob_path(row.sha256)
 
     def list_files(self, tenant_id: str, purpose: str | None = None, after: str | None = None,
-                   limit: int | None = None) -> dict[str, Any]:
+                   limit: int | None = None, order: str = "desc") -> dict[str, Any]:
+        """The tenant's files, newest first (``order="asc"``: oldest first)."""
+        if order not in ("asc", "desc"):
+            raise HTTPBadRequest("order must be 'asc' or 'desc'", param="order",
+                                 code="invalid_value")
         rows = [r for r in self.registry.list_files(tenant_id)
                 if purpose is None or r.purpose == purpose]
-        rows, more = _after(rows, after, _limit(limit, MAX_PAGE))
-        return objects.page([objects.file_object(r) for r in rows], more)
+        if order == "asc":
+            rows.reverse()
+        rows, more = _after(rows, after, _limit(limit, MAX_FILES_PAGE, MAX_FILES_PAGE))
+        listing = objects.page([objects.file_object(r) for r in rows], more)
+        # OpenAI's file list types first_id and last_id as strings, required: "" when empty.
+        return {**listing, "first_id": listing.get("first_id", ""),
+                "last_id": listing.get("last_id", "")}
 
     def delete_file(self, tenant_id: str, file_id: str) -> dict[str, Any]:
         self._file(tenant_id, file_id)
@@ -205,6 +216,28 @@ class TuneService:
             raise HTTPConflict(f"Job {job_id} has already {job.status}; it cannot be cancelled",
                                 param="fine_tuning_job_id", code="job_not_cancellable")
         return objects.job_object(queue.request_cancel(self.registry, job_id))
+
+    def pause_job(self, tenant_id: str, job_id: str) -> dict[str, Any]:
+        """A queued job pauses at once; a running one at its next step, after a checkpoint."""
+        job = self._job(tenant_id, job_id)
+        paused = queue.request_pause(self.registry, job_id)
+        if paused is None:
+            state = (f"has {job.status}" if JobStatus(job.status).is_terminal else
+                     "is being cancelled" if job.cancel_requested else
+                     "is already pausing" if job.pause_requested else f"is {job.status}")
+            raise HTTPBadRequest(f"Job {job_id} {state}; it cannot be paused",
+                                 param="fine_tuning_job_id", code="job_not_pausable")
+        return objects.job_object(paused)
+
+    def resume_job(self, tenant_id: str, job_id: str) -> dict[str, Any]:
+        """A paused job is queued again and continues from its last checkpoint."""
+        job = self._job(tenant_id, job_id)
+        resumed = queue.request_resume(self.registry, job_id)
+        if resumed is None:
+            raise HTTPBadRequest(f"Job {job_id} is {job.status}, not paused; only a paused "
+                                 "job can be resumed", param="fine_tuning_job_id",
+                                 code="job_not_paused")
+        return objects.job_object(resumed)
 
     def list_events(self, tenant_id: str, job_id: str, after: str | None = None,
                     limit: int | None = None) -> dict[str, Any]:

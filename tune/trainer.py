@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quanta.types import StopReason
+
 if TYPE_CHECKING:
     from quanta.precision import Precision
     from tune.methods import TrainingMethod
@@ -87,18 +89,27 @@ def _callback_class() -> type:
             self.last_checkpoint_metrics: dict[str, Any] = {}
             self.last_loss: float | None = None
 
-        def _poll(self, control: Any) -> None:
-            reason = self.hooks.should_stop()  # rank 0 watches the job; others stop with it
-            if any_rank(bool(reason)):
+        def _poll(self, control: Any, state: Any, step_end: bool) -> None:
+            """Stop on the job's reason; every rank polls (rank 0 watches the job) and
+            agrees, so all stop at one step. A pause waits for a step boundary (not the
+            last: that step finishes the job) and saves a checkpoint there first."""
+            reason = self.hooks.should_stop()
+            pausing = any_rank(reason == StopReason.PAUSED)
+            stopping = any_rank(bool(reason) and reason != StopReason.PAUSED)
+            if stopping:
                 self.stopped = reason or "stopped"
                 control.should_training_stop = True
                 control.should_save = False
+            elif pausing and step_end and state.global_step < state.max_steps:
+                self.stopped = StopReason.PAUSED
+                control.should_training_stop = True
+                control.should_save = True
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self._poll(control)
+            self._poll(control, state, step_end=True)
 
         def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self._poll(control)
+            self._poll(control, state, step_end=False)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None,
                    **kwargs: Any) -> None:
@@ -186,13 +197,14 @@ def training_args(plan: TrainingPlan, method: TrainingMethod, workdir: Path, *, 
 def train(base_dir: Path, plan: TrainingPlan, train_examples: list[dict[str, Any]],
           valid_examples: list[dict[str, Any]] | None, workdir: Path, *, seed: int = 0,
           resume_from: Path | None = None, hooks: TrainHooks | None = None,
-          precision: Precision | None = None, start_adapter: Path | None = None
-          ) -> TrainResult:
+          precision: Precision | None = None, start_adapter: Path | None = None,
+          calculator: bool = False) -> TrainResult:
     """Train a LoRA adapter; returns where it was saved (None when stopped early).
 
     ``precision`` defaults to the plan's ``compute_dtype`` resolved for this device;
     ``start_adapter`` continues training an existing adapter (a fine-tuned model as the
-    job's ``model``) instead of a fresh one.
+    job's ``model``) instead of a fresh one; ``calculator``: the model writes calculation
+    traces (reinforcement samples its rollouts with calculator decoding).
     """
     import torch
     from transformers import set_seed
@@ -221,7 +233,7 @@ def train(base_dir: Path, plan: TrainingPlan, train_examples: list[dict[str, Any
     eval_inline = eval_rows is not None and not opts.qlora  # see training_args
     trainer = method.build_trainer(model, tokenizer, train_rows,
                                    eval_rows if eval_inline else None,
-                                   args, plan, [callback], hooks)
+                                   args, plan, [callback], hooks, calculator=calculator)
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # progress goes through the hooks instead

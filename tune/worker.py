@@ -1,13 +1,15 @@
 """The tune worker: claims queued jobs and runs them in this process.
 
 One job at a time. A heartbeat thread refreshes the job row every few seconds and reads
-``cancel_requested``; the training loop polls the flags it sets, so a cancel stops
-training within a step. Checkpoints go to the registry every ``checkpoint_every`` steps;
-if this process is SIGKILLed, its heartbeat goes stale, the next worker re-queues the
-job and resumes it from the last checkpoint with ``resume_from_checkpoint``. Any
-exception marks the job failed with its reason. The adapter is registered under an id
-derived from the job id, so a crash between "adapter stored" and "job succeeded" is
-finished by the next attempt instead of training a second adapter.
+``cancel_requested`` and ``pause_requested``; the training loop polls the flags it sets,
+so a cancel stops training within a step, and a pause at the next step boundary after
+writing a checkpoint there (resume continues from it, on any worker). Checkpoints go to
+the registry every ``checkpoint_every`` steps; if this process is SIGKILLed, its
+heartbeat goes stale, the next worker re-queues the job and resumes it from the last
+checkpoint with ``resume_from_checkpoint``. Any exception marks the job failed with its
+reason. The adapter is registered under an id derived from the job id, so a crash
+between "adapter stored" and "job succeeded" is finished by the next attempt instead of
+training a second adapter.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from quanta.calculator import calculator_flag
 from quanta.data.stats import writes_calculations
 from quanta.registry import NotFoundError, Registry
 from quanta.registry import tables as t
-from quanta.types import EventLevel, EventType, JobStatus
+from quanta.types import (
+    ArtifactKind,
+    EventLevel,
+    EventType,
+    JobStatus,
+    MethodType,
+    StopReason,
+)
 from tune import queue
 from tune.datafiles import DatasetError
 from tune.distributed.collective import RankInfo
@@ -52,26 +61,31 @@ def adapter_id_for(job_id: str) -> str:
 
 
 class Heartbeat(threading.Thread):
-    """Keeps the claim alive and notices cancellation or loss of the job."""
+    """Keeps the claim alive and notices cancellation, a pause request or loss of the job."""
 
     def __init__(self, registry: Registry, job_id: str, worker_id: str, interval: float):
         super().__init__(daemon=True, name=f"heartbeat-{job_id}")
         self.registry, self.job_id, self.worker_id = registry, job_id, worker_id
         self.interval = interval
         self.cancelled = threading.Event()
+        self.paused = threading.Event()
         self.lost = threading.Event()
         self._stop_event = threading.Event()
 
     def beat(self) -> None:
         try:
-            owned, cancel = queue.heartbeat(self.registry, self.job_id, self.worker_id)
+            pulse = queue.heartbeat(self.registry, self.job_id, self.worker_id)
         except Exception:  # a busy database must not kill training; try again next beat
             log.exception("heartbeat failed")
             return
-        if not owned:
+        if not pulse.owned:
             self.lost.set()
-        if cancel:
+        if pulse.cancel:
             self.cancelled.set()
+        if pulse.pause:
+            self.paused.set()
+        else:
+            self.paused.clear()  # the owner withdrew the pause (resume before it was taken)
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
@@ -80,12 +94,20 @@ class Heartbeat(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
 
-    def reason(self) -> str | None:
+    def reason(self) -> StopReason | None:
         if self.lost.is_set():
-            return "lost"
+            return StopReason.LOST
         if self.cancelled.is_set():
-            return "cancelled"
+            return StopReason.CANCELLED
+        if self.paused.is_set():
+            return StopReason.PAUSED
         return None
+
+    def ending(self) -> StopReason | None:
+        """A reason to drop the job's work: lost or cancelled (a pause waits for a step
+        boundary, so after training it no longer applies)."""
+        reason = self.reason()
+        return None if reason == StopReason.PAUSED else reason
 
 
 class Worker:
@@ -137,8 +159,8 @@ class Worker:
                 from tune.distributed.launch import supervise
 
                 supervise(self.registry, job_id, distributed, beat, workdir, self.worker_id)
-                if beat.reason() == "cancelled":
-                    self._stop(job_id, "cancelled")
+                if beat.reason() == StopReason.CANCELLED:
+                    self._stop(job_id, StopReason.CANCELLED)
             else:
                 self._train_job(job_id, beat, workdir)
         except Exception as exc:  # the job fails with its reason; the worker lives on
@@ -249,8 +271,7 @@ class Worker:
         try:
             adapter = registry.resolve_adapter(job.tenant_id, adapter_id_for(job_id))
             if rank.is_main:
-                queue.finish(registry, job_id, self.worker_id, JobStatus.SUCCEEDED,
-                             fine_tuned_model=adapter.name, trained_tokens=job.trained_tokens)
+                self._succeed(job, adapter, job.trained_tokens)
             return
         except NotFoundError:
             pass
@@ -262,17 +283,22 @@ class Worker:
             resume_dir = registry.materialize(checkpoint.sha256)
         if beat is None or not rank.is_main:  # a rank other than 0: train, nothing else
             train(base_dir, plan, train_examples, valid_examples, workdir, seed=job.seed,
-                  resume_from=resume_dir, precision=precision, start_adapter=start_adapter)
+                  resume_from=resume_dir, precision=precision, start_adapter=start_adapter,
+                  calculator=calculator)
             return
 
         jobs.add_event(job_id, f"Training with {precision.describe()}",
                        data={"precision": precision.as_dict()})
+        if calculator and plan.type == MethodType.REINFORCEMENT:
+            jobs.add_event(job_id, "Sampling rollouts with calculator decoding (the adapter "
+                           "writes calculation traces); inserted values are not trained on",
+                           data={"calculator": True})
         before = self._eval_before(job_id, base_dir, valid_examples, plan, precision, grader,
                                    start_adapter, start_calculator)
         # Under torchrun the other ranks are already waiting in the trainer: they stop with
         # rank 0 at the first step instead.
         if beat.reason() and not rank.distributed:
-            self._stop(job_id, beat.reason())
+            self._stop(job_id, beat.reason(), checkpoint.step if checkpoint else None)
             return
         if checkpoint is not None:
             jobs.add_event(job_id, f"Resuming from checkpoint at step {checkpoint.step}",
@@ -299,9 +325,9 @@ class Worker:
                            on_progress=self.progress or (lambda step, total, loss: None))
         result = train(base_dir, plan, train_examples, valid_examples, workdir,
                        seed=job.seed, resume_from=resume_dir, hooks=hooks, precision=precision,
-                       start_adapter=start_adapter)
-        if result.stopped or beat.reason():
-            self._stop(job_id, result.stopped or beat.reason())
+                       start_adapter=start_adapter, calculator=calculator)
+        if result.stopped or beat.ending():
+            self._stop(job_id, result.stopped or beat.ending(), result.steps)
             return
 
         jobs.add_event(job_id, "Evaluating the tuned adapter" + (
@@ -310,8 +336,8 @@ class Worker:
         after = evaluation.evaluate(result.model, result.tokenizer, valid_examples,
                                     options.eval, options.max_length, grader,
                                     plan.max_completion_length, calculator=calculator)
-        if beat.reason():
-            self._stop(job_id, beat.reason())
+        if beat.ending():
+            self._stop(job_id, beat.ending())
             return
         config = {
             "method": str(plan.type),
@@ -340,9 +366,25 @@ class Worker:
             job.tenant_id, job.model, result.adapter_dir, suffix=job.suffix, job_id=job_id,
             training_file_id=job.training_file_id, config=config,
             eval={"before": before, "after": after}, adapter_id=adapter_id_for(job_id))
-        queue.finish(registry, job_id, self.worker_id, JobStatus.SUCCEEDED,
-                     fine_tuned_model=adapter.name, trained_tokens=result.trained_tokens,
-                     message=f"The job has successfully completed: {adapter.name}")
+        self._succeed(job, adapter, result.trained_tokens)
+
+    def _succeed(self, job: t.Job, adapter: t.Adapter, trained_tokens: int | None) -> None:
+        """Publish the last checkpoints as models, write the results file, then mark the
+        job succeeded (the file goes again if the job changed hands meanwhile)."""
+        from tune.checkpoints import publish_checkpoints
+        from tune.results import store_results
+
+        published = publish_checkpoints(self.registry, job, adapter)
+        if published:
+            self.registry.jobs.add_event(
+                job.id, f"Checkpoint models kept: {', '.join(published)}",
+                data={"checkpoint_models": published})
+        results = store_results(self.registry, job.id, job.tenant_id)
+        if not queue.finish(self.registry, job.id, self.worker_id, JobStatus.SUCCEEDED,
+                            fine_tuned_model=adapter.name, trained_tokens=trained_tokens,
+                            result_files=[results],
+                            message=f"The job has successfully completed: {adapter.name}"):
+            self.registry.delete(ArtifactKind.FILE, results, job.tenant_id)
 
     def _eval_before(self, job_id: str, base_dir: Path, valid_examples: Any,
                      plan: TrainingPlan, precision: Any, grader: Any,
@@ -366,9 +408,11 @@ class Worker:
             data={"eval_before": before})
         return before
 
-    def _stop(self, job_id: str, reason: str | None) -> None:
-        if reason == "cancelled":
+    def _stop(self, job_id: str, reason: str | None, step: int | None = None) -> None:
+        if reason == StopReason.CANCELLED:
             queue.finish(self.registry, job_id, self.worker_id, JobStatus.CANCELLED)
+        elif reason == StopReason.PAUSED:
+            queue.pause(self.registry, job_id, self.worker_id, step)
         # "lost": another worker owns the job now; leave it alone.
 
 

@@ -308,11 +308,13 @@ class Registry:
                     suffix: str | None, job_id: str | None = None,
                     training_file_id: str | None = None,
                     config: dict[str, Any] | None = None, eval: dict[str, Any] | None = None,
-                    alias: str | None = None, adapter_id: str | None = None) -> t.Adapter:
-        """Register a peft adapter directory, named ``ft:<base>:<tenant>:<suffix>:<id>``."""
+                    alias: str | None = None, adapter_id: str | None = None,
+                    name: str | None = None) -> t.Adapter:
+        """Register a peft adapter directory, named ``ft:<base>:<tenant>:<suffix>:<id>``
+        (or ``name``: a job's checkpoint models)."""
         adapter_id = adapter_id or new_id("ft")
         short = adapter_id.split("-", 1)[-1][:8]
-        name = f"ft:{base_model_id}:{tenant_id}:{suffix or 'adapter'}:{short}"
+        name = name or f"ft:{base_model_id}:{tenant_id}:{suffix or 'adapter'}:{short}"
         with self.session() as s:
             if s.get(t.BaseModelRow, base_model_id) is None:
                 raise NotFoundError(f"The model '{base_model_id}' does not exist")
@@ -359,9 +361,10 @@ class Registry:
         with self.session() as s:
             return s.scalar(select(t.Adapter.id).where(t.Adapter.sha256 == sha256)) is not None
 
-    def list_adapters(self, tenant_id: str) -> list[t.Adapter]:
-        """One tenant's adapters, oldest first."""
-        return self._adapters(t.Adapter.tenant_id == tenant_id)
+    def list_adapters(self, tenant_id: str, *, checkpoints: bool = False) -> list[t.Adapter]:
+        """One tenant's adapters, oldest first; a job's checkpoint models only when asked."""
+        rows = self._adapters(t.Adapter.tenant_id == tenant_id)
+        return rows if checkpoints else [r for r in rows if "checkpoint" not in r.config]
 
     def adapters_of_base(self, base_model_id: str) -> list[t.Adapter]:
         """Every tenant's adapters of one base model, for engines that load them all at

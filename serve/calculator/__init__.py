@@ -3,9 +3,15 @@
 ``http`` serves the OpenAI routes over either engine's app, ``prompts`` renders chats;
 gRPC drives the same loop over vLLM's serving objects."""
 
-from quanta.calculator import CompletionSource, Delta, EngineError, calculator_decode
+from quanta.calculator import (
+    CompletionSource,
+    Delta,
+    EngineError,
+    calculator_decode,
+    completion_deltas,
+)
 from serve.calculator.http import CalculatorRoute, extension_choice, wants_calculator
 from serve.calculator.prompts import ChatPrompts
 
 __all__ = ["CalculatorRoute", "ChatPrompts", "CompletionSource", "Delta", "EngineError",
-           "calculator_decode", "extension_choice", "wants_calculator"]
+           "calculator_decode", "completion_deltas", "extension_choice", "wants_calculator"]

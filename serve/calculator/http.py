@@ -16,11 +16,17 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from quanta.calculator import Delta, EngineError, calculator_decode
+from quanta.calculator import (
+    MAX_CALLS,
+    Delta,
+    EngineError,
+    calculator_decode,
+    completion_deltas,
+)
 from serve.access import ResolvedModel
 from serve.asgi import ASGIApp, Message, Receive, Scope, Send, replay, sse_event, sse_payloads
 from serve.asgi import with_body as scope_with_body
@@ -110,7 +116,7 @@ class CalculatorPlan:
 class CalculatorRoute:
     """Serves one chat or completion request with calculator decoding."""
 
-    def __init__(self, prompts: ChatPrompts, max_calls: int = 16) -> None:
+    def __init__(self, prompts: ChatPrompts, max_calls: int = MAX_CALLS) -> None:
         self.prompts = prompts
         self.max_calls = max_calls
 
@@ -182,25 +188,20 @@ class _EngineSource:
                    "stream_options": {"include_usage": True}, **self.sampling}
         raw = json.dumps(request).encode()
         scope = scope_with_body(self.scope, raw, COMPLETIONS_PATH)
-        text, finish, stop_reason, usage = "", None, None, None
-        async for payload in sse_payloads(_response_body(self.app, scope,
-                                                         replay(raw, self.receive))):
-            if "error" in payload:
-                raise EngineError(500, json.dumps(payload).encode(),
-                                  [(b"content-type", b"application/json")])
-            usage = payload.get("usage") or usage
-            for choice in payload.get("choices") or []:
-                if choice.get("text"):
-                    text += choice["text"]
-                    yield Delta(text=choice["text"])
-                if choice.get("finish_reason"):
-                    finish, stop_reason = choice["finish_reason"], choice.get("stop_reason")
-        if usage is None:  # llama-cpp-python's streams carry no usage: count it here
-            usage = {"prompt_tokens": await asyncio.to_thread(self.prompts.count, prompt),
-                     "completion_tokens": await asyncio.to_thread(self.prompts.count, text)}
-        yield Delta(finish_reason=finish or "stop", stop_reason=stop_reason,
-                    prompt_tokens=usage.get("prompt_tokens"),
-                    completion_tokens=usage.get("completion_tokens"))
+        text = ""
+        body = _response_body(self.app, scope, replay(raw, self.receive))
+        async for delta in completion_deltas(sse_payloads(body), _engine_failure):
+            if delta.is_end and delta.completion_tokens is None:
+                # llama-cpp-python's streams carry no usage: count it here
+                delta = replace(delta, prompt_tokens=await asyncio.to_thread(
+                    self.prompts.count, prompt), completion_tokens=await asyncio.to_thread(
+                    self.prompts.count, text))
+            text += delta.text
+            yield delta
+
+
+def _engine_failure(payload: Mapping[str, Any]) -> EngineError:
+    return EngineError(500, json.dumps(payload).encode(), [(b"content-type", b"application/json")])
 
 
 async def _response_body(app: ASGIApp, scope: Scope, receive: Receive

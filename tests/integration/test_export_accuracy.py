@@ -11,7 +11,8 @@ from quanta.models import DEFAULT_MODEL_ID, bundled_gguf_path, import_model
 from quanta.registry import Registry
 from quanta.tenancy import create_tenant
 from quanta.testing.fixtures import fake_adapter_dir
-from quantize.accuracy import DEGRADED_POINTS, accuracy_metrics, gguf_accuracy
+from quanta.types import ExportFormat
+from quantize.accuracy import DEGRADED_POINTS, accuracy_metrics, export_accuracy
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 
@@ -39,11 +40,12 @@ def test_reference_is_the_adapters_score_on_the_same_problems() -> None:
     assert reference_accuracy(SimpleNamespace(eval={}), 2) is None
 
 
-def test_gguf_accuracy_is_measured_as_served(base_model_dir: Path) -> None:
+def test_gguf_accuracy_is_measured_as_served(base_model_dir: Path, tmp_path: Path) -> None:
     # The base model writes no calculations and gets these wrong: against an adapter that
     # scored 100%, its GGUF is degraded.
     reference = {"physics_accuracy": 1.0, "physics_n": 2, "physics_calculator": True}
-    metrics = gguf_accuracy(bundled_gguf_path(), base_model_dir, reference, max_tokens=48)
+    metrics = export_accuracy(ExportFormat.GGUF_Q4_K_M, bundled_gguf_path(), base_model_dir,
+                              reference, tmp_path, max_tokens=48)
     assert metrics["physics_n"] == 2 and metrics["physics_calculator"] is True
     assert metrics["degraded"] and metrics["reference_accuracy"] == 1.0
 

@@ -143,6 +143,21 @@ def test_adapter_registered_after_start_is_served(server: Server) -> None:
     assert _chat(acme, name) != _chat(acme, BASE)
 
 
+def test_checkpoint_model_is_served_to_its_owner(server: Server) -> None:
+    """``<model>:ckpt-step-N`` (what tune publishes for a finished job) is a model."""
+    from tune.checkpoints import checkpoint_config, checkpoint_name
+
+    of = server.registry.resolve_adapter("acme", server.adapters["physics"])
+    same = make_adapter(server.base_dir, server.home / "adapters" / "ckpt", seed=1)
+    name = checkpoint_name(of.name, 2)
+    server.registry.add_adapter("acme", BASE, same, suffix="physics", name=name,
+                                config=checkpoint_config(of.config, of, 2),
+                                adapter_id=f"{of.id}-s2")
+    assert _chat(server.client("acme"), name) == _chat(server.client("acme"), "physics")
+    with pytest.raises(openai.NotFoundError):
+        _chat(server.client("globex"), name)
+
+
 def test_reinforcement_trained_adapter_is_served(server: Server, tmp_path: Path) -> None:
     """An adapter GRPO trained (one step, physics_answer grader) loads in vLLM: only the
     trained adapter is saved, not trl's frozen reference copy."""

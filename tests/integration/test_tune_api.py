@@ -184,8 +184,8 @@ def test_file_method_mismatch_and_bad_json(env: dict[str, Any]) -> None:
     _assert_error(c.post("/v1/fine_tuning/jobs", headers={**h, "content-type":
                                                           "application/json"},
                          content=b"{nope"), 400, code="invalid_json")
-    _assert_error(c.get("/v1/fine_tuning/jobs?limit=0", headers=h), 422, "limit")
-    _assert_error(c.get("/v1/fine_tuning/jobs?limit=abc", headers=h), 422, "limit")
+    _assert_error(c.get("/v1/fine_tuning/jobs?limit=0", headers=h), 400, "limit")
+    _assert_error(c.get("/v1/fine_tuning/jobs?limit=abc", headers=h), 400, "limit")
     assert _counts(env["registry"]) == before
 
 
@@ -257,6 +257,50 @@ def test_jobs_list_pagination_cancel_and_metrics(env: dict[str, Any]) -> None:
     assert 'quanta_tune_jobs{status="queued"} 2.0' in text
     assert 'quanta_tune_jobs{status="cancelled"} 1.0' in text
     assert "quanta_tune_jobs_queued 2.0" in text
+
+
+def test_pause_and_resume_before_a_worker_takes_the_job(env: dict[str, Any]) -> None:
+    """A queued job pauses at once and resumes to the queue; wrong transitions are 400s
+    with OpenAI bodies, unknown and other tenants' jobs 404s; nothing else changes."""
+    import openai
+    from openai.types.fine_tuning import FineTuningJob
+
+    c = env["client"]
+    sdk = openai.OpenAI(base_url="http://testserver/v1", api_key=env["key"], http_client=c,
+                        max_retries=0)
+    file_id = sdk.files.create(file=("d.jsonl", _jsonl(arithmetic_chat(3))),
+                               purpose="fine-tune").id
+    job_id = sdk.fine_tuning.jobs.create(model=MODEL, training_file=file_id).id
+    paused = sdk.fine_tuning.jobs.pause(job_id)
+    assert paused.id == job_id and paused.status == "paused"
+    # The SDK's status Literal predates "paused"; every other field validates.
+    FineTuningJob.model_validate({**paused.model_dump(), "status": "queued"})
+    assert sdk.fine_tuning.jobs.retrieve(job_id).status == "paused"
+    with pytest.raises(openai.BadRequestError) as twice:
+        sdk.fine_tuning.jobs.pause(job_id)
+    assert twice.value.body["code"] == "job_not_pausable"
+    assert twice.value.body["param"] == "fine_tuning_job_id"
+    assert sdk.fine_tuning.jobs.resume(job_id).status == "queued"
+    with pytest.raises(openai.BadRequestError) as queued:
+        sdk.fine_tuning.jobs.resume(job_id)
+    assert queued.value.body["code"] == "job_not_paused"
+    messages = [e.message for e in sdk.fine_tuning.jobs.list_events(job_id).data]
+    assert messages[:2] == ["Fine-tuning job resumed; queued to continue from its last "
+                            "checkpoint", "Fine-tuning job paused before training"]
+
+    sdk.fine_tuning.jobs.pause(job_id)
+    assert sdk.fine_tuning.jobs.cancel(job_id).status == "cancelled"  # a paused job cancels
+    for call in (sdk.fine_tuning.jobs.pause, sdk.fine_tuning.jobs.resume):
+        with pytest.raises(openai.BadRequestError, match="cancelled"):
+            call(job_id)
+    other = openai.OpenAI(base_url="http://testserver/v1", api_key=env["other"],
+                          http_client=c, max_retries=0)
+    for call, target in ((other.fine_tuning.jobs.pause, job_id),
+                         (other.fine_tuning.jobs.resume, job_id),
+                         (sdk.fine_tuning.jobs.pause, "ftjob-nope")):
+        with pytest.raises(openai.NotFoundError):
+            call(target)
+    assert env["registry"].verify().ok
 
 
 # --- reinforcement fine-tuning: jobs and graders ----------------------------------------

@@ -61,16 +61,36 @@ def test_sqlite_claims_are_exclusive(quanta_home: Path, tmp_path: Path) -> None:
     _check(registry, ids, _claim_all(registry, 4))
 
 
+def test_pause_is_heard_by_the_worker_and_kept_when_it_dies(quanta_home: Path,
+                                                           tmp_path: Path) -> None:
+    registry, (job_id,) = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 1)
+    assert queue.claim_next(registry, "w") == job_id
+    assert queue.request_pause(registry, job_id) is not None
+    assert queue.request_pause(registry, job_id) is None  # already pausing
+    assert queue.heartbeat(registry, job_id, "w") == queue.Pulse(owned=True, pause=True)
+    assert queue.request_resume(registry, job_id) is not None  # withdrawn before it paused
+    assert queue.heartbeat(registry, job_id, "w") == queue.Pulse(owned=True)
+    queue.request_pause(registry, job_id)
+    # The worker dies before its next step: the job is paused, not re-queued.
+    assert queue.requeue_stale(registry, stale_after=-1) == []
+    job = registry.jobs.get(job_id)
+    assert job is not None and job.status == "paused" and not job.pause_requested
+    assert job.worker_id is None and job.finished_at is None
+    assert not queue.pause(registry, job_id, "w", 3)  # no longer its job
+    assert queue.request_resume(registry, job_id) is not None
+    assert queue.claim_next(registry, "other") == job_id
+
+
 def test_stale_jobs_are_requeued_and_owned_writes_are_guarded(quanta_home: Path,
                                                                tmp_path: Path) -> None:
     registry, (job_id,) = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 1)
     assert queue.claim_next(registry, "dead") == job_id
     assert queue.requeue_stale(registry, stale_after=3600) == []
     assert queue.requeue_stale(registry, stale_after=-1) == [job_id]
-    assert queue.heartbeat(registry, job_id, "dead") == (False, False)  # it lost the job
+    assert queue.heartbeat(registry, job_id, "dead") == queue.Pulse(owned=False)  # lost it
     assert not queue.finish(registry, job_id, "dead", "succeeded")
     assert queue.claim_next(registry, "alive") == job_id
-    assert queue.heartbeat(registry, job_id, "alive") == (True, False)
+    assert queue.heartbeat(registry, job_id, "alive") == queue.Pulse(owned=True)
     # Dying over and over (say, the OOM killer) fails the job instead of crash-looping.
     assert queue.requeue_stale(registry, stale_after=-1) == [job_id]
     assert queue.claim_next(registry, "third") == job_id

@@ -183,3 +183,42 @@ def test_reinforcement_stops_on_cancel_and_resumes_from_its_checkpoint(
                    resume_from=saved[1])
     assert second.stopped is None and second.steps == 2 and second.adapter_dir is not None
     assert [m["step"] for m in second.history if "train_reward_mean" in m] == [2]
+
+
+def test_reinforcement_samples_rollouts_with_the_calculator(
+        base_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that writes calculation traces trains on rollouts from CalculatorRollout:
+    trl takes its ids and mask, and the step trains."""
+    from quanta.domains import physics
+    from tune.graders import parse_grader
+    from tune.methods import rft
+    from tune.spec import QuantaOptions, ResolvedHyperparameters, TrainingPlan
+    from tune.trainer import train
+
+    seen: list[dict] = []  # type: ignore[type-arg]
+    original = rft.CalculatorRollout.__call__
+
+    def spy(self, prompts, trainer):  # type: ignore[no-untyped-def]
+        out = original(self, prompts, trainer)
+        seen.append({"prompts": len(prompts), **out})
+        return out
+
+    monkeypatch.setattr(rft.CalculatorRollout, "__call__", spy)
+    plan = TrainingPlan(
+        type="reinforcement",
+        hyperparameters=ResolvedHyperparameters(
+            n_epochs=1, batch_size=2, learning_rate_multiplier=20, compute_multiplier=1.0,
+            eval_interval=100, eval_samples=1, reasoning_effort="default"),
+        grader=parse_grader({"type": "physics_answer", "name": "physics"}),
+        quanta=QuantaOptions(max_steps=1, checkpoint_every=5, max_length=256,
+                             lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+                             reinforcement={"num_generations": 2, "max_completion_length": 16}))
+    rows = [physics.problem_to_rft(p) for p in physics.generate_problems(2, seed=3)]
+    examples = [{"messages": r["messages"], "item": r} for r in rows]
+    result = train(base_model_dir, plan, examples, None, tmp_path, seed=1, calculator=True)
+    assert result.steps == 1 and result.adapter_dir is not None
+    [rollout] = seen  # one step: 2 prompts x 2 generations, each prompt repeated by trl
+    assert rollout["prompts"] == 4 and len(rollout["completion_ids"]) == 4
+    for ids, mask in zip(rollout["completion_ids"], rollout["env_mask"], strict=True):
+        assert 0 < len(ids) <= 16 and len(mask) == len(ids)
+    assert any("train_reward_mean" in m for m in result.history)

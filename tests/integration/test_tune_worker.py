@@ -95,9 +95,13 @@ def test_killed_worker_job_resumes_from_checkpoint(quanta_home: Path, base_model
     assert resumed_step >= saved  # the newest checkpoint, not step 0
     after = [e.data["step"] for e in events[resumed[0]:] if e.type == "metrics"]
     assert after and min(after) == resumed_step + 1 and max(after) == 10
-    steps = sorted(c["step_number"] for c in service.list_checkpoints("local", job_id)["data"])
-    assert steps == [2, 4, 6, 8, 10]
+    # Done: the last three checkpoints are kept, as models of their own.
+    checkpoints = service.list_checkpoints("local", job_id)["data"]
+    assert sorted(c["step_number"] for c in checkpoints) == [6, 8, 10]
     assert len(registry.list_adapters("local")) == 1
+    published = registry.list_adapters("local", checkpoints=True)
+    assert sorted(a.name for a in published) == sorted(
+        [job["fine_tuned_model"]] + [c["fine_tuned_model_checkpoint"] for c in checkpoints])
     assert registry.verify().ok
 
 
@@ -144,3 +148,116 @@ def test_cancel_queued_job_and_crash_marks_failed(quanta_home: Path, base_model_
     assert failed["status"] == "failed"
     assert "nope_proj" in failed["error"]["message"] and failed["error"]["code"]
     assert registry.list_adapters("local") == [] and registry.verify().ok
+
+
+def _adapter_tensors(registry: Registry, name: str) -> dict:  # type: ignore[type-arg]
+    from safetensors.torch import load_file
+
+    row = registry.resolve_adapter("local", name)
+    return load_file(registry.materialize(row.sha256) / "adapter_model.safetensors")
+
+
+def test_paused_then_resumed_job_ends_as_an_uninterrupted_one(
+        quanta_home: Path, base_model_dir: Path, tmp_path: Path) -> None:
+    """Pause at a step boundary writes a checkpoint and frees the worker; resume continues
+    from it on another worker; same seed and data order give the same adapter."""
+    import torch
+
+    registry, service, data = _setup(quanta_home, base_model_dir, tmp_path, 24)
+    body_steps, file_id = 8, service.create_file("local", "train.jsonl", "fine-tune",
+                                                 data)["id"]
+
+    def job() -> str:
+        return service.create_job("local", tiny_job(file_id, seed=3, max_steps=body_steps,
+                                                    checkpoint_every=100))["id"]
+
+    straight = job()
+    assert Worker(registry).run_once(straight) == straight
+    reference = service.get_job("local", straight)
+    assert reference["status"] == "succeeded"
+
+    paused = job()
+    asked: list[int] = []
+
+    def pause_at_step_two(step: int, total: int, loss: float | None) -> None:
+        if step >= 2 and not asked:
+            asked.append(step)
+            assert service.pause_job("local", paused)["status"] == "running"  # requested
+
+    first = Worker(registry, heartbeat_interval=0.2, progress=pause_at_step_two,
+                   worker_id="first")
+    assert first.run_once(paused) == paused  # returns: the worker is free
+    job_row = service.get_job("local", paused)
+    assert job_row["status"] == "paused" and job_row["fine_tuned_model"] is None
+    [checkpoint] = service.list_checkpoints("local", paused)["data"]
+    assert 2 <= checkpoint["step_number"] < body_steps  # written at the pause
+    with pytest.raises(Exception, match="cannot be paused"):
+        service.pause_job("local", paused)
+
+    assert service.resume_job("local", paused)["status"] == "queued"
+    assert Worker(registry, worker_id="second").run_once() == paused
+    done = service.get_job("local", paused)
+    assert done["status"] == "succeeded", done["error"]
+    events = service.list_events("local", paused, limit=100)["data"][::-1]  # oldest first
+    messages = [e["message"] for e in events]
+    at = checkpoint["step_number"]
+    assert f"Fine-tuning job paused at step {at}; resuming continues from there" in messages
+    resumed = messages.index(f"Resuming from checkpoint at step {at}")
+    trained_after = [e["data"]["step"] for e in events[resumed:] if e["type"] == "metrics"
+                     and "train_loss" in e["data"]]
+    assert trained_after[0] == at + 1 and trained_after[-1] == body_steps  # no step twice
+
+    # The results file: one CSV row per step, each logged once across both workers.
+    [results] = done["result_files"]
+    row, path = service.file_path("local", results)
+    assert row.purpose == "fine-tune-results" and row.tenant_id == "local"
+    header, *lines = path.read_text().splitlines()
+    assert header.startswith("step,train_loss,")
+    assert [int(line.split(",")[0]) for line in lines] == list(range(1, body_steps + 1))
+
+    want = _adapter_tensors(registry, reference["fine_tuned_model"])
+    got = _adapter_tensors(registry, done["fine_tuned_model"])
+    assert want.keys() == got.keys()
+    for name, tensor in want.items():
+        torch.testing.assert_close(got[name].float(), tensor.float(), rtol=1e-3, atol=1e-5,
+                                   msg=name)
+    with pytest.raises(Exception, match="not paused"):
+        service.resume_job("local", paused)
+    assert registry.verify().ok
+
+
+def test_checkpoint_models_are_kept_and_start_new_jobs(
+        quanta_home: Path, base_model_dir: Path, tmp_path: Path) -> None:
+    """A finished job keeps its last three checkpoints as models (adapter files only);
+    one of them is the ``model`` of a new job, which trains from it."""
+    from tune.checkpoints import ADAPTER_FILES
+
+    registry, service, data = _setup(quanta_home, base_model_dir, tmp_path, 8)
+    job_id = _job(service, data, max_steps=8, checkpoint_every=2)
+    assert Worker(registry).run_once(job_id) == job_id
+    job = service.get_job("local", job_id)
+    assert job["status"] == "succeeded", job["error"]
+    checkpoints = service.list_checkpoints("local", job_id)["data"]
+    assert [c["step_number"] for c in checkpoints] == [8, 6, 4]  # newest first; 2 is gone
+    names = [c["fine_tuned_model_checkpoint"] for c in checkpoints]
+    assert names[0] == f"{job['fine_tuned_model']}:ckpt-step-8"
+    for checkpoint, name in zip(checkpoints, names, strict=True):
+        assert {"step", "train_loss"} <= set(checkpoint["metrics"])
+        row = registry.resolve_adapter("local", name)
+        assert row.config["checkpoint"] == {"of": job["fine_tuned_model"],
+                                             "step": checkpoint["step_number"]}
+        files = {p.name for p in registry.materialize(row.sha256).iterdir()}
+        assert files <= set(ADAPTER_FILES) and "adapter_config.json" in files
+    events = service.list_events("local", job_id, limit=100)["data"]
+    assert any(e["data"].get("checkpoint_models") == names for e in events)
+
+    follow_up = service.create_job("local", tiny_job(
+        service.create_file("local", data.name, "fine-tune", data)["id"], max_steps=1,
+        checkpoint_every=5) | {"model": names[1]})
+    assert follow_up["model"] == names[1]
+    assert Worker(registry).run_once(follow_up["id"]) == follow_up["id"]
+    done = service.get_job("local", follow_up["id"])
+    assert done["status"] == "succeeded", done["error"]
+    assert registry.resolve_adapter("local", done["fine_tuned_model"]).config[
+        "start_adapter"] == names[1]
+    assert registry.verify().ok

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quanta.processes import free_port, log_tail, start_process, stop_process
-from quanta.types import DistributedStrategy, EventLevel, JobStatus
+from quanta.types import DistributedStrategy, EventLevel, JobStatus, StopReason
 
 if TYPE_CHECKING:
     from quanta.config import Settings
@@ -228,7 +228,7 @@ def supervise(registry: Registry, job_id: str, options: DistributedOptions, beat
     job = registry.jobs.get(job_id)
     assert job is not None
     ours = job.worker_id == worker_id
-    if code != 0 and ours and beat.reason() != "cancelled":
+    if code != 0 and ours and beat.reason() != StopReason.CANCELLED:
         launcher.attach_logs()  # also when rank 0 already failed the job: its peers' view
     if job.status != JobStatus.RUNNING or not ours:
         return  # rank 0 finished it (succeeded, failed or cancelled), or it changed hands

@@ -31,7 +31,9 @@ class TrainingMethod(Protocol):
 
     def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
                       args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any],
-                      hooks: TrainHooks) -> Any:
+                      hooks: TrainHooks, calculator: bool = False) -> Any:
         """The trl trainer, ready for ``train(resume_from_checkpoint=...)``; ``hooks`` reach
-        the job (events) from inside training."""
+        the job (events) from inside training. ``calculator``: the model writes calculation
+        traces, so whatever it generates while training is decoded with the calculator
+        (teacher-forced methods have nothing to decode)."""
         ...

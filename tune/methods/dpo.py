@@ -35,7 +35,7 @@ class DpoMethod:
 
     def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
                       args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any],
-                      hooks: TrainHooks) -> Any:
+                      hooks: TrainHooks, calculator: bool = False) -> Any:
         from trl import DPOConfig, DPOTrainer
 
         assert plan.hyperparameters.beta is not None  # resolve() fills it for DPO

@@ -10,6 +10,11 @@ Grader problems (a python grader that hangs or crashes, a template naming a miss
 field) score 0 for that completion and are reported to the job's events once per step.
 With a validation file, every ``eval_interval`` steps the grader scores greedy answers
 to ``eval_samples`` validation items (``valid_reward_mean`` in the metrics events).
+
+A job continuing an adapter trained with calculation traces samples its rollouts with
+calculator decoding (``CalculatorRollout``), as ``quanta serve`` answers with that adapter:
+the grader then scores the answers a client would get, and the inserted values are masked
+out of the loss (trl's ``env_mask``), so the policy is credited only for what it wrote.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from quanta.calculator import MAX_CALLS
 from quanta.data import DatasetError
 from quanta.types import DatasetFormat, GraderType, MethodType
 
@@ -70,8 +76,44 @@ class GraderReward:
         return [score for score, _ in graded]
 
 
+class CalculatorRollout:
+    """trl's ``rollout_func``: one sampled completion per prompt (trl's sampler already
+    repeats each prompt ``num_generations`` times), with calculator decoding, from the
+    model being trained and trl's own sampling settings."""
+
+    def __init__(self, max_calls: int = MAX_CALLS) -> None:
+        self.max_calls = max_calls
+
+    def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        from trl.models import unwrap_model_for_generation
+
+        from quanta.generation import sample_with_calculator
+
+        tokenizer = trainer.processing_class
+        prompt_ids = [_prompt_ids(tokenizer, prompt) for prompt in prompts]
+        with unwrap_model_for_generation(
+                trainer.model_wrapped, trainer.accelerator,
+                gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+                generation_kwargs=trainer.generation_kwargs,
+                gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs,
+        ) as model:
+            rollouts = sample_with_calculator(model, tokenizer, prompt_ids,
+                                              trainer.generation_config,
+                                              trainer.max_completion_length, self.max_calls)
+        return {"prompt_ids": prompt_ids, "completion_ids": [r.ids for r in rollouts],
+                "logprobs": None,  # trl recomputes them from the ids (no vLLM here)
+                "env_mask": [r.generated for r in rollouts],
+                "calculator_calls": [r.calls for r in rollouts]}
+
+
+def _prompt_ids(tokenizer: Any, prompt: Any) -> list[int]:
+    text = prompt if isinstance(prompt, str) else tokenizer.apply_chat_template(
+        prompt, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def _eval_callback(grader: Grader, items: list[dict[str, Any]], tokenizer: Any,
-                   plan: TrainingPlan, hooks: TrainHooks) -> Any:
+                   plan: TrainingPlan, hooks: TrainHooks, calculator: bool) -> Any:
     from transformers import TrainerCallback
 
     from tune.evaluation import grader_score
@@ -87,7 +129,7 @@ def _eval_callback(grader: Grader, items: list[dict[str, Any]], tokenizer: Any,
             if state.global_step % interval or model is None:
                 return
             scores = grader_score(model, tokenizer, items[:count], grader,
-                                  plan.max_completion_length)
+                                  plan.max_completion_length, calculator=calculator)
             model.train()
             hooks.on_metrics({"step": state.global_step, "total_steps": state.max_steps,
                               "valid_reward_mean": scores["grader_score"],
@@ -128,7 +170,7 @@ class ReinforcementMethod:
 
     def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
                       args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any],
-                      hooks: TrainHooks) -> Any:
+                      hooks: TrainHooks, calculator: bool = False) -> Any:
         from trl import GRPOConfig, GRPOTrainer
 
         from tune.graders import build_grader
@@ -140,11 +182,12 @@ class ReinforcementMethod:
         if eval_rows is not None:  # None under QLoRA: an eval mid-training breaks it
             items = [{"messages": row["prompt"], "item": json.loads(row["item"])}
                      for row in eval_rows]
-            callbacks.append(_eval_callback(grader, items, tokenizer, plan, hooks))
+            callbacks.append(_eval_callback(grader, items, tokenizer, plan, hooks, calculator))
         config = GRPOConfig(**args)
         return GRPOTrainer(model=model, reward_funcs=[GraderReward(grader, hooks, parallel)],
                            args=config, train_dataset=train_rows, processing_class=tokenizer,
-                           callbacks=callbacks)
+                           callbacks=callbacks,
+                           rollout_func=CalculatorRollout() if calculator else None)
 
 
 def _uses_python(config: Any) -> bool:

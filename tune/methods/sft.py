@@ -112,7 +112,7 @@ class SupervisedMethod:
 
     def build_trainer(self, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any | None,
                       args: dict[str, Any], plan: TrainingPlan, callbacks: list[Any],
-                      hooks: TrainHooks) -> Any:
+                      hooks: TrainHooks, calculator: bool = False) -> Any:
         from trl import SFTConfig
 
         config = SFTConfig(

@@ -23,6 +23,7 @@ from quanta.domains.physics.problems import (
     PhysicsProblem,
     generate_problems,
     held_out_problems,
+    problem_prompt,
     problem_to_chat,
     problem_to_rft,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "held_out_concept_examples",
     "held_out_problems",
     "normalise_unit",
+    "problem_prompt",
     "problem_to_chat",
     "problem_to_rft",
 ]

@@ -171,19 +171,22 @@ def generate_problems(n: int, seed: int = 0) -> list[PhysicsProblem]:
 def problem_to_chat(problem: PhysicsProblem, system_prompt: str | None = SYSTEM_PROMPT
                     ) -> dict[str, Any]:
     """The problem as a chat example (system, user question, assistant worked answer)."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages += [
-        {"role": "user", "content": problem.question},
-        {"role": "assistant", "content": problem.worked_answer},
-    ]
+    messages = [*problem_prompt(problem, system_prompt),
+                {"role": "assistant", "content": problem.worked_answer}]
     return {"messages": messages, "topic": problem.topic}
+
+
+def problem_prompt(problem: PhysicsProblem, system_prompt: str | None = SYSTEM_PROMPT
+                   ) -> list[dict[str, Any]]:
+    """The problem as a model is asked it: the system prompt and the user's question."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*messages, {"role": "user", "content": problem.question}]
 
 
 def problem_to_rft(problem: PhysicsProblem, system_prompt: str | None = SYSTEM_PROMPT
                    ) -> dict[str, Any]:
     """The problem as an OpenAI reinforcement fine-tuning row: the prompt, plus the answer
     a ``physics_answer`` grader reads as ``{{item.answer}}``."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": problem.question})
-    return {"messages": messages, "answer": f"{problem.value:.6g} {problem.unit}",
-            "topic": problem.topic, "id": problem.id}
+    return {"messages": problem_prompt(problem, system_prompt),
+            "answer": f"{problem.value:.6g} {problem.unit}", "topic": problem.topic,
+            "id": problem.id}

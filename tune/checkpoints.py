@@ -1,0 +1,58 @@
+"""Checkpoint models, as OpenAI has them: ``<fine-tuned model>:ckpt-step-N``.
+
+When a job succeeds, its last ``KEEP`` checkpoints (OpenAI keeps the last three) become
+adapters of their own, named after the job's model with ``:ckpt-step-N``: servable by
+``quanta serve`` and usable as the ``model`` of a new job, like any fine-tuned model.
+Each holds only the adapter's files (the optimizer state stays behind); the job's older
+checkpoints are deleted, and ``checkpoint`` in the adapter's config says where it came
+from (``Registry.list_adapters`` leaves them out unless asked). Publishing is idempotent,
+so an attempt that died half-way is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from quanta.registry import Registry
+from quanta.registry import tables as t
+from quanta.types import ArtifactKind
+
+KEEP = 3
+# What a checkpoint model needs of a Trainer checkpoint directory (peft's adapter files).
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+
+
+def checkpoint_name(model: str, step: int) -> str:
+    return f"{model}:ckpt-step-{step}"
+
+
+def checkpoint_config(config: dict[str, Any], of: t.Adapter, step: int) -> dict[str, Any]:
+    return {**config, "steps": step, "checkpoint": {"of": of.name, "step": step}}
+
+
+def publish_checkpoints(registry: Registry, job: t.Job, adapter: t.Adapter) -> list[str]:
+    """Register the job's last ``KEEP`` checkpoints as adapters, delete the rest; returns
+    the checkpoint models' names, newest first."""
+    checkpoints = registry.jobs.checkpoints(job.id)  # newest first
+    names = []
+    for checkpoint in checkpoints[:KEEP]:
+        name = checkpoint_name(adapter.name, checkpoint.step)
+        names.append(name)
+        if registry.find_adapter(name) is not None:
+            continue
+        source = registry.materialize(checkpoint.sha256)
+        with tempfile.TemporaryDirectory() as tmp:
+            for filename in ADAPTER_FILES:
+                if (source / filename).is_file():
+                    shutil.copy(source / filename, Path(tmp) / filename)
+            registry.add_adapter(
+                job.tenant_id, adapter.base_model_id, Path(tmp), suffix=job.suffix,
+                job_id=job.id, training_file_id=job.training_file_id,
+                config=checkpoint_config(adapter.config, adapter, checkpoint.step),
+                adapter_id=f"{adapter.id}-s{checkpoint.step}", name=name)
+    for checkpoint in checkpoints[KEEP:]:
+        registry.delete(ArtifactKind.CHECKPOINT, checkpoint.id)
+    return names
