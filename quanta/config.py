@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     default_tenant: str = "local"
     # Localhost single-user mode: requests without an API key act as the default tenant.
     allow_anonymous: bool = True
-    max_upload_bytes: int = 512 * 1024 * 1024
+    max_upload_bytes: int = 512 * 1024 * 1024  # one request (a file, or an upload's part)
+    max_upload_total_bytes: int = 8 * 1024**3  # a file sent in parts (OpenAI's 8 GB)
     # verify/gc sweep a temporary file or staging directory of this host once its writer
     # has died; another host's, and orphan blobs, once older than this (seconds).
     sweep_grace: float = 3600.0

@@ -95,6 +95,15 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+class UploadStatus(StrEnum):
+    """An upload's status (OpenAI's Uploads API): parts are added while it is pending."""
+
+    PENDING = "pending"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
 class StopReason(StrEnum):
     """Why a worker stops training a job before its last step."""
 

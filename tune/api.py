@@ -23,6 +23,7 @@ from quanta.types import JobStatus
 from tune.errors import HTTPBadRequest, HTTPNotFound, install_handlers
 from tune.service import TuneService
 from tune.upload import read_upload
+from tune.uploads import MAX_PART_BYTES, UploadService
 
 
 def _principal(request: Request) -> Principal:
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     settings = settings or get_settings()
     registry = registry or Registry.open(settings)
     service = TuneService(registry)
+    upload_service = UploadService(registry, service)
     uploads = registry.settings.resolved_home / UPLOADS_DIR
     sweep_abandoned(uploads, registry.settings.sweep_grace)  # a killed API's partial uploads
     metrics_registry = _metrics_registry(service)
@@ -128,6 +130,30 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.delete("/v1/files/{file_id}")
     def delete_file(file_id: str, caller: Caller) -> dict[str, Any]:
         return service.delete_file(caller.tenant_id, file_id)
+
+    # -- uploads (a file in parts) ---------------------------------------------------------
+
+    @app.post("/v1/uploads")
+    def create_upload(caller: Caller, body: Body) -> dict[str, Any]:
+        return upload_service.create(caller.tenant_id, body)
+
+    @app.post("/v1/uploads/{upload_id}/parts")
+    async def add_upload_part(upload_id: str, request: Request,
+                              caller: Caller) -> dict[str, Any]:
+        limit = min(MAX_PART_BYTES, registry.settings.max_upload_total_bytes)
+        form = await read_upload(request, limit, uploads, file_field="data")
+        try:
+            return upload_service.add_part(caller.tenant_id, upload_id, form)
+        finally:
+            form.discard()
+
+    @app.post("/v1/uploads/{upload_id}/complete")
+    def complete_upload(upload_id: str, caller: Caller, body: Body) -> dict[str, Any]:
+        return upload_service.complete(caller.tenant_id, upload_id, body)
+
+    @app.post("/v1/uploads/{upload_id}/cancel")
+    def cancel_upload(upload_id: str, caller: Caller) -> dict[str, Any]:
+        return upload_service.cancel(caller.tenant_id, upload_id)
 
     # -- fine-tuning jobs ------------------------------------------------------------------
 

@@ -61,8 +61,9 @@ class TuneService:
     # -- files -----------------------------------------------------------------------------
 
     def create_file(self, tenant_id: str, filename: str | None, purpose: str | None,
-                    path: Path) -> dict[str, Any]:
-        """Validate an uploaded dataset (already on disk) and store it."""
+                    path: Path, limit: int | None = None) -> dict[str, Any]:
+        """Validate an uploaded dataset (already on disk) and store it (``limit``: its
+        size limit, when it came in parts)."""
         accepted = [str(p) for p in FilePurpose if p.uploadable]
         if purpose not in accepted:
             raise HTTPBadRequest(f"Invalid purpose {purpose!r}: Quanta accepts "
@@ -78,7 +79,8 @@ class TuneService:
             raise HTTPBadRequest(f"Invalid file format for fine-tuning: {shown}{more}",
                                       param="file", code="invalid_file_format")
         row = self.registry.add_file(tenant_id, filename, FilePurpose(purpose), path,
-                                     format=report.format, records=report.records)
+                                     format=report.format, records=report.records,
+                                     limit=limit)
         return objects.file_object(row)
 
     def _file(self, tenant_id: str, file_id: str) -> t.File:

@@ -39,16 +39,20 @@ class Upload:
             self.path.unlink(missing_ok=True)
 
 
-async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
-    """Parse ``request``'s multipart body; the caller must ``discard()`` the result."""
+async def read_upload(request: Any, limit: int, tmp_dir: Path, file_field: str = "file"
+                      ) -> Upload:
+    """Parse ``request``'s multipart body; the caller must ``discard()`` the result.
+    ``file_field``: the part streamed to disk (``file`` for /v1/files, ``data`` for an
+    upload's part), with or without a filename."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
-        raise HTTPBadRequest("Expected a multipart/form-data body with a 'file' part",
-                                  param="file", code="invalid_content_type")
+        raise HTTPBadRequest(f"Expected a multipart/form-data body with a '{file_field}' "
+                             "part", param=file_field, code="invalid_content_type")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise HTTPPayloadTooLarge(f"File too large: the limit is {limit} bytes", param="file")
+        raise HTTPPayloadTooLarge(f"File too large: the limit is {limit} bytes",
+                                  param=file_field)
 
     upload = Upload()
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -73,10 +77,12 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
     def on_headers_finished() -> None:
         _, disp = parse_options_header(state["headers"].get(b"content-disposition", b""))
         state["name"] = disp.get(b"name", b"").decode("utf-8", "replace")
-        if b"filename" in disp and state["name"] == "file":
+        if state["name"] == file_field:
             if upload.path is not None:
-                raise HTTPBadRequest("Send exactly one file part", param="file")
-            upload.filename = os.path.basename(disp[b"filename"].decode("utf-8", "replace"))
+                raise HTTPBadRequest(f"Send exactly one '{file_field}' part", param=file_field)
+            if b"filename" in disp:
+                upload.filename = os.path.basename(disp[b"filename"].decode("utf-8",
+                                                                            "replace"))
             fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=owner_tag(), suffix=".upload")
             upload.path = Path(name)
             state["out"] = os.fdopen(fd, "wb")
@@ -87,7 +93,7 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
             upload.size += len(chunk)
             if upload.size > limit:
                 raise HTTPPayloadTooLarge(f"File too large: the limit is {limit} bytes",
-                                           param="file")
+                                           param=file_field)
             state["out"].write(chunk)
         else:
             state["buf"] += chunk
@@ -97,7 +103,7 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
                                      param=state["name"])
             if state["field_bytes"] > MAX_FIELDS_BYTES:
                 raise HTTPBadRequest(f"The form's fields exceed {MAX_FIELDS_BYTES} bytes "
-                                     "together", param="file")
+                                     "together", param=file_field)
 
     def on_part_end() -> None:
         if state["out"] is not None:
@@ -106,7 +112,7 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
         elif state["name"]:
             state["fields"] += 1
             if state["fields"] > MAX_FIELDS:
-                raise HTTPBadRequest(f"More than {MAX_FIELDS} form fields", param="file")
+                raise HTTPBadRequest(f"More than {MAX_FIELDS} form fields", param=file_field)
             upload.fields[state["name"]] = state["buf"].decode("utf-8", "replace")
 
     def on_end() -> None:
@@ -124,10 +130,10 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path) -> Upload:
         parser.finalize()
         if not state["ended"]:
             raise HTTPBadRequest("The multipart body has no closing boundary: the upload was "
-                                 "cut short", param="file", code="invalid_multipart")
+                                 "cut short", param=file_field, code="invalid_multipart")
     except MultipartParseError as exc:
         _abandon(state, upload)
-        raise HTTPBadRequest(f"Malformed multipart body: {exc}", param="file",
+        raise HTTPBadRequest(f"Malformed multipart body: {exc}", param=file_field,
                              code="invalid_multipart") from None
     except BaseException:
         _abandon(state, upload)

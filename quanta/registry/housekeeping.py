@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from quanta.registry.registry import Registry
 
 # Tables whose rows name a blob (directly, or a tree whose members are referenced too).
-ROOT_TABLES = (t.File, t.BaseModelRow, t.Adapter, t.Export, t.Checkpoint)
+ROOT_TABLES = (t.File, t.BaseModelRow, t.Adapter, t.Export, t.Checkpoint, t.UploadPart)
 TREE_TABLES = (t.BaseModelRow, t.Adapter, t.Export, t.Checkpoint)  # files are never trees
 
 

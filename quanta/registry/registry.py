@@ -52,6 +52,7 @@ from quanta.registry.store import (
     sha256_file,
 )
 from quanta.registry.tenants import TenantRows
+from quanta.registry.uploads import UploadRows
 from quanta.types import ArtifactKind, ExportFormat, FilePurpose
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,9 @@ class StoredTree:
 class Registry:
     """Rows + blobs. Open one per process with :meth:`open`.
 
-    Artifacts (files, base models, adapters, exports) are methods here; the job tables
-    and the tenant tables have row APIs of their own, :attr:`jobs` and :attr:`tenants`.
+    Artifacts (files, base models, adapters, exports) are methods here; the job, upload
+    and tenant tables have row APIs of their own, :attr:`jobs`, :attr:`uploads` and
+    :attr:`tenants`.
     Services query rows through these, never with a session of their own.
     """
 
@@ -109,6 +111,11 @@ class Registry:
     def jobs(self) -> JobRows:
         """Fine-tuning jobs, their events and checkpoints."""
         return JobRows(self)
+
+    @cached_property
+    def uploads(self) -> UploadRows:
+        """Files being uploaded in parts."""
+        return UploadRows(self)
 
     @cached_property
     def tenants(self) -> TenantRows:
@@ -256,9 +263,10 @@ class Registry:
 
     def add_file(self, tenant_id: str, filename: str, purpose: FilePurpose,
                  src: BinaryIO | Path, *, format: str | None = None,
-                 records: int | None = None) -> t.File:
+                 records: int | None = None, limit: int | None = None) -> t.File:
+        """Store a file; ``limit`` defaults to one request's (``max_upload_bytes``)."""
         with self.session() as s:
-            sha, size = self.put_blob(s, src, limit=self.settings.max_upload_bytes)
+            sha, size = self.put_blob(s, src, limit=limit or self.settings.max_upload_bytes)
             row = t.File(id=new_id("file"), tenant_id=tenant_id, filename=filename,
                          purpose=purpose, sha256=sha, bytes=size, format=format, records=records)
             s.add(row)
@@ -450,12 +458,16 @@ class Registry:
                 for export in s.scalars(select(t.Export).where(t.Export.adapter_id == row_id)):
                     s.delete(export)
             s.delete(row)
-        # Only what the row held can have become garbage: no scan of the store here. The
-        # delete has committed; collection is best effort (busy now: the next one does it).
+        self.collect_released(f"{kind} {row_id}")
+
+    def collect_released(self, what: str) -> None:
+        """Collect the blobs rows just deleted (``what``) may have released: no scan of the
+        store. The delete has committed; this is best effort (busy now: the next one does
+        it)."""
         try:
             housekeeping.collect_garbage(self, sweep=False, wait=False)
         except OperationalError as exc:
-            log.warning("garbage collection after deleting %s %s deferred: %s", kind, row_id, exc)
+            log.warning("garbage collection after deleting %s deferred: %s", what, exc)
 
     def collect_garbage(self, *, sweep: bool = True) -> int:
         """Delete blobs no artifact references (rows and bytes); with ``sweep`` also the

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from quanta.types import EventLevel, EventType, JobStatus
+from quanta.types import EventLevel, EventType, JobStatus, UploadStatus
 
 
 def utcnow() -> datetime:
@@ -181,6 +181,42 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="checkpoints")
+
+
+class Upload(Base):
+    """A file being uploaded in parts (OpenAI's Uploads API); ``file_id`` once completed."""
+
+    __tablename__ = "upload"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    mime_type: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True, default=UploadStatus.PENDING)
+    file_id: Mapped[str | None] = mapped_column(ForeignKey("file.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+    parts: Mapped[list[UploadPart]] = relationship(
+        back_populates="upload", cascade="all, delete-orphan", order_by="UploadPart.created_at"
+    )
+
+
+class UploadPart(Base):
+    """One part of a pending upload: its bytes are a blob until the upload completes."""
+
+    __tablename__ = "upload_part"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    upload_id: Mapped[str] = mapped_column(ForeignKey("upload.id", ondelete="CASCADE"),
+                                           index=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"), index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    upload: Mapped[Upload] = relationship(back_populates="parts")
 
 
 class Adapter(Base):

@@ -19,7 +19,7 @@ import yaml
 ROOTS = ("OpenAIFile", "ListFilesResponse", "DeleteFileResponse", "FineTuningJob",
          "ListPaginatedFineTuningJobsResponse", "FineTuningJobEvent",
          "ListFineTuningJobEventsResponse", "FineTuningJobCheckpoint",
-         "ListFineTuningJobCheckpointsResponse", "ErrorResponse")
+         "ListFineTuningJobCheckpointsResponse", "ErrorResponse", "Upload", "UploadPart")
 DROP = ("description", "example", "examples", "x-oaiMeta", "x-oaiTypeLabel", "deprecated",
         "title", "x-stainless-const", "x-oaiExpandable")
 OUT = Path(__file__).with_name("openai-fine-tuning.json")

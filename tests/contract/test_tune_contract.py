@@ -123,3 +123,18 @@ def test_fine_tuning_routes_conform(api: Any) -> None:
     for action in ("pause", "resume", "cancel"):
         error(api.post(f"/v1/fine_tuning/jobs/ftjob-nope/{action}"), 404)
     error(api.post("/v1/fine_tuning/jobs", json={"model": MODEL}), 400, "training_file")
+
+
+def test_uploads_routes_conform(api: Any) -> None:
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in arithmetic_chat(3))
+    upload = conforms(api.post("/v1/uploads", json={
+        "filename": "d.jsonl", "purpose": "fine-tune", "bytes": len(data),
+        "mime_type": "application/jsonl"}).json(), "Upload")
+    part = api.post(f"/v1/uploads/{upload['id']}/parts", files={"data": ("blob", data)})
+    part = conforms(part.json(), "UploadPart")
+    done = conforms(api.post(f"/v1/uploads/{upload['id']}/complete",
+                             json={"part_ids": [part["id"]]}).json(), "Upload")
+    assert done["status"] == "completed" and conforms(done["file"], "OpenAIFile")
+    error(api.post("/v1/uploads", json={"filename": "d", "purpose": "fine-tune"}), 400)
+    error(api.post("/v1/uploads/upload_nope/cancel"), 404)
+    error(api.post(f"/v1/uploads/{upload['id']}/cancel"), 400, "upload_id")
