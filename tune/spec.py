@@ -195,6 +195,15 @@ class JobRequest(_Strict):
     integrations: list[Any] | None = None
     quanta: QuantaOptions = Field(default_factory=QuantaOptions)
 
+    @field_validator("integrations")
+    @classmethod
+    def _integrations(cls, v: list[Any] | None) -> list[Any] | None:
+        """wandb and mlflow are not wired yet: asked for, they are refused, never ignored."""
+        if v:
+            raise ValueError("Quanta does not run integrations (wandb, mlflow) yet; send an "
+                             "empty list or none")
+        return v
+
     @field_validator("suffix")
     @classmethod
     def _suffix(cls, v: str | None) -> str | None:

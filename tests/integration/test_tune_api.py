@@ -157,6 +157,7 @@ def test_auth_is_required(env: dict[str, Any]) -> None:
     ({"suffix": "Bad Suffix!"}, "suffix"),
     ({"surprise": 1}, "surprise"),
     ({"model": "gpt-9"}, "model"),
+    ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}]}, "integrations"),
 ])
 def test_bad_job_requests(env: dict[str, Any], over: dict[str, Any], param: str) -> None:
     file_id = _upload(env, _jsonl(arithmetic_chat(2))).json()["id"]
