@@ -117,8 +117,8 @@ def sample_with_calculator(model: Any, tokenizer: Any, prompt_ids: list[list[int
     level: each round samples until ``>>`` (a stop string), EOS or the budget; a sequence
     that closed a calculation gets the value's tokens appended and goes on in the next
     round from exactly the ids so far (no re-tokenization, so the ids are what the model
-    saw). Inserted tokens count against ``max_new_tokens``, as a served completion's
-    length does in text."""
+    saw). ``max_new_tokens`` counts generated tokens only, as a served completion's
+    ``max_tokens`` does: inserted values come on top."""
     eos_config = generation_config.eos_token_id
     eos = {int(e) for e in (eos_config if isinstance(eos_config, list) else [eos_config])
            if e is not None} or {tokenizer.eos_token_id}
@@ -170,16 +170,34 @@ def _round(model: Any, tokenizer: Any, prompt_ids: list[list[int]], group: list[
         if ended and stop and _closes(tokenizer, rollout.ids + tokens[:-1]):
             # Stopped at ">>" and padded after it, where padding is the EOS token.
             tokens, ended = tokens[:-1], False
-        rollout.extend(tokens, generated=True)
         budgets[i] -= len(tokens)
+        closing: list[int] = []
+        if stop and not ended and budgets[i] > 0:
+            tokens, closing = _cut_at_close(tokenizer, rollout.ids, tokens)
+        rollout.extend(tokens, generated=True)
+        rollout.extend(closing, generated=False)
         if not stop or ended or budgets[i] <= 0 or not _closes(tokenizer, rollout.ids):
             continue
         text = tokenizer.decode(rollout.ids, skip_special_tokens=True)
         value = insertion(text[:-len(CLOSE)])[len(CLOSE):]
-        value_ids = tokenizer(value, add_special_tokens=False)["input_ids"][:budgets[i]]
-        rollout.extend(value_ids, generated=False)
+        rollout.extend(tokenizer(value, add_special_tokens=False)["input_ids"], generated=False)
         rollout.calls += 1
-        budgets[i] -= len(value_ids)
-        if budgets[i] > 0:
-            going_on.append(i)
+        going_on.append(i)
     return going_on
+
+
+def _cut_at_close(tokenizer: Any, before: list[int], tokens: list[int]
+                  ) -> tuple[list[int], list[int]]:
+    """A round that stopped at ``>>`` inside a token running past it (``>>,``): the
+    tokens before that one, and the text up to ``>>`` tokenized again (what the server
+    keeps: it cuts the text at ``>>``). Tokens that end at ``>>`` come back as they are."""
+    if not tokens or _closes(tokenizer, before + tokens):
+        return tokens, []
+    seen = tokenizer.decode(before, skip_special_tokens=True).count(CLOSE)
+    for k in range(1, len(tokens) + 1):
+        text = tokenizer.decode(before + tokens[:k], skip_special_tokens=True)
+        if text.count(CLOSE) > seen:
+            head = tokenizer.decode(before + tokens[:k - 1], skip_special_tokens=True)
+            piece = text[len(head):text.rindex(CLOSE) + len(CLOSE)]
+            return tokens[:k - 1], tokenizer(piece, add_special_tokens=False)["input_ids"]
+    return tokens, []

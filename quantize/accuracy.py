@@ -106,6 +106,8 @@ def export_answers(format: ExportFormat, path: Path, base_dir: Path,
     if format == ExportFormat.GPTQ:
         return gptq_answers(path, [problem_prompt(p) for p in problems], workdir,
                             calculator=calculator, max_tokens=max_tokens)
+    if not format.is_gguf:
+        raise ValueError(f"{format} exports are answered by the adapter's own evaluation")
     if format == ExportFormat.GGUF_LORA:
         if base_gguf is None:
             raise ValueError("a LoRA-GGUF export answers over its base model's GGUF")

@@ -102,7 +102,8 @@ class ModelAccess:
         return ResolvedModel(adapter.name, adapter)
 
     def adapters(self, principal: Principal) -> list[t.Adapter]:
-        """The caller's adapters that this server can serve (same base model)."""
+        """The caller's adapters that this server can serve (same base model), checkpoint
+        models included."""
         names = self.available() if self.available is not None else None
-        return [a for a in self.registry.list_adapters(principal.tenant_id)
+        return [a for a in self.registry.list_adapters(principal.tenant_id, checkpoints=True)
                 if a.base_model_id == self.base_model_id and (names is None or a.name in names)]

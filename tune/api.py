@@ -21,8 +21,8 @@ from quanta.registry.store import sweep_abandoned
 from quanta.tenancy import Principal, authenticate, bearer_token, check_metrics_token
 from quanta.types import JobStatus
 from tune.errors import HTTPBadRequest, HTTPNotFound, install_handlers
+from tune.multipart import read_form
 from tune.service import TuneService
-from tune.upload import read_upload
 from tune.uploads import MAX_PART_BYTES, UploadService
 
 
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @app.post("/v1/files")
     async def create_file(request: Request, caller: Caller) -> dict[str, Any]:
-        upload = await read_upload(request, registry.settings.max_upload_bytes, uploads)
+        upload = await read_form(request, registry.settings.max_upload_bytes, uploads)
         try:
             return service.create_file(caller.tenant_id, upload.filename,
                                        upload.fields.get("purpose"), upload.path or Path())
@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     async def add_upload_part(upload_id: str, request: Request,
                               caller: Caller) -> dict[str, Any]:
         limit = min(MAX_PART_BYTES, registry.settings.max_upload_total_bytes)
-        form = await read_upload(request, limit, uploads, file_field="data")
+        form = await read_form(request, limit, uploads, file_field="data")
         try:
             return upload_service.add_part(caller.tenant_id, upload_id, form)
         finally:

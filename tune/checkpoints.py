@@ -11,18 +11,21 @@ so an attempt that died half-way is finished by the next one.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from quanta.registry import Registry
+from quanta.registry import NotFoundError, Registry
 from quanta.registry import tables as t
 from quanta.types import ArtifactKind
 
 KEEP = 3
-# What a checkpoint model needs of a Trainer checkpoint directory (peft's adapter files).
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+# What a checkpoint model takes of a Trainer checkpoint directory: peft's adapter files.
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+ADAPTER_FILES = (ADAPTER_CONFIG, *ADAPTER_WEIGHTS)
 
 
 def checkpoint_name(model: str, step: int) -> str:
@@ -40,19 +43,29 @@ def publish_checkpoints(registry: Registry, job: t.Job, adapter: t.Adapter) -> l
     names = []
     for checkpoint in checkpoints[:KEEP]:
         name = checkpoint_name(adapter.name, checkpoint.step)
+        if registry.find_adapter(name) is None and not _publish(registry, job, adapter,
+                                                                 checkpoint, name):
+            continue  # not a peft checkpoint: nothing to serve
         names.append(name)
-        if registry.find_adapter(name) is not None:
-            continue
-        source = registry.materialize(checkpoint.sha256)
-        with tempfile.TemporaryDirectory() as tmp:
-            for filename in ADAPTER_FILES:
-                if (source / filename).is_file():
-                    shutil.copy(source / filename, Path(tmp) / filename)
-            registry.add_adapter(
-                job.tenant_id, adapter.base_model_id, Path(tmp), suffix=job.suffix,
-                job_id=job.id, training_file_id=job.training_file_id,
-                config=checkpoint_config(adapter.config, adapter, checkpoint.step),
-                adapter_id=f"{adapter.id}-s{checkpoint.step}", name=name)
     for checkpoint in checkpoints[KEEP:]:
-        registry.delete(ArtifactKind.CHECKPOINT, checkpoint.id)
+        with contextlib.suppress(NotFoundError):  # another attempt got there first
+            registry.delete(ArtifactKind.CHECKPOINT, checkpoint.id)
     return names
+
+
+def _publish(registry: Registry, job: t.Job, adapter: t.Adapter, checkpoint: t.Checkpoint,
+             name: str) -> bool:
+    source = registry.materialize(checkpoint.sha256)
+    if not (source / ADAPTER_CONFIG).is_file() or not any(
+            (source / weights).is_file() for weights in ADAPTER_WEIGHTS):
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        for filename in ADAPTER_FILES:
+            if (source / filename).is_file():
+                shutil.copy(source / filename, Path(tmp) / filename)
+        registry.add_adapter(
+            job.tenant_id, adapter.base_model_id, Path(tmp), suffix=job.suffix,
+            job_id=job.id, training_file_id=job.training_file_id,
+            config=checkpoint_config(adapter.config, adapter, checkpoint.step),
+            adapter_id=f"{adapter.id}-s{checkpoint.step}", name=name)
+    return True

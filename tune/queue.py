@@ -105,7 +105,7 @@ def requeue_stale(registry: Registry, stale_after: float,
             if status == JobStatus.PAUSED:
                 tx.add_event(job.id, f"Worker {old} stopped responding; the job is paused as "
                              "asked, resuming continues from its last checkpoint",
-                             level=EventLevel.WARN, data={"worker": old})
+                             level=EventLevel.WARN, data={"requeued": True, "worker": old})
             elif status == JobStatus.CANCELLED:
                 tx.add_event(job.id, "Fine-tuning job cancelled")
             elif status == JobStatus.FAILED:
@@ -145,7 +145,7 @@ def finish(registry: Registry, job_id: str, worker_id: str, status: JobStatus, *
         if not tx.set_if(job_id, {"worker_id": worker_id, "status": JobStatus.RUNNING},
                          status=status, error=error, fine_tuned_model=fine_tuned_model,
                          trained_tokens=trained_tokens, result_files=result_files,
-                         finished_at=now()):
+                         pause_requested=False, finished_at=now()):
             return False
         default = CLOSING_MESSAGES.get(
             status, f"Fine-tuning job failed: {(error or {}).get('message', '')}")
@@ -155,12 +155,26 @@ def finish(registry: Registry, job_id: str, worker_id: str, status: JobStatus, *
 
 
 def pause(registry: Registry, job_id: str, worker_id: str, step: int | None) -> bool:
-    """Park an owned running job as paused (its worker stored a checkpoint at ``step``)."""
+    """Park an owned running job as paused (its worker stored a checkpoint at ``step``).
+
+    What the owner asked since the trainer stopped wins: a cancel cancels it; a pause
+    withdrawn (resumed before it was taken) queues it again, to go on from that checkpoint.
+    """
+    owned = {"worker_id": worker_id, "status": JobStatus.RUNNING}
+    where = f" at step {step}" if step else " before training"
     with registry.jobs.transaction() as tx:
-        if not tx.set_if(job_id, {"worker_id": worker_id, "status": JobStatus.RUNNING},
-                         status=JobStatus.PAUSED, worker_id=None, pause_requested=False):
+        if tx.set_if(job_id, {**owned, "cancel_requested": True}, status=JobStatus.CANCELLED,
+                     worker_id=None, pause_requested=False, finished_at=now()):
+            tx.add_event(job_id, CLOSING_MESSAGES[JobStatus.CANCELLED])
+            return True
+        if tx.set_if(job_id, {**owned, "pause_requested": False}, status=JobStatus.QUEUED,
+                     worker_id=None):
+            tx.add_event(job_id, f"Stopped{where} for a pause that was withdrawn; queued to "
+                         "continue from there")
+            return True
+        if not tx.set_if(job_id, owned, status=JobStatus.PAUSED, worker_id=None,
+                         pause_requested=False):
             return False
-        where = f" at step {step}" if step else " before training"
         tx.add_event(job_id, f"Fine-tuning job paused{where}; resuming continues from there",
                      data={"paused_at_step": step or 0})
     return True

@@ -47,13 +47,18 @@ def results_csv(events: list[dict[str, Any]]) -> str:
 
 
 def store_results(registry: Registry, job_id: str, tenant_id: str) -> str:
-    """Write the job's results file into the registry; returns its file id."""
+    """Write the job's results file into the registry, or find the one an earlier attempt
+    wrote before it died; returns its file id."""
+    filename = f"{job_id}-step_metrics.csv"
+    for row in registry.list_files(tenant_id):
+        if row.filename == filename and row.purpose == FilePurpose.FINE_TUNE_RESULTS:
+            return row.id
     events = [e.data for e in reversed(registry.jobs.events(job_id, type=EventType.METRICS))
               if e.data]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "step_metrics.csv"
         path.write_text(results_csv(events))
-        row = registry.add_file(tenant_id, f"{job_id}-step_metrics.csv",
+        row = registry.add_file(tenant_id, filename,
                                 FilePurpose.FINE_TUNE_RESULTS, path, format="csv",
                                 records=len(step_rows(events)[1]))
     return row.id

@@ -24,8 +24,8 @@ from quanta.registry.jobs import now
 from quanta.types import ArtifactKind, FilePurpose, UploadStatus
 from tune import objects
 from tune.errors import HTTPBadRequest, HTTPNotFound, invalid_request
+from tune.multipart import Form
 from tune.service import TuneService, safe_filename
-from tune.upload import Upload as FormUpload
 
 MAX_PART_BYTES = 64 * 1024 * 1024  # OpenAI's limit per part
 DEFAULT_EXPIRY = timedelta(hours=1)
@@ -106,7 +106,7 @@ class UploadService:
                                request.mime_type, created, created + expiry)
         return upload_object(row)
 
-    def add_part(self, tenant_id: str, upload_id: str, form: FormUpload) -> dict[str, Any]:
+    def add_part(self, tenant_id: str, upload_id: str, form: Form) -> dict[str, Any]:
         row = self._pending(tenant_id, upload_id)
         if form.path is None:
             raise HTTPBadRequest("Missing the part's 'data' field", param="data")

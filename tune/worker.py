@@ -31,7 +31,6 @@ from quanta.data.stats import writes_calculations
 from quanta.registry import NotFoundError, Registry
 from quanta.registry import tables as t
 from quanta.types import (
-    ArtifactKind,
     EventLevel,
     EventType,
     JobStatus,
@@ -369,22 +368,37 @@ class Worker:
         self._succeed(job, adapter, result.trained_tokens)
 
     def _succeed(self, job: t.Job, adapter: t.Adapter, trained_tokens: int | None) -> None:
-        """Publish the last checkpoints as models, write the results file, then mark the
-        job succeeded (the file goes again if the job changed hands meanwhile)."""
+        """Mark the job succeeded, after what goes with it: its last checkpoints published
+        as models and its results file. The adapter is stored, so neither may fail the job:
+        a problem with them is a warning in its events. Both are idempotent, so a worker
+        killed half-way leaves the next attempt to finish them."""
         from tune.checkpoints import publish_checkpoints
         from tune.results import store_results
 
-        published = publish_checkpoints(self.registry, job, adapter)
+        current = self.registry.jobs.get(job.id)
+        if current is None or current.worker_id != self.worker_id:
+            return  # another worker owns it now and finishes it
+        published = self._best_effort(job.id, "publish its checkpoints",
+                                      lambda: publish_checkpoints(self.registry, job, adapter))
         if published:
-            self.registry.jobs.add_event(
-                job.id, f"Checkpoint models kept: {', '.join(published)}",
-                data={"checkpoint_models": published})
-        results = store_results(self.registry, job.id, job.tenant_id)
-        if not queue.finish(self.registry, job.id, self.worker_id, JobStatus.SUCCEEDED,
-                            fine_tuned_model=adapter.name, trained_tokens=trained_tokens,
-                            result_files=[results],
-                            message=f"The job has successfully completed: {adapter.name}"):
-            self.registry.delete(ArtifactKind.FILE, results, job.tenant_id)
+            self.registry.jobs.add_event(job.id, f"Checkpoint models kept: {', '.join(published)}",
+                                         data={"checkpoint_models": published})
+        results = self._best_effort(job.id, "write its results file",
+                                    lambda: store_results(self.registry, job.id, job.tenant_id))
+        queue.finish(self.registry, job.id, self.worker_id, JobStatus.SUCCEEDED,
+                     fine_tuned_model=adapter.name, trained_tokens=trained_tokens,
+                     result_files=[results] if results else [],
+                     message=f"The job has successfully completed: {adapter.name}")
+
+    def _best_effort(self, job_id: str, what: str, step: Callable[[], Any]) -> Any:
+        """``step()``, or None with a warning in the job's events if it fails."""
+        try:
+            return step()
+        except Exception as exc:
+            log.exception("job %s: could not %s", job_id, what)
+            self.registry.jobs.add_event(job_id, f"Could not {what}: {exc}"[:1000],
+                                         level=EventLevel.WARN)
+            return None
 
     def _eval_before(self, job_id: str, base_dir: Path, valid_examples: Any,
                      plan: TrainingPlan, precision: Any, grader: Any,

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -471,7 +472,10 @@ class Registry:
 
     def collect_garbage(self, *, sweep: bool = True) -> int:
         """Delete blobs no artifact references (rows and bytes); with ``sweep`` also the
-        store's orphans and the leftovers of killed writers. Returns how many blobs went."""
+        store's orphans, the leftovers of killed writers and the parts of expired uploads.
+        Returns how many blobs went."""
+        if sweep:
+            self.uploads.expire(datetime.now(UTC))
         return housekeeping.collect_garbage(self, sweep=sweep).blobs_removed
 
     def verify(self) -> VerifyReport:

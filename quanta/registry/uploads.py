@@ -11,7 +11,6 @@ the tune service's (``tune/uploads.py``).
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -75,9 +74,10 @@ class UploadRows:
 
     @contextmanager
     def assembled(self, parts: Sequence[t.UploadPart]) -> Iterator[Path]:
-        """The parts' bytes, concatenated in this order, in a temporary file."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "upload"
+        """The parts' bytes, concatenated in this order, in a staging file (under
+        ``QUANTA_HOME``: swept by ``gc`` if this process is killed)."""
+        with self._registry.staging("upload") as tmp:
+            path = tmp / "upload"
             with open(path, "wb") as out:
                 for part in parts:
                     with self._registry.store.open(part.sha256) as src:

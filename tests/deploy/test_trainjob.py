@@ -96,6 +96,8 @@ class FakeCustomObjects:
         self.calls.append(("create", (group, version, namespace, plural)))
         if self.refuse:
             raise self.refuse
+        if body["metadata"]["name"] in self.objects:  # the API server's 409 AlreadyExists
+            raise RuntimeError(f"trainjobs {body['metadata']['name']!r} already exists")
         self.objects[body["metadata"]["name"]] = body
         return body
 
@@ -164,6 +166,27 @@ def test_a_cancelled_job_deletes_its_trainjob(tune: Any) -> None:
     assert ("delete", (GROUP, VERSION, "quanta", PLURAL, name)) in api.calls
     assert api.objects == {}
     assert service.get_job("local", job_id)["status"] == "cancelled"
+
+
+def test_a_paused_then_resumed_job_gets_a_trainjob_of_its_own(tune: Any) -> None:
+    registry, service, file_id = tune
+    job_id = _job(service, file_id)
+    api = FakeCustomObjects()
+    dispatcher = KubernetesDispatcher(registry, api, namespace="quanta")
+    dispatcher.submit_next()
+    [first] = api.objects
+    # rank 0 (in the pods) takes the pause at a step boundary; the pods exit
+    assert service.pause_job("local", job_id)["status"] == "running"
+    assert queue.pause(registry, job_id, "kubernetes:quanta", 2)
+    dispatcher.follow()
+    assert dispatcher.followed == {}
+    assert service.resume_job("local", job_id)["status"] == "queued"
+    assert dispatcher.submit_next() == job_id
+    second = next(name for name in api.objects if name != first)
+    assert second == f"{first}-1" and service.get_job("local", job_id)["status"] == "running"
+    # a restarted dispatcher follows the newest TrainJob
+    assert KubernetesDispatcher(registry, api, namespace="quanta").followed[job_id].name \
+        == second
 
 
 def test_a_failed_trainjob_fails_the_job_with_its_reason(tune: Any) -> None:

@@ -80,6 +80,17 @@ def test_pause_is_heard_by_the_worker_and_kept_when_it_dies(quanta_home: Path,
     assert queue.request_resume(registry, job_id) is not None
     assert queue.claim_next(registry, "other") == job_id
 
+    # The trainer stopped for a pause, then the owner resumed (withdrew it) or cancelled.
+    queue.request_pause(registry, job_id)
+    queue.request_resume(registry, job_id)
+    assert queue.pause(registry, job_id, "other", 4)
+    assert registry.jobs.get(job_id).status == "queued"
+    assert queue.claim_next(registry, "third") == job_id
+    queue.request_pause(registry, job_id)
+    queue.request_cancel(registry, job_id)
+    assert queue.pause(registry, job_id, "third", 6)
+    assert registry.jobs.get(job_id).status == "cancelled"
+
 
 def test_stale_jobs_are_requeued_and_owned_writes_are_guarded(quanta_home: Path,
                                                                tmp_path: Path) -> None:

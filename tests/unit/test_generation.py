@@ -82,6 +82,9 @@ EOS = 1
 SHORT = ["x = <<2+2>>", " so done."]  # what the model writes to the prompt "short"
 
 
+OVERRUN = 1000  # one token for ">>," (it runs past the close)
+
+
 class RolloutTokenizer(CharTokenizer):
     eos_token_id = EOS
 
@@ -89,7 +92,7 @@ class RolloutTokenizer(CharTokenizer):
         return {"input_ids": [ord(c) for c in text]}
 
     def decode(self, tokens, skip_special_tokens):
-        return "".join(chr(t) for t in tokens if t not in (PAD, EOS))
+        return "".join(">>," if t == OVERRUN else chr(t) for t in tokens if t not in (PAD, EOS))
 
 
 class SamplingModel(ScriptedModel):
@@ -111,6 +114,9 @@ class SamplingModel(ScriptedModel):
             script = SHORT if prompt == "short" else SEGMENTS
             text = (script[written.count(">>")] if stop else PLAIN[len(written):])
             tokens = [ord(c) for c in text] + ([self.eos] if text.endswith("done.") else [])
+            if prompt == "overrun":  # the close comes inside one token, ">>,"
+                tokens = ([ord(c) for c in "w = <<6*7"] + [OVERRUN] if ">>" not in written
+                          else [ord(c) for c in " so done."] + [self.eos])
             out.append(row + tokens[:budget])
         width = max(len(r) for r in out)
         pad = generation_config.pad_token_id
@@ -154,13 +160,14 @@ def test_rollouts_insert_values_and_mark_them_not_generated(eos: int) -> None:
     assert model.calls[0]["left_pad"] == 2 * len("longer q") - len("q") - len("short")
 
 
-def test_rollouts_count_inserted_tokens_against_the_budget_and_stop_calculating() -> None:
+def test_rollouts_budget_generated_tokens_only_and_stop_calculating() -> None:
+    """As a served completion's max_tokens: inserted values come on top of the budget."""
     from quanta.generation import sample_with_calculator
 
     model, tokenizer = SamplingModel(), RolloutTokenizer()
     [short] = sample_with_calculator(model, tokenizer, [_prompt("q")], _config(),
-                                     max_new_tokens=22)
-    # 17 generated reach ">>", "14.4" is inserted, 1 token is left: " ".
+                                     max_new_tokens=18)
+    # 17 generated reach ">>", "14.4" is inserted, 1 generated token is left: " ".
     assert tokenizer.decode(short.ids, True) == "v = <<8 + 1.6*4>>14.4 "
     assert sum(short.generated) == 18 and len(short.ids) == 22
     model.calls.clear()
@@ -169,3 +176,16 @@ def test_rollouts_count_inserted_tokens_against_the_budget_and_stop_calculating(
     # After one calculation ">>" is no stop: the model writes the rest, its own 99.
     assert tokenizer.decode(capped.ids, True).endswith("and <<2**10>>99 done.")
     assert capped.calls == 1 and [c["stop"] for c in model.calls] == [[">>"], None]
+
+
+def test_a_close_inside_a_longer_token_is_cut_there_as_the_server_cuts_it() -> None:
+    from quanta.generation import sample_with_calculator
+
+    model, tokenizer = SamplingModel(), RolloutTokenizer()
+    [rollout] = sample_with_calculator(model, tokenizer, [_prompt("overrun")], _config(),
+                                       max_new_tokens=100)
+    assert tokenizer.decode(rollout.ids, True) == "w = <<6*7>>42 so done."
+    assert OVERRUN not in rollout.ids and rollout.calls == 1
+    not_generated = "".join(chr(t) for t, g in zip(rollout.ids, rollout.generated, strict=True)
+                            if not g)
+    assert not_generated == ">>42"  # the close, re-tokenized, and the value

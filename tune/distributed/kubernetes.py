@@ -41,11 +41,19 @@ POD_WORKDIR = "/tmp/quanta-job"  # an emptyDir in the runtime
 MEMORY_PER_PROCESS_GI = 8
 
 
-def trainjob_name(job_id: str) -> str:
-    """A DNS label (lowercase, <= 63 characters) unique to the job id (ids are case-sensitive)."""
+def trainjob_name(job_id: str, attempt: int = 0) -> str:
+    """A DNS label (lowercase, <= 63 characters) unique to the job id (ids are case-sensitive)
+    and the attempt: a job paused and resumed, or re-queued, gets a TrainJob of its own
+    each time (the finished one keeps its name, and its logs)."""
     digest = hashlib.sha256(job_id.encode()).hexdigest()[:10]
     stem = "".join(c if c.isalnum() else "-" for c in job_id.lower())[:40].strip("-")
-    return f"{stem}-{digest}"
+    return f"{stem}-{digest}" + (f"-{attempt}" if attempt else "")
+
+
+def _submitted(registry: Registry, job_id: str) -> list[str]:
+    """The TrainJobs created for the job so far, oldest first (from its events)."""
+    return [data["trainjob"]["name"] for data in registry.jobs.event_data(job_id)
+            if isinstance(data.get("trainjob"), dict)]
 
 
 def dispatcher_id(namespace: str) -> str:
@@ -66,7 +74,7 @@ def resources_per_node(options: DistributedOptions, *, gpu: bool) -> dict[str, A
 
 def render_trainjob(job_id: str, options: DistributedOptions, *, namespace: str,
                     worker_id: str, max_restarts: int = 3, gpu: bool = False,
-                    image: str | None = None) -> dict[str, Any]:
+                    image: str | None = None, attempt: int = 0) -> dict[str, Any]:
     """The TrainJob that runs ``job_id`` on ``options.nodes`` pods.
 
     torchrun reads ``--nnodes``, ``--nproc-per-node``, ``--node-rank`` and the master's
@@ -87,8 +95,8 @@ def render_trainjob(job_id: str, options: DistributedOptions, *, namespace: str,
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainJob",
-        "metadata": {"name": trainjob_name(job_id), "namespace": namespace,
-                     "labels": {JOB_LABEL: trainjob_name(job_id),
+        "metadata": {"name": trainjob_name(job_id, attempt), "namespace": namespace,
+                     "labels": {JOB_LABEL: trainjob_name(job_id, attempt),
                                 "app.kubernetes.io/part-of": "quanta",
                                 "app.kubernetes.io/component": "tune"},
                      "annotations": {JOB_LABEL: job_id}},
@@ -131,8 +139,9 @@ class KubernetesDispatcher:
         """After a restart: follow the TrainJobs of running jobs under our claim again."""
         for job_id in self.registry.jobs.ids_in(JobStatus.RUNNING):
             job = self.registry.jobs.get(job_id)
-            if job is not None and job.worker_id == self.worker_id:
-                self.followed[job_id] = Followed(job_id, trainjob_name(job_id))
+            names = _submitted(self.registry, job_id)
+            if job is not None and job.worker_id == self.worker_id and names:
+                self.followed[job_id] = Followed(job_id, names[-1])
 
     def _options(self, job_id: str) -> DistributedOptions:
         from tune.spec import TrainingPlan
@@ -149,7 +158,8 @@ class KubernetesDispatcher:
             return None
         body = render_trainjob(job_id, self._options(job_id), namespace=self.namespace,
                                worker_id=self.worker_id, gpu=self.gpu, image=self.image,
-                               max_restarts=self.registry.settings.tune_max_restarts)
+                               max_restarts=self.registry.settings.tune_max_restarts,
+                               attempt=len(_submitted(self.registry, job_id)))
         name = body["metadata"]["name"]
         try:
             self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL,
@@ -170,11 +180,11 @@ class KubernetesDispatcher:
     def follow(self) -> None:
         """One pass over the followed jobs: heartbeat, cancel, conditions."""
         for job_id, followed in list(self.followed.items()):
-            owned, cancel = queue.heartbeat(self.registry, job_id, self.worker_id)
-            if not owned:  # rank 0 finished it, or it changed hands
+            pulse = queue.heartbeat(self.registry, job_id, self.worker_id)
+            if not pulse.owned:  # rank 0 finished or paused it, or it changed hands
                 del self.followed[job_id]
                 continue
-            if cancel:
+            if pulse.cancel:
                 self._delete(followed.name)
                 queue.finish(self.registry, job_id, self.worker_id, JobStatus.CANCELLED)
                 del self.followed[job_id]

@@ -170,7 +170,9 @@ class Launcher:
             while self.proc.poll() is None:
                 time.sleep(1.0)
                 self._report_restarts()
-                if beat is not None and beat.reason() and cancel_deadline is None:
+                # A pause is rank 0's to take at a step boundary: only a cancel or a lost
+                # claim starts the grace period.
+                if beat is not None and beat.ending() and cancel_deadline is None:
                     cancel_deadline = time.monotonic() + CANCEL_GRACE
                 if cancel_deadline is not None and time.monotonic() > cancel_deadline:
                     break
@@ -232,7 +234,7 @@ def supervise(registry: Registry, job_id: str, options: DistributedOptions, beat
         launcher.attach_logs()  # also when rank 0 already failed the job: its peers' view
     if job.status != JobStatus.RUNNING or not ours:
         return  # rank 0 finished it (succeeded, failed or cancelled), or it changed hands
-    if beat.reason():
+    if beat.ending():
         return  # the worker marks a cancel; a lost claim belongs to someone else now
     if code == 0:
         raise DistributedError("the ranks exited without finishing the job")

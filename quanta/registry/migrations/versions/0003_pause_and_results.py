@@ -28,6 +28,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('job') as batch:
-        batch.drop_column('result_files')
-        batch.drop_column('pause_requested')
+    # Plain DROP COLUMN (SQLite >= 3.35), never a rebuild of ``job`` (see above).
+    op.drop_column('job', 'result_files')
+    op.drop_column('job', 'pause_requested')

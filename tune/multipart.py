@@ -26,7 +26,7 @@ MAX_FIELDS_BYTES = 64 * 1024  # all of them together
 
 
 @dataclass
-class Upload:
+class Form:
     """The parsed form: plain fields and the one file part (on disk)."""
 
     fields: dict[str, str] = field(default_factory=dict)
@@ -39,8 +39,8 @@ class Upload:
             self.path.unlink(missing_ok=True)
 
 
-async def read_upload(request: Any, limit: int, tmp_dir: Path, file_field: str = "file"
-                      ) -> Upload:
+async def read_form(request: Any, limit: int, tmp_dir: Path, file_field: str = "file"
+                      ) -> Form:
     """Parse ``request``'s multipart body; the caller must ``discard()`` the result.
     ``file_field``: the part streamed to disk (``file`` for /v1/files, ``data`` for an
     upload's part), with or without a filename."""
@@ -54,7 +54,7 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path, file_field: str =
         raise HTTPPayloadTooLarge(f"File too large: the limit is {limit} bytes",
                                   param=file_field)
 
-    upload = Upload()
+    upload = Form()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "name": None,
                              "out": None, "buf": bytearray(), "fields": 0, "field_bytes": 0,
@@ -141,7 +141,7 @@ async def read_upload(request: Any, limit: int, tmp_dir: Path, file_field: str =
     return upload
 
 
-def _abandon(state: dict[str, Any], upload: Upload) -> None:
+def _abandon(state: dict[str, Any], upload: Form) -> None:
     if state["out"] is not None:
         state["out"].close()
     upload.discard()
