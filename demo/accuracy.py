@@ -44,6 +44,10 @@ class SplitAccuracy:
     def as_dict(self) -> dict[str, Any]:
         return {"n": self.n, "correct": self.correct, "samples": self.samples}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SplitAccuracy:
+        return cls(int(data["n"]), data["correct"], data["samples"])
+
 
 def _chats(problems: list[PhysicsProblem]) -> list[list[dict[str, Any]]]:
     return [problem_prompt(p) for p in problems]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -315,15 +316,24 @@ class Demo:
     # -- 6. accuracy by held-out split ---------------------------------------------------
 
     def accuracy(self) -> None:
-        from demo.accuracy import SPLITS, accuracy_by_split
+        from demo.accuracy import SPLITS, SplitAccuracy, accuracy_by_split
 
         assert self.adapter is not None
         with self.step("held-out accuracy by split"):
-            with self.console.status("answering the held-out splits (base, adapter with and "
-                                     "without the calculator, exports)..."):
-                result = accuracy_by_split(self.registry, self.adapter, self.plan.split_n,
-                                           self.plan.max_new_tokens, self.workdir,
-                                           formats=frozenset(EXPORT_FORMATS))
+            # Answers depend on the adapter and the plan only: a rerun reuses them.
+            cached = (self.workdir / "by-split" / f"{self.adapter.id}-{self.plan.split_n}-"
+                      f"{self.plan.max_new_tokens}-{'-'.join(sorted(EXPORT_FORMATS))}.json")
+            if cached.is_file():
+                result = SplitAccuracy.from_dict(json.loads(cached.read_text()))
+                self.console.print(f"reusing the held-out answers of {self.adapter.name}")
+            else:
+                with self.console.status("answering the held-out splits (base, adapter with "
+                                         "and without the calculator, exports)..."):
+                    result = accuracy_by_split(self.registry, self.adapter, self.plan.split_n,
+                                               self.plan.max_new_tokens, self.workdir,
+                                               formats=frozenset(EXPORT_FORMATS))
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_text(json.dumps(result.as_dict()))
             self.results.by_split = result.as_dict()
             table = Table("", *(f"by {split}" for split in SPLITS),
                           title=f"held-out accuracy ({result.n} problems per split)")

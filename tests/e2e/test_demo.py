@@ -106,6 +106,7 @@ def test_quick_demo(tmp_path: Path) -> None:
                            text=True, timeout=600)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
     assert "reusing" in third.stdout
+    assert "reusing the held-out answers" in third.stdout  # not answered a second time
     with registry.session() as s:
         assert len(list(s.scalars(select(t.Job)))) == 1
     assert len(registry.list_adapters("local")) == 1

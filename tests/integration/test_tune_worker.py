@@ -233,14 +233,14 @@ def test_checkpoint_models_are_kept_and_start_new_jobs(
     from tune.checkpoints import ADAPTER_FILES
 
     registry, service, data = _setup(quanta_home, base_model_dir, tmp_path, 8)
-    job_id = _job(service, data, max_steps=8, checkpoint_every=2)
+    job_id = _job(service, data, max_steps=4, checkpoint_every=1)
     assert Worker(registry).run_once(job_id) == job_id
     job = service.get_job("local", job_id)
     assert job["status"] == "succeeded", job["error"]
     checkpoints = service.list_checkpoints("local", job_id)["data"]
-    assert [c["step_number"] for c in checkpoints] == [8, 6, 4]  # newest first; 2 is gone
+    assert [c["step_number"] for c in checkpoints] == [4, 3, 2]  # newest first; 1 is gone
     names = [c["fine_tuned_model_checkpoint"] for c in checkpoints]
-    assert names[0] == f"{job['fine_tuned_model']}:ckpt-step-8"
+    assert names[0] == f"{job['fine_tuned_model']}:ckpt-step-4"
     for checkpoint, name in zip(checkpoints, names, strict=True):
         assert {"step", "train_loss"} <= set(checkpoint["metrics"])
         row = registry.resolve_adapter("local", name)
