@@ -1,8 +1,9 @@
 """Who may use which model: API keys to tenants, model names to what the engine serves.
 
 Shared by the HTTP middleware and the gRPC servicer so both surfaces apply exactly the
-same rules: a tenant uses the shared base model and its own adapters; anything else
-is "does not exist" (404), whether it exists for another tenant or not at all.
+same rules: a tenant uses the shared base model, its own adapters and those other
+tenants shared with it; anything else is "does not exist" (404), whether it exists for
+another tenant or not at all.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class ModelAccess:
         if not model or model in (self.served_name, self.base_model_id):
             return ResolvedModel(self.served_name)
         try:
-            adapter = self.registry.resolve_adapter(principal.tenant_id, model)
+            adapter = self.registry.usable_adapter(principal.tenant_id, model)
         except NotFoundError:
             raise ModelNotFoundError(model, self.served_name) from None
         if adapter.base_model_id != self.base_model_id:
@@ -103,7 +104,9 @@ class ModelAccess:
 
     def adapters(self, principal: Principal) -> list[t.Adapter]:
         """The caller's adapters that this server can serve (same base model), checkpoint
-        models included."""
+        models and adapters shared with the caller included."""
         names = self.available() if self.available is not None else None
-        return [a for a in self.registry.list_adapters(principal.tenant_id, checkpoints=True)
+        usable = (self.registry.list_adapters(principal.tenant_id, checkpoints=True)
+                  + self.registry.permissions.shared_with(principal.tenant_id))
+        return [a for a in usable
                 if a.base_model_id == self.base_model_id and (names is None or a.name in names)]

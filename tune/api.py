@@ -23,6 +23,7 @@ from quanta.types import JobStatus
 from tune.errors import HTTPBadRequest, HTTPNotFound, install_handlers
 from tune.multipart import read_form
 from tune.service import TuneService
+from tune.sharing import SharingService
 from tune.uploads import MAX_PART_BYTES, UploadService
 
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     registry = registry or Registry.open(settings)
     service = TuneService(registry)
     upload_service = UploadService(registry, service)
+    sharing = SharingService(registry)
     uploads = registry.settings.resolved_home / UPLOADS_DIR
     sweep_abandoned(uploads, registry.settings.sweep_grace)  # a killed API's partial uploads
     metrics_registry = _metrics_registry(service)
@@ -130,6 +132,22 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.delete("/v1/files/{file_id}")
     def delete_file(file_id: str, caller: Caller) -> dict[str, Any]:
         return service.delete_file(caller.tenant_id, file_id)
+
+    # -- sharing fine-tuned models with other tenants ---------------------------------------
+
+    @app.post("/v1/fine_tuning/checkpoints/{model}/permissions")
+    def create_permissions(model: str, caller: Caller, body: Body) -> dict[str, Any]:
+        return sharing.create(caller.tenant_id, model, body)
+
+    @app.get("/v1/fine_tuning/checkpoints/{model}/permissions")
+    def list_permissions(model: str, caller: Caller, project_id: str | None = None,
+                         after: str | None = None, limit: Limit = None,
+                         order: Order = "descending") -> dict[str, Any]:
+        return sharing.list(caller.tenant_id, model, project_id, after, limit, order)
+
+    @app.delete("/v1/fine_tuning/checkpoints/{model}/permissions/{permission_id}")
+    def delete_permission(model: str, permission_id: str, caller: Caller) -> dict[str, Any]:
+        return sharing.delete(caller.tenant_id, model, permission_id)
 
     # -- uploads (a file in parts) ---------------------------------------------------------
 

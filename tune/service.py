@@ -35,7 +35,7 @@ def safe_filename(name: str) -> str:
     return name if name.strip(".") else "upload.jsonl"
 
 
-def _limit(limit: int | None, default: int, most: int = MAX_PAGE) -> int:
+def page_limit(limit: int | None, default: int, most: int = MAX_PAGE) -> int:
     if limit is None:
         return default
     if not 1 <= limit <= most:
@@ -44,7 +44,7 @@ def _limit(limit: int | None, default: int, most: int = MAX_PAGE) -> int:
     return limit
 
 
-def _after(rows: list[Any], after: str | None, limit: int) -> tuple[list[Any], bool]:
+def page_after(rows: list[Any], after: str | None, limit: int) -> tuple[list[Any], bool]:
     """Rows following the one whose id is ``after`` (newest-first order), one page."""
     if after is not None:
         ids = [r.id for r in rows]
@@ -106,7 +106,7 @@ class TuneService:
                 if purpose is None or r.purpose == purpose]
         if order == "asc":
             rows.reverse()
-        rows, more = _after(rows, after, _limit(limit, MAX_FILES_PAGE, MAX_FILES_PAGE))
+        rows, more = page_after(rows, after, page_limit(limit, MAX_FILES_PAGE, MAX_FILES_PAGE))
         listing = objects.page([objects.file_object(r) for r in rows], more)
         # OpenAI's file list types first_id and last_id as strings, required: "" when empty.
         return {**listing, "first_id": listing.get("first_id", ""),
@@ -141,12 +141,12 @@ class TuneService:
         return row
 
     def _usable_model(self, tenant_id: str, model: str) -> tuple[str, t.Adapter | None]:
-        """(base model id, adapter or None) for a base model or one of the tenant's
-        fine-tuned models; RegistryNotFound for anything else."""
+        """(base model id, adapter or None) for a base model or a fine-tuned model the
+        tenant may use (its own, or shared with it); RegistryNotFound for anything else."""
         try:
             return self.registry.get_base_model(model, tenant_id).id, None
         except RegistryNotFound:
-            adapter = self.registry.resolve_adapter(tenant_id, model)
+            adapter = self.registry.usable_adapter(tenant_id, model)
             return adapter.base_model_id, adapter
 
     def _start_model(self, tenant_id: str, model: str) -> tuple[str, StartAdapter | None]:
@@ -209,7 +209,7 @@ class TuneService:
         if metadata:
             rows = [r for r in rows
                     if all((r.job_metadata or {}).get(k) == v for k, v in metadata.items())]
-        rows, more = _after(rows, after, _limit(limit, 20))
+        rows, more = page_after(rows, after, page_limit(limit, 20))
         return objects.page([objects.job_object(r) for r in rows], more)
 
     def cancel_job(self, tenant_id: str, job_id: str) -> dict[str, Any]:
@@ -244,7 +244,7 @@ class TuneService:
     def list_events(self, tenant_id: str, job_id: str, after: str | None = None,
                     limit: int | None = None) -> dict[str, Any]:
         self._job(tenant_id, job_id)
-        limit = _limit(limit, 20)
+        limit = page_limit(limit, 20)
         try:
             rows = self.registry.jobs.events(job_id, before=after, limit=limit + 1)
         except RegistryNotFound as exc:
@@ -254,7 +254,8 @@ class TuneService:
     def list_checkpoints(self, tenant_id: str, job_id: str, after: str | None = None,
                          limit: int | None = None) -> dict[str, Any]:
         job = self._job(tenant_id, job_id)
-        rows, more = _after(self.registry.jobs.checkpoints(job_id), after, _limit(limit, 10))
+        rows, more = page_after(self.registry.jobs.checkpoints(job_id), after,
+                                page_limit(limit, 10))
         return objects.page([objects.checkpoint_object(r, job) for r in rows], more)
 
     def _estimated_finish(self, job: t.Job) -> int | None:

@@ -253,7 +253,7 @@ class Worker:
                                                             job.validation_file_id))
                           if job.validation_file_id else None)
         base_dir = model_path(registry, job.model)
-        start_row = (registry.resolve_adapter(job.tenant_id, plan.start_adapter.id)
+        start_row = (registry.usable_adapter(job.tenant_id, plan.start_adapter.id)
                      if plan.start_adapter else None)
         start_adapter = registry.materialize(start_row.sha256) if start_row else None
         # An adapter that writes calculation traces is evaluated (and served) with the

@@ -44,6 +44,7 @@ from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundErro
 from quanta.registry.housekeeping import VerifyReport
 from quanta.registry.ids import new_id
 from quanta.registry.jobs import JobRows
+from quanta.registry.permissions import PermissionRows
 from quanta.registry.store import (
     BlobStore,
     LocalBlobStore,
@@ -84,9 +85,9 @@ class StoredTree:
 class Registry:
     """Rows + blobs. Open one per process with :meth:`open`.
 
-    Artifacts (files, base models, adapters, exports) are methods here; the job, upload
-    and tenant tables have row APIs of their own, :attr:`jobs`, :attr:`uploads` and
-    :attr:`tenants`.
+    Artifacts (files, base models, adapters, exports) are methods here; the job, upload,
+    permission and tenant tables have row APIs of their own, :attr:`jobs`,
+    :attr:`uploads`, :attr:`permissions` and :attr:`tenants`.
     Services query rows through these, never with a session of their own.
     """
 
@@ -117,6 +118,11 @@ class Registry:
     def uploads(self) -> UploadRows:
         """Files being uploaded in parts."""
         return UploadRows(self)
+
+    @cached_property
+    def permissions(self) -> PermissionRows:
+        """Adapters shared with other tenants."""
+        return PermissionRows(self)
 
     @cached_property
     def tenants(self) -> TenantRows:
@@ -345,6 +351,24 @@ class Registry:
             if row is None:
                 raise NotFoundError(f"The model '{name}' does not exist")
             return row
+
+    def usable_adapter(self, tenant_id: str, name: str) -> t.Adapter:
+        """An adapter the tenant may use: its own (by id, ``ft:`` name or alias), or one its
+        owner shared with it (by id or ``ft:`` name); else NotFoundError. Serving and
+        fine-tuning from an adapter go through here; anything that changes or reads out
+        its files goes through :meth:`resolve_adapter` (the owner only)."""
+        try:
+            return self.resolve_adapter(tenant_id, name)
+        except NotFoundError:
+            pass
+        with self.session() as s:
+            row = s.scalar(select(t.Adapter).join(
+                t.AdapterPermission, t.AdapterPermission.adapter_id == t.Adapter.id).where(
+                t.AdapterPermission.tenant_id == tenant_id,
+                (t.Adapter.id == name) | (t.Adapter.name == name)))
+        if row is None:
+            raise NotFoundError(f"The model '{name}' does not exist")
+        return row
 
     def find_adapter(self, name: str) -> t.Adapter | None:
         """An adapter by its globally unique ``ft:`` name or id, whoever owns it.

@@ -240,6 +240,21 @@ class Adapter(Base):
     __table_args__ = (UniqueConstraint("tenant_id", "alias"),)
 
 
+class AdapterPermission(Base):
+    """The adapter's owner lets another tenant use it (serve it, fine-tune from it; never
+    delete or download it): OpenAI's checkpoint permissions, projects being tenants."""
+
+    __tablename__ = "adapter_permission"
+    __table_args__ = (UniqueConstraint("adapter_id", "tenant_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    adapter_id: Mapped[str] = mapped_column(ForeignKey("adapter.id", ondelete="CASCADE"),
+                                            index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"),
+                                           index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Export(Base):
     """A quantized or merged export of an adapter (or of a bare base model)."""
 

@@ -19,7 +19,9 @@ import yaml
 ROOTS = ("OpenAIFile", "ListFilesResponse", "DeleteFileResponse", "FineTuningJob",
          "ListPaginatedFineTuningJobsResponse", "FineTuningJobEvent",
          "ListFineTuningJobEventsResponse", "FineTuningJobCheckpoint",
-         "ListFineTuningJobCheckpointsResponse", "ErrorResponse", "Upload", "UploadPart")
+         "ListFineTuningJobCheckpointsResponse", "ErrorResponse", "Upload", "UploadPart",
+         "ListFineTuningCheckpointPermissionResponse",
+         "DeleteFineTuningCheckpointPermissionResponse")
 DROP = ("description", "example", "examples", "x-oaiMeta", "x-oaiTypeLabel", "deprecated",
         "title", "x-stainless-const", "x-oaiExpandable")
 OUT = Path(__file__).with_name("openai-fine-tuning.json")

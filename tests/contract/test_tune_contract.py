@@ -138,3 +138,25 @@ def test_uploads_routes_conform(api: Any) -> None:
     error(api.post("/v1/uploads", json={"filename": "d", "purpose": "fine-tune"}), 400)
     error(api.post("/v1/uploads/upload_nope/cancel"), 404)
     error(api.post(f"/v1/uploads/{upload['id']}/cancel"), 400, "upload_id")
+
+
+def test_permission_routes_conform(api: Any, tmp_path: Path) -> None:
+    from quanta.tenancy import create_tenant
+    from quanta.testing.fixtures import fake_adapter_dir
+
+    registry = api.app.state.registry
+    create_tenant(registry, "globex")
+    model = registry.add_adapter("local", MODEL, fake_adapter_dir(tmp_path / "a"),
+                                 suffix="s").name
+    route = f"/v1/fine_tuning/checkpoints/{model}/permissions"
+    empty = conforms(api.get(route).json(), "ListFineTuningCheckpointPermissionResponse")
+    assert empty["data"] == []
+    created = conforms(api.post(route, json={"project_ids": ["globex"]}).json(),
+                       "ListFineTuningCheckpointPermissionResponse")
+    [permission] = created["data"]
+    conforms(api.get(route).json(), "ListFineTuningCheckpointPermissionResponse")
+    deleted = api.delete(f"{route}/{permission['id']}").json()
+    conforms(deleted, "DeleteFineTuningCheckpointPermissionResponse")
+    error(api.delete(f"{route}/{permission['id']}"), 404)
+    error(api.post(route, json={"project_ids": "globex"}), 400, "project_ids")
+    error(api.get("/v1/fine_tuning/checkpoints/ft:nope/permissions"), 404)

@@ -313,6 +313,31 @@ def test_grpc_errors_and_isolation(server: Server) -> None:
         assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_a_shared_adapter_serves_the_grantee_until_revoked(server: Server) -> None:
+    """acme shares its adapter with globex (tune's checkpoint permissions): HTTP and gRPC
+    serve it to globex at once, and refuse it on the next request after the revoke."""
+    from serve.grpc_gen import inference_pb2 as pb
+
+    name = server.adapters["physics"]
+    adapter = server.registry.resolve_adapter("acme", name)
+    [grant] = server.registry.permissions.grant(adapter.id, ["globex"])
+    request = pb.GenerateRequest(model=name, prompt="The unit of force is", max_tokens=8,
+                                 temperature=0)
+    channel, stub = _grpc(server)
+    try:
+        with channel:
+            assert _chat(server.client("globex"), name) == _chat(server.client("acme"), name)
+            assert stub.Generate(request, metadata=_md(server, "globex")).model == name
+            assert server.registry.permissions.revoke(adapter.id, grant.id)
+            with pytest.raises(openai.NotFoundError):
+                _chat(server.client("globex"), name)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Generate(request, metadata=_md(server, "globex"))
+            assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        server.registry.permissions.revoke(adapter.id, grant.id)
+
+
 def test_grpc_load_and_unload_adapter(server: Server) -> None:
     from serve.grpc_gen import inference_pb2 as pb
 

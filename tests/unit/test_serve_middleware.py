@@ -119,6 +119,27 @@ def test_foreign_adapter_looks_like_unknown(setup) -> None:
     assert not seen  # the engine never saw either request
 
 
+def test_a_shared_adapter_serves_the_other_tenant_until_revoked(setup) -> None:
+    """Sharing (tune's checkpoint permissions) is read on every request: a grant serves
+    globex at once, under the adapter's own unique name; a revoke refuses the next one."""
+    client, keys, names, seen = setup
+    registry = client.app.access.registry
+    adapter = registry.resolve_adapter("acme", names["acme"])
+    [grant] = registry.permissions.grant(adapter.id, ["globex"])
+    ask = {"model": names["acme"]}
+    assert client.post("/v1/chat/completions", json=ask, headers=keys["globex"]).status_code \
+        == 200
+    assert seen[-1]["model"] == names["acme"]
+    ids = {m["id"] for m in client.get("/v1/models", headers=keys["globex"]).json()["data"]}
+    assert names["acme"] in ids
+    # Its alias stays the owner's: "mine" is still globex's own adapter.
+    client.post("/v1/chat/completions", json={"model": "mine"}, headers=keys["globex"])
+    assert seen[-1]["model"] == names["globex"]
+    assert registry.permissions.revoke(adapter.id, grant.id)
+    refused = client.post("/v1/chat/completions", json=ask, headers=keys["globex"])
+    assert refused.status_code == 404
+
+
 def test_adapter_for_other_base_is_400(setup) -> None:
     client, keys, names, _ = setup
     response = client.post("/v1/chat/completions", json={"model": names["other"]},

@@ -1,0 +1,63 @@
+"""The adapter_permission table's row API: an owner shares an adapter with other tenants.
+
+Who may grant (the owner only) and what a grant allows (use: serve, fine-tune from; never
+delete or download) are the services' rules; the registry's part is
+``Registry.usable_adapter``, which every use goes through, so a revoked grant stops
+working on the next request, whatever the surface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select
+
+from quanta.registry import tables as t
+from quanta.registry.ids import new_id
+
+if TYPE_CHECKING:
+    from quanta.registry.registry import Registry
+
+
+class PermissionRows:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def grant(self, adapter_id: str, tenant_ids: Sequence[str]) -> list[t.AdapterPermission]:
+        """One permission per tenant (an existing one is kept, not duplicated)."""
+        with self._registry.session() as s:
+            existing = {p.tenant_id: p for p in s.scalars(select(t.AdapterPermission).where(
+                t.AdapterPermission.adapter_id == adapter_id))}
+            rows = []
+            for tenant_id in dict.fromkeys(tenant_ids):
+                row = existing.get(tenant_id)
+                if row is None:
+                    row = t.AdapterPermission(id=new_id("cp"), adapter_id=adapter_id,
+                                              tenant_id=tenant_id)
+                    s.add(row)
+                rows.append(row)
+        return rows
+
+    def of_adapter(self, adapter_id: str) -> list[t.AdapterPermission]:
+        """The adapter's permissions, newest first."""
+        with self._registry.session() as s:
+            return list(s.scalars(select(t.AdapterPermission)
+                                  .where(t.AdapterPermission.adapter_id == adapter_id)
+                                  .order_by(t.AdapterPermission.created_at.desc(),
+                                            t.AdapterPermission.id.desc())))
+
+    def revoke(self, adapter_id: str, permission_id: str) -> bool:
+        with self._registry.session() as s:
+            gone = s.execute(delete(t.AdapterPermission).where(
+                t.AdapterPermission.id == permission_id,
+                t.AdapterPermission.adapter_id == adapter_id))
+            return gone.rowcount == 1
+
+    def shared_with(self, tenant_id: str) -> list[t.Adapter]:
+        """Other tenants' adapters this tenant may use, oldest first."""
+        with self._registry.session() as s:
+            return list(s.scalars(select(t.Adapter).join(
+                t.AdapterPermission, t.AdapterPermission.adapter_id == t.Adapter.id)
+                .where(t.AdapterPermission.tenant_id == tenant_id)
+                .order_by(t.Adapter.created_at)))
