@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     tune_namespace: str = "quanta"
     # serve: calculator decoding evaluates at most this many calculations per request.
     calculator_max_calls: int = MAX_CALLS
+    # The largest LoRA rank the servers load (`quanta serve --max-lora-rank` defaults to
+    # it); tune refuses a job whose adapter would be larger, before training it.
+    serve_max_lora_rank: int = 16
     # serve: set by `quanta serve` for vLLM's processes (its plugins read them there).
     lora_resolver: str | None = None  # "registry": the registry LoRA resolver is active
     serve_base_model: str | None = None  # the registry id of the base model being served

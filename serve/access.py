@@ -23,6 +23,7 @@ from quanta.tenancy import (
 )
 from serve.errors import (
     AdapterCorruptError,
+    AdapterTooLargeError,
     AdapterUnavailableError,
     HTTPUnauthorized,
     ModelNotFoundError,
@@ -52,9 +53,11 @@ class ModelAccess:
 
     def __init__(self, registry: Registry, base_model_id: str, served_name: str,
                  available: Callable[[], set[str]] | None = None,
-                 verify: Callable[[t.Adapter], object] | None = None) -> None:
+                 verify: Callable[[t.Adapter], object] | None = None,
+                 max_lora_rank: int | None = None) -> None:
         """``available``: for engines with a fixed model list (llama.cpp), the adapter
         names they can serve; None means any adapter of the base (vLLM loads on demand).
+        ``max_lora_rank``: larger adapters are refused with a clear 400, never loaded.
         ``verify``: materialise-and-check an adapter's files (raises CorruptBlobError), so a
         corrupt adapter is refused before the engine ever loads it."""
         self.registry = registry
@@ -62,6 +65,7 @@ class ModelAccess:
         self.served_name = served_name
         self.available = available
         self.verify = verify
+        self.max_lora_rank = max_lora_rank
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller behind an ``Authorization`` header value; raises HTTPUnauthorized."""
@@ -89,6 +93,12 @@ class ModelAccess:
             raise WrongBaseModelError(
                 f"The adapter `{model}` was trained on base model `{adapter.base_model_id}`, "
                 f"but this server serves `{self.base_model_id}`; it cannot be used here.")
+        rank = (adapter.config.get("lora") or {}).get("r")
+        if self.max_lora_rank is not None and isinstance(rank, int) \
+                and rank > self.max_lora_rank:
+            raise AdapterTooLargeError(
+                f"The adapter `{model}` has LoRA rank {rank}; this server loads ranks up to "
+                f"{self.max_lora_rank} (quanta serve --max-lora-rank).")
         if self.available is not None and adapter.name not in self.available():
             raise AdapterUnavailableError(
                 f"The adapter `{model}` has no export this server can load "

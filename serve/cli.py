@@ -27,7 +27,8 @@ def serve(
     max_loras: Annotated[int, typer.Option(help="Adapters active in one batch")] = 8,
     max_cpu_loras: Annotated[int | None, typer.Option(help="Adapters kept in memory "
                                                            "(LRU); default max-loras")] = None,
-    max_lora_rank: Annotated[int, typer.Option()] = 16,
+    max_lora_rank: Annotated[int | None, typer.Option(
+        help="Largest LoRA rank loaded (default QUANTA_SERVE_MAX_LORA_RANK or 16)")] = None,
     max_model_len: Annotated[int, typer.Option(help="Context length served")] = 2048,
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache size (CPU)")] = 1.0,
     gguf_format: Annotated[str, typer.Option(help="llama-cpp: which GGUF export of the base "
@@ -56,7 +57,8 @@ def serve(
 
     options = ServeOptions(model=model, host=host, port=port,
                            grpc_port=grpc_port or None, max_loras=max_loras,
-                           max_cpu_loras=max_cpu_loras, max_lora_rank=max_lora_rank,
+                           max_cpu_loras=max_cpu_loras,
+                           max_lora_rank=max_lora_rank or get_settings().serve_max_lora_rank,
                            max_model_len=max_model_len, kv_cache_gib=kv_cache_gib,
                            gguf_format=gguf_format, dtype=dtype,
                            tenant_max_concurrency=tenant_max_concurrency,

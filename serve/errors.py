@@ -20,9 +20,9 @@ from quanta.http_errors import (
     HTTPUnauthorized,
 )
 
-__all__ = ["AdapterCorruptError", "AdapterUnavailableError", "HTTPBadRequest", "HTTPError",
-           "HTTPForbidden", "HTTPTooManyRequests", "HTTPUnauthorized", "ModelNotFoundError",
-           "WrongBaseModelError", "grpc_code"]
+__all__ = ["AdapterCorruptError", "AdapterTooLargeError", "AdapterUnavailableError",
+           "HTTPBadRequest", "HTTPError", "HTTPForbidden", "HTTPTooManyRequests",
+           "HTTPUnauthorized", "ModelNotFoundError", "WrongBaseModelError", "grpc_code"]
 
 
 class ModelNotFoundError(HTTPNotFound):
@@ -36,6 +36,13 @@ class ModelNotFoundError(HTTPNotFound):
 
 class WrongBaseModelError(HTTPBadRequest):
     """The adapter exists but was trained on a base model this server does not serve."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model")
+
+
+class AdapterTooLargeError(HTTPBadRequest):
+    """The adapter's LoRA rank is above what this server loads (``--max-lora-rank``)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, param="model")

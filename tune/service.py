@@ -159,6 +159,20 @@ class TuneService:
                 param="model", code="model_not_available") from None
         return base, StartAdapter(id=adapter.id, name=adapter.name) if adapter else None
 
+    def _check_servable(self, tenant_id: str, plan: Any) -> None:
+        """Refuse, before any training, an adapter the servers could not load: a LoRA rank
+        above ``QUANTA_SERVE_MAX_LORA_RANK`` (a continued adapter keeps its own rank)."""
+        most = self.registry.settings.serve_max_lora_rank
+        if plan.start_adapter is not None:
+            start = self.registry.usable_adapter(tenant_id, plan.start_adapter.id)
+            rank, param = (start.config.get("lora") or {}).get("r"), "model"
+        else:
+            rank, param = plan.quanta.lora.r, "quanta.lora.r"
+        if isinstance(rank, int) and rank > most:
+            raise HTTPBadRequest(f"{param}: a LoRA rank of {rank} is above what the servers "
+                                 f"load ({most}, QUANTA_SERVE_MAX_LORA_RANK); the adapter "
+                                 "could not be served", param=param, code="invalid_value")
+
     def check_grader_models(self, tenant_id: str, grader: Any, param: str) -> None:
         """A score_model grader may ask a base model or one of the tenant's own adapters."""
         from tune.graders import score_models_of
@@ -179,6 +193,7 @@ class TuneService:
         if request.validation_file:
             self._job_file(tenant_id, request.validation_file, "validation_file", method_type)
         plan = resolve(request, train_file.records or 1, start_adapter)
+        self._check_servable(tenant_id, plan)
         if plan.grader is not None:
             self.check_grader_models(tenant_id, plan.grader, "method.reinforcement.grader")
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)

@@ -130,12 +130,26 @@ class ReinforcementOptions(_Strict):
     beta: float = Field(0.04, ge=0, le=10)  # KL penalty against the starting model
 
 
+# LoRA on these the serving engines refuse (vLLM serves LoRA on linear projections only).
+UNSERVABLE_TARGETS = frozenset({"lm_head", "embed_tokens", "wte", "wpe", "embed_out"})
+
+
 class LoraOptions(_Strict):
     r: int = Field(16, ge=1, le=256)
     alpha: float = Field(32, gt=0, le=1024)
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGET_MODULES),
                                       min_length=1)
+
+    @field_validator("target_modules")
+    @classmethod
+    def _servable(cls, v: list[str]) -> list[str]:
+        refused = sorted(set(v) & UNSERVABLE_TARGETS)
+        if refused:
+            raise ValueError(f"{', '.join(refused)}: the serving engines load LoRA on the "
+                             "attention and MLP projections only, not on embeddings or the "
+                             "output head")
+        return v
 
 
 class EvalOptions(_Strict):

@@ -105,7 +105,8 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
     lora_resolver.register()  # before init_app_state: OpenAIServingModels reads resolvers once
     listen_address, sock = setup_server(args, reuse_port=False)
     access = ModelAccess(registry, base_model_id, options.model,
-                         verify=get_adapter_cache().materialize)
+                         verify=get_adapter_cache().materialize,
+                         max_lora_rank=options.max_lora_rank)
     limiter = TenantLimiter(limits_for(options, registry.settings))
     async with build_async_engine_client(args) as engine_client:
         supported_tasks = await engine_client.get_supported_tasks()

@@ -158,6 +158,10 @@ def test_auth_is_required(env: dict[str, Any]) -> None:
     ({"surprise": 1}, "surprise"),
     ({"model": "gpt-9"}, "model"),
     ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}]}, "integrations"),
+    # Adapters the servers could not load are refused before training.
+    ({"quanta": {"lora": {"r": 64}}}, "quanta.lora.r"),
+    ({"quanta": {"lora": {"target_modules": ["q_proj", "lm_head"]}}},
+     "quanta.lora.target_modules"),
 ])
 def test_bad_job_requests(env: dict[str, Any], over: dict[str, Any], param: str) -> None:
     file_id = _upload(env, _jsonl(arithmetic_chat(2))).json()["id"]

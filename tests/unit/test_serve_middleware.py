@@ -140,6 +140,17 @@ def test_a_shared_adapter_serves_the_other_tenant_until_revoked(setup) -> None:
     assert refused.status_code == 404
 
 
+def test_an_adapter_above_the_served_rank_is_refused_clearly(setup, tmp_path: Path) -> None:
+    client, keys, _, seen = setup
+    registry = client.app.access.registry
+    big = registry.add_adapter("acme", BASE, fake_adapter_dir(tmp_path / "big"), suffix="big",
+                               config={"lora": {"r": 64}}).name
+    client.app.access.max_lora_rank = 16
+    response = client.post("/v1/chat/completions", json={"model": big}, headers=keys["acme"])
+    assert response.status_code == 400 and "rank 64" in response.json()["error"]["message"]
+    assert response.json()["error"]["param"] == "model" and not seen
+
+
 def test_adapter_for_other_base_is_400(setup) -> None:
     client, keys, names, _ = setup
     response = client.post("/v1/chat/completions", json={"model": names["other"]},
