@@ -35,7 +35,7 @@ from serve import metrics
 from serve.access import ModelAccess, ResolvedModel
 from serve.asgi import ASGIApp, Message, Receive, Scope, Send, replay, send_json, with_body
 from serve.calculator import CalculatorRoute, wants_calculator
-from serve.errors import HTTPBadRequest, HTTPError, HTTPForbidden
+from serve.errors import HTTPBadRequest, HTTPError, HTTPForbidden, openai_errors
 from serve.limits import TenantLimiter, TenantLimits
 
 PUBLIC_PATHS = frozenset({"/health", "/ping", "/version", "/metrics", "/load", "/docs",
@@ -105,6 +105,7 @@ class TenancyMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = openai_errors(send)  # the engine's error bodies too, in OpenAI's shape
         tenant = "-"
         slot = _Slot(self.limiter)
         try:
@@ -137,9 +138,12 @@ class TenancyMiddleware:
             if path == "/v1/models" and scope["method"] == "GET":
                 await self._list_models(principal, scope, receive, send)
                 return
+            if path.startswith("/v1/models/") and scope["method"] == "GET":
+                await self._model_card(principal, path.removeprefix("/v1/models/"), send)
+                return
             await self.app(scope, receive, send)
         except HTTPError as exc:
-            await send_json(send, exc.status, exc.vllm_body(), exc.headers())
+            await send_json(send, exc.status, exc.openai_body(), exc.headers())
             metrics.record_request(tenant, "unknown", exc.status)
         finally:
             slot.release()
@@ -188,6 +192,18 @@ class TenancyMiddleware:
                 await self.app(scope, replay(raw, receive), recorder.send)
         finally:
             recorder.finish()
+
+    async def _model_card(self, principal: Principal, model: str, send: Send) -> None:
+        """``GET /v1/models/{model}`` (OpenAI's retrieve): the base model or an adapter the
+        caller may use; 404 otherwise, as for a model that does not exist."""
+        resolved = await asyncio.to_thread(self.access.resolve, principal, model)
+        adapter = resolved.adapter
+        card = ({"id": self.access.served_name, "object": "model", "created": 0,
+                 "owned_by": "quanta"} if adapter is None else
+                {"id": adapter.name, "object": "model",
+                 "created": int(adapter.created_at.timestamp()), "owned_by": adapter.tenant_id})
+        await send_json(send, 200, card)
+        metrics.record_request(principal.tenant_id, "models", 200)
 
     async def _list_models(self, principal: Principal, scope: Scope, receive: Receive,
                            send: Send) -> None:

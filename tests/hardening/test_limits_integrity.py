@@ -46,7 +46,7 @@ def test_token_bucket_refuses_with_retry_after_and_refills() -> None:
     with pytest.raises(RateLimitedError) as refused:
         limiter.acquire("a")
     assert refused.value.status == 429 and refused.value.retry_after == 1
-    assert refused.value.vllm_body()["error"]["type"] == "rate_limit_exceeded"
+    assert refused.value.openai_body()["error"]["code"] == "rate_limit_exceeded"
     assert (b"retry-after", b"1") in refused.value.headers()
     limiter.acquire("b")  # other tenants have their own bucket
     clock.now = 0.5  # one token back at 2/s
@@ -114,7 +114,7 @@ def test_middleware_returns_429_instead_of_queueing(tmp_path: Path, quanta_home:
             assert refused.status_code == 429
             assert refused.headers["retry-after"] == "1"
             error = refused.json()["error"]
-            assert error["type"] == "rate_limit_exceeded" and error["code"] == 429
+            assert error["code"] == "rate_limit_exceeded" and error["message"]
             other = asyncio.create_task(post("globex"))
             await asyncio.sleep(0.2)
             assert not other.done()  # admitted (waiting on the engine), not refused

@@ -195,7 +195,8 @@ def test_tenant_isolation_http(server: Server) -> None:
         _chat(globex, acme_adapter)
     with pytest.raises(openai.NotFoundError) as unknown:
         _chat(globex, "ft:smollm2-135m-instruct:acme:nope:00000000")
-    assert foreign.value.body["type"] == unknown.value.body["type"] == "NotFoundError"
+    assert foreign.value.body["code"] == unknown.value.body["code"] == "model_not_found"
+    assert foreign.value.body["type"] == "invalid_request_error"
     assert foreign.value.body["message"].replace(acme_adapter, "X") == \
         unknown.value.body["message"].replace("ft:smollm2-135m-instruct:acme:nope:00000000", "X")
     with pytest.raises(openai.NotFoundError):
@@ -215,7 +216,7 @@ def test_authentication(server: Server) -> None:
         response = httpx.post(f"{server.url}/v1/chat/completions", headers=headers,
                               json={"model": BASE, "messages": CHAT, "max_tokens": 2})
         assert response.status_code == 401
-        assert response.json()["error"]["type"] == "AuthenticationError"
+        assert response.json()["error"]["code"] == "invalid_api_key"
     response = httpx.post(f"{server.url}/v1/load_lora_adapter", headers=server.headers("acme"),
                           json={"lora_name": "x", "lora_path": "/etc"})
     assert response.status_code == 403
@@ -234,7 +235,18 @@ def test_bad_input_gives_openai_errors(server: Server) -> None:
         response = httpx.post(f"{url}/{path}", headers=headers, json=body, timeout=60)
         assert response.status_code == status, (body, response.text)
         error = response.json()["error"]
-        assert error["code"] == status and error["message"] and error["type"]
+        # OpenAI's shape, also for the engine's own refusals (vLLM answers type
+        # "BadRequestError", code 400): a string code, OpenAI's type.
+        assert set(error) == {"message", "type", "param", "code"} and error["message"]
+        assert isinstance(error["code"], str) and error["type"] == "invalid_request_error"
+    unknown_route = httpx.get(f"{url}/nothing-here", headers=headers)
+    assert unknown_route.status_code == 404
+    assert unknown_route.json()["error"]["code"] == "not_found"
+    card = server.client("acme").models.retrieve(server.adapters["physics"])
+    assert card.id == server.adapters["physics"] and card.owned_by == "acme"
+    assert server.client("acme").models.retrieve(BASE).id == BASE
+    with pytest.raises(openai.NotFoundError):
+        server.client("globex").models.retrieve(server.adapters["physics"])
     other = httpx.post(f"{url}/chat/completions", headers=headers,
                        json={"model": server.adapters["otherbase"], "messages": CHAT}).json()
     assert "other-base" in other["error"]["message"]

@@ -115,7 +115,7 @@ def test_foreign_adapter_looks_like_unknown(setup) -> None:
     body_f, body_u = foreign.json()["error"], unknown.json()["error"]
     assert body_f["message"].replace(names["acme"], "X") == \
         body_u["message"].replace("ft:nothing", "X")
-    assert body_f["type"] == "NotFoundError" and body_f["param"] == "model"
+    assert body_f["code"] == body_u["code"] == "model_not_found" and body_f["param"] == "model"
     assert not seen  # the engine never saw either request
 
 
