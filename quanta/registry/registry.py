@@ -482,6 +482,9 @@ class Registry:
             if kind == ArtifactKind.ADAPTER:
                 for export in s.scalars(select(t.Export).where(t.Export.adapter_id == row_id)):
                     s.delete(export)
+                # The exports first: no ORM relationship orders these deletes, and the
+                # foreign keys are enforced (grants go with the adapter: ON DELETE CASCADE).
+                s.flush()
             s.delete(row)
         self.collect_released(f"{kind} {row_id}")
 

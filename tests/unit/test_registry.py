@@ -263,3 +263,25 @@ def test_sqlite_full_is_a_full_disk() -> None:
 
     exc = OperationalError("INSERT ...", {}, Exception("database or disk is full"))
     assert is_disk_full(exc) and not is_disk_full(OperationalError("x", {}, Exception("locked")))
+
+
+def test_deleting_an_adapter_takes_its_exports_and_grants(registry: Registry,
+                                                          tmp_path: Path) -> None:
+    from quanta.tenancy import create_tenant
+    from quanta.testing.fixtures import fake_adapter_dir, fake_base_models
+
+    fake_base_models(registry, tmp_path / "models", "base")
+    create_tenant(registry, "other")
+    adapter = registry.add_adapter("local", "base", fake_adapter_dir(tmp_path / "a"),
+                                   suffix="a")
+    export = tmp_path / "e.gguf"
+    export.write_bytes(b"GGUF export")
+    registry.add_export(base_model_id="base", format="gguf-q8_0", path=export,
+                        adapter_id=adapter.id, tenant_id="local")
+    registry.permissions.grant(adapter.id, ["other"])
+    assert registry.usable_adapter("other", adapter.name).id == adapter.id
+    registry.delete("adapter", adapter.id, "local")
+    assert count(registry, t.Export) == count(registry, t.AdapterPermission) == 0
+    with pytest.raises(NotFoundError):
+        registry.usable_adapter("other", adapter.name)
+    assert registry.verify().ok
