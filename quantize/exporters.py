@@ -74,6 +74,9 @@ def resolve_target(registry: Registry, model: str, tenant_id: str | None = None)
         except NotFoundError:
             raise NotFoundError(f"no adapter or base model named {model!r}") from None
         return Target(base.id, None, base.tenant_id)
+    if (adapter.config or {}).get("derived_from"):
+        raise ExportInputError(f"{model} was trained from a model another tenant shared with "
+                               "you: its weights may be served, not exported")
     return Target(adapter.base_model_id, adapter, adapter.tenant_id)
 
 

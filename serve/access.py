@@ -93,9 +93,8 @@ class ModelAccess:
             raise WrongBaseModelError(
                 f"The adapter `{model}` was trained on base model `{adapter.base_model_id}`, "
                 f"but this server serves `{self.base_model_id}`; it cannot be used here.")
-        rank = (adapter.config.get("lora") or {}).get("r")
-        if self.max_lora_rank is not None and isinstance(rank, int) \
-                and rank > self.max_lora_rank:
+        rank = self._too_large_rank(adapter)
+        if rank is not None:
             raise AdapterTooLargeError(
                 f"The adapter `{model}` has LoRA rank {rank}; this server loads ranks up to "
                 f"{self.max_lora_rank} (quanta serve --max-lora-rank).")
@@ -112,11 +111,29 @@ class ModelAccess:
                     "served. An operator should run `quanta registry verify`.") from None
         return ResolvedModel(adapter.name, adapter)
 
+    def card(self, principal: Principal, model: str) -> t.Adapter | None:
+        """What ``GET /v1/models/{model}`` describes: None for the base model, else an adapter
+        the caller may use and this server can serve; ModelNotFoundError for anything else
+        (no integrity check: a card reads no weights)."""
+        if model in (self.served_name, self.base_model_id):
+            return None
+        adapter = next((a for a in self.adapters(principal) if model in (a.name, a.id)), None)
+        if adapter is None:
+            raise ModelNotFoundError(model, self.served_name)
+        return adapter
+
     def adapters(self, principal: Principal) -> list[t.Adapter]:
         """The caller's adapters that this server can serve (same base model), checkpoint
         models and adapters shared with the caller included."""
         names = self.available() if self.available is not None else None
         usable = (self.registry.list_adapters(principal.tenant_id, checkpoints=True)
                   + self.registry.permissions.shared_with(principal.tenant_id))
-        return [a for a in usable
-                if a.base_model_id == self.base_model_id and (names is None or a.name in names)]
+        return [a for a in usable if a.base_model_id == self.base_model_id
+                and (names is None or a.name in names) and self._too_large_rank(a) is None]
+
+    def _too_large_rank(self, adapter: t.Adapter) -> int | None:
+        """The adapter's LoRA rank when it is above what this server loads, else None."""
+        rank = (adapter.config.get("lora") or {}).get("r")
+        too_large = (self.max_lora_rank is not None and isinstance(rank, int)
+                     and rank > self.max_lora_rank)
+        return rank if too_large else None

@@ -27,7 +27,8 @@ from quanta.http_errors import (
 )
 
 __all__ = ["OPENAI_CODES", "AdapterCorruptError", "AdapterTooLargeError", "AdapterUnavailableError",
-           "HTTPBadRequest", "HTTPError", "HTTPForbidden", "HTTPTooManyRequests",
+           "HTTPBadRequest", "HTTPError", "HTTPForbidden", "HTTPInternalServerError",
+           "HTTPTooManyRequests",
            "HTTPUnauthorized", "ModelNotFoundError", "WrongBaseModelError", "grpc_code",
            "openai_error", "openai_errors"]
 
@@ -99,9 +100,11 @@ def openai_error(status: int, body: bytes) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         payload = {"detail": body.decode("utf-8", "replace")}
     error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, str):
+        error = {"message": error}
     if not isinstance(error, dict):
         detail = payload.get("detail") if isinstance(payload, dict) else payload
-        error = {"message": detail if isinstance(detail, str) else json.dumps(detail)}
+        error = {"message": detail if isinstance(detail, str | None) else json.dumps(detail)}
     param = error.get("param") if isinstance(error.get("param"), str) else None
     code = error.get("code")
     if not isinstance(code, str) or code.isdigit():
@@ -120,9 +123,10 @@ def openai_errors(send: Any) -> Any:
 
     async def wrapped(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            headers = dict(message.get("headers") or [])
-            if message["status"] >= 400 and not headers.get(
-                    b"content-type", b"").startswith(b"text/event-stream"):
+            headers = {k.lower(): v for k, v in message.get("headers") or []}
+            streamed = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+            encoded = headers.get(b"content-encoding", b"identity") != b"identity"
+            if message["status"] >= 400 and not streamed and not encoded:
                 held.update(start=message, body=b"")
                 return
         elif message["type"] == "http.response.body" and "start" in held:
@@ -132,7 +136,8 @@ def openai_errors(send: Any) -> Any:
             start = held.pop("start")
             body = json.dumps(openai_error(start["status"], held.pop("body"))).encode()
             kept = [(k, v) for k, v in start.get("headers") or []
-                    if k.lower() not in (b"content-length", b"content-type")]
+                    if k.lower() not in (b"content-length", b"content-type",
+                                         b"transfer-encoding")]
             await send({**start, "headers": [(b"content-type", b"application/json"),
                                              (b"content-length", str(len(body)).encode()),
                                              *kept]})

@@ -143,8 +143,9 @@ class InferenceServicer(pb_grpc.InferenceServicer):
 
     async def UnloadAdapter(self, request: pb.AdapterRequest,
                             context: grpc.aio.ServicerContext) -> pb.AdapterResponse:
-        _, resolved = await self._admit(request.model, context)
-        if not resolved.is_base:
+        principal, resolved = await self._admit(request.model, context)
+        # Only the owner unloads: a tenant it was shared with must not evict it.
+        if not resolved.is_base and resolved.adapter.tenant_id == principal.tenant_id:
             await self.sync.unload(resolved.engine_name, reason="request")
         return pb.AdapterResponse(model=resolved.engine_name, loaded=resolved.is_base)
 

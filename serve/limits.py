@@ -4,7 +4,7 @@ Without it one tenant's burst queues inside the engine without bound and every o
 tenant's latency grows with it. Here each tenant may hold at most ``max_concurrency``
 requests in flight and start at most ``rate`` requests per second (bursts up to
 ``burst``); anything beyond is refused at once with 429 and a ``Retry-After`` header
-(OpenAI's shape: ``{"error": {"type": "rate_limit_exceeded", ...}}``), so clients back
+(OpenAI's shape: ``{"error": {"code": "rate_limit_exceeded", ...}}``), so clients back
 off instead of piling up. HTTP (the middleware) and gRPC (RESOURCE_EXHAUSTED) share one
 limiter. Limits are per server process: with N replicas a tenant gets N times the rate.
 """

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -35,8 +36,16 @@ from serve import metrics
 from serve.access import ModelAccess, ResolvedModel
 from serve.asgi import ASGIApp, Message, Receive, Scope, Send, replay, send_json, with_body
 from serve.calculator import CalculatorRoute, wants_calculator
-from serve.errors import HTTPBadRequest, HTTPError, HTTPForbidden, openai_errors
+from serve.errors import (
+    HTTPBadRequest,
+    HTTPError,
+    HTTPForbidden,
+    HTTPInternalServerError,
+    openai_errors,
+)
 from serve.limits import TenantLimiter, TenantLimits
+
+log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/health", "/ping", "/version", "/metrics", "/load", "/docs",
                           "/openapi.json", "/redoc"})
@@ -105,7 +114,8 @@ class TenancyMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = openai_errors(send)  # the engine's error bodies too, in OpenAI's shape
+        # The engine's error bodies too go out in OpenAI's shape.
+        send = responder = _Responder(openai_errors(send))
         tenant = "-"
         slot = _Slot(self.limiter)
         try:
@@ -138,13 +148,20 @@ class TenancyMiddleware:
             if path == "/v1/models" and scope["method"] == "GET":
                 await self._list_models(principal, scope, receive, send)
                 return
-            if path.startswith("/v1/models/") and scope["method"] == "GET":
+            if path.startswith("/v1/models/") and scope["method"] in ("GET", "HEAD"):
                 await self._model_card(principal, path.removeprefix("/v1/models/"), send)
                 return
             await self.app(scope, receive, send)
         except HTTPError as exc:
             await send_json(send, exc.status, exc.openai_body(), exc.headers())
             metrics.record_request(tenant, "unknown", exc.status)
+        except Exception:
+            if responder.started:
+                raise  # mid-response: the connection is all that is left to close
+            log.exception("request failed: %s %s", scope.get("method"), path)
+            await send_json(send, 500, HTTPInternalServerError(
+                "The server failed to handle the request").openai_body())
+            metrics.record_request(tenant, "unknown", 500)
         finally:
             slot.release()
 
@@ -196,8 +213,7 @@ class TenancyMiddleware:
     async def _model_card(self, principal: Principal, model: str, send: Send) -> None:
         """``GET /v1/models/{model}`` (OpenAI's retrieve): the base model or an adapter the
         caller may use; 404 otherwise, as for a model that does not exist."""
-        resolved = await asyncio.to_thread(self.access.resolve, principal, model)
-        adapter = resolved.adapter
+        adapter = await asyncio.to_thread(self.access.card, principal, model)
         card = ({"id": self.access.served_name, "object": "model", "created": 0,
                  "owned_by": "quanta"} if adapter is None else
                 {"id": adapter.name, "object": "model",
@@ -240,6 +256,18 @@ class TenancyMiddleware:
         listing["data"] = cards
         await send_json(send, 200, listing)
         metrics.record_request(principal.tenant_id, "models", 200)
+
+
+class _Responder:
+    """An ASGI ``send`` that remembers whether the response has started (an error then
+    can no longer be answered with a body of its own)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send, self.started = send, False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
 
 
 class _ResponseRecorder:

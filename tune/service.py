@@ -140,13 +140,16 @@ class TuneService:
                 f"{' or '.join(allowed)}", param=param, code="invalid_file_format")
         return row
 
-    def _usable_model(self, tenant_id: str, model: str) -> tuple[str, t.Adapter | None]:
+    def _usable_model(self, tenant_id: str, model: str, *, shared: bool = True
+                      ) -> tuple[str, t.Adapter | None]:
         """(base model id, adapter or None) for a base model or a fine-tuned model the
-        tenant may use (its own, or shared with it); RegistryNotFound for anything else."""
+        tenant may use (its own, or with ``shared`` one shared with it); RegistryNotFound
+        for anything else."""
         try:
             return self.registry.get_base_model(model, tenant_id).id, None
         except RegistryNotFound:
-            adapter = self.registry.usable_adapter(tenant_id, model)
+            adapter = (self.registry.usable_adapter(tenant_id, model) if shared
+                       else self.registry.resolve_adapter(tenant_id, model))
             return adapter.base_model_id, adapter
 
     def _start_model(self, tenant_id: str, model: str) -> tuple[str, StartAdapter | None]:
@@ -160,8 +163,17 @@ class TuneService:
         return base, StartAdapter(id=adapter.id, name=adapter.name) if adapter else None
 
     def _check_servable(self, tenant_id: str, plan: Any) -> None:
-        """Refuse, before any training, an adapter the servers could not load: a LoRA rank
-        above ``QUANTA_SERVE_MAX_LORA_RANK`` (a continued adapter keeps its own rank)."""
+        """Refuse, before any training, an adapter the servers could not load: LoRA on
+        embeddings or the output head, or a rank above ``QUANTA_SERVE_MAX_LORA_RANK`` (a
+        continued adapter keeps its own rank)."""
+        from tune.spec import unservable_targets
+
+        refused = unservable_targets(plan.quanta.lora.target_modules)
+        if refused and plan.start_adapter is None:
+            raise HTTPBadRequest(f"quanta.lora.target_modules: {', '.join(refused)}: the "
+                                 "serving engines load LoRA on the attention and MLP "
+                                 "projections only, not on embeddings or the output head",
+                                 param="quanta.lora.target_modules", code="invalid_value")
         most = self.registry.settings.serve_max_lora_rank
         if plan.start_adapter is not None:
             start = self.registry.usable_adapter(tenant_id, plan.start_adapter.id)
@@ -179,7 +191,7 @@ class TuneService:
 
         for model in score_models_of(grader):
             try:
-                self._usable_model(tenant_id, model)
+                self._usable_model(tenant_id, model, shared=False)
             except RegistryNotFound:
                 raise HTTPBadRequest(f"The grader's model {model} does not exist or is not "
                                      "yours", param=param, code="model_not_available") from None

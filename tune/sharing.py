@@ -5,7 +5,8 @@ owns (an adapter or a checkpoint model); OpenAI's ``project_ids`` are tenant ids
 granted a model may serve it (both engines, gRPC) and fine-tune from it, never delete it
 or read out its files; revoking takes effect on the next request, since every use
 resolves through ``Registry.usable_adapter``. Anyone but the owner gets a 404, as for a
-model that does not exist.
+model that does not exist. What a grantee trains from a shared model carries its origin
+(``derived_from``): usable while the grant stands, never shared on or exported.
 """
 
 from __future__ import annotations
@@ -48,12 +49,21 @@ class SharingService:
 
     def create(self, tenant_id: str, model: str, body: Any) -> dict[str, Any]:
         adapter = self._owned(tenant_id, model)
+        if (adapter.config or {}).get("derived_from"):
+            raise HTTPBadRequest(f"{model} was trained from a model another tenant shared "
+                                 "with you: only that model's owner can share it",
+                                 param="fine_tuned_model_checkpoint", code="not_shareable")
         try:
             request = CreatePermissions.model_validate(body)
         except ValidationError as exc:
             raise invalid_request(exc.errors()) from None
         known = {tenant.id for tenant in self.registry.tenants.list()}
+        anonymous = self.registry.settings.allow_anonymous
         for project in request.project_ids:
+            if anonymous and project == self.registry.settings.default_tenant:
+                raise HTTPBadRequest(f"{project} is the tenant requests without an API key act "
+                                     "as (QUANTA_ALLOW_ANONYMOUS): sharing with it would share "
+                                     "with anyone", param="project_ids", code="invalid_value")
             if project == tenant_id:
                 raise HTTPBadRequest("A model is always usable by its owner; name other "
                                      "projects", param="project_ids", code="invalid_value")

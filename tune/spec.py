@@ -130,8 +130,15 @@ class ReinforcementOptions(_Strict):
     beta: float = Field(0.04, ge=0, le=10)  # KL penalty against the starting model
 
 
-# LoRA on these the serving engines refuse (vLLM serves LoRA on linear projections only).
-UNSERVABLE_TARGETS = frozenset({"lm_head", "embed_tokens", "wte", "wpe", "embed_out"})
+# LoRA on these the serving engines refuse (vLLM serves LoRA on linear projections only);
+# names as peft matches them, by their last dotted part.
+UNSERVABLE_TARGETS = frozenset({"lm_head", "embed_tokens", "wte", "wpe", "embed_out",
+                                "embed_in", "word_embeddings"})
+
+
+def unservable_targets(target_modules: list[str]) -> list[str]:
+    """The targets the serving engines could not load LoRA on (embeddings, output head)."""
+    return sorted(m for m in target_modules if m.rsplit(".", 1)[-1] in UNSERVABLE_TARGETS)
 
 
 class LoraOptions(_Strict):
@@ -140,16 +147,6 @@ class LoraOptions(_Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGET_MODULES),
                                       min_length=1)
-
-    @field_validator("target_modules")
-    @classmethod
-    def _servable(cls, v: list[str]) -> list[str]:
-        refused = sorted(set(v) & UNSERVABLE_TARGETS)
-        if refused:
-            raise ValueError(f"{', '.join(refused)}: the serving engines load LoRA on the "
-                             "attention and MLP projections only, not on embeddings or the "
-                             "output head")
-        return v
 
 
 class EvalOptions(_Strict):

@@ -351,6 +351,9 @@ class Worker:
             "seed": job.seed,
             "calculator": calculator,
         }
+        origin = derived_from(start_row, job.tenant_id)
+        if origin is not None:  # trained from a model shared with this tenant
+            config["derived_from"] = origin
         if plan.grader is not None:
             config["grader"] = {"type": str(plan.grader.type), "name": plan.grader.name}
         if plan.start_adapter is not None:  # the shape is the continued adapter's
@@ -428,6 +431,20 @@ class Worker:
         elif reason == StopReason.PAUSED:
             queue.pause(self.registry, job_id, self.worker_id, step)
         # "lost": another worker owns the job now; leave it alone.
+
+
+def derived_from(start: t.Adapter | None, tenant_id: str) -> dict[str, str] | None:
+    """Where a continued adapter's weights come from, when another tenant owns them: the
+    shared model (or what it was itself trained from). Its grant keeps the result usable
+    (``Registry.usable_adapter``); it cannot be shared on or exported."""
+    if start is None:
+        return None
+    inherited = (start.config or {}).get("derived_from")
+    if isinstance(inherited, dict):
+        return inherited
+    if start.tenant_id != tenant_id:
+        return {"adapter": start.id, "owner": start.tenant_id}
+    return None
 
 
 def _lora_shape(adapter_dir: Path) -> dict[str, Any]:

@@ -9,11 +9,13 @@ working on the next request, whatever the surface.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
 from quanta.registry import tables as t
+from quanta.registry.db import insert_for
 from quanta.registry.ids import new_id
 
 if TYPE_CHECKING:
@@ -25,19 +27,21 @@ class PermissionRows:
         self._registry = registry
 
     def grant(self, adapter_id: str, tenant_ids: Sequence[str]) -> list[t.AdapterPermission]:
-        """One permission per tenant (an existing one is kept, not duplicated)."""
+        """One permission per tenant (an existing one is kept, not duplicated; two grants
+        racing insert it once: ON CONFLICT DO NOTHING)."""
+        wanted = list(dict.fromkeys(tenant_ids))
         with self._registry.session() as s:
-            existing = {p.tenant_id: p for p in s.scalars(select(t.AdapterPermission).where(
-                t.AdapterPermission.adapter_id == adapter_id))}
-            rows = []
-            for tenant_id in dict.fromkeys(tenant_ids):
-                row = existing.get(tenant_id)
-                if row is None:
-                    row = t.AdapterPermission(id=new_id("cp"), adapter_id=adapter_id,
-                                              tenant_id=tenant_id)
-                    s.add(row)
-                rows.append(row)
-        return rows
+            insert = insert_for(s)
+            for tenant_id in wanted:
+                s.execute(insert(t.AdapterPermission).values(
+                    id=new_id("cp"), adapter_id=adapter_id, tenant_id=tenant_id,
+                    created_at=datetime.now(UTC)).on_conflict_do_nothing(
+                    index_elements=["adapter_id", "tenant_id"]))
+        with self._registry.session() as s:
+            rows = {p.tenant_id: p for p in s.scalars(select(t.AdapterPermission).where(
+                t.AdapterPermission.adapter_id == adapter_id,
+                t.AdapterPermission.tenant_id.in_(wanted)))}
+        return [rows[tenant_id] for tenant_id in wanted]
 
     def of_adapter(self, adapter_id: str) -> list[t.AdapterPermission]:
         """The adapter's permissions, newest first."""

@@ -358,17 +358,27 @@ class Registry:
         fine-tuning from an adapter go through here; anything that changes or reads out
         its files goes through :meth:`resolve_adapter` (the owner only)."""
         try:
-            return self.resolve_adapter(tenant_id, name)
+            row = self.resolve_adapter(tenant_id, name)
         except NotFoundError:
-            pass
-        with self.session() as s:
-            row = s.scalar(select(t.Adapter).join(
-                t.AdapterPermission, t.AdapterPermission.adapter_id == t.Adapter.id).where(
-                t.AdapterPermission.tenant_id == tenant_id,
-                (t.Adapter.id == name) | (t.Adapter.name == name)))
-        if row is None:
+            with self.session() as s:
+                row = s.scalar(select(t.Adapter).join(
+                    t.AdapterPermission, t.AdapterPermission.adapter_id == t.Adapter.id).where(
+                    t.AdapterPermission.tenant_id == tenant_id,
+                    (t.Adapter.id == name) | (t.Adapter.name == name)))
+        if row is None or not self._origin_still_shared(row, tenant_id):
             raise NotFoundError(f"The model '{name}' does not exist")
         return row
+
+    def _origin_still_shared(self, row: t.Adapter, tenant_id: str) -> bool:
+        """An adapter the tenant trained from a model shared with it stays usable only
+        while that model is shared with it: a revoke reaches what was built on it."""
+        origin = (row.config or {}).get("derived_from")
+        if not isinstance(origin, dict) or origin.get("owner") == tenant_id:
+            return True
+        with self.session() as s:
+            return s.scalar(select(t.AdapterPermission.id).where(
+                t.AdapterPermission.adapter_id == origin.get("adapter"),
+                t.AdapterPermission.tenant_id == tenant_id)) is not None
 
     def find_adapter(self, name: str) -> t.Adapter | None:
         """An adapter by its globally unique ``ft:`` name or id, whoever owns it.

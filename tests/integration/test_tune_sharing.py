@@ -105,3 +105,37 @@ def test_bad_permission_requests(env: dict[str, Any]) -> None:
         permissions.list(model, order="sideways")  # type: ignore[arg-type]
     assert order.value.body["param"] == "order"
     assert env["registry"].verify().ok
+
+
+def test_what_a_grantee_trains_from_a_shared_model_follows_the_grant(
+        env: dict[str, Any], tmp_path: Path) -> None:
+    """An adapter trained from a shared model records it (the worker's ``derived_from``):
+    it stays usable only while the grant stands, and can be neither shared on nor
+    exported."""
+    from quanta.registry import NotFoundError
+    from quantize.errors import ExportInputError
+    from quantize.exporters import export
+    from tune.worker import derived_from
+
+    registry = env["registry"]
+    origin = registry.resolve_adapter("acme", env["adapter"])
+    [grant] = registry.permissions.grant(origin.id, ["globex"])
+    assert derived_from(origin, "acme") is None  # the owner's own work
+    recorded = derived_from(origin, "globex")
+    assert recorded == {"adapter": origin.id, "owner": "acme"}
+    derived = registry.add_adapter("globex", MODEL, fake_adapter_dir(tmp_path / "d"),
+                                   suffix="d", config={"derived_from": recorded})
+    assert derived_from(derived, "globex") == recorded  # a chain keeps the first origin
+    assert registry.usable_adapter("globex", derived.name).id == derived.id
+    with pytest.raises(openai.BadRequestError) as reshare:
+        env["globex"].fine_tuning.checkpoints.permissions.create(derived.name,
+                                                                 project_ids=["initech"])
+    assert reshare.value.body["code"] == "not_shareable"
+    with pytest.raises(ExportInputError):
+        export(registry, derived.name, "gguf-f16", tenant_id="globex")
+
+    assert registry.permissions.revoke(origin.id, grant.id)
+    with pytest.raises(NotFoundError):
+        registry.usable_adapter("globex", derived.name)
+    with pytest.raises(openai.BadRequestError):
+        _job(env["globex"], derived.name)

@@ -151,6 +151,30 @@ def test_an_adapter_above_the_served_rank_is_refused_clearly(setup, tmp_path: Pa
     assert response.json()["error"]["param"] == "model" and not seen
 
 
+def test_model_cards_and_engine_errors_in_openai_shape(setup, monkeypatch) -> None:
+    """GET /v1/models/{model}; an unknown route's and a failing lookup's errors are OpenAI
+    bodies, never FastAPI's or a stack trace."""
+    client, keys, names, _ = setup
+    card = client.get(f"/v1/models/{names['acme']}", headers=keys["acme"]).json()
+    assert card == {"id": names["acme"], "object": "model", "owned_by": "acme",
+                    "created": card["created"]}
+    assert client.get(f"/v1/models/{BASE}", headers=keys["acme"]).json()["id"] == BASE
+    for path in (f"/v1/models/{names['acme']}", "/v1/models/", "/v1/nothing-here"):
+        response = client.get(path, headers=keys["globex"])
+        assert response.status_code == 404
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+    def broken(*args):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(client.app.access.registry, "usable_adapter", broken)
+    failed = client.post("/v1/chat/completions", json={"model": names["acme"]},
+                         headers=keys["acme"])
+    assert failed.status_code == 500
+    assert failed.json()["error"]["type"] == "server_error"
+    assert "locked" not in failed.text  # no internals to the client
+
+
 def test_adapter_for_other_base_is_400(setup) -> None:
     client, keys, names, _ = setup
     response = client.post("/v1/chat/completions", json={"model": names["other"]},
