@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -149,15 +150,13 @@ def test_training_on_a_cpu_without_native_bf16_computes_in_fp32(base_model_dir: 
     assert result["steps"] == 2 and result["finite"]
 
 
-def test_reinforcement_stops_on_cancel_and_resumes_from_its_checkpoint(
-        base_model_dir: Path, tmp_path: Path) -> None:
-    """GRPO training honours the cancel poll and resumes from a checkpoint the worker kept."""
-    import shutil
-
+def _rft_plan(*, max_steps: int, checkpoint_every: int, completion_tokens: int,
+              problems: int) -> tuple[Any, list[dict]]:  # type: ignore[type-arg]
+    """A tiny GRPO plan (physics_answer grader, rank-4 LoRA, 2 samples per prompt) and
+    ``problems`` training-split physics prompts."""
     from quanta.domains import physics
     from tune.graders import parse_grader
     from tune.spec import QuantaOptions, ResolvedHyperparameters, TrainingPlan
-    from tune.trainer import TrainHooks, train
 
     plan = TrainingPlan(
         type="reinforcement",
@@ -165,11 +164,24 @@ def test_reinforcement_stops_on_cancel_and_resumes_from_its_checkpoint(
             n_epochs=1, batch_size=2, learning_rate_multiplier=20, compute_multiplier=1.0,
             eval_interval=100, eval_samples=1, reasoning_effort="default"),
         grader=parse_grader({"type": "physics_answer", "name": "physics"}),
-        quanta=QuantaOptions(max_steps=2, checkpoint_every=1, max_length=256,
+        quanta=QuantaOptions(max_steps=max_steps, checkpoint_every=checkpoint_every,
+                             max_length=256,
                              lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
-                             reinforcement={"num_generations": 2, "max_completion_length": 12}))
-    rows = [physics.problem_to_rft(p) for p in physics.generate_problems(4, seed=3)]
-    examples = [{"messages": r["messages"], "item": r} for r in rows]
+                             reinforcement={"num_generations": 2,
+                                            "max_completion_length": completion_tokens}))
+    rows = [physics.problem_to_rft(p) for p in physics.generate_problems(problems, seed=3)]
+    return plan, [{"messages": r["messages"], "item": r} for r in rows]
+
+
+def test_reinforcement_stops_on_cancel_and_resumes_from_its_checkpoint(
+        base_model_dir: Path, tmp_path: Path) -> None:
+    """GRPO training honours the cancel poll and resumes from a checkpoint the worker kept."""
+    import shutil
+
+    from tune.trainer import TrainHooks, train
+
+    plan, examples = _rft_plan(max_steps=2, checkpoint_every=1, completion_tokens=12,
+                               problems=4)
     saved: dict[int, Path] = {}
 
     def keep(step: int, path: Path, metrics: dict) -> None:  # type: ignore[type-arg]
@@ -189,10 +201,7 @@ def test_reinforcement_samples_rollouts_with_the_calculator(
         base_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A model that writes calculation traces trains on rollouts from CalculatorRollout:
     trl takes its ids and mask, and the step trains."""
-    from quanta.domains import physics
-    from tune.graders import parse_grader
     from tune.methods import rft
-    from tune.spec import QuantaOptions, ResolvedHyperparameters, TrainingPlan
     from tune.trainer import train
 
     seen: list[dict] = []  # type: ignore[type-arg]
@@ -204,17 +213,8 @@ def test_reinforcement_samples_rollouts_with_the_calculator(
         return out
 
     monkeypatch.setattr(rft.CalculatorRollout, "__call__", spy)
-    plan = TrainingPlan(
-        type="reinforcement",
-        hyperparameters=ResolvedHyperparameters(
-            n_epochs=1, batch_size=2, learning_rate_multiplier=20, compute_multiplier=1.0,
-            eval_interval=100, eval_samples=1, reasoning_effort="default"),
-        grader=parse_grader({"type": "physics_answer", "name": "physics"}),
-        quanta=QuantaOptions(max_steps=1, checkpoint_every=5, max_length=256,
-                             lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
-                             reinforcement={"num_generations": 2, "max_completion_length": 16}))
-    rows = [physics.problem_to_rft(p) for p in physics.generate_problems(2, seed=3)]
-    examples = [{"messages": r["messages"], "item": r} for r in rows]
+    plan, examples = _rft_plan(max_steps=1, checkpoint_every=5, completion_tokens=16,
+                               problems=2)
     result = train(base_model_dir, plan, examples, None, tmp_path, seed=1, calculator=True)
     assert result.steps == 1 and result.adapter_dir is not None
     [rollout] = seen  # one step: 2 prompts x 2 generations, each prompt repeated by trl
