@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quanta.registry import tables as t
+from quanta.registry.registry import adapter_name
 from quanta.types import MethodType
 from tune.checkpoints import checkpoint_name
 
@@ -68,9 +69,8 @@ def event_object(row: t.JobEvent) -> dict[str, Any]:
 
 def checkpoint_object(row: t.Checkpoint, job: t.Job) -> dict[str, Any]:
     """OpenAI's checkpoint object; its model name is what ``tune.checkpoints`` publishes
-    (the job's model name, as ``Registry.add_adapter`` forms it, and the step)."""
-    model = (job.fine_tuned_model or f"ft:{job.model}:{job.tenant_id}:{job.suffix or 'adapter'}"
-             f":{job.id.split('-', 1)[-1][:8]}")
+    (the job's model name and the step)."""
+    model = job.fine_tuned_model or adapter_name(job.model, job.tenant_id, job.suffix, job.id)
     name = checkpoint_name(model, row.step)
     metrics = {k: v for k, v in (row.metrics or {}).items() if isinstance(v, int | float)}
     metrics["step"] = row.step

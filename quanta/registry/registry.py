@@ -82,6 +82,12 @@ class StoredTree:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def adapter_name(base_model_id: str, tenant_id: str, suffix: str | None, id_: str) -> str:
+    """OpenAI's fine-tuned model name, ``ft:<base>:<tenant>:<suffix>:<8 of the id>`` (an
+    adapter's id and its job's share those 8 characters)."""
+    return f"ft:{base_model_id}:{tenant_id}:{suffix or 'adapter'}:{id_.split('-', 1)[-1][:8]}"
+
+
 class Registry:
     """Rows + blobs. Open one per process with :meth:`open`.
 
@@ -328,8 +334,7 @@ class Registry:
         """Register a peft adapter directory, named ``ft:<base>:<tenant>:<suffix>:<id>``
         (or ``name``: a job's checkpoint models)."""
         adapter_id = adapter_id or new_id("ft")
-        short = adapter_id.split("-", 1)[-1][:8]
-        name = name or f"ft:{base_model_id}:{tenant_id}:{suffix or 'adapter'}:{short}"
+        name = name or adapter_name(base_model_id, tenant_id, suffix, adapter_id)
         with self.session() as s:
             if s.get(t.BaseModelRow, base_model_id) is None:
                 raise NotFoundError(f"The model '{base_model_id}' does not exist")
