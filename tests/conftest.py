@@ -90,6 +90,16 @@ def base_model_dir(model_registry: Registry) -> Path:
     return model_path(model_registry)
 
 
+@pytest.fixture(scope="session")
+def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow tracking server on 127.0.0.1 (SQLite backend), once per session."""
+    pytest.importorskip("mlflow")
+    from quanta.testing.trackers import mlflow_server
+
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url
+
+
 def _free_port() -> int:
     import socket
 

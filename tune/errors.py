@@ -31,6 +31,9 @@ def invalid_request(errors: Sequence[Any], status: int = 400) -> HTTPBadRequest:
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     loc = [p for p in loc if p not in {"int", "float", "str", "literal['auto']"}
            and not p.startswith(("function-", "constrained-"))]
+    # A tagged union's tag comes before its fields; in OpenAI's shapes the block is named
+    # after the tag ({"type": "wandb", "wandb": {...}}), so the tag then reads twice.
+    loc = [p for i, p in enumerate(loc) if i + 1 == len(loc) or loc[i + 1] != p]
     param = ".".join(loc) or None
     msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
     message = f"{param}: {msg}" if param else msg

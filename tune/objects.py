@@ -54,7 +54,7 @@ def job_object(row: t.Job, estimated_finish: int | None = None) -> dict[str, Any
         "user_provided_suffix": row.suffix,
         "seed": row.seed,
         "estimated_finish": estimated_finish,
-        "integrations": [],
+        "integrations": list(row.integrations or []),
         "metadata": row.job_metadata,
         "method": method_obj,
         "quanta": method.get("quanta"),

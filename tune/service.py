@@ -213,6 +213,8 @@ class TuneService:
                     training_file_id=request.training_file,
                     validation_file_id=request.validation_file, suffix=request.suffix,
                     seed=seed, method=plan.stored(), job_metadata=request.metadata,
+                    integrations=[i.model_dump(mode="json")
+                                  for i in request.integrations or []] or None,
                     status=JobStatus.QUEUED, created_at=now())
         validating = f"Validating training file: {request.training_file}" + (
             f" and validation file: {request.validation_file}" if request.validation_file else "")

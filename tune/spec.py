@@ -27,6 +27,7 @@ from pydantic import (
 from quanta.types import ComputeDtype, DistributedStrategy, MethodType
 from tune.errors import invalid_request
 from tune.graders.config import GraderConfig, leaf_configs
+from tune.tracking.config import Integrations
 
 BASE_LEARNING_RATE = 2e-4
 AUTO_EPOCHS = 3
@@ -203,17 +204,8 @@ class JobRequest(_Strict):
     metadata: dict[str, str] | None = None
     method: Method | None = None
     hyperparameters: SupervisedHyperparameters | None = None  # OpenAI's legacy top-level form
-    integrations: list[Any] | None = None
+    integrations: Integrations | None = None  # wandb (OpenAI's) and mlflow (Quanta's)
     quanta: QuantaOptions = Field(default_factory=QuantaOptions)
-
-    @field_validator("integrations")
-    @classmethod
-    def _integrations(cls, v: list[Any] | None) -> list[Any] | None:
-        """wandb and mlflow are not wired yet: asked for, they are refused, never ignored."""
-        if v:
-            raise ValueError("Quanta does not run integrations (wandb, mlflow) yet; send an "
-                             "empty list or none")
-        return v
 
     @field_validator("suffix")
     @classmethod

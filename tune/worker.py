@@ -23,8 +23,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quanta.calculator import calculator_flag
 from quanta.data.stats import writes_calculations
@@ -41,6 +42,10 @@ from tune import queue
 from tune.datafiles import DatasetError
 from tune.distributed.collective import RankInfo
 from tune.spec import TrainingPlan
+from tune.tracking import TrackedRuns, numeric, stopped_outcome, tracked_runs
+
+if TYPE_CHECKING:
+    from quanta.precision import Precision
 
 log = logging.getLogger("quanta.tune.worker")
 DEFAULT_STALE_AFTER = 60.0
@@ -237,35 +242,11 @@ class Worker:
                    rank: RankInfo = SINGLE_PROCESS) -> None:
         """Train one job; under torchrun every rank runs this, rank 0 (``beat`` set) alone
         evaluates and writes to the registry."""
-        from quanta.models import model_path
-        from quanta.precision import resolve
-        from tune import evaluation
-        from tune.trainer import TrainHooks, train
+        from tune.trainer import train
 
         registry = self.registry
-        jobs = registry.jobs
-        job = jobs.get(job_id)
+        job = registry.jobs.get(job_id)
         assert job is not None
-        plan = self._plan(job_id)
-        options = plan.quanta
-        train_examples = _read(registry, registry.get_file(job.tenant_id, job.training_file_id))
-        valid_examples = (_read(registry, registry.get_file(job.tenant_id,
-                                                            job.validation_file_id))
-                          if job.validation_file_id else None)
-        base_dir = model_path(registry, job.model)
-        start_row = (registry.usable_adapter(job.tenant_id, plan.start_adapter.id)
-                     if plan.start_adapter else None)
-        start_adapter = registry.materialize(start_row.sha256) if start_row else None
-        # An adapter that writes calculation traces is evaluated (and served) with the
-        # calculator: one trained on such data, or continuing one that was.
-        start_calculator = start_row is not None and calculator_flag(start_row.config)
-        calculator = start_calculator or any(writes_calculations(e) for e in train_examples)
-        grader = None
-        if plan.grader is not None:
-            from tune.graders import build_grader
-
-            grader = build_grader(plan.grader)
-
         # Finish an attempt that stored its adapter but died before marking the job done.
         try:
             adapter = registry.resolve_adapter(job.tenant_id, adapter_id_for(job_id))
@@ -275,28 +256,80 @@ class Worker:
         except NotFoundError:
             pass
 
-        precision = resolve(options.compute_dtype, requested_by="the job")
-        resume_dir = None
-        checkpoint = jobs.latest_checkpoint(job_id)
-        if checkpoint is not None:
-            resume_dir = registry.materialize(checkpoint.sha256)
+        inputs = self._inputs(job)
         if beat is None or not rank.is_main:  # a rank other than 0: train, nothing else
-            train(base_dir, plan, train_examples, valid_examples, workdir, seed=job.seed,
-                  resume_from=resume_dir, precision=precision, start_adapter=start_adapter,
-                  calculator=calculator)
+            train(inputs.base_dir, inputs.plan, inputs.train_examples, inputs.valid_examples,
+                  workdir, seed=job.seed, resume_from=inputs.resume_dir,
+                  precision=inputs.precision, start_adapter=inputs.start_adapter,
+                  calculator=inputs.calculator)
             return
 
-        jobs.add_event(job_id, f"Training with {precision.describe()}",
-                       data={"precision": precision.as_dict()})
-        if calculator and plan.type == MethodType.REINFORCEMENT:
-            jobs.add_event(job_id, "Sampling rollouts with calculator decoding (the adapter "
-                           "writes calculation traces); inserted values are not trained on",
-                           data={"calculator": True})
+        registry.jobs.add_event(job_id, f"Training with {inputs.precision.describe()}",
+                                data={"precision": inputs.precision.as_dict()})
+        if inputs.calculator and inputs.plan.type == MethodType.REINFORCEMENT:
+            registry.jobs.add_event(
+                job_id, "Sampling rollouts with calculator decoding (the adapter writes "
+                "calculation traces); inserted values are not trained on",
+                data={"calculator": True})
+
+        def on_warning(message: str, data: dict[str, Any]) -> None:
+            registry.jobs.add_event(job_id, message, level=EventLevel.WARN, data=data)
+
+        with tracked_runs(job, inputs.plan, on_warning) as runs:
+            self._train_main(inputs, runs, beat, rank, workdir, on_warning)
+
+    def _inputs(self, job: t.Job) -> JobInputs:
+        """Everything an attempt trains from, read from the registry."""
+        from quanta.models import model_path
+        from quanta.precision import resolve
+
+        registry = self.registry
+        plan = self._plan(job.id)
+        train_examples = _read(registry, registry.get_file(job.tenant_id, job.training_file_id))
+        valid_examples = (_read(registry, registry.get_file(job.tenant_id,
+                                                            job.validation_file_id))
+                          if job.validation_file_id else None)
+        start_row = (registry.usable_adapter(job.tenant_id, plan.start_adapter.id)
+                     if plan.start_adapter else None)
+        # An adapter that writes calculation traces is evaluated (and served) with the
+        # calculator: one trained on such data, or continuing one that was.
+        start_calculator = start_row is not None and calculator_flag(start_row.config)
+        grader = None
+        if plan.grader is not None:
+            from tune.graders import build_grader
+
+            grader = build_grader(plan.grader)
+        checkpoint = registry.jobs.latest_checkpoint(job.id)
+        return JobInputs(
+            job=job, plan=plan, base_dir=model_path(registry, job.model),
+            train_examples=train_examples, valid_examples=valid_examples,
+            precision=resolve(plan.quanta.compute_dtype, requested_by="the job"),
+            start_row=start_row,
+            start_adapter=registry.materialize(start_row.sha256) if start_row else None,
+            start_calculator=start_calculator,
+            calculator=start_calculator or any(writes_calculations(e) for e in train_examples),
+            grader=grader, checkpoint=checkpoint,
+            resume_dir=registry.materialize(checkpoint.sha256) if checkpoint else None)
+
+    def _train_main(self, inputs: JobInputs, runs: TrackedRuns, beat: Heartbeat,
+                    rank: RankInfo, workdir: Path,
+                    on_warning: Callable[[str, dict[str, Any]], None]) -> None:
+        """Rank 0's part of a job: evaluate, train, evaluate, store; what it measures also
+        goes to the job's experiment-tracking runs."""
+        from tune import evaluation
+        from tune.trainer import TrainHooks, train
+
+        job, plan, checkpoint = inputs.job, inputs.plan, inputs.checkpoint
+        base_dir, valid_examples = inputs.base_dir, inputs.valid_examples
+        precision, grader, calculator = inputs.precision, inputs.grader, inputs.calculator
+        registry, jobs, job_id, options = self.registry, self.registry.jobs, job.id, plan.quanta
         before = self._eval_before(job_id, base_dir, valid_examples, plan, precision, grader,
-                                   start_adapter, start_calculator)
+                                   inputs.start_adapter, inputs.start_calculator)
+        runs.log_summary(numeric(before, "eval_before/"))
         # Under torchrun the other ranks are already waiting in the trainer: they stop with
         # rank 0 at the first step instead.
         if beat.reason() and not rank.distributed:
+            runs.outcome = stopped_outcome(beat.reason())
             self._stop(job_id, beat.reason(), checkpoint.step if checkpoint else None)
             return
         if checkpoint is not None:
@@ -315,17 +348,17 @@ class Worker:
             if "valid_loss" in metrics:
                 parts.append(f"validation loss={metrics['valid_loss']:.3f}")
             jobs.add_event(job_id, ", ".join(parts), type=EventType.METRICS, data=metrics)
-
-        def on_warning(message: str, data: dict[str, Any]) -> None:
-            jobs.add_event(job_id, message, level=EventLevel.WARN, data=data)
+            runs.log_metrics(metrics)
 
         hooks = TrainHooks(on_metrics=on_metrics, on_checkpoint=on_checkpoint,
                            should_stop=beat.reason, on_warning=on_warning,
                            on_progress=self.progress or (lambda step, total, loss: None))
-        result = train(base_dir, plan, train_examples, valid_examples, workdir,
-                       seed=job.seed, resume_from=resume_dir, hooks=hooks, precision=precision,
-                       start_adapter=start_adapter, calculator=calculator)
+        result = train(base_dir, plan, inputs.train_examples, valid_examples, workdir,
+                       seed=job.seed, resume_from=inputs.resume_dir, hooks=hooks,
+                       precision=precision, start_adapter=inputs.start_adapter,
+                       calculator=calculator)
         if result.stopped or beat.ending():
+            runs.outcome = stopped_outcome(result.stopped or beat.ending())
             self._stop(job_id, result.stopped or beat.ending(), result.steps)
             return
 
@@ -335,7 +368,9 @@ class Worker:
         after = evaluation.evaluate(result.model, result.tokenizer, valid_examples,
                                     options.eval, options.max_length, grader,
                                     plan.max_completion_length, calculator=calculator)
+        runs.log_summary(numeric(after, "eval_after/"))
         if beat.ending():
+            runs.outcome = stopped_outcome(beat.ending())
             self._stop(job_id, beat.ending())
             return
         config = {
@@ -351,7 +386,7 @@ class Worker:
             "seed": job.seed,
             "calculator": calculator,
         }
-        origin = derived_from(start_row, job.tenant_id)
+        origin = derived_from(inputs.start_row, job.tenant_id)
         if origin is not None:  # trained from a model shared with this tenant
             config["derived_from"] = origin
         if plan.grader is not None:
@@ -364,10 +399,12 @@ class Worker:
                      "full_valid_mean_token_accuracy": after["heldout_token_accuracy"]}
             jobs.add_event(job_id, f"Step {result.steps}: full validation loss="
                            f"{final['full_valid_loss']:.3f}", type=EventType.METRICS, data=final)
+            runs.log_metrics(final)
         adapter = registry.add_adapter(
             job.tenant_id, job.model, result.adapter_dir, suffix=job.suffix, job_id=job_id,
             training_file_id=job.training_file_id, config=config,
             eval={"before": before, "after": after}, adapter_id=adapter_id_for(job_id))
+        runs.log_summary({"fine_tuned_model": adapter.name})
         self._succeed(job, adapter, result.trained_tokens)
 
     def _succeed(self, job: t.Job, adapter: t.Adapter, trained_tokens: int | None) -> None:
@@ -431,6 +468,25 @@ class Worker:
         elif reason == StopReason.PAUSED:
             queue.pause(self.registry, job_id, self.worker_id, step)
         # "lost": another worker owns the job now; leave it alone.
+
+
+@dataclass
+class JobInputs:
+    """What one attempt at a job trains from (read once, on every rank)."""
+
+    job: t.Job
+    plan: TrainingPlan
+    base_dir: Path
+    train_examples: list[dict[str, Any]]
+    valid_examples: list[dict[str, Any]] | None
+    precision: Precision
+    start_row: t.Adapter | None  # the adapter the job continues, if any
+    start_adapter: Path | None  # its weights
+    start_calculator: bool  # it writes calculation traces
+    calculator: bool  # the trained adapter will
+    grader: Any
+    checkpoint: t.Checkpoint | None  # the latest, which the attempt resumes from
+    resume_dir: Path | None
 
 
 def derived_from(start: t.Adapter | None, tenant_id: str) -> dict[str, str] | None:

@@ -139,6 +139,8 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     pause_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
     result_files: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    # The request's ``integrations`` (wandb, mlflow), as the API accepted them.
+    integrations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

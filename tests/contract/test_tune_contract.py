@@ -88,9 +88,13 @@ def test_files_routes_conform(api: Any) -> None:
 
 def test_fine_tuning_routes_conform(api: Any) -> None:
     file_id = _upload(api)["id"]
+    wandb = {"type": "wandb", "wandb": {"project": "physics", "tags": ["contract"]}}
     created = api.post("/v1/fine_tuning/jobs", json={"model": MODEL, "training_file": file_id,
-                                                     "metadata": {"team": "physics"}})
+                                                     "metadata": {"team": "physics"},
+                                                     "integrations": [wandb]})
     job = conforms(created.json(), "FineTuningJob")
+    assert job["integrations"] == [{"type": "wandb", "wandb": {
+        "project": "physics", "name": None, "entity": None, "tags": ["contract"]}}]
     listing = conforms(api.get("/v1/fine_tuning/jobs?limit=1").json(),
                        "ListPaginatedFineTuningJobsResponse")
     assert [j["id"] for j in listing["data"]] == [job["id"]]

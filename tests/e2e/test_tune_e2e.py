@@ -12,6 +12,7 @@ from quanta.data import write_jsonl
 from quanta.tenancy import create_key
 from quanta.testing.fixtures import arithmetic_chat, seeded_registry
 from quanta.testing.servers import serve_api
+from quanta.testing.trackers import offline_runs
 from tune.api import create_app
 from tune.worker import Worker
 
@@ -19,8 +20,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_openai_sdk_fine_tune_end_to_end(quanta_home: Path, base_model_dir: Path,
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path, mlflow_url: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """... with the job's metrics, parameters and evaluation sent to a real MLflow server
+    and to wandb (offline: its run file is read back)."""
     import openai
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    integrations = [{"type": "wandb", "wandb": {"project": "quanta-e2e", "tags": ["arith"]}},
+                    {"type": "mlflow", "mlflow": {"tracking_uri": mlflow_url,
+                                                  "experiment_name": "quanta-e2e"}}]
 
     registry = seeded_registry(quanta_home, base_model_dir)
     _, key = create_key(registry, "local")
@@ -36,7 +47,7 @@ def test_openai_sdk_fine_tune_end_to_end(quanta_home: Path, base_model_dir: Path
 
         job = client.fine_tuning.jobs.create(
             model="smollm2-135m-instruct", training_file=train_file.id,
-            validation_file=valid_file.id, suffix="arith", seed=7,
+            validation_file=valid_file.id, suffix="arith", seed=7, integrations=integrations,
             method={"type": "supervised", "supervised": {"hyperparameters": {
                 "n_epochs": 1, "batch_size": 4, "learning_rate_multiplier": 10}}},
             extra_body={"quanta": {"max_steps": 6, "checkpoint_every": 3, "max_length": 128,
@@ -45,6 +56,8 @@ def test_openai_sdk_fine_tune_end_to_end(quanta_home: Path, base_model_dir: Path
                                             "loss_examples": 4}}},
         )
         assert job.status == "queued" and job.hyperparameters.batch_size == 4
+        assert [i.type for i in job.integrations] == ["wandb", "mlflow"]
+        assert job.integrations[0].wandb.project == "quanta-e2e"
         assert [j.id for j in client.fine_tuning.jobs.list(limit=5).data] == [job.id]
 
         # The worker claims the job from the registry database and trains it.
@@ -86,3 +99,28 @@ def test_openai_sdk_fine_tune_end_to_end(quanta_home: Path, base_model_dir: Path
     adapter_dir = registry.materialize(adapter.sha256)
     assert (adapter_dir / "adapter_model.safetensors").is_file()
     assert registry.verify().ok
+
+    # MLflow: one run for the job, its step metrics, parameters, evaluation and model.
+    mlflow = MlflowClient(mlflow_url)
+    experiment = mlflow.get_experiment_by_name("quanta-e2e")
+    [run] = mlflow.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == job.id
+    assert run.data.tags["quanta.job_id"] == job.id
+    assert run.data.tags["quanta.fine_tuned_model"] == done.fine_tuned_model
+    assert run.data.params["lora_r"] == "8" and run.data.params["batch_size"] == "4"
+    losses = mlflow.get_metric_history(run.info.run_id, "train_loss")
+    assert sorted(m.step for m in losses) == [1, 2, 3, 4, 5, 6]
+    assert [m.value for m in sorted(losses, key=lambda m: m.step)] == \
+        pytest.approx([m["train_loss"] for m in metrics])
+    assert run.data.metrics["eval_after/heldout_loss"] == pytest.approx(after["heldout_loss"])
+    assert run.data.metrics["eval_before/heldout_loss"] == pytest.approx(before["heldout_loss"])
+    assert "full_valid_loss" in run.data.metrics
+
+    # wandb: the run is the job (id and name), with the same steps and summary.
+    [wandb_run] = offline_runs(tmp_path, job.id)
+    assert wandb_run.project == "quanta-e2e" and wandb_run.exit_code == 0
+    assert wandb_run.config["lora_r"] == 8 and wandb_run.config["seed"] == 7
+    logged = [h for h in wandb_run.history if "train_loss" in h]
+    assert [h["_step"] for h in logged] == [1, 2, 3, 4, 5, 6]
+    assert wandb_run.summary["fine_tuned_model"] == done.fine_tuned_model
+    assert wandb_run.summary["eval_after/heldout_loss"] == pytest.approx(after["heldout_loss"])

@@ -157,7 +157,13 @@ def test_auth_is_required(env: dict[str, Any]) -> None:
     ({"suffix": "Bad Suffix!"}, "suffix"),
     ({"surprise": 1}, "surprise"),
     ({"model": "gpt-9"}, "model"),
-    ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}]}, "integrations"),
+    # Trackers: an MLflow URI must be a server (never a path on the worker), six is too many.
+    ({"integrations": [{"type": "mlflow", "mlflow": {"tracking_uri": "file:///srv/quanta",
+                                                     "experiment_name": "e"}}]},
+     "integrations.0.mlflow.tracking_uri"),
+    ({"integrations": [{"type": "wandb", "wandb": {}}]}, "integrations.0.wandb.project"),
+    ({"integrations": [{"type": "comet"}]}, "integrations.0"),
+    ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}] * 6}, "integrations"),
     # Adapters the servers could not load are refused before training.
     ({"quanta": {"lora": {"r": 64}}}, "quanta.lora.r"),
     ({"quanta": {"lora": {"target_modules": ["q_proj", "lm_head"]}}},

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from quanta.data import write_jsonl
+from quanta.processes import free_port
 from quanta.registry import Registry
 from quanta.registry import tables as t
 from quanta.testing.fixtures import arithmetic_chat, seeded_registry, tiny_job
@@ -158,25 +159,35 @@ def _adapter_tensors(registry: Registry, name: str) -> dict:  # type: ignore[typ
 
 
 def test_paused_then_resumed_job_ends_as_an_uninterrupted_one(
-        quanta_home: Path, base_model_dir: Path, tmp_path: Path) -> None:
+        quanta_home: Path, base_model_dir: Path, tmp_path: Path, mlflow_url: str) -> None:
     """Pause at a step boundary writes a checkpoint and frees the worker; resume continues
-    from it on another worker; same seed and data order give the same adapter."""
+    from it on another worker; same seed and data order give the same adapter. Its MLflow
+    run is paused and resumed with it; a tracking server that does not answer costs the
+    job a warning, nothing more."""
     import torch
+    from mlflow import MlflowClient
 
     registry, service, data = _setup(quanta_home, base_model_dir, tmp_path, 24)
     body_steps, file_id = 8, service.create_file("local", "train.jsonl", "fine-tune",
                                                  data)["id"]
 
-    def job() -> str:
-        return service.create_job("local", tiny_job(file_id, seed=3, max_steps=body_steps,
-                                                    checkpoint_every=100))["id"]
+    def job(tracking_uri: str) -> str:
+        body = {**tiny_job(file_id, seed=3, max_steps=body_steps, checkpoint_every=100),
+                "integrations": [{"type": "mlflow", "mlflow": {
+                    "tracking_uri": tracking_uri, "experiment_name": "pause-resume"}}]}
+        return service.create_job("local", body)["id"]
 
-    straight = job()
+    straight = job(f"http://127.0.0.1:{free_port()}")  # nothing listens there
     assert Worker(registry).run_once(straight) == straight
     reference = service.get_job("local", straight)
     assert reference["status"] == "succeeded"
+    warnings = [e for e in service.list_events("local", straight, limit=100)["data"]
+                if e["level"] == "warn"]
+    assert [e["data"] for e in warnings] == [{"integration": "mlflow", "index": 0}]
+    assert "Experiment tracking (mlflow) stopped" in warnings[0]["message"]
 
-    paused = job()
+    paused = job(mlflow_url)
+    mlflow = MlflowClient(mlflow_url)
     asked: list[int] = []
 
     def pause_at_step_two(step: int, total: int, loss: float | None) -> None:
@@ -193,6 +204,9 @@ def test_paused_then_resumed_job_ends_as_an_uninterrupted_one(
     assert 2 <= checkpoint["step_number"] < body_steps  # written at the pause
     with pytest.raises(Exception, match="cannot be paused"):
         service.pause_job("local", paused)
+
+    [run] = mlflow.search_runs([mlflow.get_experiment_by_name("pause-resume").experiment_id])
+    assert run.info.status == "SCHEDULED"  # MLflow's word for a run waiting to go on
 
     assert service.resume_job("local", paused)["status"] == "queued"
     assert Worker(registry, worker_id="second").run_once() == paused
@@ -214,6 +228,10 @@ def test_paused_then_resumed_job_ends_as_an_uninterrupted_one(
     header, *lines = path.read_text().splitlines()
     assert header.startswith("step,train_loss,")
     assert [int(line.split(",")[0]) for line in lines] == list(range(1, body_steps + 1))
+    [run] = mlflow.search_runs([run.info.experiment_id])  # the same run, finished
+    assert run.info.status == "FINISHED"
+    losses = mlflow.get_metric_history(run.info.run_id, "train_loss")
+    assert sorted(m.step for m in losses) == list(range(1, body_steps + 1))
 
     want = _adapter_tensors(registry, reference["fine_tuned_model"])
     got = _adapter_tensors(registry, done["fine_tuned_model"])
