@@ -41,9 +41,11 @@ from serve.errors import (
     HTTPError,
     HTTPForbidden,
     HTTPInternalServerError,
+    openai_error,
     openai_errors,
 )
 from serve.limits import TenantLimiter, TenantLimits
+from serve.openai_shapes import check_request, conform
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +182,7 @@ class TenancyMiddleware:
         if model is not None and not isinstance(model, str):
             raise HTTPBadRequest("'model' must be a string")
         resolved: ResolvedModel = await asyncio.to_thread(self.access.resolve, principal, model)
+        check_request(scope["path"], body)
         if self.check_sampling:
             check_sampling(body)
         if model is not None:
@@ -271,7 +274,9 @@ class _Responder:
 
 
 class _ResponseRecorder:
-    """Forwards the response while noting its status and token usage for the metrics."""
+    """Forwards the response in OpenAI's shape (``serve.openai_shapes``: a JSON body is
+    held until complete, streamed events are rewritten one by one, error events too)
+    while noting its status and token usage for the metrics."""
 
     def __init__(self, send: Send, tenant: str, model: str, drop_usage_chunk: bool) -> None:
         self._send = send
@@ -279,6 +284,7 @@ class _ResponseRecorder:
         self.drop_usage_chunk = drop_usage_chunk
         self.status = 500
         self.streaming = False
+        self._start: Message | None = None  # a 200 JSON response's, until its body is whole
         self._json_parts: list[bytes] = []
         self._pending = b""
         self.usage: dict | None = None
@@ -289,50 +295,85 @@ class _ResponseRecorder:
             self.status = message["status"]
             content_type = dict(message.get("headers", [])).get(b"content-type", b"")
             self.streaming = b"text/event-stream" in content_type
+            if self.status == 200 and not self.streaming and b"json" in content_type:
+                self._start = message
+                return
         elif message["type"] == "http.response.body":
             if self.streaming:
                 message = {**message, "body": self._filter_events(message.get("body", b""),
                                                                   message.get("more_body"))}
-            elif self.status == 200:
+            elif self._start is not None:
                 self._json_parts.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                await self._send_json()
+                return
         await self._send(message)
 
+    async def _send_json(self) -> None:
+        body = b"".join(self._json_parts)
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            payload = None
+        if isinstance(payload, dict):
+            self.usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
+            if "choices" in payload:
+                body = json.dumps(conform(payload)).encode()
+        start, self._start = self._start, None
+        assert start is not None
+        headers = [(k, v) for k, v in start.get("headers") or [] if k.lower() != b"content-length"]
+        await self._send({**start, "headers": [*headers,
+                                               (b"content-length", str(len(body)).encode())]})
+        await self._send({"type": "http.response.body", "body": body})
+
     def _filter_events(self, chunk: bytes, more: bool | None) -> bytes:
-        """Pass SSE events through, noting usage; drop the usage-only event if unasked."""
+        """Each complete SSE event in OpenAI's shape, noting usage; the usage-only event
+        is dropped if the client did not ask for it."""
         data = self._pending + chunk
         events = data.split(b"\n\n")
         self._pending = events.pop() if more else b""
         out = []
         for event in events:
-            # Always parse (it records usage); drop the event only if the client did not ask.
-            if self._is_usage_only(event) and self.drop_usage_chunk:
-                continue
+            payload = _event_payload(event)
+            if payload is not None:
+                usage = payload.get("usage")
+                if usage:
+                    self.usage = usage
+                if usage and not payload.get("choices") and self.drop_usage_chunk:
+                    continue
+                event = b"data: " + json.dumps(_conform_event(payload)).encode()
             out.append(event + b"\n\n")
         if not more and self._pending:
             out.append(self._pending)
         return b"".join(out)
 
-    def _is_usage_only(self, event: bytes) -> bool:
-        if not event.startswith(b"data: {"):
-            return False
-        try:
-            payload = json.loads(event[6:])
-        except ValueError:
-            return False
-        usage = payload.get("usage")
-        if usage:
-            self.usage = usage
-        return bool(usage) and not payload.get("choices")
-
     def finish(self) -> None:
-        if not self.streaming and self._json_parts:
-            try:
-                self.usage = json.loads(b"".join(self._json_parts)).get("usage")
-            except (ValueError, AttributeError):
-                self.usage = None
         metrics.record_request(self.tenant, self.model, self.status)
         if self.status == 200:
             metrics.record_usage(self.tenant, self.model, self.usage)
+
+
+def _event_payload(event: bytes) -> dict[str, Any] | None:
+    """The JSON object an SSE ``data:`` event carries, if it carries one."""
+    if not event.startswith(b"data: {"):
+        return None
+    try:
+        payload = json.loads(event[6:])
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _conform_event(payload: dict[str, Any]) -> dict[str, Any]:
+    """A streamed chunk as OpenAI's, or an error event with OpenAI's error body (vLLM
+    streams ``{"error": {"type": "BadRequestError", "code": 400, ...}}``)."""
+    error = payload.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        status = code if isinstance(code, int) and 400 <= code < 600 else 500
+        return openai_error(status, json.dumps(payload).encode())
+    return conform(payload)
 
 
 def check_sampling(body: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
-"""Cut the schemas Quanta's tune API shares with OpenAI out of ``openai/openai-openapi``.
+"""Cut the schemas Quanta's APIs share with OpenAI out of ``openai/openai-openapi``.
 
 The whole description is ~3 MB of YAML; the tests need the response schemas of the
-files and fine-tuning routes (and what they reference). Run it against a checkout of
-that repository to refresh ``openai-fine-tuning.json``:
+files and fine-tuning routes (tune: ``openai-fine-tuning.json``) and of the completions
+and models routes (serve: ``openai-serve.json``), with what they reference. Run it
+against a checkout of that repository to refresh both:
 
     python tests/contract/extract_openai_schemas.py path/to/openapi.yaml COMMIT
 """
@@ -16,15 +17,17 @@ from typing import Any
 
 import yaml
 
-ROOTS = ("OpenAIFile", "ListFilesResponse", "DeleteFileResponse", "FineTuningJob",
+TUNE_ROOTS = ("OpenAIFile", "ListFilesResponse", "DeleteFileResponse", "FineTuningJob",
          "ListPaginatedFineTuningJobsResponse", "FineTuningJobEvent",
          "ListFineTuningJobEventsResponse", "FineTuningJobCheckpoint",
          "ListFineTuningJobCheckpointsResponse", "ErrorResponse", "Upload", "UploadPart",
          "ListFineTuningCheckpointPermissionResponse",
          "DeleteFineTuningCheckpointPermissionResponse")
+SERVE_ROOTS = ("CreateChatCompletionResponse", "CreateChatCompletionStreamResponse",
+               "CreateCompletionResponse", "Model", "ListModelsResponse", "ErrorResponse")
 DROP = ("description", "example", "examples", "x-oaiMeta", "x-oaiTypeLabel", "deprecated",
         "title", "x-stainless-const", "x-oaiExpandable")
-OUT = Path(__file__).with_name("openai-fine-tuning.json")
+OUTPUTS = {"openai-fine-tuning.json": TUNE_ROOTS, "openai-serve.json": SERVE_ROOTS}
 
 
 def _refs(node: Any) -> set[str]:
@@ -37,14 +40,17 @@ def _refs(node: Any) -> set[str]:
 
 
 def _strip(node: Any) -> Any:
-    """Documentation dropped; OpenAPI 3.0's boolean ``exclusiveMinimum`` (still used in
-    places of this 3.1 document, where JSON Schema reads ``true`` as the number 1) made
-    the 3.1 bound it means."""
+    """Documentation dropped; what this 3.1 document still writes in OpenAPI 3.0's terms
+    made JSON Schema: a boolean ``exclusiveMinimum`` (which 3.1 reads as the number 1)
+    becomes the bound it means, ``nullable: true`` (which 3.1 ignores) an ``anyOf`` with
+    null."""
     if isinstance(node, dict):
         node = dict(node)
         if node.get("exclusiveMinimum") is True:
             node["exclusiveMinimum"] = node.pop("minimum")
-        return {k: _strip(v) for k, v in node.items() if k not in DROP}
+        nullable = node.pop("nullable", False) is True
+        node = {k: _strip(v) for k, v in node.items() if k not in DROP}
+        return {"anyOf": [node, {"type": "null"}]} if nullable else node
     if isinstance(node, list):
         return [_strip(v) for v in node]
     return node
@@ -52,14 +58,19 @@ def _strip(node: Any) -> Any:
 
 def main(spec_path: str, commit: str) -> None:
     schemas = yaml.safe_load(Path(spec_path).read_text())["components"]["schemas"]
+    for name, roots in OUTPUTS.items():
+        _write(Path(__file__).with_name(name), schemas, roots, commit)
+
+
+def _write(out: Path, schemas: dict[str, Any], roots: tuple[str, ...], commit: str) -> None:
     keep: dict[str, Any] = {}
-    todo = list(ROOTS)
+    todo = list(roots)
     while todo:
         name = todo.pop()
         if name not in keep:
             keep[name] = _strip(schemas[name])
             todo += sorted(_refs(keep[name]) - set(keep))
-    OUT.write_text(json.dumps({"source": f"openai/openai-openapi@{commit} openapi.yaml",
+    out.write_text(json.dumps({"source": f"openai/openai-openapi@{commit} openapi.yaml",
                                "schemas": dict(sorted(keep.items()))}, indent=1) + "\n")
 
 

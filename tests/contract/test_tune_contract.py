@@ -15,26 +15,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from jsonschema import Draft202012Validator
 
 from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.tenancy import create_key
 from quanta.testing.fixtures import arithmetic_chat, fake_base_models
+from quanta.testing.openai_schema import OpenAISchemas
 from tune.api import create_app
 
-SCHEMAS = json.loads(Path(__file__).with_name("openai-fine-tuning.json").read_text())["schemas"]
+conforms = OpenAISchemas("openai-fine-tuning.json", Path(__file__).parent).conforms
 MODEL = "smollm2-135m-instruct"
-
-
-def conforms(body: Any, schema: str) -> Any:
-    """``body``, after asserting it validates against OpenAI's ``schema``."""
-    validator = Draft202012Validator({"$ref": f"#/components/schemas/{schema}",
-                                      "components": {"schemas": SCHEMAS}})
-    problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                for e in validator.iter_errors(body)]
-    assert not problems, f"{schema}: {problems}"
-    return body
 
 
 def error(response: Any, status: int, param: str | None = None) -> dict[str, Any]:

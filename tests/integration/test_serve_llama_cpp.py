@@ -21,6 +21,7 @@ from quanta.tenancy import create_key, create_tenant
 from quanta.testing.fixtures import make_adapter
 from quanta.testing.servers import start_serve
 from quantize.errors import ToolMissingError
+from tune.checkpoints import checkpoint_config, checkpoint_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")
@@ -53,12 +54,19 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory,
     registry.add_export(base_model_id=BASE, format="gguf-lora", path=lora,
                         adapter_id=adapter.id, tenant_id="acme")
     no_export = registry.add_adapter("acme", BASE, adapter_dir, suffix="noexport")
+    # A job's checkpoint model (what tune publishes), exported as a LoRA GGUF of its own.
+    checkpoint = registry.add_adapter("acme", BASE, adapter_dir, suffix="phys",
+                                      name=checkpoint_name(adapter.name, 2),
+                                      config=checkpoint_config(adapter.config, adapter, 2),
+                                      adapter_id=f"{adapter.id}-s2")
+    registry.add_export(base_model_id=BASE, format="gguf-lora", path=lora,
+                        adapter_id=checkpoint.id, tenant_id="acme")
 
     server = start_serve(home, "--engine", "llama-cpp", "--gguf-format", "gguf-q4_1",
                          grpc=False, timeout=120, log_name="server.log")
     try:
         yield {"url": server.url, "keys": keys, "adapter": adapter.name,
-               "no_export": no_export.name}
+               "no_export": no_export.name, "checkpoint": checkpoint.name}
     finally:
         server.stop(grace=10)
 
@@ -82,7 +90,9 @@ def test_base_and_lora_gguf(llama_server: dict) -> None:
                                           temperature=0, stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == adapted
     ids = {m.id for m in acme.models.list()}
-    assert ids == {BASE, llama_server["adapter"]}
+    assert ids == {BASE, llama_server["adapter"], llama_server["checkpoint"]}
+    # The checkpoint model is served under its ckpt-step name (same weights here).
+    assert _chat(acme, llama_server["checkpoint"]) == adapted
 
 
 def test_tenancy_and_errors(llama_server: dict) -> None:
@@ -90,6 +100,8 @@ def test_tenancy_and_errors(llama_server: dict) -> None:
     with pytest.raises(openai.NotFoundError):
         _chat(globex, llama_server["adapter"])
     assert {m.id for m in globex.models.list()} == {BASE}
+    with pytest.raises(openai.NotFoundError):
+        _chat(globex, llama_server["checkpoint"])
     acme = _client(llama_server, "acme")
     with pytest.raises(openai.NotFoundError, match="no export"):
         _chat(acme, llama_server["no_export"])

@@ -24,6 +24,7 @@ from quanta.processes import ServiceFailed
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
 from quanta.testing.fixtures import make_adapter
+from quanta.testing.openai_schema import OpenAISchemas
 from quanta.testing.servers import start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -252,6 +253,54 @@ def test_bad_input_gives_openai_errors(server: Server) -> None:
     assert "other-base" in other["error"]["message"]
     assert httpx.get(f"{server.url}/health").status_code == 200
     assert _chat(server.client("acme"), BASE)
+
+
+def _events(response: httpx.Response) -> list[dict]:
+    return [json.loads(line[6:]) for line in response.text.splitlines()
+            if line.startswith("data: {")]
+
+
+def test_responses_follow_openais_published_description(server: Server) -> None:
+    """Held to OpenAI's OpenAPI description (``tests/contract/openai-serve.json``), not
+    only to the SDK: no null where it types an object or string, chat ``logprobs`` with
+    ``refusal``, what it refuses refused."""
+    spec = OpenAISchemas("openai-serve.json")
+    url, headers = f"{server.url}/v1", server.headers("acme")
+    physics = server.adapters["physics"]
+
+    def post(path: str, **body) -> httpx.Response:
+        return httpx.post(f"{url}/{path}", headers=headers, timeout=120,
+                          json={"max_tokens": 8, "temperature": 0, **body})
+
+    chat = post("chat/completions", model=physics, messages=CHAT, logprobs=True,
+                top_logprobs=2).json()
+    spec.conforms(chat, "CreateChatCompletionResponse")
+    assert chat["choices"][0]["logprobs"]["refusal"] is None
+    assert "annotations" not in chat["choices"][0]["message"]
+    stream = post("chat/completions", model=physics, messages=CHAT, stream=True,
+                  stream_options={"include_usage": True})
+    chunks = _events(stream)
+    assert chunks and chunks[-1]["usage"]["completion_tokens"] == 8
+    for chunk in chunks:
+        spec.conforms(chunk, "CreateChatCompletionStreamResponse")
+    completion = post("completions", model=BASE, prompt="F = m", logprobs=2).json()
+    spec.conforms(completion, "CreateCompletionResponse")
+    # Streamed completions reuse that schema, whose finish_reason is never null; OpenAI's
+    # own stream sends null until the last chunk, and so does Quanta: that one conforms.
+    chunks = _events(post("completions", model=physics, prompt="F = m", stream=True))
+    assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == "length"
+    spec.conforms(chunks[-1], "CreateCompletionResponse")
+    spec.conforms(httpx.get(f"{url}/models", headers=headers).json(), "ListModelsResponse")
+    spec.conforms(httpx.get(f"{url}/models/{physics}", headers=headers).json(), "Model")
+
+    refused = [("chat/completions", {"messages": [{"role": "wizard", "content": "hi"}]},
+                "messages[0].role"),
+               ("chat/completions", {"messages": CHAT, "top_logprobs": 21}, "top_logprobs"),
+               ("completions", {"prompt": "hi", "logprobs": 10}, "logprobs")]
+    for path, body, param in refused:
+        response = post(path, model=BASE, **body)
+        assert response.status_code == 400, response.text
+        assert spec.conforms(response.json(), "ErrorResponse")["error"]["param"] == param
 
 
 # -- gRPC -----------------------------------------------------------------------------------

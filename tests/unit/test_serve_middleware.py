@@ -31,13 +31,23 @@ def _engine_app(seen: list[dict], loaded: list[str]) -> Starlette:
         seen.append(body)
         usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
         if not body.get("stream"):
-            return JSONResponse({"model": body.get("model"), "choices": [{"text": "ok"}],
-                                 "usage": usage})
+            # vLLM's nulls where OpenAI's schema has none, and chat logprobs sans refusal.
+            message = {"role": "assistant", "content": "ok", "refusal": None,
+                       "annotations": None, "function_call": None, "tool_calls": None}
+            return JSONResponse({"model": body.get("model"), "system_fingerprint": None,
+                                 "choices": [{"text": "ok", "message": message,
+                                              "logprobs": {"content": []}}],
+                                 "usage": {**usage, "prompt_tokens_details": None}})
 
         async def events():
             for text in ("o", "k"):
                 chunk = {"model": body["model"], "choices": [{"text": text}]}
                 yield f"data: {json.dumps(chunk)}\n\n"
+                if body.get("fail_midstream"):  # as vLLM streams an error
+                    error = {"object": "error", "message": "boom", "type": "BadRequestError",
+                             "param": None, "code": 400}
+                    yield f"data: {json.dumps({'error': error})}\n\n"
+                    return
             if (body.get("stream_options") or {}).get("include_usage"):
                 yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
@@ -257,3 +267,37 @@ def test_metrics_token(quanta_home: Path, tmp_path: Path) -> None:
     client = TestClient(app)
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer t0ken"}).status_code != 401
+
+
+def test_responses_and_stream_errors_in_openais_shape(setup) -> None:
+    """vLLM's nulls are left out, chat logprobs get ``refusal``, a streamed error event
+    carries OpenAI's error body, and what OpenAI refuses is refused before the engine."""
+    client, keys, _, seen = setup
+    ask = {"model": BASE, "messages": [{"role": "user", "content": "hi"}]}
+    reply = client.post("/v1/chat/completions", json=ask, headers=keys["acme"])
+    body = reply.json()
+    assert reply.headers["content-length"] == str(len(reply.content))
+    assert "system_fingerprint" not in body
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "ok",
+                                             "refusal": None}
+    assert body["choices"][0]["logprobs"] == {"content": [], "refusal": None}
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+    stream = client.post("/v1/chat/completions", headers=keys["acme"],
+                         json={**ask, "stream": True, "fail_midstream": True})
+    events = [json.loads(line[6:]) for line in stream.text.splitlines()
+              if line.startswith("data: {")]
+    assert events[-1] == {"error": {"message": "boom", "type": "invalid_request_error",
+                                    "param": None, "code": "invalid_request"}}
+
+    sent = len(seen)
+    for path, extra, param in [
+            ("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]},
+             "messages[0].role"),
+            ("/v1/chat/completions", {"messages": ["not a message"]}, "messages[0].role"),
+            ("/v1/chat/completions", {"top_logprobs": 21}, "top_logprobs"),
+            ("/v1/completions", {"prompt": "x", "logprobs": 10}, "logprobs"),
+            ("/v1/completions", {"prompt": "x", "logprobs": True}, "logprobs")]:
+        refused = client.post(path, json={**ask, **extra}, headers=keys["acme"])
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == param
+    assert len(seen) == sent  # none reached the engine
