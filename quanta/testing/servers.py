@@ -59,12 +59,14 @@ class RunningServe:
 
 
 def start_serve(home: Path, *args: str, grpc: bool = True, anonymous: bool = False,
-                timeout: float = 600, log_name: str | None = None) -> RunningServe:
-    """``quanta serve`` over the registry at ``home`` on free loopback ports, healthy.
+                timeout: float = 600, log_name: str | None = None,
+                port: int | None = None) -> RunningServe:
+    """``quanta serve`` over the registry at ``home`` on free loopback ports (or ``port``,
+    chosen before a client was pointed at it), healthy.
 
     ``args`` go to ``quanta serve`` as they are (``--engine``, ``--max-loras``...).
     """
-    port = free_port()
+    port = port or free_port()
     grpc_port = free_port() if grpc else 0
     log = home / (log_name or f"serve-{port}.log")
     proc = start_process(quanta_command("serve", "--host", "127.0.0.1", "--port", str(port),

@@ -412,3 +412,40 @@ def test_graders_validate_and_run(env: dict[str, Any]) -> None:
                          json={"grader": {**check, "input": "{{os.environ}}"}}), 400, "grader")
     _assert_error(c.post("/v1/fine_tuning/alpha/graders/validate", json={"grader": check}),
                   401)
+
+
+def test_models_routes_are_one_tenants_view(env: dict[str, Any], tmp_path: Path) -> None:
+    """OpenAI's /v1/models (list, retrieve, delete a fine-tuned model) and the console's
+    /v1/quanta extensions: the caller's models only; another tenant's answer 404."""
+    from quanta.testing.fixtures import fake_adapter_dir
+
+    registry, c = env["registry"], env["client"]
+    mine, theirs = _h(env["key"]), _h(env["other"])
+    adapter = registry.add_adapter("local", MODEL, fake_adapter_dir(tmp_path / "a"),
+                                   suffix="phys", eval={"after": {"heldout_loss": 0.5}})
+    listed = c.get("/v1/models", headers=mine).json()
+    assert {m["id"] for m in listed["data"]} == {MODEL, adapter.name}
+    assert {m["id"] for m in c.get("/v1/models", headers=theirs).json()["data"]} == {MODEL}
+    assert c.get(f"/v1/models/{adapter.name}", headers=mine).json()["owned_by"] == "local"
+    details = c.get(f"/v1/quanta/models/{adapter.name}", headers=mine).json()
+    assert details["base_model"] == MODEL and details["eval"]["after"]["heldout_loss"] == 0.5
+    assert details["exports"] == []
+    for path in (f"/v1/models/{adapter.name}", f"/v1/quanta/models/{adapter.name}"):
+        _assert_error(c.get(path, headers=theirs), 404, "model", "model_not_found")
+    _assert_error(c.post(f"/v1/quanta/models/{adapter.name}/exports", headers=mine,
+                         json={"format": "zip"}), 400, "format")
+    _assert_error(c.post(f"/v1/quanta/models/{adapter.name}/exports", headers=mine,
+                         json={"format": "gguf-lora", "accuracy_n": 0}), 400, "accuracy_n")
+    _assert_error(c.get("/v1/quanta/exports/exp-nope/content", headers=mine), 404,
+                  "export_id")
+    health = c.get("/v1/quanta/registry/health", headers=mine).json()
+    assert health["ok"] is True and health["storage_bytes"]["models"] == adapter.bytes
+    assert c.get("/v1/quanta/registry/health", headers=theirs).json()[
+        "storage_bytes"]["total"] == 0
+
+    _assert_error(c.delete(f"/v1/models/{adapter.name}", headers=theirs), 404, "model")
+    _assert_error(c.delete(f"/v1/models/{MODEL}", headers=mine), 404, "model")
+    deleted = c.delete(f"/v1/models/{adapter.name}", headers=mine).json()
+    assert deleted == {"id": adapter.name, "object": "model", "deleted": True}
+    assert {m["id"] for m in c.get("/v1/models", headers=mine).json()["data"]} == {MODEL}
+    assert registry.verify().ok

@@ -1,0 +1,53 @@
+// The console's router: one view per page, chosen by the URL's hash.
+import { session } from "./api.js";
+import { clearError, h, mount, showError } from "./dom.js";
+import { datasets } from "./views/datasets.js";
+import { health } from "./views/health.js";
+import { jobDetail, jobs } from "./views/jobs.js";
+import { modelDetail, models } from "./views/models.js";
+import { playground } from "./views/playground.js";
+import { signIn } from "./views/signin.js";
+
+const ROUTES = [
+  [/^#\/datasets$/, datasets], [/^#\/jobs$/, jobs], [/^#\/jobs\/([^/]+)$/, jobDetail],
+  [/^#\/models$/, models], [/^#\/models\/([^/]+)$/, modelDetail],
+  [/^#\/playground$/, playground], [/^#\/health$/, health],
+];
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+let leave = null;  // what the current view stops when another replaces it (polling)
+
+async function render() {
+  clearError();
+  if (leave) { leave(); leave = null; }
+  if (!session.key) {
+    nav.hidden = true;
+    signIn(main, () => { window.location.hash = "#/datasets"; render(); });
+    return;
+  }
+  nav.hidden = false;
+  const hash = window.location.hash || "#/datasets";
+  for (const link of nav.querySelectorAll("a")) {
+    link.classList.toggle("active", hash.startsWith(link.getAttribute("href")));
+  }
+  const route = ROUTES.find(([pattern]) => pattern.test(hash));
+  if (!route) {
+    mount(main, h("h1", {}, "Not found"), h("p", {}, "No such page."));
+    return;
+  }
+  const [pattern, view] = route;
+  mount(main, h("p", { class: "muted" }, "Loading…"));
+  try {
+    const cleanup = await view(main, ...pattern.exec(hash).slice(1));
+    if (typeof cleanup === "function") leave = cleanup;
+  } catch (err) {
+    mount(main, h("h1", {}, "Something went wrong"), h("p", { class: "error-text" }, err.message));
+    showError(err);
+  }
+}
+
+document.getElementById("signout").addEventListener("click", () => { session.signOut(); render(); });
+window.addEventListener("quanta:signed-out", () => render());
+window.addEventListener("hashchange", render);
+render();
