@@ -54,6 +54,7 @@ COPY quanta ./quanta
 COPY tune ./tune
 COPY quantize ./quantize
 COPY serve ./serve
+COPY console ./console
 COPY proto ./proto
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
@@ -102,7 +103,7 @@ RUN --mount=type=bind,from=build-llama-cpp,source=/wheels,target=/tmp/wheels-lla
     --mount=type=bind,from=build-quanta,source=/wheels,target=/tmp/wheels-quanta \
     set -- /tmp/wheels-quanta/quanta-*.whl \
     && pip install --find-links /tmp/wheels-llama --only-binary llama-cpp-python \
-        "${1}[tune,gguf,quantize]" "torch==${TORCH_VERSION}"
+        "${1}[tune,tracking,console,gguf,quantize]" "torch==${TORCH_VERSION}"
 ENV QUANTA_HEALTHCHECK_URL=http://127.0.0.1:8100/health \
     OMP_WAIT_POLICY=PASSIVE \
     HF_HOME=/var/lib/quanta/hf

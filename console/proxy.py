@@ -10,6 +10,7 @@ openai SDK's. Only ``v1/`` paths go through, to the two configured servers only.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from starlette.background import BackgroundTask
@@ -27,6 +28,26 @@ def error(status: int, message: str, code: str) -> JSONResponse:
                                    "param": None, "code": code}}, status_code=status)
 
 
+def forwarded_path(raw_path: bytes, name: str) -> str | None:
+    """The still-encoded path after ``/api/<name>/``, if it is a ``v1/`` path whose every
+    segment is a plain name (no empty, ``.``, ``..``, encoded ``/`` or double encoding)."""
+    prefix = f"/api/{name}/".encode()
+    if not raw_path.startswith(prefix):
+        return None
+    try:
+        path = raw_path[len(prefix):].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    segments = path.split("/")
+    if segments[0] != "v1":
+        return None
+    for segment in segments:
+        plain = unquote(segment)
+        if plain in ("", ".", "..") or any(c in plain for c in "/\\%"):
+            return None
+    return path
+
+
 class ApiProxy:
     """Forwards ``/api/<name>/<path>`` to ``upstreams[name]/<path>``."""
 
@@ -35,15 +56,18 @@ class ApiProxy:
         self.client = httpx.AsyncClient(timeout=TIMEOUT)
 
     async def forward(self, request: Request) -> Response:
-        name, path = request.path_params["api"], request.path_params["path"]
+        name = request.path_params["api"]
         base = self.upstreams.get(name)
         if base is None:
             return error(404, f"The console is not connected to a {name} API", "not_found")
-        if not path.startswith("v1/") or any(p in ("", ".", "..") for p in path.split("/")):
-            return error(404, f"Unknown request URL: /{path}", "unknown_url")
+        path = forwarded_path(request.scope.get("raw_path") or b"", name)
+        if path is None:
+            return error(404, f"Unknown request URL: {request.url.path}", "unknown_url")
+        query = request.url.query
         headers = {k: v for k in FORWARDED_REQUEST_HEADERS if (v := request.headers.get(k))}
+        headers["accept-encoding"] = "identity"  # bodies are passed through as they come
         upstream = self.client.build_request(
-            request.method, f"{base}/{path}", params=request.query_params, headers=headers,
+            request.method, f"{base}/{path}" + (f"?{query}" if query else ""), headers=headers,
             content=request.stream() if request.method in ("POST", "PUT", "PATCH") else None)
         try:
             answer = await self.client.send(upstream, stream=True)

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     tune_max_restarts: int = 3
     # `quanta tune worker --dispatch kubernetes`: the namespace its TrainJobs go to.
     tune_namespace: str = "quanta"
+    # tune: experiment tracking. The MLflow servers jobs may log to (comma-separated
+    # hosts or host:port; none set: mlflow integrations are refused), and the W&B
+    # entities they may name (none set: only the worker key's default entity). A job
+    # names a URL; the worker would send it requests (and MLflow the worker's
+    # MLFLOW_TRACKING_* credentials), so only servers the operator allows are reached.
+    tracking_mlflow_hosts: str = ""
+    tracking_wandb_entities: str = ""
     # serve: calculator decoding evaluates at most this many calculations per request.
     calculator_max_calls: int = MAX_CALLS
     # The largest LoRA rank the servers load (`quanta serve --max-lora-rank` defaults to

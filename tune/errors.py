@@ -17,11 +17,12 @@ from quanta.http_errors import (
     HTTPInsufficientStorage,
     HTTPNotFound,
     HTTPPayloadTooLarge,
+    HTTPTooManyRequests,
     HTTPUnauthorized,
 )
 
 __all__ = ["HTTPBadRequest", "HTTPConflict", "HTTPError", "HTTPNotFound",
-           "HTTPPayloadTooLarge", "HTTPUnauthorized", "install_handlers",
+           "HTTPPayloadTooLarge", "HTTPTooManyRequests", "HTTPUnauthorized", "install_handlers",
            "invalid_request"]
 
 
@@ -56,7 +57,8 @@ def install_handlers(app: Any) -> None:
     from quanta.tenancy import AuthError
 
     def respond(err: HTTPError) -> JSONResponse:
-        return JSONResponse(err.openai_body(), status_code=err.status)
+        return JSONResponse(err.openai_body(), status_code=err.status,
+                            headers={k.decode(): v.decode() for k, v in err.headers()})
 
     @app.exception_handler(HTTPError)
     async def _ours(_request: Any, exc: HTTPError) -> JSONResponse:

@@ -8,16 +8,18 @@ the base models it may train; another tenant's model answers 404, as an unknown 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 from quanta.registry import NotFoundError, Registry
 from quanta.registry import tables as t
 from quanta.types import ArtifactKind, ExportFormat
-from tune.errors import HTTPBadRequest, HTTPNotFound
+from tune.errors import HTTPBadRequest, HTTPNotFound, HTTPTooManyRequests
 from tune.objects import unix
 
 MAX_EXPORT_ACCURACY_N = 200
+MAX_CONCURRENT_EXPORTS = 1
 
 
 def model_object(row: t.Adapter | t.BaseModelRow) -> dict[str, Any]:
@@ -40,6 +42,8 @@ def export_object(registry: Registry, row: t.Export) -> dict[str, Any]:
 class ModelsService:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        # Exports run in this process (minutes of CPU for GPTQ): one at a time.
+        self._exporting = threading.BoundedSemaphore(MAX_CONCURRENT_EXPORTS)
 
     def _adapter(self, tenant_id: str, model: str) -> t.Adapter:
         try:
@@ -95,11 +99,17 @@ class ModelsService:
             raise HTTPBadRequest(f"accuracy_n must be an integer between 1 and "
                                  f"{MAX_EXPORT_ACCURACY_N}", param="accuracy_n")
         row = self._adapter(tenant_id, model)
+        if not self._exporting.acquire(blocking=False):
+            raise HTTPTooManyRequests("An export is already running on this server; try "
+                                      "again when it has finished", retry_after=30,
+                                      code="export_busy")
         try:
             exported = export(self.registry, row.name, format, tenant_id=tenant_id,
                               accuracy_n=accuracy_n)
         except ExportError as exc:
             raise HTTPBadRequest(str(exc), param="format", code="export_failed") from None
+        finally:
+            self._exporting.release()
         return export_object(self.registry, exported)
 
     def export_file(self, tenant_id: str, export_id: str) -> tuple[Path, str]:
@@ -118,14 +128,15 @@ class ModelsService:
         return self.registry.blob_path(row.sha256, ".gguf"), f"{export_id}-{row.format}.gguf"
 
     def registry_health(self, tenant_id: str) -> dict[str, Any]:
-        """What ``quanta registry verify`` reports (counts only: the names may be other
-        tenants'), and the storage this tenant's files, models and exports use."""
-        report = self.registry.verify()
+        """The counts of the latest ``quanta registry verify`` (run by the operator, from
+        cron say; never re-run per request: it re-hashes every tenant's blobs), and the
+        storage this tenant's files, models and exports use."""
+        from quanta.registry.housekeeping import last_verify
+
         used = {"files": sum(r.bytes for r in self.registry.list_files(tenant_id)),
                 "models": sum(r.bytes for r in self.registry.list_adapters(
                     tenant_id, checkpoints=True)),
-                "exports": sum(r.bytes for r in self.registry.list_exports(tenant_id))}
-        return {"object": "quanta.registry_health", "ok": report.ok,
-                "checked": report.checked, "corrupt": len(report.corrupt),
-                "missing": len(report.missing), "orphans": len(report.orphans),
+                "exports": sum(r.bytes for r in self.registry.list_exports(tenant_id)
+                               if r.tenant_id == tenant_id)}
+        return {"object": "quanta.registry_health", "verify": last_verify(self.registry),
                 "storage_bytes": {**used, "total": sum(used.values())}}

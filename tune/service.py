@@ -162,6 +162,16 @@ class TuneService:
                 param="model", code="model_not_available") from None
         return base, StartAdapter(id=adapter.id, name=adapter.name) if adapter else None
 
+    def _check_integrations(self, integrations: list[Any]) -> None:
+        from tune.tracking.config import refusal
+
+        for index, integration in enumerate(integrations):
+            refused = refusal(integration, self.registry.settings)
+            if refused is not None:
+                field, reason = refused
+                raise HTTPBadRequest(reason, param=f"integrations.{index}.{field}",
+                                     code="integration_not_allowed")
+
     def _check_servable(self, tenant_id: str, plan: Any) -> None:
         """Refuse, before any training, an adapter the servers could not load: LoRA on
         embeddings or the output head, or a rank above ``QUANTA_SERVE_MAX_LORA_RANK`` (a
@@ -205,6 +215,7 @@ class TuneService:
         if request.validation_file:
             self._job_file(tenant_id, request.validation_file, "validation_file", method_type)
         plan = resolve(request, train_file.records or 1, start_adapter)
+        self._check_integrations(request.integrations or [])
         self._check_servable(tenant_id, plan)
         if plan.grader is not None:
             self.check_grader_models(tenant_id, plan.grader, "method.reinforcement.grader")

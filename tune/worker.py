@@ -275,7 +275,7 @@ class Worker:
         def on_warning(message: str, data: dict[str, Any]) -> None:
             registry.jobs.add_event(job_id, message, level=EventLevel.WARN, data=data)
 
-        with tracked_runs(job, inputs.plan, on_warning) as runs:
+        with tracked_runs(job, inputs.plan, on_warning, registry.settings) as runs:
             self._train_main(inputs, runs, beat, rank, workdir, on_warning)
 
     def _inputs(self, job: t.Job) -> JobInputs:

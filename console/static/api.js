@@ -20,7 +20,7 @@ export class ApiError extends Error {
   }
 }
 
-async function call(api, method, path, body, { raw = false } = {}) {
+async function call(api, method, path, body, { raw = false, signal } = {}) {
   const headers = { Authorization: `Bearer ${session.key}` };
   let payload;
   if (body instanceof FormData) {
@@ -29,7 +29,7 @@ async function call(api, method, path, body, { raw = false } = {}) {
     headers["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  const response = await fetch(`/api/${api}/v1/${path}`, { method, headers, body: payload });
+  const response = await fetch(`/api/${api}/v1/${path}`, { method, headers, body: payload, signal });
   if (!response.ok) {
     let data = null;
     try { data = await response.json(); } catch { data = null; }

@@ -17,8 +17,10 @@ const ROUTES = [
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 let leave = null;  // what the current view stops when another replaces it (polling)
+let generation = 0;  // which render is current: an older one's late results are dropped
 
 async function render() {
+  const current = ++generation;
   clearError();
   if (leave) { leave(); leave = null; }
   if (!session.key) {
@@ -37,12 +39,20 @@ async function render() {
     return;
   }
   const [pattern, view] = route;
-  mount(main, h("p", { class: "muted" }, "Loading…"));
+  // Each view draws into its own element: one that finishes after the user moved on
+  // draws into an element no longer on the page.
+  const root = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  mount(main, root);
   try {
-    const cleanup = await view(main, ...pattern.exec(hash).slice(1));
-    if (typeof cleanup === "function") leave = cleanup;
+    const cleanup = await view(root, ...pattern.exec(hash).slice(1));
+    if (current !== generation) {
+      if (typeof cleanup === "function") cleanup();
+    } else if (typeof cleanup === "function") {
+      leave = cleanup;
+    }
   } catch (err) {
-    mount(main, h("h1", {}, "Something went wrong"), h("p", { class: "error-text" }, err.message));
+    if (current !== generation || err.status === 401) return;  // signed out: sign-in shows
+    mount(root, h("h1", {}, "Something went wrong"), h("p", { class: "error-text" }, err.message));
     showError(err);
   }
 }

@@ -18,6 +18,7 @@ staging directory of a live writer here is never touched.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 # Tables whose rows name a blob (directly, or a tree whose members are referenced too).
 ROOT_TABLES = (t.File, t.BaseModelRow, t.Adapter, t.Export, t.Checkpoint, t.UploadPart)
 TREE_TABLES = (t.BaseModelRow, t.Adapter, t.Export, t.Checkpoint)  # files are never trees
+LAST_VERIFY = "last-verify.json"
 
 
 @dataclass
@@ -186,7 +188,28 @@ def verify(registry: Registry) -> VerifyReport:
         except (FileNotFoundError, NotFoundError):
             continue
     _verify_cache(registry, trees, report)
+    record_verify(registry, report)
     return report
+
+
+def record_verify(registry: Registry, report: VerifyReport) -> None:
+    """Keep the counts of the latest verification (``LAST_VERIFY`` in this node's home),
+    what the tune API shows tenants instead of re-hashing the registry per request."""
+    home = registry.settings.resolved_home
+    summary = {"finished_at": int(time.time()), "ok": report.ok, "checked": report.checked,
+               "corrupt": len(report.corrupt), "missing": len(report.missing),
+               "orphans": len(report.orphans)}
+    partial = home / f".{LAST_VERIFY}.{os.getpid()}"
+    partial.write_text(json.dumps(summary))
+    os.replace(partial, home / LAST_VERIFY)
+
+
+def last_verify(registry: Registry) -> dict[str, Any] | None:
+    """The latest verification's counts (``record_verify``), or None if none ran here."""
+    try:
+        return json.loads((registry.settings.resolved_home / LAST_VERIFY).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _intact(registry: Registry, sha: str) -> bool:

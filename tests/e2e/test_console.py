@@ -88,11 +88,14 @@ def browser(console: Console) -> Iterator[Any]:
             launched.close()
 
 
-def _page(browser: Any, console: Console, tenant: str) -> Any:
+def _page(browser: Any, console: Console, tenant: str, shot: bool = False) -> Any:
     page = browser.new_context(viewport={"width": 1280, "height": 800},
                                accept_downloads=True).new_page()
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(f"{console.url}/console/")
+    page.wait_for_selector("#api-key")
+    if shot:
+        _shot(page, "signin")
     page.fill("#api-key", console.keys[tenant])
     page.click("form button[type=submit]")
     page.wait_for_selector("#dropzone")
@@ -147,6 +150,7 @@ def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser
 
     # Jobs: a bad value is a readable 400, the page goes on; then a real job.
     _go(page, "#/jobs", "#job-form")
+    _shot(page, "jobs")
     [arith] = [f.id for f in console.registry.list_files("acme") if f.filename == "arith.jsonl"]
     page.select_option("#job-training-file", arith)
     page.fill("#job-lora-r", "0")
@@ -195,9 +199,16 @@ def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser
     page.click("#export-form button[type=submit]")
     page.wait_for_function("() => document.querySelector('#export-status')?.textContent"
                            " === 'Export registered.'", timeout=600_000)
-    row = page.locator("#exports tbody tr", has_text="gguf-lora").inner_text()
-    assert model in row and re.search(r"\d+\.\d{4}", row)  # measured perplexity shown
+    row = page.locator("#exports tbody tr", has_text="gguf-lora")
+    assert model in row.inner_text() and re.search(r"\d+\.\d{4}", row.inner_text())
     _shot(page, "model")
+    with page.expect_download() as downloaded:
+        row.get_by_text("Download").click()
+    [exported] = [e for e in console.registry.list_exports("acme") if e.format == "gguf-lora"]
+    assert Path(downloaded.value.path()).stat().st_size == exported.bytes
+    _go(page, "#/models", "#models")
+    assert model in page.inner_text("#models")
+    _shot(page, "models")
 
     # Playground: base and adapter side by side, streamed, through the llama.cpp engine.
     serve = start_serve(console.home, "--engine", "llama-cpp", "--gguf-format", "gguf-q4_1",
@@ -232,9 +243,15 @@ def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser
     assert page.inner_text("#evaluation pre.answer.after") == MARKUP
     assert page.evaluate("window.__pwned") is None
     assert not page.query_selector("#evaluation img")
+    page.get_by_text("Delete this model").click()  # the confirm dialog is accepted
+    page.wait_for_function("() => window.location.hash === '#/models'")
+    page.wait_for_selector("#models")
+    assert marked.name not in page.inner_text("#models")
+    assert [a.name for a in console.registry.list_adapters("acme")] == [model]
 
+    console.registry.verify()  # what the operator's cron runs; the page shows its counts
     _go(page, "#/health", "#registry-ok")
-    assert "every stored object matches" in page.inner_text("#registry-ok")
+    assert "every stored object matched" in page.inner_text("#registry-ok")
     _shot(page, "registry")
     assert not errors, errors
 
@@ -243,7 +260,7 @@ def test_another_tenant_sees_nothing_and_errors_are_messages(console: Console,
                                                              browser: Any) -> None:
     acme = console.registry.list_adapters("acme")
     assert acme, "runs after the scenario above"
-    page = _page(browser, console, "globex")
+    page = _page(browser, console, "globex", shot=True)
     assert not page.query_selector_all("#files tbody tr td code")  # no files listed
     _go(page, "#/models", "#models")
     assert "acme" not in page.inner_text("#models")

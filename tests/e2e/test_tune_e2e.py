@@ -27,6 +27,7 @@ def test_openai_sdk_fine_tune_end_to_end(quanta_home: Path, base_model_dir: Path
     import openai
     from mlflow import MlflowClient
 
+    monkeypatch.setenv("QUANTA_TRACKING_MLFLOW_HOSTS", "127.0.0.1")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     integrations = [{"type": "wandb", "wandb": {"project": "quanta-e2e", "tags": ["arith"]}},

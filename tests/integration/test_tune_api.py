@@ -164,6 +164,15 @@ def test_auth_is_required(env: dict[str, Any]) -> None:
     ({"integrations": [{"type": "wandb", "wandb": {}}]}, "integrations.0.wandb.project"),
     ({"integrations": [{"type": "comet"}]}, "integrations.0"),
     ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}] * 6}, "integrations"),
+    ({"integrations": [{"type": "mlflow", "mlflow": {
+        "tracking_uri": "http://169.254.169.254/latest/meta-data/#", "experiment_name": "e"}}]},
+     "integrations.0.mlflow.tracking_uri"),
+    # Only the servers and W&B teams the operator allows (QUANTA_TRACKING_*): none here.
+    ({"integrations": [{"type": "mlflow", "mlflow": {"tracking_uri": "http://10.0.0.5:5000",
+                                                     "experiment_name": "e"}}]},
+     "integrations.0.mlflow.tracking_uri"),
+    ({"integrations": [{"type": "wandb", "wandb": {"project": "p", "entity": "their-team"}}]},
+     "integrations.0.wandb.entity"),
     # Adapters the servers could not load are refused before training.
     ({"quanta": {"lora": {"r": 64}}}, "quanta.lora.r"),
     ({"quanta": {"lora": {"target_modules": ["q_proj", "lm_head"]}}},
@@ -439,7 +448,10 @@ def test_models_routes_are_one_tenants_view(env: dict[str, Any], tmp_path: Path)
     _assert_error(c.get("/v1/quanta/exports/exp-nope/content", headers=mine), 404,
                   "export_id")
     health = c.get("/v1/quanta/registry/health", headers=mine).json()
-    assert health["ok"] is True and health["storage_bytes"]["models"] == adapter.bytes
+    assert health["verify"] is None  # shown from the last verify, never run per request
+    assert health["storage_bytes"]["models"] == adapter.bytes
+    registry.verify()
+    assert c.get("/v1/quanta/registry/health", headers=mine).json()["verify"]["ok"] is True
     assert c.get("/v1/quanta/registry/health", headers=theirs).json()[
         "storage_bytes"]["total"] == 0
 

@@ -159,7 +159,8 @@ def _adapter_tensors(registry: Registry, name: str) -> dict:  # type: ignore[typ
 
 
 def test_paused_then_resumed_job_ends_as_an_uninterrupted_one(
-        quanta_home: Path, base_model_dir: Path, tmp_path: Path, mlflow_url: str) -> None:
+        quanta_home: Path, base_model_dir: Path, tmp_path: Path, mlflow_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Pause at a step boundary writes a checkpoint and frees the worker; resume continues
     from it on another worker; same seed and data order give the same adapter. Its MLflow
     run is paused and resumed with it; a tracking server that does not answer costs the
@@ -167,6 +168,7 @@ def test_paused_then_resumed_job_ends_as_an_uninterrupted_one(
     import torch
     from mlflow import MlflowClient
 
+    monkeypatch.setenv("QUANTA_TRACKING_MLFLOW_HOSTS", "127.0.0.1")
     registry, service, data = _setup(quanta_home, base_model_dir, tmp_path, 24)
     body_steps, file_id = 8, service.create_file("local", "train.jsonl", "fine-tune",
                                                  data)["id"]

@@ -98,6 +98,7 @@ export async function jobDetail(main, id) {
   }
 
   async function refresh() {
+    clearTimeout(timer);  // one polling loop, however often a button refreshes
     const [job, events] = await Promise.all([
       tune("GET", `fine_tuning/jobs/${encodeURIComponent(jobId)}`),
       listAll(`fine_tuning/jobs/${encodeURIComponent(jobId)}/events`)]);

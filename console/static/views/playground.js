@@ -9,7 +9,10 @@ function pane(index, models, preselect) {
   const stats = h("p", { class: "muted stats", id: `pg-stats-${index}` });
   const el = h("div", { class: "card pane" }, h("label", { for: select.id }, `Model ${index + 1}`), select, output, stats);
 
+  let controller = null;
+
   async function run(messages, settings) {
+    controller = new AbortController();
     output.textContent = "";
     stats.textContent = "…";
     output.dataset.done = "false";
@@ -18,7 +21,7 @@ function pane(index, models, preselect) {
     try {
       const response = await serve("POST", "chat/completions", {
         model: select.value, messages, stream: true, stream_options: { include_usage: true }, ...settings,
-      }, { raw: true });
+      }, { raw: true, signal: controller.signal });
       for await (const chunk of events(response)) {
         const text = chunk.choices?.[0]?.delta?.content;
         if (text) {
@@ -37,12 +40,14 @@ function pane(index, models, preselect) {
         `${rate === null ? "-" : rate.toFixed(1)} tokens/s · ${tokens ?? "-"} tokens`;
     } catch (err) {
       stats.textContent = "";
-      showError(err);
+      if (err.name !== "AbortError") showError(err);
     } finally {
       output.dataset.done = "true";
     }
   }
-  return { el, run };
+  // Leaving the page stops the generation (the server stops when the stream closes).
+  const stop = () => { if (controller) controller.abort(); };
+  return { el, run, stop };
 }
 
 export async function playground(main) {
@@ -54,6 +59,7 @@ export async function playground(main) {
   const listed = (await serve("GET", "models")).data;
   const tuned = listed.find((m) => m.id.startsWith("ft:"));
   const left = pane(0, listed, listed[0]?.id), right = pane(1, listed, tuned ? tuned.id : listed[0]?.id);
+  let gone = false;  // the user left the page
   const prompt = h("textarea", { id: "pg-prompt", rows: 3, placeholder: "Ask a physics question…" });
   const system = h("input", { id: "pg-system", placeholder: "optional system message", autocomplete: "off" });
   const temperature = h("input", { id: "pg-temperature", type: "number", min: 0, max: 2, step: 0.1, value: 0 });
@@ -72,7 +78,7 @@ export async function playground(main) {
     // llama-cpp-python swaps models between requests), so the timings would mean nothing.
     try {
       await left.run(messages, settings);
-      await right.run(messages, settings);
+      if (!gone) await right.run(messages, settings);
     } finally { button.disabled = false; }
   } },
   h("label", { for: "pg-prompt" }, "Prompt"), prompt,
@@ -85,4 +91,5 @@ export async function playground(main) {
   mount(main, h("h1", {}, "Playground"),
     h("p", { class: "muted" }, "The same prompt and sampling settings, streamed from two models side by side (one after the other, so each one's timings are its own)."),
     form, h("div", { class: "panes" }, left.el, right.el));
+  return () => { gone = true; left.stop(); right.stop(); };
 }
