@@ -42,7 +42,7 @@ VIEWPORTS = ((1280, 800), (390, 844))
 MARKUP = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 1">'
 QUANTA_OPTIONS = {"max_steps": 6, "checkpoint_every": 3, "max_length": 128,
                   "lora": {"r": 8, "alpha": 16},
-                  "eval": {"physics_n": 2, "max_new_tokens": 24, "loss_examples": 4}}
+                  "eval": {"physics_n": 1, "max_new_tokens": 16, "loss_examples": 4}}
 
 
 @dataclass
@@ -170,7 +170,7 @@ def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser
 
     # A real worker trains it, slowly enough for the page's 2 s polling to watch.
     worker = threading.Thread(target=Worker(
-        console.registry, progress=lambda step, total, loss: time.sleep(1.0)).run_once,
+        console.registry, progress=lambda step, total, loss: time.sleep(0.5)).run_once,
         args=(job_id,), daemon=True)
     worker.start()
     page.wait_for_function(
@@ -195,7 +195,7 @@ def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser
     assert page.query_selector_all("#evaluation pre.answer.after")
     assert page.query_selector_all("#evaluation pre.answer.before")
     page.select_option("#export-format", "gguf-lora")
-    page.fill("#export-accuracy-n", "2")
+    page.fill("#export-accuracy-n", "1")
     page.click("#export-form button[type=submit]")
     page.wait_for_function("() => document.querySelector('#export-status')?.textContent"
                            " === 'Export registered.'", timeout=600_000)
