@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console.proxy import ApiProxy, error
+from quanta.http_errors import HTTPForbidden
 
 STATIC = Path(__file__).with_name("static")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -60,7 +61,8 @@ class Guard:
         origin = headers.get("origin")
         if scope["method"] not in SAFE_METHODS and origin is not None and \
                 urlsplit(origin).netloc != headers.get("host"):
-            response = error(403, "Cross-site requests are refused", "cross_site_request")
+            response = error(HTTPForbidden("Cross-site requests are refused",
+                                           code="cross_site_request"))
             await response(scope, receive, self._secure(send))
             return
         await self.app(scope, receive, self._secure(send))

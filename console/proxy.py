@@ -17,15 +17,17 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from quanta.http_errors import HTTPBadGateway, HTTPError, HTTPNotFound
+
 FORWARDED_REQUEST_HEADERS = ("authorization", "content-type", "accept")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "content-disposition", "retry-after")
 # Exports and long generations answer slowly; connecting must not.
 TIMEOUT = httpx.Timeout(connect=10.0, read=900.0, write=120.0, pool=10.0)
 
 
-def error(status: int, message: str, code: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
-                                   "param": None, "code": code}}, status_code=status)
+def error(err: HTTPError) -> JSONResponse:
+    """``err`` as a response, in the body shape both APIs answer with."""
+    return JSONResponse(err.openai_body(), status_code=err.status)
 
 
 def forwarded_path(raw_path: bytes, name: str) -> str | None:
@@ -59,10 +61,11 @@ class ApiProxy:
         name = request.path_params["api"]
         base = self.upstreams.get(name)
         if base is None:
-            return error(404, f"The console is not connected to a {name} API", "not_found")
+            return error(HTTPNotFound(f"The console is not connected to a {name} API"))
         path = forwarded_path(request.scope.get("raw_path") or b"", name)
         if path is None:
-            return error(404, f"Unknown request URL: {request.url.path}", "unknown_url")
+            return error(HTTPNotFound(f"Unknown request URL: {request.url.path}",
+                                      code="unknown_url"))
         query = request.url.query
         headers = {k: v for k in FORWARDED_REQUEST_HEADERS if (v := request.headers.get(k))}
         headers["accept-encoding"] = "identity"  # bodies are passed through as they come
@@ -72,8 +75,8 @@ class ApiProxy:
         try:
             answer = await self.client.send(upstream, stream=True)
         except httpx.HTTPError as exc:
-            return error(502, f"The {name} API did not answer: {type(exc).__name__}",
-                         "upstream_unavailable")
+            return error(HTTPBadGateway(f"The {name} API did not answer: "
+                                        f"{type(exc).__name__}"))
         kept: dict[str, Any] = {k: v for k in FORWARDED_RESPONSE_HEADERS
                                 if (v := answer.headers.get(k))}
         return StreamingResponse(answer.aiter_raw(), status_code=answer.status_code,

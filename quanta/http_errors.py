@@ -91,5 +91,9 @@ class HTTPInsufficientStorage(HTTPError, status=507, code="insufficient_storage"
     """The disk (or the store) is full: nothing was registered; retry once there is room."""
 
 
+class HTTPBadGateway(HTTPError, status=502, code="upstream_unavailable"):
+    """A server this one forwards to did not answer (the console's proxy)."""
+
+
 class HTTPInternalServerError(HTTPError, status=500, code="internal_error"):
     """Something on our side failed (a corrupt adapter is refused with this)."""

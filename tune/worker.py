@@ -329,8 +329,7 @@ class Worker:
         # Under torchrun the other ranks are already waiting in the trainer: they stop with
         # rank 0 at the first step instead.
         if beat.reason() and not rank.distributed:
-            runs.outcome = stopped_outcome(beat.reason())
-            self._stop(job_id, beat.reason(), checkpoint.step if checkpoint else None)
+            self._stop(job_id, beat.reason(), checkpoint.step if checkpoint else None, runs)
             return
         if checkpoint is not None:
             jobs.add_event(job_id, f"Resuming from checkpoint at step {checkpoint.step}",
@@ -358,8 +357,7 @@ class Worker:
                        precision=precision, start_adapter=inputs.start_adapter,
                        calculator=calculator)
         if result.stopped or beat.ending():
-            runs.outcome = stopped_outcome(result.stopped or beat.ending())
-            self._stop(job_id, result.stopped or beat.ending(), result.steps)
+            self._stop(job_id, result.stopped or beat.ending(), result.steps, runs)
             return
 
         jobs.add_event(job_id, "Evaluating the tuned adapter" + (
@@ -370,8 +368,7 @@ class Worker:
                                     plan.max_completion_length, calculator=calculator)
         runs.log_summary(numeric(after, "eval_after/"))
         if beat.ending():
-            runs.outcome = stopped_outcome(beat.ending())
-            self._stop(job_id, beat.ending())
+            self._stop(job_id, beat.ending(), runs=runs)
             return
         config = {
             "method": str(plan.type),
@@ -462,7 +459,11 @@ class Worker:
             data={"eval_before": before})
         return before
 
-    def _stop(self, job_id: str, reason: str | None, step: int | None = None) -> None:
+    def _stop(self, job_id: str, reason: str | None, step: int | None = None,
+              runs: TrackedRuns | None = None) -> None:
+        """End an attempt stopped for ``reason``; its tracking ``runs`` close as it ended."""
+        if runs is not None:
+            runs.outcome = stopped_outcome(reason)
         if reason == StopReason.CANCELLED:
             queue.finish(self.registry, job_id, self.worker_id, JobStatus.CANCELLED)
         elif reason == StopReason.PAUSED:

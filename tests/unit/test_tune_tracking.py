@@ -60,8 +60,8 @@ def _open(monkeypatch: pytest.MonkeyPatch, trackers: list[Recorder], *integratio
     monkeypatch.setattr(tracking, "_open", lambda *args: next(made))
     warnings: list[tuple[str, dict]] = []
     job, plan = _job(*integrations)
-    runs = TrackedRuns.open(job, plan, lambda m, d: warnings.append((m, d)), Settings())
-    runs._close_timeout = close_timeout
+    runs = TrackedRuns.open(job, plan, lambda m, d: warnings.append((m, d)), Settings(),
+                            close_timeout)
     return runs, warnings
 
 

@@ -117,9 +117,9 @@ class TrackedRuns:
         self.outcome: RunOutcome | None = RunOutcome.FINISHED
 
     @classmethod
-    def open(cls, job: t.Job, plan: TrainingPlan, warn: Warn,
-             settings: Settings) -> TrackedRuns:
-        runs = cls(warn)
+    def open(cls, job: t.Job, plan: TrainingPlan, warn: Warn, settings: Settings,
+             close_timeout: float = CLOSE_TIMEOUT) -> TrackedRuns:
+        runs = cls(warn, close_timeout)
         integrations = stored_integrations(job.integrations)
         if integrations:
             runs._thread.start()
