@@ -261,9 +261,10 @@ def data_stats(path: Path) -> None:
 def adapters_ls(tenant: Annotated[str | None, typer.Option()] = None) -> None:
     """List adapters."""
     registry = open_registry()
-    table = Table("name", "base", "size", "created")
+    table = Table("name", "base", "size", "created", "pinned")
     for row in registry.list_adapters(tenant or registry.settings.default_tenant):
-        table.add_row(row.name, row.base_model_id, fmt_bytes(row.bytes), fmt_time(row.created_at))
+        table.add_row(row.name, row.base_model_id, fmt_bytes(row.bytes), fmt_time(row.created_at),
+                      "yes" if row.pinned else "")
     console.print(table)
 
 
@@ -308,6 +309,25 @@ def adapters_show(name: str, tenant: Annotated[str | None, typer.Option()] = Non
                           fmt_metric(m.get("physics_accuracy")),
                           fmt_metric(m.get("reference_accuracy")))
         console.print(table)
+
+
+@adapters_app.command("pin")
+def adapters_pin(name: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """Keep an adapter loaded in every server of its base model, never evicted (kept
+    across restarts; a running ``quanta serve`` applies it within its sync interval)."""
+    _set_pinned(name, tenant, pinned=True)
+
+
+@adapters_app.command("unpin")
+def adapters_unpin(name: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """Let the engines evict an adapter again when others need the room."""
+    _set_pinned(name, tenant, pinned=False)
+
+
+def _set_pinned(name: str, tenant: str | None, pinned: bool) -> None:
+    registry = open_registry()
+    row = registry.set_pinned(tenant or registry.settings.default_tenant, name, pinned)
+    console.print(f"{row.name}: {'pinned' if row.pinned else 'not pinned'}", highlight=False)
 
 
 # -- service commands and entry point ------------------------------------------------------

@@ -9,7 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quanta.calculator import MAX_CALLS
-from quanta.types import ComputeDtype
+from quanta.types import ComputeDtype, LoRAOps
 
 # QUANTA_LORA_RESOLVER's value with which vLLM's processes register the registry resolver.
 REGISTRY_LORA_RESOLVER = "registry"
@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     serve_max_lora_rank: int = 16
     # serve: set by `quanta serve` for vLLM's processes (its plugins read them there).
     lora_resolver: str | None = None  # "registry": the registry LoRA resolver is active
+    lora_ops: LoRAOps = LoRAOps.QUANTA  # serve on CPU: the LoRA ops vLLM's engine runs
+    # Pinned adapters per tenant and base model: a server's pins are shared by all tenants.
+    max_pins_per_tenant: int = Field(default=2, ge=0)
     serve_base_model: str | None = None  # the registry id of the base model being served
 
     @property

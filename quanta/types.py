@@ -165,3 +165,10 @@ class ComputeDtype(StrEnum):
     BFLOAT16 = "bfloat16"
     FLOAT16 = "float16"
     FLOAT32 = "float32"
+
+
+class LoRAOps(StrEnum):
+    """The LoRA ops vLLM's CPU engine runs under ``quanta serve`` (``QUANTA_LORA_OPS``)."""
+
+    QUANTA = "quanta"  # serve.lora_ops: per-adapter products, no LoRA on base-model rows
+    VLLM = "vllm"  # vLLM's own per-token gather ops

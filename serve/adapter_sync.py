@@ -1,17 +1,23 @@
-"""Keep vLLM's loaded adapters in step with the registry, and count loads and evictions.
+"""Keep vLLM's loaded adapters in step with the registry: deletions and pins.
 
 vLLM's API server remembers every adapter it resolved (``OpenAIServingModels.
 lora_requests``) while its engine keeps only the most recently used ones (LRU over
 ``--max-cpu-loras``) and reloads an evicted one from its path on the next request. A
-background task in the API-server process polls every ``interval`` seconds:
+background task in the API-server process polls the registry every ``interval`` seconds:
 
 * adapters deleted from the registry are forgotten by the API server, removed from
   the engine (``engine_client.remove_lora``, what ``/v1/unload_lora_adapter`` does not
   do) and their materialised files removed. Requests for a deleted adapter are
   refused at once (the middleware's registry lookup fails); memory is released within
   one poll interval (default 2 s) plus the engine round trip (milliseconds).
-* the engine's adapter set (``engine_client.list_loras``) is compared with the last
-  poll: an id that disappeared was evicted, one that came back was reloaded.
+* adapters pinned in the registry (``quanta adapters pin``) are loaded and pinned with
+  vLLM's ``pin_lora``; unpinned ones are unloaded (vLLM has no unpin) and load again,
+  evictable, on their next request. At start the first poll re-pins what the registry
+  holds, so pins survive a restart. At most ``max_pins`` are honoured (the engine's CPU
+  cache must keep room for a full batch of other adapters).
+
+Loads and evictions themselves are reported by the engine as they happen
+(``serve.residency``), not polled.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ from vllm.lora.request import LoRARequest
 
 from serve import metrics
 from serve.adapter_cache import AdapterCache
+from serve.residency import ResidencyBoard
 
 logger = logging.getLogger(__name__)
 
 
-def instrument_loads(models: Any) -> None:
+def instrument_loads(models: Any, board: ResidencyBoard | None = None) -> None:
     """Time first loads: wrap the serving models' ``resolve_lora`` (resolve + engine load)."""
     original = models.resolve_lora
 
@@ -41,22 +48,33 @@ def instrument_loads(models: Any) -> None:
         if not known and isinstance(result, LoRARequest):
             metrics.ADAPTER_LOAD_SECONDS.observe(time.perf_counter() - started)
             metrics.ADAPTER_LOADS.labels(adapter=lora_name).inc()
+            if board is not None:
+                board.used(lora_name)
         return result
 
     models.resolve_lora = resolve_lora
 
 
 class AdapterSync:
-    """The background poller; ``unload`` is also what gRPC's UnloadAdapter calls."""
+    """The background poller; ``unload`` is also what gRPC's UnloadAdapter calls.
+
+    ``pinned``: the registry's pinned adapter names for this server's base (None: no
+    pinning, e.g. in tests of deletion alone).
+    """
 
     def __init__(self, models: Any, engine_client: Any, cache: AdapterCache,
-                 interval: float = 2.0) -> None:
+                 interval: float = 2.0, *, board: ResidencyBoard | None = None,
+                 pinned: Any = None, max_pins: int = 0) -> None:
         self.models = models
         self.engine = engine_client
         self.cache = cache
         self.interval = interval
-        self._last_loaded: set[int] = set()
-        self._evicted: set[int] = set()
+        self.board = board
+        self.pinned_in_registry = pinned
+        self.max_pins = max_pins
+        self.pinned: set[str] = set()
+        self._just_pinned: set[str] = set()
+        self._refused_pins: set[str] = set()
 
     async def run(self) -> None:
         while True:
@@ -74,7 +92,46 @@ class AdapterSync:
         for name in names:
             if name not in alive:
                 await self.unload(name, reason="deleted")
-        await self._watch_evictions()
+        if self.pinned_in_registry is not None:
+            await self.sync_pins(await asyncio.to_thread(self.pinned_in_registry))
+
+    async def sync_pins(self, wanted: set[str]) -> None:
+        """Pin what the registry pins (by name, up to ``max_pins``), unload what it no
+        longer pins. A pin the engine reports lost (its adapter reloaded in place, or
+        every adapter removed) is applied again."""
+        if self.board is not None and self.board.reported:
+            self.pinned &= self.board.last.pinned | self._just_pinned
+        self._just_pinned = set()
+        for name in sorted(self.pinned - wanted):
+            self.pinned.discard(name)
+            await self.unload(name, reason="unpinned")
+        for name in sorted(wanted - self.pinned):
+            if len(self.pinned) >= self.max_pins:
+                if name not in self._refused_pins:
+                    self._refused_pins.add(name)
+                    logger.warning("adapter %s is pinned in the registry, but this server "
+                                   "keeps at most %d pinned (--max-cpu-loras minus "
+                                   "--max-loras); it stays evictable here", name,
+                                   self.max_pins)
+                continue
+            try:
+                await self._pin(name)
+            except Exception:  # one adapter's failure must not hold the others' pins
+                logger.exception("could not pin adapter %s", name)
+
+    async def _pin(self, name: str) -> None:
+        request = await self.models.resolve_lora(name)
+        if not isinstance(request, LoRARequest):
+            logger.warning("pinned adapter %s could not be loaded", name)
+            return
+        # The API server remembers adapters the engine may have evicted since: load it
+        # again (a no-op when it is in memory), then pin it there.
+        await self.engine.add_lora(request)
+        await self.engine.pin_lora(request.lora_int_id)
+        self.pinned.add(name)
+        self._just_pinned.add(name)  # the engine's report of it may not have arrived yet
+        self._refused_pins.discard(name)
+        logger.info("pinned adapter %s", name)
 
     async def unload(self, name: str, reason: str) -> bool:
         """Forget and remove an adapter from the engine; False if it was not loaded."""
@@ -82,24 +139,12 @@ class AdapterSync:
             request: LoRARequest | None = self.models.lora_requests.pop(name, None)
         if request is None:
             return False
+        if self.board is not None:
+            self.board.forget(name)
         await self.engine.remove_lora(request.lora_int_id)
-        self._last_loaded.discard(request.lora_int_id)
-        self._evicted.discard(request.lora_int_id)
         metrics.ADAPTER_UNLOADS.labels(adapter=name, reason=reason).inc()
+        self.pinned.discard(name)  # still pinned in the registry: the next sync pins it again
         if reason == "deleted":
             await asyncio.to_thread(self.cache.forget, Path(request.lora_path))
         logger.info("unloaded adapter %s (%s)", name, reason)
         return True
-
-    async def _watch_evictions(self) -> None:
-        loaded = set(await self.engine.list_loras())
-        names = {r.lora_int_id: r.lora_name for r in list(self.models.lora_requests.values())}
-        for lora_id in self._last_loaded - loaded:
-            if lora_id in names:
-                metrics.ADAPTER_EVICTIONS.labels(adapter=names[lora_id]).inc()
-                self._evicted.add(lora_id)
-        for lora_id in loaded - self._last_loaded:
-            if lora_id in self._evicted and lora_id in names:
-                metrics.ADAPTER_LOADS.labels(adapter=names[lora_id]).inc()
-                self._evicted.discard(lora_id)
-        self._last_loaded = loaded

@@ -25,8 +25,9 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port (OpenAI API, /metrics)")] = 8000,
     grpc_port: Annotated[int, typer.Option(help="gRPC port; 0 disables gRPC")] = 50051,
     max_loras: Annotated[int, typer.Option(help="Adapters active in one batch")] = 8,
-    max_cpu_loras: Annotated[int | None, typer.Option(help="Adapters kept in memory "
-                                                           "(LRU); default max-loras")] = None,
+    max_cpu_loras: Annotated[int | None, typer.Option(
+        help="Adapters kept in memory (LRU), pinned ones included; default twice max-loras")
+    ] = None,
     max_lora_rank: Annotated[int | None, typer.Option(
         help="Largest LoRA rank loaded (default QUANTA_SERVE_MAX_LORA_RANK or 16)")] = None,
     max_model_len: Annotated[int, typer.Option(help="Context length served")] = 2048,

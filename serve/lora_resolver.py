@@ -22,6 +22,7 @@ from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
 
 from quanta.config import REGISTRY_LORA_RESOLVER, get_settings
+from quanta.types import LoRAOps
 
 RESOLVER_NAME = "quanta-registry"
 
@@ -57,8 +58,16 @@ class RegistryLoRAResolver(LoRAResolver):
 
 
 def register() -> None:
-    """Entry point (``vllm.general_plugins``): register the registry resolver once."""
+    """Entry point (``vllm.general_plugins``): register the registry resolver and Quanta's
+    LoRA manager changes (``serve.engine_lora``) once per process."""
     if get_settings().lora_resolver != REGISTRY_LORA_RESOLVER:
         return
     if RESOLVER_NAME not in LoRAResolverRegistry.get_supported_resolvers():
         LoRAResolverRegistry.register_resolver(RESOLVER_NAME, RegistryLoRAResolver())
+    from serve import engine_lora
+
+    engine_lora.install()  # residency reports and in-memory pins, in the engine's process
+    if get_settings().lora_ops is LoRAOps.QUANTA:
+        from serve import lora_ops
+
+        lora_ops.install()  # on CPU: grouped LoRA ops instead of vLLM's per-token ones

@@ -9,7 +9,7 @@ process records nothing Quanta needs. The llama.cpp engine mounts the same regis
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter("quanta_requests", "Requests by tenant, model and HTTP status",
                    ["tenant", "model", "status"])
@@ -22,6 +22,13 @@ ADAPTER_EVICTIONS = Counter("quanta_adapter_evictions", "Adapters evicted by the
 ADAPTER_UNLOADS = Counter("quanta_adapter_unloads", "Adapters unloaded because they were "
                           "deleted from the registry (or unloaded over gRPC)",
                           ["adapter", "reason"])
+ADAPTER_RESIDENT = Gauge(
+    "quanta_adapter_resident",
+    "1 for the tier an adapter is in (active: in an engine slot; cpu: in the engine's "
+    "memory; disk: evicted, files materialised locally), 0 for the others; set as the "
+    "engine loads and evicts", ["tenant", "adapter", "tier"])
+ADAPTER_PINNED = Gauge("quanta_adapter_pinned", "1 while the engine keeps the adapter pinned "
+                       "in memory (quanta adapters pin)", ["tenant", "adapter"])
 ADAPTER_LOAD_SECONDS = Histogram(
     "quanta_adapter_load_seconds",
     "Time from an adapter's first request to its being loaded (resolve + fetch + engine load)",

@@ -243,6 +243,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def model_details(model: str, caller: Caller) -> dict[str, Any]:
         return models.details(caller.tenant_id, model)
 
+    @app.post("/v1/quanta/models/{model}/pin")
+    def pin_model(model: str, caller: Caller) -> dict[str, Any]:
+        return models.set_pinned(caller.tenant_id, model, pinned=True)
+
+    @app.delete("/v1/quanta/models/{model}/pin")
+    def unpin_model(model: str, caller: Caller) -> dict[str, Any]:
+        return models.set_pinned(caller.tenant_id, model, pinned=False)
+
     @app.post("/v1/quanta/models/{model}/exports")
     async def create_export(model: str, caller: Caller, body: Body) -> dict[str, Any]:
         return await asyncio.to_thread(models.create_export, caller.tenant_id, model, body)

@@ -78,7 +78,13 @@ class ModelsService:
         return {**model_object(row), "object": "quanta.model", "alias": row.alias,
                 "base_model": row.base_model_id, "training_file": row.training_file_id,
                 "job": row.job_id, "bytes": row.bytes, "sha256": row.sha256,
-                "config": row.config or {}, "eval": row.eval or {}, "exports": exports}
+                "config": row.config or {}, "eval": row.eval or {}, "pinned": row.pinned,
+                "exports": exports}
+
+    def set_pinned(self, tenant_id: str, model: str, pinned: bool) -> dict[str, Any]:
+        """Pin (or unpin) a fine-tuned model in its base's serving engines (owner only)."""
+        row = self.registry.set_pinned(tenant_id, self._adapter(tenant_id, model).id, pinned)
+        return {**model_object(row), "pinned": row.pinned}
 
     def create_export(self, tenant_id: str, model: str, body: Any) -> dict[str, Any]:
         """Build, measure and register an export of the tenant's model (synchronously:

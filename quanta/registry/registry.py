@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -395,6 +395,35 @@ class Registry:
         with self.session() as s:
             return s.scalar(select(t.Adapter).where((t.Adapter.name == name)
                                                     | (t.Adapter.id == name)))
+
+    def set_pinned(self, tenant_id: str, name: str, pinned: bool) -> t.Adapter:
+        """Pin (or unpin) one of the tenant's adapters in its base's serving engines; the
+        owner only (NotFoundError otherwise). Servers apply it within their sync interval."""
+        limit = self.settings.max_pins_per_tenant
+        with self.session() as s:
+            row = s.get(t.Adapter, self.resolve_adapter(tenant_id, name).id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"The model '{name}' does not exist")
+            if pinned and not row.pinned and limit <= s.scalar(
+                    select(func.count()).select_from(t.Adapter).where(
+                        t.Adapter.tenant_id == tenant_id, t.Adapter.pinned.is_(True),
+                        t.Adapter.base_model_id == row.base_model_id)):
+                raise ConflictError(f"{tenant_id} already has {limit} pinned adapters of "
+                                    f"{row.base_model_id} (QUANTA_MAX_PINS_PER_TENANT): "
+                                    "unpin one first")
+            row.pinned = pinned
+            return row
+
+    def pinned_adapter_names(self, base_model_id: str) -> set[str]:
+        """The ``ft:`` names of every tenant's pinned adapters of one base model."""
+        with self.session() as s:
+            return set(s.scalars(select(t.Adapter.name).where(
+                t.Adapter.base_model_id == base_model_id, t.Adapter.pinned.is_(True))))
+
+    def adapter_tenant(self, name: str) -> str | None:
+        """The owner of an adapter by ``ft:`` name or id (None: no such adapter)."""
+        row = self.find_adapter(name)
+        return row.tenant_id if row is not None else None
 
     def existing_adapter_names(self, names: Iterable[str]) -> set[str]:
         """Which of these ``ft:`` names still exist (one query)."""

@@ -237,6 +237,9 @@ class Adapter(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     eval: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Kept in the serving engine's memory, never evicted (``quanta adapters pin``); every
+    # ``quanta serve`` of its base re-pins it when it starts.
+    pinned: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("tenant_id", "alias"),)

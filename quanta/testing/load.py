@@ -45,22 +45,48 @@ async def one_request(client: httpx.AsyncClient, url: str, headers: dict, model:
     return (ttft if ttft is not None else time.perf_counter() - started), tokens
 
 
-async def throughput(url: str, headers: dict, models: list[str], max_tokens: int,
-                     rounds: int = 2) -> float:
-    """Output tokens/s for ``CONCURRENCY`` concurrent requests cycling over ``models``."""
+@dataclass(frozen=True)
+class Throughput:
+    tokens_per_s: float
+    ttfts: list[float]  # seconds, every measured request
+
+    def ttft_ms(self, q: float) -> float:
+        """The q-th percentile time to first token, in milliseconds."""
+        return percentile(self.ttfts, q) * 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile by nearest rank."""
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(q / 100 * (len(values) - 1))))
+    return values[k]
+
+
+async def measure(url: str, headers: dict, models: list[str], max_tokens: int,
+               rounds: int = 2) -> Throughput:
+    """``CONCURRENCY`` concurrent requests per round, round-robin over ``models`` across
+    rounds (with more models than requests, each round names the next ones)."""
     async with httpx.AsyncClient(timeout=600) as client:
-        # Warm-up round: loads every adapter, fills caches; not counted.
+        # Warm-up round: loads the first adapters, fills caches; not counted.
         await asyncio.gather(*(one_request(client, url, headers, models[i % len(models)], 8)
                                for i in range(CONCURRENCY)))
-        total_tokens, total_time = 0, 0.0
-        for _ in range(rounds):
+        total_tokens, total_time, ttfts = 0, 0.0, []
+        for r in range(rounds):
             started = time.perf_counter()
             results = await asyncio.gather(*(
-                one_request(client, url, headers, models[i % len(models)], max_tokens)
+                one_request(client, url, headers,
+                            models[(r * CONCURRENCY + i) % len(models)], max_tokens)
                 for i in range(CONCURRENCY)))
             total_time += time.perf_counter() - started
             total_tokens += sum(tokens for _, tokens in results)
-    return total_tokens / total_time
+            ttfts += [ttft for ttft, _ in results]
+    return Throughput(total_tokens / total_time, ttfts)
+
+
+async def throughput(url: str, headers: dict, models: list[str], max_tokens: int,
+                     rounds: int = 2) -> float:
+    """Output tokens/s for ``CONCURRENCY`` concurrent requests cycling over ``models``."""
+    return (await measure(url, headers, models, max_tokens, rounds)).tokens_per_s
 
 
 class PeakRSS(threading.Thread):

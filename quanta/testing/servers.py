@@ -60,18 +60,19 @@ class RunningServe:
 
 def start_serve(home: Path, *args: str, grpc: bool = True, anonymous: bool = False,
                 timeout: float = 600, log_name: str | None = None,
-                port: int | None = None) -> RunningServe:
+                port: int | None = None, env: dict[str, str] | None = None) -> RunningServe:
     """``quanta serve`` over the registry at ``home`` on free loopback ports (or ``port``,
     chosen before a client was pointed at it), healthy.
 
-    ``args`` go to ``quanta serve`` as they are (``--engine``, ``--max-loras``...).
+    ``args`` go to ``quanta serve`` as they are (``--engine``, ``--max-loras``...);
+    ``env`` adds to its environment (e.g. ``QUANTA_LORA_OPS``).
     """
     port = port or free_port()
     grpc_port = free_port() if grpc else 0
     log = home / (log_name or f"serve-{port}.log")
     proc = start_process(quanta_command("serve", "--host", "127.0.0.1", "--port", str(port),
                                         "--grpc-port", str(grpc_port), *args),
-                         log, quanta_env(home, anonymous=anonymous))
+                         log, {**quanta_env(home, anonymous=anonymous), **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(f"{url}/health", proc, timeout, log)

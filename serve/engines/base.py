@@ -23,7 +23,7 @@ class ServeOptions:
     port: int = 8000
     grpc_port: int | None = 50051  # None: no gRPC server
     max_loras: int = 8
-    max_cpu_loras: int | None = None  # None: vLLM's default (max_loras)
+    max_cpu_loras: int | None = None  # None: twice max_loras (room for pins, see cpu_loras)
     max_lora_rank: int = 16
     max_model_len: int = 2048
     kv_cache_gib: float = 1.0
@@ -36,6 +36,17 @@ class ServeOptions:
     tenant_rate: float | None = None
     tenant_burst: int | None = None
     extra_args: list[str] = field(default_factory=list)  # passed to the engine verbatim
+
+    @property
+    def cpu_loras(self) -> int:
+        """Adapters the engine keeps in memory (``--max-cpu-loras``)."""
+        return self.max_cpu_loras if self.max_cpu_loras is not None else 2 * self.max_loras
+
+    @property
+    def max_pins(self) -> int:
+        """Pinned adapters this server honours: a full batch of unpinned ones must still
+        fit in memory beside them, or the engine would evict one the batch uses."""
+        return max(0, self.cpu_loras - self.max_loras)
 
 
 class Engine(Protocol):

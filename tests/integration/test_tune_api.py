@@ -447,6 +447,17 @@ def test_models_routes_are_one_tenants_view(env: dict[str, Any], tmp_path: Path)
                          json={"format": "gguf-lora", "accuracy_n": 0}), 400, "accuracy_n")
     _assert_error(c.get("/v1/quanta/exports/exp-nope/content", headers=mine), 404,
                   "export_id")
+    # Pins: the owner's alone; every quanta serve of the base applies them.
+    assert c.post(f"/v1/quanta/models/{adapter.name}/pin", headers=mine).json()["pinned"]
+    assert registry.pinned_adapter_names(MODEL) == {adapter.name}
+    assert c.get(f"/v1/quanta/models/{adapter.name}", headers=mine).json()["pinned"] is True
+    _assert_error(c.post(f"/v1/quanta/models/{adapter.name}/pin", headers=theirs), 404,
+                  "model", "model_not_found")
+    _assert_error(c.delete(f"/v1/quanta/models/{adapter.name}/pin", headers=theirs), 404,
+                  "model")
+    assert c.delete(f"/v1/quanta/models/{adapter.name}/pin",
+                    headers=mine).json()["pinned"] is False
+    assert registry.pinned_adapter_names(MODEL) == set()
     health = c.get("/v1/quanta/registry/health", headers=mine).json()
     assert health["verify"] is None  # shown from the last verify, never run per request
     assert health["storage_bytes"]["models"] == adapter.bytes

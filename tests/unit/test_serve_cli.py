@@ -36,7 +36,12 @@ def test_vllm_arguments_and_environment(tmp_path: Path) -> None:
     assert {"--enable-lora", "--enforce-eager"} <= set(argv)
     assert argv[argv.index("--max-cpu-loras") + 1] == "6"
     assert argv[argv.index("--max-loras") + 1] == "4"
-    env = engine_env(options, Registry.open(Settings(home=tmp_path)), "base-id")
+    assert options.max_pins == 2
+    default = vllm_argv(ServeOptions(max_loras=3), "/m", ComputeDtype.FLOAT32)
+    assert default[default.index("--max-cpu-loras") + 1] == "6"  # room for 3 pins
+    env = engine_env(options, Registry.open(Settings(home=tmp_path)), "base-id",
+                     tmp_path / "engine.sock")
+    assert env["QUANTA_RESIDENCY_SOCKET"] == str(tmp_path / "engine.sock")
     assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
     assert env["VLLM_CACHE_ROOT"].startswith(str(tmp_path))
     assert env["QUANTA_LORA_RESOLVER"] == "registry"
