@@ -206,6 +206,11 @@ def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser
         row.get_by_text("Download").click()
     [exported] = [e for e in console.registry.list_exports("acme") if e.format == "gguf-lora"]
     assert Path(downloaded.value.path()).stat().st_size == exported.bytes
+    # Pin it: every server of the base keeps it loaded.
+    page.click("#pin-toggle")
+    page.wait_for_function("() => document.querySelector('#pin-toggle').textContent === 'Unpin'")
+    assert console.registry.pinned_adapter_names(DEFAULT_MODEL_ID) == {model}
+    assert page.inner_text("#pin-state").startswith("yes")
     _go(page, "#/models", "#models")
     assert model in page.inner_text("#models")
     _shot(page, "models")

@@ -57,6 +57,25 @@ async function download(exp) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+// Pinned: every server of the base keeps the model loaded (never evicted), across restarts.
+function pinToggle(model, pinned) {
+  const state = h("span", { id: "pin-state" }, pinned ? "yes: kept in memory by every server" : "no");
+  const button = h("button", { type: "button", class: "secondary", id: "pin-toggle", onclick: async () => {
+    button.disabled = true;
+    try {
+      const result = await tune(pinned ? "DELETE" : "POST", `quanta/models/${encodeURIComponent(model)}/pin`);
+      pinned = result.pinned;
+      state.textContent = pinned ? "yes: kept in memory by every server" : "no";
+      button.textContent = pinned ? "Unpin" : "Pin";
+    } catch (err) {
+      showError(err);
+    } finally {
+      button.disabled = false;
+    }
+  } }, pinned ? "Unpin" : "Pin");
+  return [state, " ", button];
+}
+
 export async function modelDetail(main, name) {
   const model = decodeURIComponent(name);
   const detail = await tune("GET", `quanta/models/${encodeURIComponent(model)}`);
@@ -99,6 +118,7 @@ export async function modelDetail(main, name) {
       h("dt", {}, "LoRA"), h("dd", {}, config.lora ? `r=${config.lora.r}, alpha=${config.lora.alpha}` : "-"),
       h("dt", {}, "Steps"), h("dd", {}, config.steps ?? "-"),
       h("dt", {}, "Calculator"), h("dd", {}, config.calculator ? "writes calculations (served with calculator decoding)" : "no"),
+      h("dt", {}, "Pinned"), h("dd", {}, pinToggle(model, detail.pinned)),
       h("dt", {}, "Size"), h("dd", {}, fmtBytes(detail.bytes)),
       h("dt", {}, "Created"), h("dd", {}, fmtTime(detail.created))),
     evalView(detail.eval || {}),
