@@ -16,14 +16,14 @@ instead (SGMV): each adapter's rows get one plain matrix product with its weight
   of ``x`` and ``y`` are gathered with ``index_select``, ``y``'s written back with
   ``index_copy_``). Rows without an adapter (slot -1) are in no group, so a batch
   without adapters does nothing.
-* ``add_lora_linear`` (every LoRA linear layer, packed qkv and gate_up included) fuses
-  the slices' shrink into one product per slot (the slot's A of all slices
-  concatenated, ``(n_slices * r, in)``), then expands each slice into its column range
-  of ``y`` with ``addmm_``. No weights are copied per token.
-* Many adapters with a few rows each (a decode batch mixing adapters) make those
-  products too small to pay for their per-op overhead: there ``add_lora_linear``
-  multiplies every row by every slot's weights at once and masks out the other slots'
-  columns (``_add_lora_linear_dense``; a fixed number of ops whatever the adapters).
+* ``add_lora_linear`` (every LoRA linear layer, packed qkv and gate_up included) uses
+  weights prepared once per layer (every slice's A side by side in float32 with the
+  scale folded in, B block diagonal over the slices), so each slot takes one shrink
+  and one expand for all slices. No weights are copied per token.
+* Several adapters with rows in balance (a decode batch mixing adapters) make per-slot
+  products too small to pay for their per-op overhead: there the rows are gathered
+  into one padded ``(adapters, rows, in)`` batch and ``add_lora_linear`` runs one
+  ``bmm`` shrink, one ``bmm`` expand and one ``index_add_`` (SGMV with ``bmm``).
 * ``add_lora_logits``, ``add_shrink`` and ``add_expand`` (the last two are only used by
   the fully sharded / tensor-parallel layers) group the same way. ``add_lora_embedding``
   and ``apply_lora_full_linear`` stay the parent's.
