@@ -76,8 +76,12 @@ class ResidencyBoard:
         self._pinned: set[str] = set()
         self._forgotten: set[str] = set()
         self.last = Snapshot()
-        self.reported = False  # has the engine sent anything yet?
-        self.applied = 0
+        self.applied = 0  # snapshots applied so far
+
+    @property
+    def reported(self) -> bool:
+        """Has the engine sent anything yet?"""
+        return self.applied > 0
 
     def unknown(self, snapshot: Snapshot) -> set[str]:
         """Names whose tenant is still to be looked up (a registry query)."""
@@ -90,7 +94,6 @@ class ResidencyBoard:
     def apply(self, snapshot: Snapshot) -> None:
         """Set every known adapter's tier from the engine's latest snapshot."""
         self.last = snapshot
-        self.reported = True
         self.applied += 1
         names = (snapshot.cpu | snapshot.active) - self._forgotten
         for name in names | set(self._tiers):

@@ -61,9 +61,6 @@ class FakeEngine:
         self.removed: list[int] = []
         self.pinned: list[int] = []
 
-    async def list_loras(self) -> set[int]:
-        return set(self.loaded)
-
     async def add_lora(self, request: LoRARequest) -> bool:
         self.loaded.add(request.lora_int_id)
         return True
