@@ -7,7 +7,8 @@ another, e.g. a demo's ``quanta-data``):
    default demo trains it (bundled physics set, ``--sft-steps`` steps, batch 8, lr x2);
 2. an RFT job through the tune service and a worker, continuing that adapter, on
    ``--problems`` generated problems of the training split (the held-out split is never
-   seen), graded by ``physics_answer``;
+   seen), graded by ``physics_answer`` (``--reward answer``) or by a ``multi`` grader that
+   adds partial credit for the work's similarity to the worked answer (``answer+work``);
 3. prints held-out physics accuracy (``--eval-n`` problems, greedy) of the SFT adapter (the
    RFT job's "before") and of SFT + RFT ("after"), the mean reward of every step, and the
    seconds a rollout batch (``batch_size`` prompts x ``num_generations`` samples) takes with
@@ -31,31 +32,19 @@ from quanta.data import write_jsonl
 from quanta.domains import physics
 from quanta.models import DEFAULT_MODEL_ID
 from quanta.registry import Registry
+from quanta.testing.fixtures import run_job
 from quanta.types import EventType
-from tune.service import TuneService
-from tune.worker import Worker
 
 TENANT = "local"
 RFT_SEED = 7  # generate_problems seed for the RFT prompts (training split, not the demo's)
 
 
-def _run(service: TuneService, registry: Registry, path: Path, body: dict[str, Any]) -> Any:
-    file_id = service.create_file(TENANT, path.name, "fine-tune", path)["id"]
-    job = service.create_job(TENANT, {**body, "training_file": file_id})
-    started = time.monotonic()
-    Worker(registry).run_once(job["id"])
-    done = registry.jobs.get(job["id"])
-    assert done is not None and done.status == "succeeded", done and done.error
-    return done, time.monotonic() - started
-
-
-def sft_adapter(service: TuneService, registry: Registry, steps: int, eval_n: int,
-                workdir: Path) -> str:
+def sft_adapter(registry: Registry, steps: int, eval_n: int, workdir: Path) -> str:
     """The demo's SFT recipe (default run), for when no ``--adapter`` is given."""
     from quanta.data import read_examples
 
     data = write_jsonl(read_examples(physics.bundled_physics_path()), workdir / "sft.jsonl")
-    job, seconds = _run(service, registry, data, {
+    job, seconds = run_job(registry, TENANT, data, {
         "model": DEFAULT_MODEL_ID, "suffix": "bench-sft", "seed": 0,
         "method": {"type": "supervised", "supervised": {"hyperparameters": {
             "n_epochs": 1, "batch_size": 8, "learning_rate_multiplier": 2.0}}},
@@ -65,14 +54,29 @@ def sft_adapter(service: TuneService, registry: Registry, steps: int, eval_n: in
     return job.fine_tuned_model
 
 
-def rft(service: TuneService, registry: Registry, adapter: str, args: argparse.Namespace,
-        workdir: Path) -> tuple[Any, float]:
+ANSWER_GRADER = {"type": "physics_answer", "name": "answer", "rel_tol": 0.02}
+# Partial credit: a group whose answers are all wrong still ranks the ones closer to the
+# worked answer (formula and calculation) higher, so GRPO has an advantage to follow.
+GRADERS = {
+    "answer": ANSWER_GRADER,
+    "answer+work": {"type": "multi", "name": "answer+work",
+                    "graders": {"answer": ANSWER_GRADER,
+                                "work": {"type": "text_similarity", "name": "work",
+                                         "input": "{{sample.output_text}}",
+                                         "reference": "{{item.solution}}",
+                                         "evaluation_metric": "rouge_l"}},
+                    "calculate_output": "0.8 * answer + 0.2 * work"},
+}
+
+
+def rft(registry: Registry, adapter: str, args: argparse.Namespace, workdir: Path
+        ) -> tuple[Any, float]:
     rows = [physics.problem_to_rft(p) for p in physics.generate_problems(args.problems, RFT_SEED)]
     data = write_jsonl(rows, workdir / "rft.jsonl")
-    return _run(service, registry, data, {
+    return run_job(registry, TENANT, data, {
         "model": adapter, "suffix": "bench-rft", "seed": 0,
         "method": {"type": "reinforcement", "reinforcement": {
-            "grader": {"type": "physics_answer", "name": "physics", "rel_tol": 0.02},
+            "grader": GRADERS[args.reward],
             "hyperparameters": {"n_epochs": 1, "batch_size": args.batch_size,
                                 "learning_rate_multiplier": args.lr_multiplier}}},
         "quanta": {"max_steps": args.rft_steps, "checkpoint_every": max(5, args.rft_steps),
@@ -174,6 +178,9 @@ def main() -> None:
     parser.add_argument("--completion-tokens", type=int, default=112)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--lr-multiplier", type=float, default=1.0)
+    parser.add_argument("--reward", choices=sorted(GRADERS), default="answer",
+                        help="the grader: the final answer only, or with partial credit for "
+                             "the work's similarity to the worked answer")
     parser.add_argument("--eval-n", type=int, default=30)
     parser.add_argument("--skip-vllm", action="store_true")
     parser.add_argument("--rft-job", default=None,
@@ -186,7 +193,6 @@ def main() -> None:
     home = args.model_home or bench_model_home()
     registry = Registry.open(Settings(home=home))
     base_dir = model_path(registry)
-    service = TuneService(registry)
     if args.rft_job:
         job, seconds = registry.jobs.get(args.rft_job), float("nan")
         assert job is not None and job.status == "succeeded", args.rft_job
@@ -194,9 +200,9 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
-            adapter = args.adapter or sft_adapter(service, registry, args.sft_steps,
-                                                  args.eval_n, workdir)
-            job, seconds = rft(service, registry, adapter, args, workdir)
+            adapter = args.adapter or sft_adapter(registry, args.sft_steps, args.eval_n,
+                                                  workdir)
+            job, seconds = rft(registry, adapter, args, workdir)
     row = registry.resolve_adapter(TENANT, job.fine_tuned_model)
     before, after = row.eval["before"], row.eval["after"]
     steps = rewards(registry, job.id)
@@ -205,9 +211,10 @@ def main() -> None:
     vllm_s = "skipped" if args.skip_vllm else rollout_vllm(base_dir, adapter_dir, args)
 
     calculator = bool(row.config.get("calculator"))
-    print(f"\nRFT: {args.rft_steps} steps of {args.batch_size} prompts x {args.generations} "
-          f"completions ({args.completion_tokens} tokens max), {seconds:.0f} s with eval; "
-          f"rollouts and evaluation {'with' if calculator else 'without'} calculator decoding")
+    print(f"\nRFT ({args.reward} reward): {args.rft_steps} steps of {args.batch_size} prompts "
+          f"x {args.generations} completions ({args.completion_tokens} tokens max), "
+          f"{seconds:.0f} s with eval; rollouts and evaluation "
+          f"{'with' if calculator else 'without'} calculator decoding")
     print("step  mean reward  s/step")
     for step, reward, step_s in steps:
         print(f"{step:>4}  {reward:>11.3f}  {step_s:>6.1f}")

@@ -103,6 +103,26 @@ def tiny_job(training_file: str, *, seed: int = 0, max_steps: int = 2,
                        "eval": {"physics_n": 0, "loss_examples": 0}, **quanta}}
 
 
+def run_job(registry: Registry, tenant: str, path: Path, body: dict[str, Any]
+            ) -> tuple[Any, float]:
+    """Upload ``path``, create the job ``body`` describes and train it in this process with
+    one worker, as the benchmarks do; returns the succeeded job and its seconds."""
+    import time
+
+    from tune.service import TuneService
+    from tune.worker import Worker
+
+    service = TuneService(registry)
+    file_id = service.create_file(tenant, path.name, "fine-tune", path)["id"]
+    job = service.create_job(tenant, {**body, "training_file": file_id})
+    started = time.monotonic()
+    Worker(registry).run_once(job["id"])
+    done = registry.jobs.get(job["id"])
+    if done is None or done.status != "succeeded":
+        raise RuntimeError(f"job {job['id']} did not succeed: {done and done.error}")
+    return done, time.monotonic() - started
+
+
 def make_adapter(base_model_dir: Path, out_dir: Path, *, seed: int, r: int = 8,
                  scale: float = 0.3,
                  target_modules: tuple[str, ...] = ("q_proj", "v_proj")) -> Path:

@@ -186,7 +186,8 @@ def problem_prompt(problem: PhysicsProblem, system_prompt: str | None = SYSTEM_P
 def problem_to_rft(problem: PhysicsProblem, system_prompt: str | None = SYSTEM_PROMPT
                    ) -> dict[str, Any]:
     """The problem as an OpenAI reinforcement fine-tuning row: the prompt, plus the answer
-    a ``physics_answer`` grader reads as ``{{item.answer}}``."""
+    a ``physics_answer`` grader reads as ``{{item.answer}}`` and the worked answer as
+    ``{{item.solution}}`` (what a text-similarity grader can give partial credit against)."""
     return {"messages": problem_prompt(problem, system_prompt),
-            "answer": f"{problem.value:.6g} {problem.unit}", "topic": problem.topic,
-            "id": problem.id}
+            "answer": f"{problem.value:.6g} {problem.unit}", "solution": problem.worked_answer,
+            "topic": problem.topic, "id": problem.id}
