@@ -12,6 +12,7 @@ from typing import Any
 from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID
 from quanta.registry import NotFoundError, Registry
+from quanta.registry import tables as t
 
 
 def bench_model_home() -> Path:
@@ -104,16 +105,17 @@ def tiny_job(training_file: str, *, seed: int = 0, max_steps: int = 2,
 
 
 def run_job(registry: Registry, tenant: str, path: Path, body: dict[str, Any]
-            ) -> tuple[Any, float]:
+            ) -> tuple[t.Job, float]:
     """Upload ``path``, create the job ``body`` describes and train it in this process with
     one worker, as the benchmarks do; returns the succeeded job and its seconds."""
     import time
 
+    from quanta.types import FilePurpose
     from tune.service import TuneService
     from tune.worker import Worker
 
     service = TuneService(registry)
-    file_id = service.create_file(tenant, path.name, "fine-tune", path)["id"]
+    file_id = service.create_file(tenant, path.name, FilePurpose.FINE_TUNE, path)["id"]
     job = service.create_job(tenant, {**body, "training_file": file_id})
     started = time.monotonic()
     Worker(registry).run_once(job["id"])

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tune.errors import HTTPBadRequest
-from tune.spec import BASE_LEARNING_RATE, TrainingPlan, parse_request, resolve
+from tune.spec import (
+    BASE_LEARNING_RATE,
+    BASE_LEARNING_RATE_RFT,
+    TrainingPlan,
+    parse_request,
+    resolve,
+)
 
 
 def test_auto_hyperparameters_resolve() -> None:
@@ -29,6 +35,17 @@ def test_dpo_and_legacy_hyperparameters() -> None:
                                     "hyperparameters": {"learning_rate_multiplier": 4}}), 10)
     assert legacy.stored()["supervised"]["hyperparameters"]["learning_rate_multiplier"] == 4
     assert legacy.learning_rate == pytest.approx(4 * BASE_LEARNING_RATE)
+
+
+def test_reinforcement_scales_its_own_smaller_learning_rate() -> None:
+    """A policy-gradient step at the supervised rate diverges (bench/results/physics.md)."""
+    plan = resolve(parse_request({"model": "m", "training_file": "f", "method": {
+        "type": "reinforcement", "reinforcement": {
+            "grader": {"type": "string_check", "name": "g", "input": "{{sample.output_text}}",
+                       "reference": "{{item.answer}}", "operation": "eq"},
+            "hyperparameters": {"learning_rate_multiplier": 3}}}}), 10)
+    assert BASE_LEARNING_RATE_RFT < BASE_LEARNING_RATE
+    assert plan.learning_rate == pytest.approx(3 * BASE_LEARNING_RATE_RFT)
 
 
 def test_the_stored_plan_validates_back_into_the_same_plan() -> None:
