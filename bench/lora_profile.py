@@ -106,10 +106,10 @@ def decode_rate(llm: Any, loras: list[Any], max_tokens: int) -> float:
 
 
 def run(ops: str, base_dir: Path, loras: list[Any], max_tokens: int) -> dict[str, Any]:
-    from vllm import LLM
     from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
 
     from quanta.precision import resolve
+    from quanta.testing.fixtures import offline_llm
 
     if ops == "quanta":
         from serve import lora_ops
@@ -118,13 +118,14 @@ def run(ops: str, base_dir: Path, loras: list[Any], max_tokens: int) -> dict[str
         mark_lora_methods(lora_ops.GroupedPunicaWrapperCPU)
     else:
         mark_lora_methods(PunicaWrapperCPU)
-    llm = LLM(model=str(base_dir), enable_lora=True, max_loras=N_ADAPTERS, max_lora_rank=16,
-              max_model_len=512, dtype=str(resolve("auto").dtype))
-    llm.generate([PROMPT], lora_request=loras[0], use_tqdm=False)  # warm-up
-    prefill_share, prefill_table = profile(llm, loras, 1)
-    decode_share, decode_table = profile(llm, loras, max_tokens)
-    rate = decode_rate(llm, loras, max_tokens)
-    rate_base = decode_rate(llm, [None], max_tokens)
+    with offline_llm(model=str(base_dir), enable_lora=True, max_loras=N_ADAPTERS,
+                     max_lora_rank=16, max_model_len=512,
+                     dtype=str(resolve("auto").dtype)) as llm:
+        llm.generate([PROMPT], lora_request=loras[0], use_tqdm=False)  # warm-up
+        prefill_share, prefill_table = profile(llm, loras, 1)
+        decode_share, decode_table = profile(llm, loras, max_tokens)
+        rate = decode_rate(llm, loras, max_tokens)
+        rate_base = decode_rate(llm, [None], max_tokens)
     return {"ops": ops, "prefill_share": prefill_share, "decode_share": decode_share,
             "prefill_table": prefill_table, "decode_table": decode_table,
             "tokens_per_s": rate, "base_tokens_per_s": rate_base}

@@ -18,7 +18,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from demo.accuracy import SPLITS
+from demo.accuracy import SPLITS, calculator_accuracy
 from quanta.config import Settings
 from quanta.data import write_jsonl
 from quanta.domains import physics
@@ -53,30 +53,6 @@ def checkpoint_models(registry: Registry, model: str) -> list[tuple[int, str]]:
     return sorted((a.config["checkpoint"]["step"], a.name) for a in rows)
 
 
-def calculator_accuracy(registry: Registry, name: str, n: int, max_tokens: int
-                        ) -> dict[str, float]:
-    """The adapter's held-out accuracy per split, answering with calculator decoding."""
-    from peft import PeftModel
-
-    from quanta.generation import greedy_answers
-    from quanta.precision import resolve
-    from tune.modeling import load_base, load_tokenizer
-
-    adapter = registry.resolve_adapter(TENANT, name)
-    base_dir = model_path(registry, adapter.base_model_id)
-    model = PeftModel.from_pretrained(load_base(base_dir, resolve()),
-                                      str(registry.materialize(adapter.sha256))).eval()
-    tokenizer = load_tokenizer(base_dir)
-    accuracy = {}
-    for split in SPLITS:
-        problems = physics.held_out_problems(n, split)
-        answers = greedy_answers(model, tokenizer, [physics.problem_prompt(p) for p in problems],
-                                 max_tokens, calculator=True)
-        accuracy[split] = sum(bool(physics.check_answer(p, a))
-                              for p, a in zip(problems, answers, strict=True)) / n
-    return accuracy
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-home", type=Path, default=None)
@@ -93,7 +69,8 @@ def main() -> None:
     model_path(registry)  # imports the base model on the first run
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or train(registry, args, Path(tmp))
-    rows = {step: calculator_accuracy(registry, name, args.n, args.max_tokens)
+    rows = {step: calculator_accuracy(registry, registry.resolve_adapter(TENANT, name), args.n,
+                                      args.max_tokens)
             for step, name in checkpoint_models(registry, model)}
     print(f"\nheld-out accuracy with calculator decoding ({args.n} problems per split)")
     print("step  " + "  ".join(f"{split:>9}" for split in SPLITS))

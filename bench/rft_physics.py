@@ -10,10 +10,11 @@ another, e.g. a demo's ``quanta-data``):
    seen), graded by ``physics_answer`` (``--reward answer``) or by a ``multi`` grader that
    adds partial credit for the work's similarity to the worked answer (``answer+work``);
 3. prints held-out physics accuracy (``--eval-n`` problems, greedy) of the SFT adapter (the
-   RFT job's "before") and of SFT + RFT ("after"), the mean reward of every step, and the
-   seconds a rollout batch (``batch_size`` prompts x ``num_generations`` samples) takes with
-   transformers' generate, as the worker runs it, vs an offline vLLM engine with the
-   adapter, on the same prompts.
+   RFT job's "before") and of SFT + RFT ("after"), the same on the held-out ``--splits``
+   (unseen phrasings and families, where an adapter that knows its formulas still has
+   headroom), the mean reward of every step, and the seconds a rollout batch
+   (``batch_size`` prompts x ``num_generations`` samples) takes with transformers' generate,
+   as the worker runs it, vs an offline vLLM engine with the adapter, on the same prompts.
 
     python bench/rft_physics.py --rft-steps 20
 """
@@ -27,12 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from demo.accuracy import SPLITS, calculator_accuracy
 from quanta.config import Settings
 from quanta.data import write_jsonl
 from quanta.domains import physics
 from quanta.models import DEFAULT_MODEL_ID
 from quanta.registry import Registry
-from quanta.testing.fixtures import run_job
+from quanta.testing.fixtures import offline_llm, run_job
 from quanta.types import EventType
 
 TENANT = "local"
@@ -141,7 +143,7 @@ def rollout_vllm(base_dir: Path, adapter_dir: Path, args: argparse.Namespace,
     os.environ.update({"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_NO_USAGE_STATS": "1",
                        "VLLM_CACHE_ROOT": str(Path(tempfile.gettempdir()) / "quanta-vllm")})
     try:
-        from vllm import LLM, SamplingParams
+        from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
     except ImportError as exc:
         return f"vLLM not importable: {exc}"
@@ -150,19 +152,20 @@ def rollout_vllm(base_dir: Path, adapter_dir: Path, args: argparse.Namespace,
 
     # On CPU gpu_memory_utilization is the share of RAM vLLM reserves; this process
     # already holds the trainer's models, so ask for little.
-    llm = LLM(model=str(base_dir), enable_lora=True, max_lora_rank=64, max_model_len=512,
-              dtype=str(resolve("auto").dtype), seed=0, gpu_memory_utilization=0.25)
     params = SamplingParams(n=args.generations, temperature=1.0,
                             max_tokens=args.completion_tokens,
                             min_tokens=args.completion_tokens)
     prompts = _prompts(load_tokenizer(base_dir), args.batch_size)
     lora = LoRARequest("sft", 1, str(adapter_dir))
-    llm.generate(prompts, params, lora_request=lora, use_tqdm=False)  # warm-up
     times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
-        times.append(time.perf_counter() - started)
+    with offline_llm(model=str(base_dir), enable_lora=True, max_lora_rank=64,
+                     max_model_len=512, dtype=str(resolve("auto").dtype), seed=0,
+                     gpu_memory_utilization=0.25) as llm:
+        llm.generate(prompts, params, lora_request=lora, use_tqdm=False)  # warm-up
+        for _ in range(repeats):
+            started = time.perf_counter()
+            llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
+            times.append(time.perf_counter() - started)
     return min(times)
 
 
@@ -182,6 +185,9 @@ def main() -> None:
                         help="the grader: the final answer only, or with partial credit for "
                              "the work's similarity to the worked answer")
     parser.add_argument("--eval-n", type=int, default=30)
+    parser.add_argument("--splits", nargs="*", choices=SPLITS, default=["phrasing", "family"],
+                        help="held-out splits besides the job's own (by numbers) on which both "
+                             "adapters answer --eval-n problems with the calculator")
     parser.add_argument("--skip-vllm", action="store_true")
     parser.add_argument("--rft-job", default=None,
                         help="report on this finished RFT job instead of training one")
@@ -206,7 +212,11 @@ def main() -> None:
     row = registry.resolve_adapter(TENANT, job.fine_tuned_model)
     before, after = row.eval["before"], row.eval["after"]
     steps = rewards(registry, job.id)
-    adapter_dir = registry.materialize(registry.resolve_adapter(TENANT, adapter).sha256)
+    start = registry.resolve_adapter(TENANT, adapter)
+    by_split = {name: calculator_accuracy(registry, model, args.eval_n,
+                                          args.completion_tokens, tuple(args.splits))
+                for name, model in (("SFT", start), ("SFT+RFT", row))} if args.splits else {}
+    adapter_dir = registry.materialize(start.sha256)
     transformers_s = rollout_transformers(base_dir, adapter_dir, args)
     vllm_s = "skipped" if args.skip_vllm else rollout_vllm(base_dir, adapter_dir, args)
 
@@ -223,6 +233,10 @@ def main() -> None:
     print(f"\nheld-out physics accuracy ({before.get('physics_n')} problems): "
           f"SFT {acc_before:.1%} ({before.get('physics_correct')}) -> SFT+RFT {acc_after:.1%} "
           f"({after.get('physics_correct')}): {100 * (acc_after - acc_before):+.1f} points")
+    for split in args.splits:
+        sft, both = by_split["SFT"][split], by_split["SFT+RFT"][split]
+        print(f"held-out by {split} ({args.eval_n} problems, calculator): SFT {sft:.1%} -> "
+              f"SFT+RFT {both:.1%}: {100 * (both - sft):+.1f} points")
     rollout = f"{vllm_s:.2f} s" if isinstance(vllm_s, float) else vllm_s
     ratio = (f" (vLLM speed-up: {transformers_s / vllm_s:.2f}x)" if isinstance(vllm_s, float)
              else "")
@@ -230,6 +244,7 @@ def main() -> None:
           f"tokens): transformers {transformers_s:.2f} s, vLLM {rollout}{ratio}")
     print(json.dumps({"sft": adapter, "rft": job.fine_tuned_model,
                       "accuracy_sft": acc_before, "accuracy_rft": acc_after,
+                      "accuracy_by_split": by_split,
                       "mean_reward_per_step": [r for _, r, _ in steps],
                       "rollout_transformers_s": transformers_s, "rollout_vllm": vllm_s}))
 

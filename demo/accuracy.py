@@ -104,6 +104,30 @@ def accuracy_by_split(registry: Registry, adapter: t.Adapter, n: int, max_tokens
     return result
 
 
+def calculator_accuracy(registry: Registry, adapter: t.Adapter, n: int, max_tokens: int,
+                        splits: tuple[str, ...] = SPLITS) -> dict[str, float]:
+    """The adapter's accuracy on ``n`` problems of each split, answering with calculator
+    decoding (the row that matters for an adapter trained with traces), without the others."""
+    from peft import PeftModel
+
+    from quanta.generation import greedy_answers
+    from quanta.models import model_path
+    from quanta.precision import resolve
+    from tune.modeling import load_base, load_tokenizer
+
+    base_dir = model_path(registry, adapter.base_model_id)
+    model = PeftModel.from_pretrained(load_base(base_dir, resolve()),
+                                      str(registry.materialize(adapter.sha256))).eval()
+    tokenizer = load_tokenizer(base_dir)
+    accuracy = {}
+    for split in splits:
+        problems = held_out_problems(n, split)
+        answers = greedy_answers(model, tokenizer, _chats(problems), max_tokens,
+                                 calculator=True)
+        accuracy[split] = _score(problems, answers) / n
+    return accuracy
+
+
 def _export_answers(registry: Registry, adapter: t.Adapter, export: t.Export, base_dir: Path,
                     problems: list[PhysicsProblem], max_tokens: int, workdir: Path
                     ) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,32 @@ def run_job(registry: Registry, tenant: str, path: Path, body: dict[str, Any]
     if done is None or done.status != "succeeded":
         raise RuntimeError(f"job {job['id']} did not succeed: {done and done.error}")
     return done, time.monotonic() - started
+
+
+@contextmanager
+def offline_llm(**engine_args: Any) -> Iterator[Any]:
+    """An offline ``vllm.LLM`` whose engine process ends with this one's.
+
+    vLLM runs its engine core in a child process that outlives a benchmark stopped by
+    SIGTERM (Python's default handler skips finalizers), holding gigabytes and a core.
+    Here SIGTERM unwinds like Ctrl-C and the engine is shut down on the way out.
+    """
+    import signal
+
+    from vllm import LLM
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    llm = None
+    try:
+        llm = LLM(**engine_args)
+        yield llm
+    finally:
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def make_adapter(base_model_dir: Path, out_dir: Path, *, seed: int, r: int = 8,
