@@ -66,7 +66,7 @@ class DemoPlan:
             return cls("quick", max_steps=12, batch_size=8, learning_rate_multiplier=5.0,
                        physics_n=3, loss_examples=8, max_new_tokens=64, answer_tokens=64,
                        export_accuracy_n=1, split_n=1, budget_s=8 * 60)
-        return cls("full", max_steps=48, batch_size=8, learning_rate_multiplier=4.0,
+        return cls("full", max_steps=40, batch_size=8, learning_rate_multiplier=4.0,
                    physics_n=16, loss_examples=16, max_new_tokens=112, answer_tokens=112,
                    export_accuracy_n=8, split_n=SPLIT_N, budget_s=20 * 60)
 
