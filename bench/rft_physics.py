@@ -4,7 +4,8 @@ One run, one registry (default: the benchmarks' model home; ``--model-home`` poi
 another, e.g. a demo's ``quanta-data``):
 
 1. the SFT start: ``--adapter`` (the demo's adapter), else a supervised job trained as the
-   default demo trains it (bundled physics set, ``--sft-steps`` steps, batch 8, lr x2);
+   default demo trains it (bundled physics set, its batch and learning rate) for
+   ``--sft-steps`` steps;
 2. an RFT job through the tune service and a worker, continuing that adapter, on
    ``--problems`` generated problems of the training split (the held-out split is never
    seen), graded by ``physics_answer`` (``--reward answer``) or by a ``multi`` grader that
@@ -42,14 +43,18 @@ RFT_SEED = 7  # generate_problems seed for the RFT prompts (training split, not 
 
 
 def sft_adapter(registry: Registry, steps: int, eval_n: int, workdir: Path) -> str:
-    """The demo's SFT recipe (default run), for when no ``--adapter`` is given."""
+    """The default demo's SFT recipe, ``steps`` long, for when no ``--adapter`` is given."""
+    from demo.steps import DemoPlan
     from quanta.data import read_examples
+    from quanta.precision import resolve
 
+    plan = DemoPlan.for_run(quick=False, precision=resolve())
     data = write_jsonl(read_examples(physics.bundled_physics_path()), workdir / "sft.jsonl")
     job, seconds = run_job(registry, TENANT, data, {
         "model": DEFAULT_MODEL_ID, "suffix": "bench-sft", "seed": 0,
         "method": {"type": "supervised", "supervised": {"hyperparameters": {
-            "n_epochs": 1, "batch_size": 8, "learning_rate_multiplier": 2.0}}},
+            "n_epochs": 1, "batch_size": plan.batch_size,
+            "learning_rate_multiplier": plan.learning_rate_multiplier}}},
         "quanta": {"max_steps": steps, "checkpoint_every": max(5, steps // 4), "max_length": 256,
                    "eval": {"physics_n": eval_n, "loss_examples": 0}}})
     print(f"SFT start: {steps} steps in {seconds:.0f} s -> {job.fine_tuned_model}")

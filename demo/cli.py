@@ -24,12 +24,14 @@ def demo(
 
     from demo.report import write_report
     from demo.steps import Demo, DemoPlan
+    from quanta.precision import resolve
     from quanta.registry import Registry
 
     console = Console()
     registry = Registry.open()
-    run = Demo(registry, DemoPlan.for_run(quick), registry.settings.resolved_home / "demo",
-               console)
+    # What the worker will choose too: same machine, same rule.
+    plan = DemoPlan.for_run(quick, resolve())
+    run = Demo(registry, plan, registry.settings.resolved_home / "demo", console)
     try:
         run.import_base_model()
         run.tune()

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from demo.eta import StepClock, forecast, minutes
+from demo.eta import AFTER_TRAINING_FAST_S, AFTER_TRAINING_S, StepClock, forecast, minutes
 from demo.report import DemoResults
 from quanta.console import fmt_metric
 from quanta.domains.physics import (
@@ -25,6 +25,7 @@ from quanta.domains.physics import (
     problem_prompt,
 )
 from quanta.models import DEFAULT_MODEL_ID, ensure_model
+from quanta.precision import Precision
 from quanta.processes import ServiceLedger, free_port, quanta_command, service
 from quanta.registry import Registry
 from quanta.registry import tables as t
@@ -43,6 +44,21 @@ BASE_GGUF = ExportFormat.GGUF_Q4_K_M
 ETA_AFTER_STEPS = 4  # logged steps past the first (warm-up) before the ETA is told
 
 
+# Training steps of the default run. In fp32 on 2 AVX2 cores a step takes ~10 s, and 40
+# steps keep the whole run inside its 20 minutes; where the CPU computes bf16 natively
+# (or on a GPU) a step takes ~3.2 s, and 180 steps fit the same budget with room for busy
+# cores (README). Held-out accuracy rises with steps (bench/results/physics.md), so a
+# machine that can afford them gets them.
+FULL_STEPS = 40
+FULL_STEPS_FAST = 180
+
+
+def trains_fast(precision: Precision) -> bool:
+    """Whether the worker on this machine trains in a native fast dtype (not CPU fp32)."""
+    capability = precision.capability
+    return capability.device == "cuda" or (precision.is_bf16 and capability.native_bf16)
+
+
 @dataclass(frozen=True)
 class DemoPlan:
     """How big a run is: the default fits in 20 minutes on 2 CPU cores, --quick in a few."""
@@ -58,17 +74,22 @@ class DemoPlan:
     export_accuracy_n: int  # held-out problems each export answers (a prefix of physics_n)
     split_n: int  # problems per held-out split in the accuracy-by-split step
     budget_s: float  # what the README promises for this run on 2 cores
+    after_training_s: float  # the ETA's estimate for exports, accuracy and serving
 
     @classmethod
-    def for_run(cls, quick: bool) -> DemoPlan:
+    def for_run(cls, quick: bool, precision: Precision) -> DemoPlan:
         if quick:
             # A tour of every step, not a measurement: short answers, few problems.
             return cls("quick", max_steps=12, batch_size=8, learning_rate_multiplier=5.0,
                        physics_n=3, loss_examples=8, max_new_tokens=64, answer_tokens=64,
-                       export_accuracy_n=1, split_n=1, budget_s=8 * 60)
-        return cls("full", max_steps=40, batch_size=8, learning_rate_multiplier=4.0,
-                   physics_n=16, loss_examples=16, max_new_tokens=112, answer_tokens=112,
-                   export_accuracy_n=8, split_n=SPLIT_N, budget_s=20 * 60)
+                       export_accuracy_n=1, split_n=1, budget_s=8 * 60,
+                       after_training_s=AFTER_TRAINING_S)
+        fast = trains_fast(precision)
+        return cls("full", max_steps=FULL_STEPS_FAST if fast else FULL_STEPS, batch_size=8,
+                   learning_rate_multiplier=4.0, physics_n=16, loss_examples=16,
+                   max_new_tokens=112, answer_tokens=112, export_accuracy_n=8,
+                   split_n=SPLIT_N, budget_s=20 * 60,
+                   after_training_s=AFTER_TRAINING_FAST_S if fast else AFTER_TRAINING_S)
 
 
 class Demo:
@@ -242,7 +263,8 @@ class Demo:
     def _tell_eta(self, console: Console, clock: StepClock, eval_s: float) -> bool:
         """Print when the run will end, measured; warn (and suggest --quick) when far over."""
         plan = self.plan
-        eta = forecast(clock, plan.max_steps, time.time() - self.started, eval_s, plan.budget_s)
+        eta = forecast(clock, plan.max_steps, time.time() - self.started, eval_s,
+                       plan.after_training_s, plan.budget_s)
         if eta is None:
             return False
         self.results.seconds_per_step = eta.seconds_per_step
