@@ -29,9 +29,9 @@ def demo(
 
     console = Console()
     registry = Registry.open()
-    # What the worker will choose too: same machine, same rule.
-    plan = DemoPlan.for_run(quick, resolve())
-    run = Demo(registry, plan, registry.settings.resolved_home / "demo", console)
+    precision = resolve()  # what the worker will choose too: same machine, same rule
+    run = Demo(registry, DemoPlan.for_run(quick, precision), precision,
+               registry.settings.resolved_home / "demo", console)
     try:
         run.import_base_model()
         run.tune()

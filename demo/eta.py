@@ -67,8 +67,7 @@ def forecast(clock: StepClock, total_steps: int, elapsed_s: float, eval_s: float
     if rate is None or clock.latest is None:
         return None
     left = max(0, total_steps - clock.latest[0]) * rate
-    return Forecast(rate, left, elapsed_s + left + eval_s + after_training_s,
-                    budget_s)
+    return Forecast(rate, left, elapsed_s + left + eval_s + after_training_s, budget_s)
 
 
 def minutes(seconds: float) -> str:

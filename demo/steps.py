@@ -95,10 +95,11 @@ class DemoPlan:
 class Demo:
     """Runs the story step by step and fills in :class:`DemoResults`."""
 
-    def __init__(self, registry: Registry, plan: DemoPlan, workdir: Path,
+    def __init__(self, registry: Registry, plan: DemoPlan, precision: Precision, workdir: Path,
                  console: Console) -> None:
         self.registry = registry
         self.plan = plan
+        self.precision = precision
         self.workdir = workdir
         self.console = console
         self.results = DemoResults(base_model=DEFAULT_MODEL_ID, quick=plan.name == "quick")
@@ -135,12 +136,9 @@ class Demo:
     # -- 1. base model --------------------------------------------------------------------
 
     def import_base_model(self) -> None:
-        from quanta.precision import resolve
-
         with self.step("import base model"):
-            precision = resolve()  # what the worker will choose too: same machine, same rule
-            self.results.precision = precision.as_dict()
-            self.console.print(f"this machine: {precision.describe()}")
+            self.results.precision = self.precision.as_dict()
+            self.console.print(f"this machine: {self.precision.describe()}")
             row = ensure_model(self.registry)
             self.console.print(f"{row.id}: {row.architecture}, {row.bytes / 1e6:.0f} MB in the "
                                f"registry at {self.registry.settings.resolved_home}")
