@@ -10,7 +10,7 @@ WHERE names the state the caller expects, and which says whether it matched.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,14 +149,21 @@ class JobRows:
                                   .order_by(t.Job.created_at.desc(), t.Job.id.desc())))
 
     def latest(self, tenant_id: str, statuses: Iterable[JobStatus],
-               suffix: str | None = None) -> t.Job | None:
-        """The tenant's newest job in one of ``statuses`` (with ``suffix``, if given)."""
+               suffix: str | None = None,
+               metadata: Mapping[str, str] | None = None) -> t.Job | None:
+        """The tenant's newest job in one of ``statuses`` (with ``suffix`` and every
+        ``metadata`` pair, if given)."""
         query = select(t.Job).where(t.Job.tenant_id == tenant_id,
                                     t.Job.status.in_(list(statuses)))
         if suffix is not None:
             query = query.where(t.Job.suffix == suffix)
+        wanted = dict(metadata or {})
         with self._registry.session() as s:
-            return s.scalar(query.order_by(t.Job.created_at.desc()).limit(1))
+            # Metadata is JSON, matched here rather than in SQL (SQLite and PostgreSQL differ).
+            for job in s.scalars(query.order_by(t.Job.created_at.desc())):
+                if all((job.job_metadata or {}).get(k) == v for k, v in wanted.items()):
+                    return job
+        return None
 
     def using_file(self, file_id: str) -> str | None:
         """The id of a job that trains or validates on ``file_id``, if any."""

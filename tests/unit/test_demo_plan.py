@@ -50,3 +50,28 @@ def test_forecast_adds_the_machines_after_training_estimate() -> None:
     assert eta.seconds_per_step == pytest.approx(3.2)
     assert eta.training_left_s == pytest.approx((fast.max_steps - 11) * 3.2)
     assert eta.run_total_s == pytest.approx(200 + eta.training_left_s + 30 + fast.after_training_s)
+
+
+def test_fast_plan_export_check_can_see_a_degraded_export() -> None:
+    """One problem must weigh less than DEGRADED_POINTS, or a 5-point drop is invisible."""
+    from quantize.accuracy import DEGRADED_POINTS
+
+    fast = DemoPlan.for_run(quick=False,
+                            precision=Precision(ComputeDtype.BFLOAT16, AVX512_BF16, "auto"))
+    assert fast.export_accuracy_n <= fast.physics_n
+    assert 100 / fast.export_accuracy_n < DEGRADED_POINTS
+
+
+def test_run_fingerprint_changes_with_the_request_or_the_data(tmp_path) -> None:
+    """The demo reuses a finished job only if it trained the same request on the same data."""
+    from demo.steps import run_fingerprint
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": []}\n')
+    request = {"model": "m", "extra_body": {"quanta": {"max_steps": 180}}}
+    first = run_fingerprint(request, (data,))
+    assert run_fingerprint(dict(request), (data,)) == first
+    assert run_fingerprint({**request, "extra_body": {"quanta": {"max_steps": 40}}},
+                           (data,)) != first
+    data.write_text('{"messages": [1]}\n')
+    assert run_fingerprint(request, (data,)) != first

@@ -62,7 +62,8 @@ def test_generator_covers_families_topics_and_phrasings() -> None:
     assert len({p.question for p in problems}) == len(problems)
     by_family = {f.name: f for f in FAMILIES}
     # Training uses every phrasing but the last of each family.
-    assert {p.phrasing for p in problems} == {0, 1, 2}
+    most = max(len(f.phrasings) for f in TRAINING_FAMILIES)
+    assert {p.phrasing for p in problems} == set(range(most - 1))
     assert all(p.phrasing < len(by_family[p.family].phrasings) - 1 for p in problems)
 
 
@@ -258,7 +259,7 @@ def test_bundled_set_validates_and_covers_topics() -> None:
     assert stats["format"] == "chat"
     assert set(stats["topics"]) == set(TOPICS)
     assert min(stats["topics"].values()) >= 50
-    assert stats["max_tokens"] <= 170
+    assert stats["max_tokens"] <= 256  # the demo trains with max_length 256: none is cut
 
 
 def test_bundled_mix_of_numeric_and_conceptual() -> None:

@@ -285,3 +285,26 @@ def test_deleting_an_adapter_takes_its_exports_and_grants(registry: Registry,
     with pytest.raises(NotFoundError):
         registry.usable_adapter("other", adapter.name)
     assert registry.verify().ok
+
+
+def test_latest_job_matches_suffix_and_metadata(registry: Registry, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from quanta.registry.tables import utcnow
+    from quanta.types import JobStatus
+
+    registry.add_base_model("tiny", make_tree(tmp_path / "b", {"config.json": b"{}"}),
+                            source="test")
+    train = registry.add_file("local", "t.jsonl", "fine-tune", io.BytesIO(b"t"))
+    now = utcnow()
+    for i, run in enumerate(("old-data", "new-data")):
+        registry.jobs.create(t.Job(id=f"ftjob-{i}", tenant_id="local", model="tiny",
+                                   training_file_id=train.id, suffix="demo",
+                                   status=JobStatus.SUCCEEDED, job_metadata={"run": run},
+                                   created_at=now + timedelta(seconds=i)), [])
+    done = (JobStatus.SUCCEEDED,)
+    assert registry.jobs.latest("local", done, suffix="demo").id == "ftjob-1"
+    assert registry.jobs.latest("local", done, suffix="demo",
+                                metadata={"run": "old-data"}).id == "ftjob-0"
+    assert registry.jobs.latest("local", done, suffix="demo", metadata={"run": "other"}) is None
+    assert registry.jobs.latest("local", (JobStatus.RUNNING,), suffix="demo") is None

@@ -153,6 +153,13 @@ FAMILIES: tuple[Family, ...] = (
         "is applied across it?",
         "A resistor of resistance {r} Ω sits across the terminals of a {v} V supply. Find the "
         "current in amperes.",
+        "In the school lab, Priya sets a bench power supply to {v} V and clips its leads across "
+        "a {r} Ω test resistor. What current, in amperes, does the series ammeter show?",
+        "A model-railway enthusiast puts a {r} Ω resistor across the {v} V output of a "
+        "transformer. How much current flows through the resistor?",
+        "What is the current in amperes? The data: a single {r} Ω resistor across an ideal "
+        "{v} V supply.",
+        "Quick one: {v} volts across {r} ohms. Current?",
         "Connecting a {r}-ohm load directly to a {v}-volt source: how many amps does the "
         "circuit carry?",
     ), _ohms_law_current),
@@ -161,6 +168,13 @@ FAMILIES: tuple[Family, ...] = (
         "When {v} V is applied across a component, an ammeter reads {i} mA. Find the "
         "component's resistance.",
         "What resistance lets exactly {i} mA flow from a {v} V source?",
+        "Tom tests an unknown resistor from his electronics kit: with a {v} V battery across it, "
+        "his multimeter shows {i} mA. What resistance, in ohms, does the resistor have?",
+        "A sensor module on a drone draws {i} mA from its {v} V regulator. Treating the module "
+        "as a simple resistor, what is its resistance in Ω?",
+        "Find the resistance in ohms, given that the potential difference is {v} V and the "
+        "measured current is {i} mA.",
+        "Quick one: {i} mA at {v} V. Resistance in ohms?",
         "A lamp filament carries a current of {i} milliamps while the voltage across it is "
         "{v} volts. How many ohms is its resistance at this point?",
     ), _ohms_law_resistance),
@@ -181,6 +195,13 @@ FAMILIES: tuple[Family, ...] = (
         "plates?",
         "A camera flash capacitor of {c} μF is charged to a potential difference of {v} V. "
         "Find the stored energy.",
+        "A student charges a {c} μF electrolytic capacitor on the lab bench until a voltmeter "
+        "across it reads {v} V. How much energy, in joules, is now stored in its electric field?",
+        "The smoothing capacitor in an audio amplifier's power supply is rated {c} μF and sits "
+        "at {v} V while the amplifier plays. What energy does it hold?",
+        "What energy is stored in a capacitor? Its capacitance is {c} μF and the potential "
+        "difference between its plates is {v} V.",
+        "Quick one: {c} μF charged to {v} V. Stored energy in J?",
         "The voltage across a {c} microfarad capacitor reaches {v} volts. What energy could "
         "it release on discharging fully?",
     ), _capacitor_energy),
@@ -189,6 +210,12 @@ FAMILIES: tuple[Family, ...] = (
         "What is the power rating of an appliance that takes a current of {i} A at {v} V?",
         "A {v} V motor runs with {i} A flowing through it. Find its electrical power input "
         "in watts.",
+        "A soldering station on Ana's workbench runs on {v} V and pulls a current of {i} A. "
+        "What is its power consumption in watts?",
+        "A string of LED lights on a festival stage draws {i} amperes when connected to {v} V. "
+        "How many watts does it use?",
+        "What power, in W, does a device take? It is supplied with {v} V and carries {i} A.",
+        "Quick one: {v} V, {i} A. Power?",
         "Hooked up to a {v}-volt source, a small electric pump pulls {i} amps. At what rate "
         "does it convert electrical energy?",
     ), _electric_power),
@@ -199,6 +226,13 @@ FAMILIES: tuple[Family, ...] = (
         "kΩ resistor.",
         "A {r1} kΩ and a {r2} kΩ resistor are wired side by side between the same two nodes. "
         "What single resistance in ohms could replace them?",
+        "While repairing an old radio, Sam solders a {r1} kΩ resistor in parallel with a {r2} "
+        "kΩ one on the circuit board. What resistance, in ohms, does the combination give?",
+        "In a guitar pedal's tone circuit, resistors of {r1} kΩ and {r2} kΩ are connected in "
+        "parallel. Find their effective resistance in Ω.",
+        "What equivalent resistance, in ohms, do two resistors in parallel give? Their values "
+        "are {r1} kΩ and {r2} kΩ.",
+        "Quick one: {r1} kΩ in parallel with {r2} kΩ. Total in ohms?",
         "Two branches, one of {r1} kilohms and one of {r2} kilohms, share the same pair of "
         "terminals. How many ohms does the pair present to the circuit?",
     ), _parallel_resistors),
@@ -209,6 +243,15 @@ FAMILIES: tuple[Family, ...] = (
         "across a {v} V source. Find the current from the source in milliamps.",
         "A circuit has a {r1} Ω resistor followed by two resistors of {r2} Ω and {r3} Ω in "
         "parallel, all powered by {v} V. How many mA flow through the {r1} Ω resistor?",
+        "Lena builds a circuit on a breadboard: a {v} V battery pack feeds a {r1} Ω resistor, "
+        "after which the current splits between two parallel resistors of {r2} Ω and {r3} Ω. "
+        "What current, in mA, leaves the battery?",
+        "In a toy car, a {r1} Ω current-limiting resistor feeds two headlight bulbs of {r2} Ω "
+        "and {r3} Ω connected in parallel, all run from {v} V. Treating the bulbs as resistors, "
+        "find the total current in milliamps.",
+        "How many mA does the source deliver? A {v} V supply is connected to a {r1} Ω resistor "
+        "in series with {r2} Ω and {r3} Ω resistors that are in parallel with each other.",
+        "Quick one: {v} V, {r1} Ω in series with ({r2} Ω parallel {r3} Ω). Total current in mA?",
         "Across a {v}-volt supply sits a {r1}-ohm resistor leading into a parallel "
         "combination of {r2} ohms and {r3} ohms. Determine the total current drawn, in mA.",
     ), _series_parallel_current),
@@ -227,6 +270,13 @@ FAMILIES: tuple[Family, ...] = (
         "Find the electrical energy it consumes in kilojoules.",
         "How many kJ of energy does a {v} V heater transfer in {t} minutes if it takes {i} "
         "A?",
+        "Jun heats his lunch in a microwave oven for {t} minutes; the oven takes {i} A at {v} V. "
+        "How much electrical energy, in kJ, does it use?",
+        "A vacuum cleaner is run for {t} min on a {v} V supply, drawing a current of {i} "
+        "amperes. Find the energy transferred to it in kilojoules.",
+        "How much energy, in kJ, is consumed? Supply voltage: {v} V; current: {i} A; running "
+        "time: {t} minutes.",
+        "Quick one: {v} V at {i} A for {t} min. Energy in kJ?",
         "For {t} minutes a hair dryer takes {i} amps from the {v}-volt mains. What is the "
         "energy supplied to it, in kilojoules?",
     ), _appliance_energy),
@@ -237,6 +287,14 @@ FAMILIES: tuple[Family, ...] = (
         "C = {c} μF.",
         "A {c} μF capacitor charges through a {r} kΩ resistor. How many ms is the circuit's "
         "time constant?",
+        "The blinking circuit in a bike light uses a {r} kΩ resistor and a {c} μF capacitor to "
+        "set its timing. What is the RC time constant in ms?",
+        "In a physics practical, students charge a {c} μF capacitor from a battery through a "
+        "{r} kΩ resistor and watch the voltage rise on a data logger. What time constant, in "
+        "milliseconds, should they expect?",
+        "What is the time constant τ, in ms? The series RC circuit has R = {r} kΩ and "
+        "C = {c} μF.",
+        "Quick one: {r} kΩ with {c} microfarads. Time constant in ms?",
         "How long, in milliseconds, does it take a {c} microfarad capacitor discharging "
         "through {r} kilohms to fall to 1/e of its starting voltage?",
     ), _rc_time_constant),
@@ -247,6 +305,14 @@ FAMILIES: tuple[Family, ...] = (
         "from its centre (k = 8.99 × 10^9 N m^2/C^2).",
         "Taking k = 8.99 × 10^9 N m^2/C^2, calculate the potential at a point {r} cm away "
         "from an isolated {q} nC charge.",
+        "In an electrostatics lab, a tiny charged bead carries {q} nC. A probe is held {r} cm "
+        "from the bead. What potential, in volts, does the probe sit at? (k = 8.99 × 10^9 "
+        "N m^2/C^2)",
+        "A balloon rubbed on a jumper picks up {q} nC of charge, which can be treated as a point "
+        "charge. With k = 8.99 × 10^9 N m²/C², what is the electric potential {r} cm from it?",
+        "Find the potential in V. Given: point charge q = {q} nC, distance r = {r} cm, "
+        "k = 8.99 × 10^9 N m^2/C^2.",
+        "Quick one: a {q} nC point charge, {r} cm away, k = 8.99 × 10^9 N m²/C². Potential?",
         "How many volts above zero (at infinity) is a spot located {r} centimetres from a "
         "{q} nanocoulomb point charge? Coulomb's constant is 8.99 × 10^9 N m²/C².",
     ), _point_charge_potential),
@@ -257,6 +323,13 @@ FAMILIES: tuple[Family, ...] = (
         "difference it moves through.",
         "What voltage exists between two plates if carrying {q} μC from one to the other "
         "requires {w} mJ?",
+        "In a particle-detector test rig, an electric field accelerates ions with a total "
+        "charge of {q} μC, doing {w} mJ of work on them. What potential difference, in volts, "
+        "did the ions move through?",
+        "Inside a photocopier, the drum's electric field moves toner carrying {q} μC of charge "
+        "and does {w} mJ of work in the process. Find the voltage involved.",
+        "What is the potential difference in volts? Work done: {w} mJ; charge moved: {q} μC.",
+        "Quick one: {w} mJ of work to move {q} μC. Voltage?",
         "It costs {w} millijoules of energy to push {q} microcoulombs of charge from A to B. "
         "How many volts separate A and B?",
     ), _potential_difference_from_work),
@@ -268,6 +341,15 @@ FAMILIES: tuple[Family, ...] = (
         "An external resistor of {r_ext} Ω is connected to a source of emf {emf} V whose "
         "internal resistance is {r_int} Ω. What potential difference appears across the "
         "resistor?",
+        "A portable radio with an effective resistance of {r_ext} Ω runs from a battery of emf "
+        "{emf} V and internal resistance {r_int} Ω. What potential difference is across the "
+        "radio?",
+        "During a practical, Omar connects a {r_ext} ohm resistor to a cell whose emf is {emf} "
+        "volts and whose internal resistance is {r_int} ohms. What is the potential difference "
+        "across the cell's terminals, in volts?",
+        "What is the terminal voltage, in V? Given: emf ε = {emf} V, internal resistance "
+        "r = {r_int} Ω, external resistance R = {r_ext} Ω.",
+        "Quick one: ε = {emf} V, r = {r_int} Ω, load {r_ext} Ω. Terminal p.d.?",
         "A voltmeter is placed across a {emf}-volt battery (internal resistance {r_int} ohms) "
         "while the battery powers a {r_ext}-ohm lamp. What does the meter read?",
     ), _terminal_voltage),
@@ -278,6 +360,14 @@ FAMILIES: tuple[Family, ...] = (
         "given a resistivity of {rho} Ω m.",
         "The resistivity of {material} is {rho} Ω m. What resistance does a {l} m length of "
         "it have if its cross-section is {a} mm^2?",
+        "Aisha unwinds {l} m of {material} wire from a spool for an experiment. The wire's "
+        "cross-sectional area is {a} mm^2 and {material} has a resistivity of {rho} Ω m. What "
+        "resistance does this length have?",
+        "The feed wire for a garden model railway is {l} metres of {material} with a "
+        "cross-sectional area of {a} mm². Taking ρ = {rho} Ω m, find the wire's resistance.",
+        "What is the resistance, in Ω, of a wire with these properties? Material: {material}; "
+        "length: {l} m; cross-sectional area: {a} mm^2; resistivity: {rho} Ω m.",
+        "Quick one: {l} m of {material}, A = {a} mm², ρ = {rho} Ω m. R = ?",
         "An electrician cuts a {l}-metre piece of {material} cable whose conductor has an "
         "area of {a} mm² (ρ = {rho} Ω m). How many ohms does it measure end to end?",
     ), _wire_resistance),
@@ -285,6 +375,13 @@ FAMILIES: tuple[Family, ...] = (
         "A current of {i} mA flows through a {r} kΩ resistor. What power does it dissipate?",
         "How much power, in watts, is turned into heat in a {r} kΩ resistor carrying {i} mA?",
         "Find the power lost as heat when {i} mA passes through a resistance of {r} kΩ.",
+        "On the circuit board of a home weather station, a {r} kΩ resistor carries {i} mA. "
+        "How much power, in watts, does it dissipate?",
+        "An engineer testing a prototype amplifier measures {i} milliamps through a {r} kΩ "
+        "resistor. What power, in W, is being dissipated in it?",
+        "How many watts are dissipated? The resistor is {r} kΩ and the current through it is "
+        "{i} mA.",
+        "Quick one: {i} mA through {r} kΩ. Power in watts?",
         "A {r}-kilohm resistor warms up while {i} milliamps run through it. At what rate, in "
         "watts, is it producing heat?",
     ), _power_dissipated),

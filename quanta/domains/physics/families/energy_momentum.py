@@ -112,6 +112,13 @@ FAMILIES: tuple[Family, ...] = (
         "A {m} kg ball moves at {v} m/s. What is its kinetic energy?",
         "Find the kinetic energy of a {m} kg object travelling at {v} m/s.",
         "How much kinetic energy does a body of mass {m} kg have when its speed is {v} m/s?",
+        "A drone weighing {m} kilograms flies level across a field at {v} m/s. Calculate its "
+        "kinetic energy.",
+        "A parcel of mass {m} kg shoots off the end of a conveyor belt at {v} m/s. What "
+        "kinetic energy does it have as it leaves the belt?",
+        "What is the kinetic energy, in joules, of a moving body? Data: mass {m} kg, speed "
+        "{v} m/s.",
+        "Quick one: {m} kg moving at {v} m/s. KE?",
         "A trolley of {m} kg rolls along a track at {v} metres per second. How much energy "
         "does it carry because of its motion?",
     ), _kinetic_energy),
@@ -122,6 +129,14 @@ FAMILIES: tuple[Family, ...] = (
         "the direction of the force?",
         "A worker drags a sledge {d} m across snow, pulling with a steady {F} N parallel to "
         "the motion. Find the work done by the pull.",
+        "A shopper pushes a loaded shopping cart {d} m down an aisle with a steady {F} N "
+        "force along the direction it moves. How much work does the shopper do on the cart?",
+        "In a physics lab, a student pulls a wooden block {d} metres across a bench with a "
+        "spring balance that reads a constant {F} newtons, parallel to the bench. How much "
+        "work does the pull do?",
+        "How much work is done? A force of {F} N acts along the displacement while the object "
+        "moves {d} m.",
+        "Quick one: {F} N applied over {d} m in the same direction. Work done?",
         "A tow rope exerts {F} N on a stalled car along its direction of travel while the car "
         "moves {d} m. What work does the rope do on the car?",
     ), _work_done),
@@ -141,6 +156,13 @@ FAMILIES: tuple[Family, ...] = (
         "power in watts.",
         "If {w} kJ of work is done steadily over {t} minutes, at what rate, in watts, is the "
         "work being done?",
+        "A lift motor hauls passengers up a tower block, doing {w} kJ of work in {t} minutes. "
+        "What average power, in watts, does it deliver?",
+        "A rower on an indoor rowing machine does {w} kJ of work during a {t} min session. "
+        "Find her mean power output in W.",
+        "What average power, in watts, is needed to finish a job requiring {w} kJ of work "
+        "in {t} minutes?",
+        "Quick one: {w} kJ of work in {t} min. Average power?",
         "Over a {t}-minute climb a cyclist does {w} kJ of work against gravity and friction. "
         "What mean power does she develop?",
     ), _power_kj_minutes),
@@ -149,6 +171,12 @@ FAMILIES: tuple[Family, ...] = (
         "Find the momentum of a {m} kg van moving along a motorway at {v} km/h.",
         "What is the magnitude of the linear momentum, in kg m/s, of a vehicle of mass {m} kg "
         "whose speedometer reads {v} km/h?",
+        "A pickup truck loaded to {m} kg rolls down a high street at {v} km/h. Calculate its "
+        "momentum in kg m/s.",
+        "A rally car of {m} kilograms speeds along a gravel stage at {v} kilometres per hour. "
+        "How much momentum does it carry?",
+        "What is the momentum of a vehicle that has a mass of {m} kg and moves at {v} km/h?",
+        "Quick one: {m} kg at {v} km/h. Momentum in kg m/s?",
         "A taxi with a total mass of {m} kg cruises at a steady {v} km/h. How much momentum "
         "does it have?",
     ), _momentum_kmh),
@@ -160,6 +188,17 @@ FAMILIES: tuple[Family, ...] = (
         "force on the ball.",
         "Find the mean force on a {m} g ball whose velocity changes from {v1} m/s one way to "
         "{v2} m/s the opposite way during an impact lasting {t} ms.",
+        "A tennis racket returns a {m} g ball that arrived at {v1} m/s, sending it straight "
+        "back at {v2} m/s. Strings and ball are in contact for {t} ms. What average force "
+        "acts on the ball?",
+        "In a lab test, a {m} gram ball is fired at {v1} metres per second into a steel plate "
+        "and rebounds along the same line at {v2} metres per second; a high-speed camera "
+        "shows the impact lasts {t} ms. Find the average force exerted by the plate.",
+        "What average force does a wall exert on a ball during a bounce? The ball's mass is "
+        "{m} g, it arrives at {v1} m/s, leaves in the reverse direction at {v2} m/s, and "
+        "the impact takes {t} ms.",
+        "Quick one: {m} g ball, in at {v1} m/s, straight back out at {v2} m/s, contact {t} ms. "
+        "Mean force?",
         "A goalkeeper's punch sends a {m} g ball that arrived at {v1} m/s straight back "
         "at {v2} m/s; fist and ball are in contact for {t} milliseconds. Estimate the average "
         "force on the ball.",
@@ -173,6 +212,14 @@ FAMILIES: tuple[Family, ...] = (
         "An object falls freely through {h} m, starting at rest. Equating the loss of "
         "potential energy to the gain in kinetic energy, find its final speed "
         "(g = 9.8 m/s^2).",
+        "A window cleaner drops a spanner from rest {h} m above the pavement. Ignoring air "
+        "resistance and using g = 9.8 m/s², how fast is it going when it lands?",
+        "A skateboarder rolls from rest down a frictionless ramp with a vertical drop of {h} "
+        "metres. Taking g = 9.8 m/s^2, what speed does she reach at the bottom?",
+        "What is the impact speed of a body released from rest at a height of {h} m? Use "
+        "energy conservation with g = 9.8 m/s^2 and ignore air resistance.",
+        "Quick one: dropped from rest through {h} m, no air resistance, g = 9.8 m/s². Speed "
+        "at the bottom?",
         "A diver steps off a platform {h} m above the water. With g = 9.8 m/s² and no air "
         "drag, at what speed does she enter the water?",
     ), _speed_after_fall),
@@ -193,6 +240,15 @@ FAMILIES: tuple[Family, ...] = (
         "input energy ends up as gravitational potential energy (g = 9.8 m/s^2)?",
         "Find the efficiency, as a percentage, of a hoist that raises a {m} kg crate {h} m "
         "vertically using {e} kJ of electrical energy. Use g = 9.8 m/s^2.",
+        "On a building site, an electric crane uses {e} kJ of electrical energy to hoist a "
+        "{m} kg pallet of bricks {h} m up. Taking g = 9.8 m/s², what is its efficiency in "
+        "percent?",
+        "A water pump's motor consumes {e} kJ while lifting {m} kg of water through a height "
+        "of {h} metres. With g = 9.8 m/s^2, what percentage efficiency does this represent?",
+        "What is the percentage efficiency of a motor that takes in {e} kJ of electrical "
+        "energy and lifts {m} kilograms by {h} m? Use g = 9.8 m/s^2.",
+        "Quick one: a motor uses {e} kJ to raise {m} kg by {h} m (g = 9.8 m/s²). Efficiency "
+        "in %?",
         "Lifting {m} kg up a {h} m lift shaft costs a motor {e} kJ of electrical energy. "
         "With g = 9.8 m/s², how efficient is the motor, in percent?",
     ), _motor_efficiency),
@@ -204,6 +260,13 @@ FAMILIES: tuple[Family, ...] = (
         "In a perfectly inelastic collision, a body of mass {m1} kg moving at {v1} m/s "
         "strikes a body of mass {m2} kg at rest. Find the speed of the combined mass "
         "afterwards.",
+        "In a lab, a {m1} kg glider on an air track moving at {v1} m/s runs into a {m2} kg "
+        "glider at rest; Velcro pads make them stick together. What is their joint speed?",
+        "A {m1} kg projectile travelling horizontally at {v1} m/s embeds itself in a {m2} kg "
+        "wooden block resting on a frictionless surface. How fast does the block then slide?",
+        "What is the common velocity after the collision? A {m1} kg mass moving at {v1} m/s "
+        "hits a stationary {m2} kg mass and the two stick together.",
+        "Quick one: {m1} kg at {v1} m/s sticks to {m2} kg at rest. Speed afterwards?",
         "A cart of {m1} kg rolling at {v1} m/s couples onto a {m2} kg cart that was standing "
         "still, and the two move off joined. What speed do they have?",
     ), _inelastic_collision),
@@ -212,6 +275,13 @@ FAMILIES: tuple[Family, ...] = (
         "Find the kinetic energy, in kilojoules, of a {m} kg vehicle moving at {v} km/h.",
         "How many kilojoules of kinetic energy does a van of mass {m} kg have when it is "
         "doing {v} km/h?",
+        "A minibus of {m} kg joins a motorway at {v} km/h. How much kinetic energy does it "
+        "have, in kJ?",
+        "In a crash test, a {m} kilogram test car is driven towards the barrier at {v} "
+        "kilometres per hour. What is its kinetic energy in kilojoules just before impact?",
+        "What is the kinetic energy in kJ of a vehicle weighing {m} kg that is moving at {v} "
+        "km/h?",
+        "Quick one: {m} kg at {v} km/h. KE in kJ?",
         "The brakes of a {m} kg car bring it to rest from {v} km/h. How much kinetic energy, "
         "in kJ, must they remove?",
     ), _kinetic_energy_kj_kmh),

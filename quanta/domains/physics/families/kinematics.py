@@ -138,6 +138,13 @@ FAMILIES: tuple[Family, ...] = (
         "going after {t} s?",
         "An object with initial velocity {u} m/s has a constant acceleration of {a} m/s^2 "
         "along its motion. Find its velocity {t} s later.",
+        "An electric scooter rolling at {u} m/s picks up pace at a constant {a} m/s² as its "
+        "rider leans forward for {t} seconds. How fast is the scooter moving at the end?",
+        "A lab trolley on an air track passes the first light gate at {u} m/s and speeds up "
+        "at {a} metres per second squared. What speed does it have {t} s later?",
+        "What is the final speed of a body that starts at {u} m/s and accelerates steadily "
+        "at {a} m/s^2 for {t} s?",
+        "Quick one: u = {u} m/s, a = {a} m/s², t = {t} s. Final speed?",
         "A train leaves a signal at {u} m/s and gains speed at {a} m/s² for {t} seconds. "
         "What speed does it reach?",
     ), _final_velocity),
@@ -148,6 +155,13 @@ FAMILIES: tuple[Family, ...] = (
         "m/s, after {t} s?",
         "Initial speed {u} km/h, constant acceleration {a} m/s^2, time {t} s: find the final "
         "speed in metres per second.",
+        "A delivery van cruising at {u} km/h merges onto a highway and speeds up at "
+        "{a} m/s² for {t} seconds. What is its speed now, in metres per second?",
+        "A racing car exits a corner at {u} km/h and picks up pace at a uniform {a} m/s^2 "
+        "for {t} s. What speed, in m/s, does it reach?",
+        "What speed in m/s does a vehicle reach if it starts at {u} km/h and accelerates "
+        "uniformly at {a} m/s^2 for {t} s?",
+        "Quick check: {u} km/h to start, then {a} m/s² for {t} s. Final speed in m/s?",
         "A motorbike at {u} km/h opens the throttle and accelerates at {a} m/s² for {t} s. "
         "How fast is it then going, in m/s?",
     ), _final_velocity_kmh),
@@ -168,6 +182,13 @@ FAMILIES: tuple[Family, ...] = (
         "What distance in kilometres has it covered after {t} min?",
         "An object initially at rest has a uniform acceleration of {a} m/s^2. Find the "
         "distance in km it moves in {t} minutes.",
+        "A freight locomotive pulls away from a siding, starting at rest and picking up pace "
+        "at a uniform {a} m/s². How many kilometres has it gone after {t} minutes?",
+        "On a long test track, an electric car starts from a standstill and accelerates at "
+        "a constant {a} m/s^2 for {t} min. How far, in km, does it get?",
+        "How far, in kilometres, does a vehicle travel in {t} minutes if it starts at rest "
+        "and accelerates steadily at {a} m/s^2?",
+        "Quick one: from rest, a = {a} m/s², t = {t} min. Distance in km?",
         "For {t} minutes after leaving the platform, a tram gains speed steadily at "
         "{a} m/s². How many kilometres from the platform is it then?",
     ), _distance_from_rest_minutes),
@@ -178,6 +199,16 @@ FAMILIES: tuple[Family, ...] = (
         "far away does it land? Take g = 9.8 m/s^2 and neglect drag.",
         "With g = 9.8 m/s^2 and no air resistance, find the horizontal range of a shot fired "
         "at {v} m/s at {angle}° to the level ground.",
+        "A golfer strikes a ball off a flat fairway at {v} m/s, {angle}° above the "
+        "horizontal. With g = 9.8 m/s^2 and air resistance neglected, how far away does it "
+        "land on the level fairway?",
+        "In a physics lab, a spring launcher on the floor fires a steel ball at {v} m/s at "
+        "{angle}° above the horizontal. Taking g = 9.8 m/s² and ignoring drag, how far from "
+        "the launcher does the ball land at the same level?",
+        "What is the horizontal range on level ground of a projectile fired at {v} metres "
+        "per second, {angle}° above the horizontal? Use g = 9.8 m/s^2, no air resistance.",
+        "Quick one: launch speed {v} m/s, angle {angle}°, flat ground, g = 9.8 m/s², no "
+        "drag. Range?",
         "A footballer chips the ball off the pitch at {v} m/s, aimed {angle}° up from the "
         "grass. Where does it come down, measured from the kick? (g = 9.8 m/s², no drag)",
     ), _projectile_range),
@@ -187,6 +218,14 @@ FAMILIES: tuple[Family, ...] = (
         "distance does it drop in the first {t} s? (g = 9.8 m/s^2)",
         "Taking g = 9.8 m/s^2, find the distance fallen by an object released from rest "
         "after {t} seconds.",
+        "A window cleaner drops a sponge from a high ledge, and it falls freely from rest "
+        "for {t} s. How far has it fallen? Use g = 9.8 m/s^2 and ignore air resistance.",
+        "In a lab, an electromagnet releases a steel ball from rest and a timer records "
+        "{t} s of free fall before it hits the trapdoor. What distance did it fall? "
+        "(g = 9.8 m/s²)",
+        "How far does a body fall from rest in {t} seconds, with g = 9.8 m/s^2 and no air "
+        "resistance?",
+        "Quick one: dropped from rest, t = {t} s, g = 9.8 m/s². Distance fallen?",
         "A climber lets go of a carabiner, which falls freely for {t} s before anything "
         "stops it. Through what height has it fallen? Take g as 9.8 m/s².",
     ), _free_fall),
@@ -197,6 +236,14 @@ FAMILIES: tuple[Family, ...] = (
         "(g = 9.8 m/s^2)",
         "Find the time for an object released from rest to fall {h} cm, taking "
         "g = 9.8 m/s^2.",
+        "A toy block slips off a shelf {h} cm above the floor, starting from rest. How long "
+        "until it hits the floor? Take g = 9.8 m/s^2 and ignore air resistance.",
+        "In a reaction-timer demonstration, a steel ball is released from rest {h} "
+        "centimetres above a pressure pad. How many seconds does it take to reach the pad, "
+        "with g = 9.8 m/s²?",
+        "How long does it take an object dropped from rest to fall through {h} cm? Use "
+        "g = 9.8 m/s^2 and neglect drag.",
+        "Quick one: drop height {h} cm, from rest, g = 9.8 m/s². Fall time in seconds?",
         "A drop of water detaches from a tap {h} cm above the sink bottom. How many seconds "
         "pass before it lands, if g is 9.8 m/s²?",
     ), _fall_time_cm),
@@ -218,6 +265,16 @@ FAMILIES: tuple[Family, ...] = (
         "(g = 9.8 m/s^2)",
         "A projectile is launched horizontally from a height of {h} m with speed {v} m/s. "
         "Taking g = 9.8 m/s^2, find its horizontal range.",
+        "A stunt rider launches horizontally off a ramp edge {h} m above the ground at "
+        "{v} m/s. Neglecting air resistance and taking g = 9.8 m/s^2, how far horizontally "
+        "does the rider travel before touching down?",
+        "A drone flying level at {v} m/s, {h} m above flat farmland, releases a small seed "
+        "bag. How far ahead of the release point, horizontally, does the bag land? Use "
+        "g = 9.8 m/s² and ignore air resistance.",
+        "What horizontal distance does a projectile cover if it is launched horizontally at "
+        "{v} metres per second from {h} m above level ground? Take g = 9.8 m/s^2, no drag.",
+        "Quick one: horizontal launch at {v} m/s from a height of {h} m, g = 9.8 m/s². How "
+        "far from the point directly below does it land?",
         "A package slides off the edge of a {h} m tall loading platform moving at {v} m/s "
         "horizontally. At what distance out from the platform's foot does it hit the ground? "
         "(g = 9.8 m/s², no drag)",
@@ -230,6 +287,16 @@ FAMILIES: tuple[Family, ...] = (
         "hazard appears until it stops?",
         "Speed {v} km/h, reaction time {tr} s, braking deceleration {a} m/s^2: find the "
         "overall stopping distance in metres.",
+        "A lorry driver doing {v} km/h spots fallen cargo ahead. It takes him {tr} s to hit "
+        "the brakes, which then slow the truck at {a} m/s^2. What total distance in metres "
+        "does the lorry cover before stopping?",
+        "On a driving-school test track, a learner doing {v} km/h hears a buzzer, reacts "
+        "after {tr} seconds, and then brakes at a constant {a} m/s². How far does the car go "
+        "between the buzzer and coming to a halt?",
+        "What is the total stopping distance, in metres, for a vehicle at {v} km/h if the "
+        "reaction time is {tr} s and the braking deceleration is {a} m/s^2?",
+        "Quick one: {v} km/h, {tr} s to react, then braking at {a} m/s². Total stopping "
+        "distance in m?",
         "A motorcyclist sees a dog run out while riding at {v} km/h; {tr} s pass before he "
         "squeezes the brakes, which slow him at {a} m/s². How many metres does he cover "
         "before coming to rest?",
@@ -241,6 +308,15 @@ FAMILIES: tuple[Family, ...] = (
         "{t2} min. Find its average speed in kilometres per hour.",
         "Leg one: {d1} km in {t1} minutes. Leg two: {d2} km in {t2} minutes. Calculate the "
         "average speed over both legs in km/h.",
+        "A taxi covers {d1} km through the suburbs in {t1} minutes, then {d2} km along a "
+        "ring road in {t2} minutes. What is its average speed over the whole fare, in "
+        "kilometres per hour?",
+        "A family drives {d1} km to a lake in {t1} min and, without stopping, continues "
+        "{d2} km to the coast in {t2} min. Find the average speed for the entire drive in "
+        "km/h.",
+        "What is the average speed in km/h of a trip made of {d1} km in {t1} minutes "
+        "followed by {d2} km in {t2} minutes?",
+        "Quick one: {d1} km in {t1} min, then {d2} km in {t2} min. Average speed in km/h?",
         "A courier drives {d1} km to a depot, which takes {t1} minutes, and then drives "
         "{d2} km onward in {t2} minutes. Ignoring the stop, how fast did she go on average, "
         "in km/h?",
@@ -253,6 +329,15 @@ FAMILIES: tuple[Family, ...] = (
         "each other?",
         "Two objects approach each other head-on with speeds {v1} km/h and {v2} km/h, "
         "starting {d} km apart. Find the time in minutes until they meet.",
+        "Two delivery drones fly directly towards each other from depots {d} km apart, one "
+        "at {v1} km/h and the other at {v2} km/h. How many minutes until they meet?",
+        "A fire engine leaves its station at {v1} km/h just as an ambulance sets out from a "
+        "hospital {d} km down the same road, heading for the station at {v2} km/h. After "
+        "how many minutes do they pass?",
+        "How many minutes does it take two vehicles {d} km apart to meet if they drive "
+        "directly towards each other at {v1} km/h and {v2} km/h?",
+        "Quick one: gap {d} km, head-on speeds {v1} km/h and {v2} km/h. Minutes until they "
+        "meet?",
         "Two coaches set off toward one another along a {d} km stretch of motorway, one "
         "cruising at {v1} km/h and the other at {v2} km/h. How long, in minutes, until they "
         "meet?",
@@ -264,6 +349,14 @@ FAMILIES: tuple[Family, ...] = (
         "fast is it moving after sliding {s} m?",
         "Initial speed {u} m/s, constant acceleration {a} m/s^2, displacement {s} m: find the "
         "final speed (no time is given).",
+        "A cyclist freewheels into a downhill stretch at {u} m/s and gains speed at a "
+        "steady {a} m/s^2 over {s} m. How fast is she going at the bottom?",
+        "A test car crosses a timing line at {u} m/s and accelerates uniformly at {a} m/s² "
+        "until it reaches a second timing line {s} metres further on. What speed does it "
+        "have at the second line?",
+        "What final speed does an object reach if it starts at {u} m/s and accelerates "
+        "steadily at {a} m/s^2 over {s} m?",
+        "Quick one: u = {u} m/s, a = {a} m/s², distance {s} m. Final speed?",
         "A rollercoaster car enters a {s} m straight at {u} m/s "
         "and is pushed along it with an acceleration of {a} m/s². What speed does it have at "
         "the end of the straight?",
@@ -275,6 +368,14 @@ FAMILIES: tuple[Family, ...] = (
         "ground at {v} km/h. What is its acceleration?",
         "From rest, an object reaches {v} km/h after covering {L} km with uniform "
         "acceleration. Find the acceleration in m/s^2.",
+        "A cargo jet begins its take-off roll from a standstill and must be doing {v} km/h "
+        "by the time it has used {L} km of runway. What uniform acceleration, in m/s^2, "
+        "does this require?",
+        "A high-speed train pulls out of a station from rest and reaches {v} km/h after "
+        "{L} km of steady acceleration. What is its acceleration in m/s²?",
+        "What constant acceleration, in m/s^2, takes an object from rest to {v} km/h over a "
+        "distance of {L} km?",
+        "Quick one: from rest to {v} km/h in {L} km, uniform acceleration. Find a in m/s².",
         "Engineers want a plane to hit its lift-off speed of {v} km/h by the end of a "
         "{L} km strip, starting from a standstill. What steady acceleration is required, in "
         "m/s²?",

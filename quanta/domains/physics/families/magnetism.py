@@ -139,6 +139,15 @@ FAMILIES: tuple[Family, ...] = (
         "perpendicular to a uniform {b} T field.",
         "A {b} T field crosses a conductor at 90°. The conductor is {l} m long and carries "
         "{i} A. How large is the force on it?",
+        "In a school lab, a technician clamps a {l} m copper wire so that it runs perpendicular "
+        "to the uniform {b} T field of an electromagnet, then switches on a {i} A current. "
+        "What magnetic force does the wire experience?",
+        "A current balance in a metrology lab holds a horizontal conductor {l} metres long at "
+        "right angles to a {b} T field. When {i} amperes flow through it, how big is the "
+        "magnetic force on the conductor, in N?",
+        "What is the magnetic force on a current-carrying wire? Data: length {l} m, current "
+        "{i} A, field {b} T, wire perpendicular to the field.",
+        "Quick one: {i} A through {l} m of wire, {b} T field at right angles to it. Force?",
         "Between the poles of a magnet the field is {b} tesla. A {l}-metre rod lying across "
         "the field passes {i} amperes. With what force, in newtons, is it pushed sideways?",
     ), _force_on_wire),
@@ -149,6 +158,16 @@ FAMILIES: tuple[Family, ...] = (
         "A, lying at {theta}° to a uniform field of {b} T.",
         "A current of {i} A flows along a {l} cm conductor inclined at {theta}° to a {b} T "
         "field. How many mN of magnetic force does it feel?",
+        "An engineer testing a motor notes that one {l} cm section of its winding, carrying "
+        "{i} A, lies at {theta}° to the {b} T field of the stator. How many millinewtons of "
+        "force act on that section?",
+        "During a demonstration, a teacher hangs a {l} cm length of wire in a {b} T field so "
+        "that it makes an angle of {theta} degrees with the field lines, then passes {i} A "
+        "through it. What force, in mN, does the wire feel?",
+        "How large, in mN, is the magnetic force on a wire when {i} A flows through {l} cm of "
+        "it at an angle of {theta}° to a {b} T field?",
+        "Quick one: B = {b} T, I = {i} A, L = {l} cm, angle between wire and field {theta}°. "
+        "Force in mN?",
         "In a {b}-tesla field, a straight lead {l} centimetres long runs {theta} degrees off "
         "the field direction and carries {i} amps. What is the size of the sideways force in "
         "mN?",
@@ -172,6 +191,16 @@ FAMILIES: tuple[Family, ...] = (
         "its velocity.",
         "A {b} T field bends a beam of protons travelling at {v} km/s into a circle. How "
         f"many cm is the circle's radius? Take {_CHARGE} and {_MASS}.",
+        "In a proton-therapy centre, a bending magnet produces a {b} T field perpendicular to a "
+        "beam of protons travelling at {v} km/s. What is the radius of the beam's circular arc, "
+        f"in cm? Use {_CHARGE} and {_MASS}.",
+        "A physics student watches a proton, moving at {v} kilometres per second, curve "
+        "inside a bubble chamber whose {b} T field is at right angles to its motion. How many "
+        f"centimetres is the radius of its track? Take {_CHARGE} and {_MASS}.",
+        f"How many centimetres is the orbit radius? A proton ({_MASS}, {_CHARGE}) travels "
+        "at {v} km/s at right angles to a uniform {b} T magnetic field.",
+        "Quick one: proton at {v} km/s, {b} T field perpendicular to its velocity, "
+        f"{_CHARGE}, {_MASS}. Radius of the circle in cm?",
         "Protons (mass 1.67 × 10^-27 kg, charge 1.6 × 10^-19 C) are fired at {v} kilometres "
         "per second into a region where a {b}-tesla field points straight across their path. "
         "What radius of curvature, in centimetres, do they follow?",
@@ -183,6 +212,14 @@ FAMILIES: tuple[Family, ...] = (
         f"{{i}} A ({_MU0}).",
         f"Taking {_MU0}, calculate the field strength in tesla {{r}} cm away from a long "
         "straight conductor with a current of {i} A.",
+        "A welder's lead carries a steady {i} A along a long straight run, and a compass rests "
+        "{r} cm from it. What magnetic field, in tesla, does the lead produce at the compass? "
+        f"Use {_MU0}.",
+        "In a lab, a student holds a Hall probe {r} centimetres from a long straight wire "
+        "carrying {i} amperes. What field due to the wire, in T, should the probe read? "
+        f"Take {_MU0}.",
+        f"What is B, in tesla, {{r}} cm from an infinitely long wire carrying {{i}} A? ({_MU0})",
+        f"Quick one: long straight wire, I = {{i}} A, distance {{r}} cm, {_MU0}. Field in T?",
         "A long, straight power cable carries {i} amperes. How strong, in tesla, is its "
         "magnetic field at a point {r} centimetres from the cable? The "
         "permeability of free space is 4π × 10^-7 T m/A.",
@@ -194,6 +231,15 @@ FAMILIES: tuple[Family, ...] = (
         f"current of {{i}} A flows ({_MU0}).",
         f"With {_MU0}, what flux density in tesla does a current of {{i}} A produce inside a "
         "long coil of {n} turns per cm?",
+        "A research group builds a test magnet: a long air-cored solenoid with {n} turns per "
+        "cm, energised with {i} A. What field, in tesla, does it produce inside? "
+        f"Use {_MU0}.",
+        "An engineer designing a relay drives {i} amperes through a long coil wound at {n} "
+        "turns per centimetre. What magnetic flux density, in T, is set up inside the coil? "
+        f"Take {_MU0}.",
+        "What is the field inside a long solenoid? It has {n} turns per cm and carries {i} A; "
+        f"{_MU0}.",
+        f"Quick one: solenoid, n = {{n}} turns/cm, I = {{i}} A, {_MU0}. B inside?",
         "A physics student winds wire tightly around a long tube, {n} turns to every "
         "centimetre, and passes {i} amps through it. How many tesla is the field deep inside "
         "the coil? (μ0 is 4π × 10^-7 T m/A.)",
@@ -207,6 +253,17 @@ FAMILIES: tuple[Family, ...] = (
         "A {b} T magnetic field passes through a {n}-turn loop of area {a} cm^2 at {theta}° "
         "to its normal. If the field falls to zero in {t} ms, what is the average induced "
         "emf?",
+        "An induction sensor coil of {n} turns, each of area {a} cm², sits in a {b} T field "
+        "from an electromagnet, the field making {theta}° with the coil's normal. When the "
+        "electromagnet is switched off, the field collapses to zero in {t} ms. What average "
+        "emf does the sensor pick up?",
+        "A lab student holds a {n}-turn search coil of area {a} cm^2 between the poles of a "
+        "{b} T magnet, tilted so the field is at {theta}° to the coil's normal, then yanks it "
+        "clear of the field in {t} ms. What average voltage is induced?",
+        "What average emf is induced? Data: {n} turns, area {a} cm², field {b} T at {theta}° "
+        "to the normal, field reduced to zero in {t} milliseconds.",
+        "Quick one: N = {n}, A = {a} cm^2, B = {b} T at {theta}° to the normal, drops to 0 in "
+        "{t} ms. Average emf in volts?",
         "Over {t} milliseconds, a {b}-tesla field threading a coil ({n} turns, each enclosing "
         "{a} square centimetres, with the field at {theta} degrees from the coil's axis) is "
         "removed completely. How many volts does the coil generate on average?",
@@ -230,6 +287,16 @@ FAMILIES: tuple[Family, ...] = (
         "in milliamps.",
         "In a {b} T field, a {l} cm metal rod is pulled at {v} m/s across two rails connected "
         "by {r} Ω. How many mA does the circuit carry?",
+        "On a lab bench, a {l} cm copper bar is pushed at {v} m/s along two metal tracks in a "
+        "{b} T field perpendicular to them, and the tracks are wired to a {r} Ω resistor. What "
+        "current, in milliamps, flows?",
+        "In a science-museum generator exhibit, a visitor slides a {l} cm metal bar along "
+        "conducting guides at {v} metres per second through a {b} T field at right angles; "
+        "the circuit's total resistance is {r} ohms. How many mA does the meter show?",
+        "How many milliamps flow when a {l} cm rod moves at {v} m/s across a {b} T field at "
+        "right angles and the circuit it completes has a resistance of {r} Ω?",
+        "Quick one: rod {l} cm, speed {v} m/s, B = {b} T perpendicular, R = {r} ohms. Current "
+        "in mA?",
         "Two parallel rails {l} centimetres apart are bridged at one end by a {r}-ohm "
         "resistor; a bar rolls along them at {v} metres per second while a {b}-tesla field "
         "points straight through the loop. What is the current in the resistor, in mA?",
@@ -241,6 +308,17 @@ FAMILIES: tuple[Family, ...] = (
         "has {ns} turns. Find the output voltage.",
         "What voltage appears across a {ns}-turn secondary coil when the {np}-turn primary of "
         "an ideal transformer is driven at {vp} V?",
+        "A hobbyist building a power supply connects a {vp} V AC source to the {np}-turn "
+        "primary of an ideal transformer whose secondary has {ns} turns. What voltage comes "
+        "out of the secondary?",
+        "In a physics practical, students drive a {np}-turn coil on a laminated iron core "
+        "from a {vp} volt alternating supply and wind a {ns}-turn coil on the other side of "
+        "the core. Treating it as an ideal transformer, what voltage do they measure on the "
+        "second coil?",
+        "What is the output voltage of an ideal transformer with Np = {np}, Ns = {ns} and a "
+        "{vp} V input?",
+        "Quick one: {vp} V in, {np} turns on the primary, {ns} on the secondary, ideal. "
+        "Volts out?",
         "Plugged into {vp}-volt mains, a perfect transformer with {np} primary windings and "
         "{ns} secondary windings delivers what voltage at its output?",
     ), _transformer_voltage),
@@ -251,6 +329,16 @@ FAMILIES: tuple[Family, ...] = (
         "primary side. Find the secondary current in milliamps.",
         "The primary of an ideal transformer takes {ip} A at {vp} V, and its output is "
         "{vs} kV. How many mA flow in the secondary?",
+        "A small wind turbine's {vp} V output goes into an ideal transformer that raises it "
+        "to {vs} kV for the grid. If the primary carries {ip} A, what is the current on the "
+        "grid side in mA?",
+        "An X-ray machine's high-voltage supply uses an ideal transformer that draws {ip} A "
+        "from a {vp} V line and delivers {vs} kV. What secondary current, in milliamps, does "
+        "it supply?",
+        "How many mA flow in the secondary of an ideal transformer whose primary takes {ip} A "
+        "at {vp} V and whose secondary runs at {vs} kV?",
+        "Quick one: ideal transformer, {vp} V and {ip} A in, {vs} kV out. Secondary current "
+        "in mA?",
         "With no losses, a step-up transformer converts {vp} volts into {vs} kilovolts. If "
         "{ip} amps enter the primary, what current leaves the secondary, in milliamperes?",
     ), _transformer_current),
@@ -261,6 +349,16 @@ FAMILIES: tuple[Family, ...] = (
         f"conductors {{d}} cm apart that carry {{i1}} A and {{i2}} A ({_MU0}).",
         "Currents of {i1} A and {i2} A flow in two straight parallel wires separated by {d} "
         f"cm. Taking {_MU0}, how many mN does each {{l}} m section experience?",
+        "In a lab, two long parallel wires are strung {d} cm apart; one carries {i1} A and "
+        "the other {i2} A. What magnetic force, in mN, acts between {l} m lengths of them? "
+        f"Take {_MU0}.",
+        "During a jump start, two straight jumper cables lie parallel, {d} centimetres apart, "
+        "carrying {i1} A and {i2} A. How many millinewtons of force does a {l}-metre length "
+        f"of one cable exert on the other? Use {_MU0}.",
+        "What force in mN does each {l} m length feel when two long parallel wires {d} cm "
+        f"apart carry {{i1}} A and {{i2}} A? ({_MU0})",
+        "Quick one: parallel wires, I1 = {i1} A, I2 = {i2} A, d = {d} cm, L = {l} m, "
+        f"{_MU0}. Force in mN?",
         "Two busbars run side by side, {d} centimetres apart, with {i1} amps in one and {i2} "
         "amps in the other. What force in mN does each {l}-metre stretch exert on the other? "
         "The permeability of free space is 4π × 10^-7 T m/A.",
@@ -272,6 +370,14 @@ FAMILIES: tuple[Family, ...] = (
         "circles in a uniform {b} T field.",
         "A cyclotron uses a {b} T magnet to accelerate protons. At what frequency in MHz must "
         f"its voltage alternate? Take {_CHARGE} and {_MASS}.",
+        "In a Penning trap at a research lab, a single proton circles in a {b} T magnetic "
+        f"field. At what frequency, in MHz, does it go round? Take {_CHARGE} and {_MASS}.",
+        "Engineers tuning a compact medical-isotope accelerator set its magnet to {b} tesla. "
+        "What is the revolution frequency of the protons inside, in MHz? Use "
+        f"{_CHARGE} and {_MASS}.",
+        f"How many MHz is the cyclotron frequency? The particle is a proton ({_CHARGE}, "
+        f"{_MASS}) and the field is {{b}} T.",
+        f"Quick one: proton, B = {{b}} T, {_CHARGE}, {_MASS}. Cyclotron frequency in MHz?",
         "A proton (charge 1.6 × 10^-19 C, mass 1.67 × 10^-27 kg) loops around in a "
         "{b}-tesla field. How many megahertz is its orbital frequency?",
     ), _cyclotron_frequency),

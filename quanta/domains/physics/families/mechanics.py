@@ -141,6 +141,13 @@ FAMILIES: tuple[Family, ...] = (
         "What net force gives a {m} kg crate an acceleration of {a} m/s^2?",
         "A {m} kg trolley accelerates at {a} m/s^2. What resultant force acts on it?",
         "Find the unbalanced force needed to accelerate a mass of {m} kg at {a} m/s^2.",
+        "A {m} kg sprinter drives off the starting blocks and picks up pace at {a} m/s². "
+        "What resultant force acts on her?",
+        "On a level air track in the lab, a motor tows a {m} kilogram glider so that it gains "
+        "speed at a steady {a} metres per second squared. What net force does the glider feel?",
+        "What is the resultant force, in newtons? Data: mass = {m} kg, acceleration = "
+        "{a} m/s^2.",
+        "Quick one: a {m} kg object accelerates at {a} m/s^2. Net force on it?",
         "Pushing a stalled {m} kg go-kart, two friends get it speeding up at {a} m/s². How "
         "much net force are they supplying?",
     ), _newton_second_law),
@@ -149,6 +156,13 @@ FAMILIES: tuple[Family, ...] = (
         "A bob hangs from a light string of length {L} m and swings with small amplitude. How "
         "long does one full oscillation take? (g = 9.8 m/s^2)",
         "Taking g = 9.8 m/s^2, find the time period of a {L} m simple pendulum.",
+        "A physics student ties a small lead weight to a {L} m thread and sets it swinging "
+        "through a small arc. Taking g = 9.8 m/s², what period should her stopwatch show?",
+        "The pendulum of a grandfather clock behaves like a simple pendulum {L} metres long. "
+        "With g = 9.8 m/s^2, how many seconds does each full swing cycle last?",
+        "How long is one period, in seconds? A simple pendulum of length {L} m oscillates "
+        "with small amplitude; g = 9.8 m/s².",
+        "Quick one: simple pendulum, L = {L} m, g = 9.8 m/s^2. Period?",
         "A lamp hangs from the ceiling on a {L} m cord and is nudged so that it swings "
         "gently. Treating it as a simple pendulum with g = 9.8 m/s², how many seconds does a "
         "complete back-and-forth take?",
@@ -171,6 +185,16 @@ FAMILIES: tuple[Family, ...] = (
         "g = 9.8 m/s^2, find the sledge's acceleration.",
         "Mass {m} kg, applied horizontal force {F} N, kinetic friction coefficient {mu}, "
         "g = 9.8 m/s^2: calculate the acceleration.",
+        "A removal man drags a {m} kg sofa over a wooden floor with a horizontal pull of "
+        "{F} N. The coefficient of kinetic friction between sofa and floor is {mu}. At what "
+        "rate does the sofa gain speed? (g = 9.8 m/s^2)",
+        "In a lab, a horizontal string pulls a {m} kilogram wooden block along a bench with "
+        "a force of {F} N. The coefficient of kinetic friction is {mu}. Using g = 9.8 m/s², "
+        "find the block's acceleration.",
+        "What acceleration results? A horizontal force of {F} N acts on a {m} kg mass sliding "
+        "over a rough surface with μk = {mu}; g = 9.8 m/s^2.",
+        "Quick one: {F} N horizontal push on {m} kg, kinetic friction coefficient {mu}, "
+        "g = 9.8 m/s². Acceleration?",
         "A worker shoves a {m} kg crate along a warehouse floor with {F} N, horizontally. "
         "Friction between crate and floor has μk = {mu}. How quickly does the crate speed up, "
         "in m/s²? (g = 9.8 m/s²)",
@@ -182,6 +206,16 @@ FAMILIES: tuple[Family, ...] = (
         "force of gravity acting down the ramp? (g = 9.8 m/s^2)",
         "Find the component of weight parallel to a {angle}° incline for a mass of {m} kg, "
         "in kN, taking g = 9.8 m/s^2.",
+        "A winch holds a {m} kg motorboat on a slipway that slopes at {angle}° to the "
+        "horizontal. What is the component of the boat's weight along the slipway, in kN? "
+        "(g = 9.8 m/s^2)",
+        "A {m} kg concrete block rests on a construction ramp tilted {angle} degrees from the "
+        "horizontal. Taking g = 9.8 m/s², how many kilonewtons of its weight act parallel "
+        "to the ramp?",
+        "What is the downhill component of the weight, in kN? Mass: {m} kg. Slope angle: "
+        "{angle}°. g = 9.8 m/s².",
+        "Quick one: {m} kg on a {angle}° slope, g = 9.8 m/s^2. Weight component along the "
+        "slope in kN?",
         "A {m} kg van must be held by its handbrake on a street that climbs at {angle}°. What "
         "force, in kN, must the brake supply to stop it rolling back? (g = 9.8 m/s², ignore "
         "rolling resistance)",
@@ -193,6 +227,15 @@ FAMILIES: tuple[Family, ...] = (
         "its extension in centimetres.",
         "Hooke's law: a load of mass {m} g is hung from a spring with k = {k} N/m. What is "
         "the extension in cm? (g = 9.8 m/s^2)",
+        "A {m} g toy dangles from a spring (k = {k} N/m) clipped to a baby's cot mobile. "
+        "When it finally hangs motionless, how far is the spring extended, in cm? Use "
+        "g = 9.8 m/s².",
+        "In a lab practical, {m} grams of slotted masses are hung from a spring of stiffness "
+        "{k} N/m. Taking g = 9.8 m/s^2, what equilibrium extension, in centimetres, should "
+        "be measured?",
+        "By how many cm does the spring stretch? Load: {m} g, hanging at rest; spring "
+        "constant: {k} N/m; g = 9.8 m/s^2.",
+        "Quick one: k = {k} N/m, hanging mass {m} g, g = 9.8 m/s². Extension in cm?",
         "A student hangs a {m} g bag of sugar on a spring balance whose spring constant is "
         "{k} N/m. Once it stops bouncing, by how many centimetres has the spring lengthened? "
         "Take g as 9.8 m/s².",
@@ -204,6 +247,14 @@ FAMILIES: tuple[Family, ...] = (
         "What centripetal force acts on it?",
         "Mass {m} g, speed {v} m/s, radius of circular path {r} cm: find the centripetal "
         "force in newtons.",
+        "A shepherd whirls a {m} g stone in a sling around a circle of radius {r} cm at "
+        "{v} m/s. What centripetal force, in newtons, must the sling provide?",
+        "In a lab demonstration, a {m} gram rubber bung is whirled on a string through a "
+        "horizontal circle of radius {r} centimetres at a steady {v} metres per second. What "
+        "centripetal force does it need?",
+        "What centripetal force is needed, in N? An object of mass {m} g travels at {v} m/s "
+        "around a circle of radius {r} cm.",
+        "Quick one: {m} g moving at {v} m/s on a circle of radius {r} cm. Centripetal force?",
         "On a spinning fairground ride, a {m} g bag swings in a circle {r} cm in radius with "
         "a speed of {v} m/s. How many newtons of inward force keep it on that path?",
     ), _centripetal_force),
@@ -223,6 +274,14 @@ FAMILIES: tuple[Family, ...] = (
         "is {rho} kg/m^3?",
         "Density {rho} kg/m^3, block dimensions {a} cm, {b} cm and {c} cm: find the mass of "
         "the {material} block in kilograms.",
+        "A sculptor orders a {a} cm × {b} cm × {c} cm block of {material} for a plinth. If "
+        "{material} has a density of {rho} kg/m³, what is the block's mass in kg?",
+        "A truck driver must load a solid {material} ingot measuring {a} cm by {b} cm by "
+        "{c} cm. With a density of {rho} kilograms per cubic metre, how many kilograms is "
+        "the ingot?",
+        "How many kilograms? A solid {material} bar is {a} cm long, {b} cm wide and {c} cm "
+        "tall, and its density is {rho} kg/m^3.",
+        "Quick one: {material}, ρ = {rho} kg/m^3, {a} × {b} × {c} cm. Mass in kg?",
         "A metalworker cuts a cuboid of {material} with edges of {a}, {b} and {c} cm. "
         "Given that the material's density is {rho} kg/m³, how many kilograms does it weigh "
         "on a balance?",
@@ -235,6 +294,17 @@ FAMILIES: tuple[Family, ...] = (
         "water of density 1000 kg/m^3. Taking g = 9.8 m/s^2, find its apparent weight.",
         "Mass {m} g, volume {V} cm^3, fully immersed in water (1000 kg/m^3), g = 9.8 m/s^2: "
         "calculate the apparent weight in newtons.",
+        "In a buoyancy experiment, a student hangs a {m} g lump of {material} (volume "
+        "{V} cm^3) from a newton meter and lowers it until it is fully under the water in a "
+        "beaker (water density 1000 kg/m^3). With g = 9.8 m/s^2, what does the meter read?",
+        "A crane slowly hoists a casting made of {material}, of mass {m} grams and volume "
+        "{V} cm³, up through a freshwater test tank (1000 kg/m³) at constant speed. While it is "
+        "still completely submerged, what is the tension in the cable? (g = 9.8 m/s², ignore "
+        "drag)",
+        "What is the apparent weight, in N, of a fully submerged {material} object? Its mass "
+        "is {m} g and its volume {V} cm^3; water density is 1000 kg/m^3 and g = 9.8 m/s^2.",
+        "Quick one: {m} g of {material}, {V} cm³, fully under water (1000 kg/m³), "
+        "g = 9.8 m/s². Apparent weight?",
         "A diver holds a {material} weight of {m} g, {V} cm³ in volume, under the surface of "
         "a freshwater lake (ρ = 1000 kg/m³). How much force must she exert to keep it from "
         "sinking? (g = 9.8 m/s²)",
@@ -247,6 +317,16 @@ FAMILIES: tuple[Family, ...] = (
         "hull, in atmospheres?",
         "Seawater density 1025 kg/m^3, depth {d} m, surface pressure 101325 Pa (1 atm), "
         "g = 9.8 m/s^2: find the absolute pressure in atm.",
+        "A sperm whale dives to {d} metres below the sea surface, where the water density is "
+        "1025 kg/m^3. Taking g = 9.8 m/s^2 and the air pressure at the surface as "
+        "101325 Pa (1 atm), what absolute pressure does the whale feel, in atm?",
+        "A research ROV hovers {d} m beneath the waves (seawater ρ = 1025 kg/m³, "
+        "g = 9.8 m/s²). If surface air pressure is 101325 Pa, which is 1 atm, what total "
+        "pressure in atm acts on its camera housing?",
+        "What is the absolute pressure in atm? Depth: {d} m of seawater; density "
+        "1025 kg/m^3; g = 9.8 m/s^2; atmospheric pressure 101325 Pa = 1 atm.",
+        "Quick one: {d} m down in seawater (1025 kg/m³), g = 9.8 m/s², 1 atm = 101325 Pa at "
+        "the surface. Absolute pressure in atm?",
         "A pressure gauge is lowered on a cable {d} m into the ocean (ρ = 1025 kg/m³, "
         "g = 9.8 m/s²). Counting the 101325 Pa of air above the water as 1 atm, how many "
         "atmospheres does it register in total?",
@@ -259,6 +339,17 @@ FAMILIES: tuple[Family, ...] = (
         "force {d2} cm from the pivot on the other side keeps it level? (g = 9.8 m/s^2)",
         "Moments: mass {m} kg at {d1} cm from a fulcrum, effort at {d2} cm on the opposite "
         "side. Find the effort force in newtons, taking g = 9.8 m/s^2.",
+        "A market trader's beam balance has a {m} kg sack hanging {d1} cm from its pivot. "
+        "What downward force, applied {d2} cm from the pivot on the other arm, holds the "
+        "beam level? (g = 9.8 m/s^2, light beam)",
+        "A builder rests a plank on a trestle and sets a {m} kilogram bag of cement on it "
+        "{d1} centimetres from the trestle. What force, pressed straight down {d2} "
+        "centimetres from the trestle on the opposite side, keeps the plank level? Take "
+        "g = 9.8 m/s² and ignore the plank's own weight.",
+        "What effort force, in N, balances the lever? Load: {m} kg at {d1} cm from the pivot; "
+        "effort applied perpendicular at {d2} cm on the opposite side; g = 9.8 m/s^2.",
+        "Quick one: {m} kg sits {d1} cm to one side of a pivot and a force acts {d2} cm to "
+        "the other side. g = 9.8 m/s². Force needed to balance?",
         "A gardener lifts a {m} kg rock with a crowbar: the rock presses on the bar {d1} cm "
         "from the fulcrum, and she pushes {d2} cm from it on the far side. What force must "
         "she apply to just balance the rock? (g = 9.8 m/s²)",
@@ -269,6 +360,14 @@ FAMILIES: tuple[Family, ...] = (
         "Find the gravitational pull of Earth on a {m} kg spacecraft at an altitude of "
         f"{{h}} km, with {_EARTH}.",
         f"Taking {_EARTH}, calculate the weight of a {{m}} kg probe {{h}} km above the ground.",
+        "A {m} kg weather satellite is placed in orbit {h} km above the ground. Using "
+        f"{_EARTH}, find the gravitational force Earth exerts on it.",
+        "Engineers send a {m} kg cargo capsule to a parking orbit {h} km above "
+        "Earth's surface. How strong is Earth's gravitational attraction on the capsule at "
+        f"that height? ({_EARTH}.)",
+        "What gravitational force, in newtons, acts on an orbiting craft? Data: mass {m} kg, "
+        f"altitude {{h}} km, {_EARTH}.",
+        f"Quick one: {{m}} kg craft, {{h}} km up. Gravitational force from Earth? ({_EARTH}.)",
         "A space telescope of mass {m} kg circles the planet at {h} km altitude. How many "
         f"newtons does Earth's gravity pull it with? ({_EARTH}.)",
     ), _satellite_gravity_force),
@@ -278,6 +377,14 @@ FAMILIES: tuple[Family, ...] = (
         "How fast must a spacecraft move to stay in a circular orbit at an altitude of "
         f"{{h}} km? Take {_EARTH}.",
         f"With {_EARTH}, find the speed in m/s of a circular orbit {{h}} km above the surface.",
+        "A navigation satellite is placed in a circular orbit {h} km above the ground. "
+        f"Using {_EARTH}, how fast does it travel?",
+        "An astronaut in a capsule coasting round Earth in a circle at an altitude of "
+        f"{{h}} km wonders how fast she is moving. Taking {_EARTH}, what is the capsule's "
+        "orbital speed in m/s?",
+        "What is the speed of a circular orbit at an altitude of {h} km above Earth's "
+        f"surface? {_EARTH}.",
+        f"Quick one: circular orbit {{h}} km up, {_EARTH}. Orbital speed?",
         "Mission control wants a relay satellite to circle Earth {h} km up. What steady "
         f"speed, in metres per second, does that circular orbit need? ({_EARTH}.)",
     ), _orbital_speed),

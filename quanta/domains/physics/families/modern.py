@@ -169,6 +169,16 @@ FAMILIES: tuple[Family, ...] = (
         "Light of wavelength {lam} nm is made of photons. Taking h = 6.626 × 10^-34 J s, "
         "c = 3.00 × 10^8 m/s and e = 1.602 × 10^-19 C, how much energy does each have, "
         "in eV?",
+        "A student tunes a monochromator on the optics bench to let through light of {lam} nm. "
+        "Using h = 6.626 × 10^-34 J s, c = 3.00 × 10^8 m/s and e = 1.602 × 10^-19 C, what energy "
+        "in eV does each photon leaving it carry?",
+        "A botanist lights seedlings in a growth chamber with LEDs that glow at {lam} nanometres. "
+        "With h = 6.626 × 10⁻³⁴ J·s, c = 3.00 × 10⁸ m/s and e = 1.602 × 10⁻¹⁹ C, how many "
+        "electronvolts is a single photon from these LEDs worth?",
+        "How many eV does one photon carry if its wavelength is {lam} nm? Data: "
+        "h = 6.626 × 10^-34 J s, c = 3.00 × 10^8 m/s, e = 1.602 × 10^-19 C.",
+        "Quick one: photon energy in eV at λ = {lam} nm? (h = 6.626 × 10⁻³⁴ J·s, "
+        "c = 3.00 × 10⁸ m/s, e = 1.602 × 10⁻¹⁹ C)",
         "A lamp's line at {lam} nm is absorbed one photon at a time. With "
         "h = 6.626 × 10^-34 J s, c = 3.00 × 10^8 m/s and 1 eV = 1.602 × 10^-19 J, how many "
         "electronvolts does one absorption deliver?",
@@ -180,6 +190,16 @@ FAMILIES: tuple[Family, ...] = (
         "wavelength in nanometres, with h = 6.626 × 10^-34 J s.",
         "Taking h = 6.626 × 10^-34 J s and an electron mass of 9.11 × 10^-31 kg, what "
         "wavelength in nm is associated with an electron at a speed of {v} × 10^6 m/s?",
+        "In an electron microscope the beam electrons reach a speed of {v} × 10^6 m/s. With "
+        "h = 6.626 × 10^-34 J s and an electron mass of 9.11 × 10^-31 kg, what is their de "
+        "Broglie wavelength in nm?",
+        "A physics student fires an electron gun inside a vacuum chamber, and the electrons leave "
+        "the gun at {v} × 10⁶ metres per second. Taking h = 6.626 × 10⁻³⁴ J·s and "
+        "m = 9.11 × 10⁻³¹ kg, find the de Broglie wavelength of each electron in nanometres.",
+        "Which de Broglie wavelength, in nm, belongs to an electron with a speed of "
+        "{v} × 10^6 m/s? Given: h = 6.626 × 10^-34 J s, m = 9.11 × 10^-31 kg.",
+        "Quick one: an electron at {v} × 10⁶ m/s, h = 6.626 × 10⁻³⁴ J·s, m = 9.11 × 10⁻³¹ kg. λ "
+        "in nm?",
         "Electrons in a diffraction tube move at {v} × 10^6 m/s. Given "
         "h = 6.626 × 10^-34 J s and m = 9.11 × 10^-31 kg, how long, in nm, are their matter "
         "waves?",
@@ -199,6 +219,12 @@ FAMILIES: tuple[Family, ...] = (
         "Find the rest energy, in joules, of an object of mass {m} g (c = 3.00 × 10^8 m/s).",
         "If {m} g of matter were converted entirely into energy, how many joules would be "
         "released? Take c = 3.00 × 10^8 m/s.",
+        "A jeweller sets a {m} g ring on her scale and wonders: if all of that mass could be "
+        "turned into energy, how many joules would it be worth? Take c = 3.00 × 10^8 m/s.",
+        "A science-fiction writer imagines a starship engine that annihilates {m} grams of fuel "
+        "completely. With c = 3.00 × 10⁸ metres per second, how many joules would that release?",
+        "How many joules is the rest energy of a pebble of mass {m} g? Use c = 3.00 × 10^8 m/s.",
+        "Quick one: m = {m} g, c = 3.00 × 10⁸ m/s. E = mc² in J?",
         "Einstein's relation links mass and energy. With c = 3.00 × 10^8 m/s, what energy "
         "corresponds to a mass of {m} grams?",
     ), _mass_energy),
@@ -209,6 +235,15 @@ FAMILIES: tuple[Family, ...] = (
         "{phi} eV. Find the largest kinetic energy of the photoelectrons (hc = 1240 eV nm).",
         "The work function of {metal} is {phi} eV. Taking hc = 1240 eV nm, what is the "
         "maximum kinetic energy in eV of electrons ejected by {lam} nm photons?",
+        "A lab student aims an ultraviolet lamp emitting {lam} nm light at a freshly cleaned "
+        "{metal} foil, whose work function is {phi} eV. Using hc = 1240 eV nm, what maximum "
+        "kinetic energy, in eV, can the ejected electrons have?",
+        "Solar ultraviolet at {lam} nanometres strikes a satellite panel coated with {metal} "
+        "(work function {phi} eV). Taking hc = 1240 eV nm, find the largest kinetic energy in "
+        "electronvolts that a photoelectron from the coating can carry.",
+        "What is KEmax, in eV, for photoelectrons from {metal}? The incident light has "
+        "λ = {lam} nm, the work function is {phi} eV and hc = 1240 eV nm.",
+        "Quick one: {metal}, φ = {phi} eV, λ = {lam} nm, hc = 1240 eV nm. Max electron KE in eV?",
         "Photons of wavelength {lam} nm knock electrons out of a plate of {metal}, which needs "
         "{phi} eV to release one. Using hc = 1240 eV nm, how much energy, in eV, do the "
         "fastest electrons leave with?",
@@ -220,6 +255,15 @@ FAMILIES: tuple[Family, ...] = (
         "reduced to {p}% of its original amount?",
         "A nuclide decays with a half-life of {T} minutes. After what time is only {p}% of "
         "the original nuclei left undecayed?",
+        "A Geiger counter in a school lab clicks away beside a source whose half-life is {T} min. "
+        "How many minutes pass until only {p}% of the original radioactive atoms are still "
+        "present?",
+        "A sealed ampoule of a radioactive gas with a half-life of {T} minutes sits in a fume "
+        "cupboard. After how long, in minutes, has the gas dwindled to {p}% of what was sealed "
+        "in?",
+        "After how many minutes is a sample reduced to {p}% of its initial nuclei, given a "
+        "half-life of {T} min?",
+        "Quick one: half-life {T} min, {p}% left. Time in minutes?",
         "A short-lived isotope made in a cyclotron halves every {T} min. How long can "
         "technicians wait before just {p}% of it is left, in minutes?",
     ), _decay_time),
@@ -230,6 +274,15 @@ FAMILIES: tuple[Family, ...] = (
         "{m0} mg. Find the mass remaining {t} minutes later.",
         "Starting from {m0} mg, what mass of a nuclide with decay constant {lam} h^-1 is "
         "left after {t} min, in mg?",
+        "A technician seals {m0} milligrams of a radioactive salt in a lead container. The "
+        "nuclide's decay constant is {lam} h⁻¹. How many milligrams of it are still there "
+        "{t} minutes later?",
+        "During a reactor experiment a foil is activated so that it contains {m0} mg of an "
+        "unstable nuclide with λ = {lam} h^-1. If carrying it to the counter and setting up take "
+        "{t} min, what mass in mg is left when counting starts?",
+        "What mass, in mg, remains after {t} min of a {m0} mg sample whose decay constant is "
+        "{lam} per hour?",
+        "Quick one: m0 = {m0} mg, λ = {lam} h⁻¹, t = {t} min. Remaining mass in mg?",
         "An isotope decays exponentially at a rate of {lam} per hour. If a vial holds "
         "{m0} mg of it now, how many milligrams will be left after {t} minutes?",
     ), _decay_constant_mass),
@@ -248,6 +301,14 @@ FAMILIES: tuple[Family, ...] = (
         "passes for an observer at rest?",
         "An astronaut moving at a speed of {b}c measures {t0} hours on her own watch. What "
         "time interval, in hours, does mission control on Earth measure?",
+        "A cargo freighter cruises to a mining colony at {b}c, and the pilot's onboard clock logs "
+        "{t0} hours for the trip. How many hours does the trip take according to the colony's "
+        "controllers, who are at rest?",
+        "A probe flashes past a space station at {b} times the speed of light. An experiment "
+        "aboard the probe lasts {t0} h by the probe's own clock. How long, in hours, does the "
+        "station crew time it at?",
+        "How many hours elapse on Earth while a rocket moving at {b}c records {t0} h on board?",
+        "Quick one: v = {b}c, proper time {t0} h. Dilated time in hours?",
         "Twins: one stays home while the other flies at {b}c and ages {t0} h during the "
         "trip. How many hours does the stay-at-home twin age?",
     ), _time_dilation),
@@ -258,6 +319,15 @@ FAMILIES: tuple[Family, ...] = (
         "c = 3.00 × 10^8 m/s, find the distance it covers in the laboratory frame.",
         "Taking c = 3.00 × 10^8 m/s and time dilation into account, how many metres does an "
         "unstable particle travel at {b}c if its rest-frame lifetime is {tau} μs?",
+        "In an accelerator, a bunch of unstable particles races down a straight beamline at {b}c; "
+        "at rest each would live {tau} μs. Taking c = 3.00 × 10^8 m/s and including time "
+        "dilation, how many metres down the beamline does a particle get in one lifetime?",
+        "A storage-ring experiment circulates particles at {b}c whose proper lifetime is "
+        "{tau} microseconds. With c = 3.00 × 10⁸ m/s, what distance in the lab frame does one "
+        "cover during its dilated lifetime?",
+        "What lab-frame distance, in metres, does a particle travel within one lifetime if it "
+        "moves at {b}c and has a proper lifetime of {tau} μs? Use c = 3.00 × 10^8 m/s.",
+        "Quick one: τ = {tau} μs (rest frame), v = {b}c, c = 3.00 × 10⁸ m/s. Lab distance in m?",
         "Cosmic-ray muons at {b}c would last only {tau} μs if they were at rest. Including "
         "relativity, with c = 3.00 × 10^8 m/s, how far through the atmosphere does one get "
         "in a lifetime?",
@@ -269,6 +339,15 @@ FAMILIES: tuple[Family, ...] = (
         "n = {nu} to n = {nl} (En = −13.6 eV/n², hc = 1240 eV nm).",
         "With hydrogen levels at −13.6/n² eV and hc = 1240 eV nm, what wavelength of light "
         "comes out in the n = {nu} → n = {nl} transition?",
+        "An astronomer studying a glowing hydrogen nebula picks out the light from electrons "
+        "dropping from n = {nu} to n = {nl}. With level energies En = −13.6/n² eV and "
+        "hc = 1240 eV nm, what wavelength in nm does she record?",
+        "In a hydrogen discharge lamp on a lab bench, electrons jump down from the n = {nu} level "
+        "to the n = {nl} level. Using En = −13.6/n^2 eV and hc = 1240 eV nm, find the wavelength "
+        "of the emitted spectral line in nanometres.",
+        "What wavelength, in nm, does hydrogen emit for the n = {nu} to n = {nl} jump? Take "
+        "En = −13.6/n² eV and hc = 1240 eV nm.",
+        "Quick one: hydrogen, n = {nu} → {nl}, En = −13.6/n^2 eV, hc = 1240 eV nm. λ in nm?",
         "An excited hydrogen atom in its n = {nu} state relaxes to n = {nl} and gives out "
         "one photon. Taking the level energies as −13.6/n² eV and hc = 1240 eV nm, how "
         "long is the light's wavelength in nanometres?",
@@ -282,6 +361,18 @@ FAMILIES: tuple[Family, ...] = (
         "Taking h = 6.626 × 10^-34 J s, m_e = 9.11 × 10^-31 kg and c = 3.00 × 10^8 m/s, by "
         "how many pm does a photon's wavelength grow when it is Compton scattered at "
         "{theta}°?",
+        "In a Compton experiment, a detector on a rotating arm picks up X-rays scattered off a "
+        "graphite target at {theta}°. Treating the electrons as free, with "
+        "h = 6.626 × 10^-34 J s, m_e = 9.11 × 10^-31 kg and c = 3.00 × 10^8 m/s, by how many "
+        "picometres has the wavelength shifted?",
+        "A medical physicist models X-ray photons from a scanner scattering off free electrons in "
+        "tissue through {theta} degrees. With h = 6.626 × 10⁻³⁴ J·s, m_e = 9.11 × 10⁻³¹ kg and "
+        "c = 3.00 × 10⁸ m/s, what Compton shift in pm should she expect?",
+        "What is the wavelength increase, in pm, of a photon scattered by a free electron at an "
+        "angle of {theta}°? Use h = 6.626 × 10^-34 J s, m_e = 9.11 × 10^-31 kg, "
+        "c = 3.00 × 10^8 m/s.",
+        "Quick one: Compton scattering at θ = {theta}°, h = 6.626 × 10⁻³⁴ J·s, "
+        "m_e = 9.11 × 10⁻³¹ kg, c = 3.00 × 10⁸ m/s. Δλ in pm?",
         "A gamma ray bounces off a loosely bound electron and leaves at {theta}° to its "
         "original path. With h = 6.626 × 10^-34 J s, m_e = 9.11 × 10^-31 kg and "
         "c = 3.00 × 10^8 m/s, how much longer is its wavelength now, in pm?",
@@ -296,6 +387,17 @@ FAMILIES: tuple[Family, ...] = (
         "With m_H = 1.007825 u, m_n = 1.008665 u and 931.5 MeV/u, how much energy in MeV "
         "holds together the {Z} protons and {N} neutrons of {nucleus}, whose atomic mass "
         "is {M} u?",
+        "A nuclear physics student looks up {nucleus} in a data table: {Z} protons, {N} neutrons, "
+        "atomic mass {M} u. Using m_H = 1.007825 u, m_n = 1.008665 u and 1 u = 931.5 MeV, what "
+        "total binding energy in MeV should she write down?",
+        "A mass-spectrometry lab measures the atomic mass of {nucleus} as {M} u; its nucleus "
+        "contains {Z} protons and {N} neutrons. Taking the hydrogen-atom mass as 1.007825 u, the "
+        "neutron mass as 1.008665 u and 931.5 MeV for each u of mass defect, find its binding "
+        "energy in MeV.",
+        "What is the binding energy, in MeV, of {nucleus}? Data: Z = {Z}, N = {N}, atomic mass "
+        "{M} u, m_H = 1.007825 u, m_n = 1.008665 u, 1 u = 931.5 MeV.",
+        "Quick one: {nucleus}, Z = {Z}, N = {N}, M = {M} u; m_H = 1.007825 u, m_n = 1.008665 u, "
+        "931.5 MeV/u. Binding energy in MeV?",
         "To pull the nucleus of {nucleus} ({Z} protons, {N} neutrons) completely apart takes "
         "energy. Its atom weighs {M} u, a hydrogen atom 1.007825 u and a neutron "
         "1.008665 u; 1 u is 931.5 MeV. How many MeV are needed?",
@@ -307,6 +409,16 @@ FAMILIES: tuple[Family, ...] = (
         "{N} × 10^15 photons each second (h = 6.626 × 10^-34 J s, c = 3.00 × 10^8 m/s).",
         "Taking h = 6.626 × 10^-34 J s and c = 3.00 × 10^8 m/s, what power in mW is carried "
         "by a beam of {N} × 10^15 photons per second with wavelength {lam} nm?",
+        "A dentist's curing light emits {N} × 10^15 photons per second at {lam} nm to harden a "
+        "filling. With h = 6.626 × 10^-34 J s and c = 3.00 × 10^8 m/s, what is its light output "
+        "in mW?",
+        "A fibre-optic link in a lab is driven by a diode laser at {lam} nanometres that launches "
+        "{N} × 10¹⁵ photons per second into the fibre. Using h = 6.626 × 10⁻³⁴ J·s and "
+        "c = 3.00 × 10⁸ m/s, how many milliwatts of optical power is that?",
+        "What power, in mW, does a {lam} nm beam deliver if it carries {N} × 10^15 photons each "
+        "second? Use h = 6.626 × 10^-34 J s and c = 3.00 × 10^8 m/s.",
+        "Quick one: {N} × 10¹⁵ photons/s at {lam} nm, h = 6.626 × 10⁻³⁴ J·s, c = 3.00 × 10⁸ m/s. "
+        "Power in mW?",
         "A detector counts {N} × 10^15 photons arriving every second from a {lam} nm laser "
         "pointer. With h = 6.626 × 10^-34 J s and c = 3.00 × 10^8 m/s, how many milliwatts "
         "does the beam deliver?",
@@ -320,6 +432,18 @@ FAMILIES: tuple[Family, ...] = (
         "Taking h = 6.626 × 10^-34 J s and e = 1.602 × 10^-19 C, what reverse voltage just "
         "stops the electrons that {f} × 10^15 Hz light frees from {metal}, which has a "
         "work function of {phi} eV?",
+        "In a photoelectric-effect demonstration, a teacher shines ultraviolet light of frequency "
+        "{f} × 10^15 Hz onto a clean {metal} surface with a work function of {phi} eV. Using "
+        "h = 6.626 × 10^-34 J s and e = 1.602 × 10^-19 C, what stopping potential in volts should "
+        "the class measure?",
+        "A researcher illuminates a {metal} sample (work function {phi} eV) in a vacuum chamber "
+        "with a tunable source at {f} × 10¹⁵ hertz. With h = 6.626 × 10⁻³⁴ J·s and "
+        "e = 1.602 × 10⁻¹⁹ C, how many volts are needed to halt even the most energetic emitted "
+        "electrons?",
+        "What stopping potential, in volts, applies to {metal} (φ = {phi} eV) lit by radiation at "
+        "{f} × 10^15 Hz? Take h = 6.626 × 10^-34 J s and e = 1.602 × 10^-19 C.",
+        "Quick one: {metal}, φ = {phi} eV, f = {f} × 10¹⁵ Hz, h = 6.626 × 10⁻³⁴ J·s, "
+        "e = 1.602 × 10⁻¹⁹ C. Stopping potential in V?",
         "In a photocell whose cathode is made of {metal} (φ = {phi} eV), ultraviolet light at "
         "{f} × 10^15 Hz produces a current. With h = 6.626 × 10^-34 J s and "
         "e = 1.602 × 10^-19 C, what opposing voltage brings the current to zero?",

@@ -161,6 +161,14 @@ FAMILIES: tuple[Family, ...] = (
         "(R = 8.314 J/(mol K)), find the pressure in kPa.",
         "Find the pressure, in kilopascals, exerted by {n} moles of an ideal gas confined to "
         "{V} litres at a temperature of {T} K. R = 8.314 J/(mol K).",
+        "In a chemistry lab, {n} mol of helium is sealed inside a rigid {V} L glass bulb that is "
+        "held at {T} K. With R = 8.314 J/(mol K), what pressure in kPa does the helium exert?",
+        "What pressure, in kPa, is there inside a rigid {V} L storage drum that holds {n} mol of "
+        "air at {T} K? Treat the air as an ideal gas with R = 8.314 J/(mol K).",
+        "Quick one: {n} mol of ideal gas, {V} litres, {T} K, R = 8.314 J/(mol·K). Pressure in kPa?",
+        "An engineer seals {n} moles of air inside a {V}-litre vacuum chamber used for testing "
+        "electronics and brings it to {T} K. Taking R = 8.314 J mol⁻¹ K⁻¹, what absolute pressure, "
+        "in kilopascals, does the air exert?",
         "A gas cylinder of volume {V} L contains {n} mol of nitrogen at {T} K. Assuming "
         "ideal behaviour with R = 8.314 J/(mol K), how much pressure does the gas exert?",
     ), _ideal_gas_pressure),
@@ -171,6 +179,15 @@ FAMILIES: tuple[Family, ...] = (
         "many kilojoules of heat does it absorb?",
         "Find the energy needed, in kJ, to heat {m} kg of {material} through a temperature "
         "rise of {dt} K, given c = {c} J/(kg K).",
+        "A student uses a hot plate to warm {m} kg of {material} in the lab, raising its "
+        "temperature by {dt} K. If the specific heat of {material} is {c} J/(kg K), how many kJ of "
+        "heat did the {material} absorb?",
+        "How many kilojoules does it take to heat {m} kilograms of {material} by {dt} K? Data: "
+        "c = {c} J/(kg·K).",
+        "Quick one: {m} kg of {material}, c = {c} J/(kg K), ΔT = {dt} K. Heat needed in kJ?",
+        "Sunlight falling on a rooftop solar collector warms {m} kg of {material} inside it by "
+        "{dt} K. Given that {material} has a specific heat capacity of {c} J kg⁻¹ K⁻¹, find the "
+        "energy it gains in kJ.",
         "What quantity of heat in kilojoules must be supplied to make the temperature of "
         "{m} kg of {material} climb by {dt} K? Its specific heat capacity is {c} J/(kg K).",
     ), _heat_capacity),
@@ -191,6 +208,15 @@ FAMILIES: tuple[Family, ...] = (
         "highest efficiency, in percent, it could possibly achieve?",
         "Find the Carnot efficiency, as a percentage, of an ideal engine operating between "
         "reservoirs at {hot} K and {cold} K.",
+        "A coal power station's boiler supplies steam at {hot} K, and its condenser is cooled by "
+        "river water at {cold} K. What is the best efficiency, in %, that any engine could reach "
+        "between these two temperatures?",
+        "What percentage of its input heat can an ideal engine turn into work at best, if it runs "
+        "between a hot reservoir at {hot} K and a cold one at {cold} K?",
+        "Quick one: Carnot engine, Th = {hot} K, Tc = {cold} K. Efficiency in percent?",
+        "A geothermal plant pulls hot brine from deep underground at {hot} K and rejects heat to a "
+        "cooling pond at {cold} K. Ignoring all practical losses, what is its theoretical maximum "
+        "efficiency as a percentage?",
         "An inventor's engine draws heat from a furnace at {hot} K and dumps its waste heat "
         "into surroundings at {cold} K. What upper limit does thermodynamics put on its "
         "efficiency, in %?",
@@ -202,6 +228,14 @@ FAMILIES: tuple[Family, ...] = (
         "given a latent heat of {kind} of {L} kJ/kg.",
         "A heater must {verb} {m} g of {substance} without changing its temperature. With "
         "L = {L} kJ/kg (latent heat of {kind}), how many kJ must it supply?",
+        "On a camping trip, a gas stove is used to {verb} {m} g of {substance} in a pot. If the "
+        "latent heat of {kind} is {L} kJ/kg, how many kJ of heat must the pot's contents take in?",
+        "How many kilojoules are needed to {verb} {m} grams of {substance}? Latent heat of {kind}: "
+        "{L} kJ/kg.",
+        "Quick one: {verb} {m} g of {substance}, with L({kind}) = {L} kJ/kg. Energy in kJ?",
+        "In a school experiment, an electric immersion heater is used to {verb} {m} g of "
+        "{substance} in an insulated beaker. The specific latent heat of {kind} is {L} kJ/kg. What "
+        "energy, in kJ, does the heater have to provide if none is lost?",
         "Taking the specific latent heat of {kind} as {L} kJ/kg, what energy in kJ does it "
         "take to completely {verb} {m} grams of {substance}?",
     ), _latent_heat_grams),
@@ -212,6 +246,15 @@ FAMILIES: tuple[Family, ...] = (
         "{v2} L. Find the final pressure in kPa.",
         "Using Boyle's law, find the pressure of a fixed mass of gas whose volume changes "
         "isothermally from {v1} L to {v2} L, if it starts at {p1} kPa.",
+        "A weather researcher's sealed, flexible sample bag holds {v1} L of air at {p1} kPa. It is "
+        "carried to a different altitude, where, at the same temperature, its volume becomes "
+        "{v2} L. What is the pressure of the air in the bag now, in kPa?",
+        "What is the final pressure, in kPa, of a gas whose volume goes from {v1} L to {v2} L at "
+        "constant temperature, starting from {p1} kPa?",
+        "Quick one: isothermal change, P1 = {p1} kPa, V1 = {v1} L, V2 = {v2} L. P2 in kPa?",
+        "A scuba instructor demonstrates with a sealed, stretchy bladder of air: at {p1} kPa it "
+        "holds {v1} litres. Moved to a new depth in the training pool at the same temperature, its "
+        "volume changes to {v2} litres. Find the air pressure inside it now, in kPa.",
         "A piston slowly moves in a cylinder holding {v1} litres of gas at {p1} kPa, without "
         "the temperature changing, until the gas fills {v2} litres. What pressure does the "
         "gas now have?",
@@ -224,6 +267,16 @@ FAMILIES: tuple[Family, ...] = (
         "Find the temperature, in degrees Celsius, at which a fixed amount of gas at constant "
         "pressure has a volume of {v2} L, if its volume is {v1} L at {t1} °C. Take 0 °C as "
         "273.15 K.",
+        "In a physics practical, a large gas syringe with a freely sliding plunger holds {v1} L of "
+        "air at {t1} °C. The syringe is lowered into a water bath and the pressure stays constant. "
+        "What bath temperature, in °C, makes the volume read {v2} L? (0 °C = 273.15 K)",
+        "What Celsius temperature gives a volume of {v2} L, if a gas at constant pressure takes up "
+        "{v1} L at {t1} °C? Use T(K) = T(°C) + 273.15.",
+        "Quick one: constant pressure, V1 = {v1} L at {t1} °C, V2 = {v2} L. Find T2 in °C "
+        "(0 °C = 273.15 K).",
+        "A loosely tied oven bag holding {v1} litres of air at {t1} °C is placed in an oven. The "
+        "pressure inside stays equal to the room's as the bag puffs up to {v2} litres. How hot, in "
+        "degrees Celsius, has the air become? (Add 273.15 to °C to get kelvin.)",
         "At constant pressure, {v1} litres of nitrogen at {t1} °C are warmed until they take "
         "up {v2} litres. What is the final temperature on the Celsius scale? (Absolute zero "
         "is −273.15 °C.)",
@@ -248,6 +301,19 @@ FAMILIES: tuple[Family, ...] = (
         "Find the equilibrium temperature when {mw} g of water at {tw} °C (c = 4186 "
         "J/(kg K)) receives a {mm} g {metal} ball at {tm} °C (c = {c} J/(kg K)), with no heat "
         "lost to the surroundings.",
+        "In a calorimetry practical, a student heats a {mm} g {metal} slug to {tm} °C in an oven, "
+        "then drops it into a polystyrene cup containing {mw} g of water at {tw} °C. Taking "
+        "c = {c} J/(kg K) for {metal} and c = 4186 J/(kg K) for water, and ignoring heat lost to "
+        "the cup and air, what final temperature does the thermometer show?",
+        "What final temperature do {mm} g of {metal} at {tm} °C and {mw} g of water at {tw} °C "
+        "reach together? Specific heats: {c} J/(kg·K) for the {metal}, 4186 J/(kg·K) for the "
+        "water; no heat is lost.",
+        "Quick one: {mm} g of {metal} (c = {c} J/(kg K)) at {tm} °C goes into {mw} g of water "
+        "(c = 4186 J/(kg K)) at {tw} °C. Final temperature in °C?",
+        "A cook lifts a {mm} g {metal} pie weight out of the oven at {tm} °C and drops it into a "
+        "saucepan holding {mw} grams of water at {tw} °C. With specific heats of {c} J kg⁻¹ K⁻¹ "
+        "({metal}) and 4186 J kg⁻¹ K⁻¹ (water), and no heat escaping to the pan or the kitchen, "
+        "what temperature does everything settle at?",
         "A blacksmith quenches {mm} g of {metal}, heated to {tm} °C, in a bucket holding "
         "{mw} g of water at {tw} °C. Specific heats: {metal} {c} J/(kg K), water 4186 "
         "J/(kg K). If no water boils and no heat escapes, at what temperature do metal and "
@@ -263,6 +329,18 @@ FAMILIES: tuple[Family, ...] = (
         "Find the rate of heat loss, in watts, through a {d} cm thick {material} panel of "
         "area {A} m^2 with thermal conductivity {k} W/(m K), when the faces are at {tin} °C "
         "and {tout} °C.",
+        "In winter, the {material} wall of a mountain hut is {d} cm thick and has an area of "
+        "{A} m². The inner surface sits at {tin} °C and the outer surface at {tout} °C. If k = {k} "
+        "W/(m·K), how many watts of heat does the wall conduct outward?",
+        "What is the conductive heat flow, in watts, through a {material} slab of area {A} m^2 and "
+        "thickness {d} cm, with thermal conductivity {k} W/(m K) and faces held at {tin} °C and "
+        "{tout} °C?",
+        "Quick one: {material}, k = {k} W/(m K), A = {A} m^2, d = {d} cm, faces at {tin} °C and "
+        "{tout} °C. Heat flow in W?",
+        "An architect checks a {material} wall between a heated classroom and the outdoors. It is "
+        "{d} centimetres thick and {A} m² in area, its inside face is at {tin} °C, its outside "
+        "face is at {tout} °C, and its thermal conductivity is {k} W/(m K). Find the rate of heat "
+        "conduction through it in watts.",
         "Inside a shed the air keeps one side of a {material} wall at {tin} °C while the "
         "outside face is at {tout} °C. The wall is {d} cm thick, covers {A} m^2 and conducts "
         "with k = {k} W/(m K). What power leaks through it?",
@@ -275,6 +353,16 @@ FAMILIES: tuple[Family, ...] = (
         "A {V} L tank contains {n} mol of gas, and a gauge shows the absolute pressure is "
         "{p} atm. Treating the gas as ideal (R = 8.314 J/(mol K), 1 atm = 101325 Pa), how "
         "hot is it in K?",
+        "A scuba tank with an internal volume of {V} L holds {n} mol of air, and its absolute "
+        "pressure reads {p} atm. Treating the air as ideal with R = 8.314 J/(mol K) and "
+        "1 atm = 101325 Pa, what is the air's temperature in kelvin?",
+        "What temperature, in K, does an ideal gas have if {n} mol of it fill {V} L at {p} atm? "
+        "(R = 8.314 J/(mol·K), 1 atm = 101325 Pa)",
+        "Quick one: n = {n} mol, V = {V} L, P = {p} atm, R = 8.314 J/(mol K), 1 atm = 101325 Pa. T "
+        "in kelvin?",
+        "During a lab experiment, {n} moles of argon are trapped in a rigid {V}-litre steel "
+        "vessel, and the pressure sensor reports {p} atmospheres. Assuming ideal-gas behaviour "
+        "(R = 8.314 J mol⁻¹ K⁻¹; one atmosphere is 101325 Pa), find the gas temperature in K.",
         "At what absolute temperature would {n} mol of an ideal gas filling {V} litres "
         "produce {p} atmospheres of pressure? (R = 8.314 J/(mol K); 1 atm = 101325 Pa)",
     ), _ideal_gas_temperature_atm),
@@ -285,6 +373,15 @@ FAMILIES: tuple[Family, ...] = (
         "the change in its internal energy, in joules.",
         "Use the first law of thermodynamics to find ΔU for a system that takes in {q} kJ of "
         "heat while doing {w} J of work.",
+        "A helium weather balloon sitting in the sunshine absorbs {q} kJ of heat, and as it swells "
+        "it does {w} J of work pushing back the surrounding air. What is the change in the gas's "
+        "internal energy, in joules?",
+        "What is ΔU, in J, for a gas that gains {q} kJ of heat and performs {w} J of work on its "
+        "surroundings?",
+        "Quick one: Q = {q} kJ in, W = {w} J done by the gas. ΔU in joules?",
+        "In a model steam engine, the working gas picks up {q} kilojoules of heat from the boiler "
+        "and delivers {w} J of work to the flywheel. Applying the first law, how much does its "
+        "internal energy change, in J?",
         "A cylinder of gas is heated with {q} kJ, and its piston is pushed out, the gas doing "
         "{w} J of work in the process. How many joules does the gas's internal energy rise "
         "by?",
@@ -296,6 +393,15 @@ FAMILIES: tuple[Family, ...] = (
         "mass of {gas} is {M} g/mol and R = 8.314 J/(mol K).",
         "A container of {gas} ({M} g/mol) is at {t} °C. How fast, in m/s, do its molecules "
         "move on a root-mean-square basis? Take R = 8.314 J/(mol K).",
+        "A chemist keeps a sealed glass bulb of {gas} in a thermostatic chamber at {t} °C. With a "
+        "molar mass of {M} g/mol and R = 8.314 J/(mol K), what is the rms speed of the {gas} "
+        "molecules, in m/s?",
+        "What rms speed, in metres per second, do {gas} molecules (M = {M} g/mol) have at {t} °C? "
+        "Use R = 8.314 J/(mol·K).",
+        "Quick one: {gas}, M = {M} g/mol, {t} °C, R = 8.314 J/(mol K). v_rms in m/s?",
+        "A space-science team simulates a planet's atmosphere of pure {gas} (molar mass {M} g/mol) "
+        "in a test chamber at {t} °C. Taking R = 8.314 J mol⁻¹ K⁻¹, work out the root-mean-square "
+        "speed of its molecules.",
         "Estimate the typical (rms) molecular speed in {gas}, whose molar mass is {M} g/mol, "
         "when its temperature is {t} °C, using R = 8.314 J/(mol K).",
     ), _rms_speed_celsius),
@@ -307,6 +413,16 @@ FAMILIES: tuple[Family, ...] = (
         "How many watts of thermal radiation leave a hot object with a surface area of {A} "
         "cm^2, emissivity {e} and surface temperature {t} °C? (σ = 5.67 × 10^-8 "
         "W/(m^2 K^4))",
+        "A steel billet fresh from a furnace is at {t} °C, with an exposed surface of {A} cm² and "
+        "an emissivity of {e}. Using σ = 5.67 × 10^-8 W/(m² K⁴), how many watts does it lose by "
+        "thermal radiation?",
+        "What radiant power, in W, comes from a {A} cm^2 surface with emissivity {e} held at "
+        "{t} °C? σ = 5.67 × 10^-8 W/(m^2 K^4).",
+        "Quick one: A = {A} cm^2, ε = {e}, T = {t} °C, σ = 5.67 × 10^-8 W/(m^2 K^4). Radiated "
+        "power in watts?",
+        "The cast-iron lid of a wood-burning stove, with {A} square centimetres of surface exposed "
+        "to the room, reaches {t} °C; its emissivity is {e}. With the Stefan–Boltzmann constant "
+        "σ = 5.67 × 10^-8 W/(m²·K⁴), how much power does it give off as radiation, in W?",
         "A glowing heating element, {A} cm^2 in exposed area, runs at {t} °C with an "
         "emissivity of {e}. Using σ = 5.67 × 10^-8 W m^-2 K^-4, estimate the power it emits "
         "by radiation.",

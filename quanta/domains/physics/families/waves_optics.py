@@ -140,6 +140,15 @@ FAMILIES: tuple[Family, ...] = (
         "{obj} cm away. Find the image distance.",
         "Where does a thin convex lens (f = {f} cm) form the image of a candle standing "
         "{obj} cm from it? Give the distance from the lens in cm.",
+        "A student clamps a convex lens with a focal length of {f} cm on an optical bench and "
+        "places a small lit bulb {obj} cm from it. How far beyond the lens does the sharp image "
+        "of the bulb form, in cm?",
+        "A photographer's camera lens has a focal length of {f} cm, and a flower sits {obj} cm "
+        "in front of it. How far behind the lens must the sensor be for a focused image, in "
+        "centimetres?",
+        "How far from a converging lens is the image? The focal length is {f} cm and the object "
+        "is {obj} cm away.",
+        "Quick one: convex lens, f = {f} cm, object at {obj} cm. Image distance in cm?",
         "A projector lens has a focal length of {f} cm and the slide sits {obj} cm behind "
         "it. How far from the lens must the screen be for a sharp picture?",
     ), _thin_lens),
@@ -150,6 +159,15 @@ FAMILIES: tuple[Family, ...] = (
         "incidence of {i}°. Find the angle between the refracted ray and the normal.",
         "Using Snell's law, find the refraction angle for light entering {medium} (n = {n}) "
         "from air (n = 1.00) at an incidence angle of {i}°.",
+        "Sunlight through a window hits the flat, polished surface of a sample of {medium} at "
+        "{i}° from the normal. With n = 1.00 for air and n = {n} for {medium}, at what angle to "
+        "the normal does the light travel once inside?",
+        "A physics student aims a narrow torch beam through the air (n = 1.00) onto a smooth "
+        "surface of {medium}, refractive index {n}, striking it at {i}° to the normal. What "
+        "refraction angle should she read off her protractor?",
+        "What is the angle of refraction in {medium}? Light arrives from air (n = 1.00) at {i}° "
+        "to the normal, and {medium} has n = {n}.",
+        "Quick one: air (n = 1.00) into {medium} (n = {n}), incidence {i}°. Refraction angle?",
         "A laser beam in air meets a flat block of {medium} and makes {i}° with the normal "
         "there. Taking n = 1.00 for air and n = {n} for the block, what angle does the beam "
         "inside the block make with the normal?",
@@ -171,6 +189,14 @@ FAMILIES: tuple[Family, ...] = (
         "length of {f} cm. Find the height of the image.",
         "A converging lens (f = {f} cm) images an object of height {h} cm that is {obj} cm "
         "away. What is the size of the image in cm?",
+        "On an optical bench, a glowing arrow-shaped LED {h} cm tall is mounted {obj} cm in "
+        "front of a converging lens with a focal length of {f} cm. How tall is its real image, "
+        "in centimetres?",
+        "A lit candle flame {h} cm high burns {obj} cm from a convex lens (f = {f} cm) in a "
+        "darkened classroom. What is the height of the flame's image, in cm?",
+        "How tall is the image? A converging lens of focal length {f} cm views an object of "
+        "height {h} cm placed {obj} cm from it.",
+        "Quick one: convex lens, f = {f} cm; object {h} cm high at {obj} cm. Image height in cm?",
         "A toy {h} cm high sits {obj} cm from a magnifying lens whose focal length is {f} cm, "
         "and the real image is caught on a card. How tall is the toy in the image?",
     ), _lens_magnification),
@@ -181,6 +207,15 @@ FAMILIES: tuple[Family, ...] = (
         "{f} kHz.",
         "A vibrating source at {f} kHz produces waves {lam} cm long. How fast do the waves "
         "travel, in metres per second?",
+        "An engineer drives a transducer at {f} kHz into a sample of a new material and "
+        "measures a wavelength of {lam} cm inside it. How fast do the waves travel through the "
+        "sample, in m/s?",
+        "In a lab, a signal generator shakes one end of a long stretched rubber cord at "
+        "{f} kilohertz, and a student measures the waves to be {lam} centimetres long. What is "
+        "the wave speed along the cord, in metres per second?",
+        "What is the wave speed, in m/s, when the frequency is {f} kHz and the wavelength is "
+        "{lam} cm?",
+        "Quick one: f = {f} kHz, λ = {lam} cm. Speed in m/s?",
         "Crests {lam} cm apart pass a sensor at a rate of {f} kHz. What is the wave speed "
         "in m/s?",
     ), _wave_speed),
@@ -188,6 +223,12 @@ FAMILIES: tuple[Family, ...] = (
         "A sound wave has a frequency of {f} Hz. What is its period in milliseconds?",
         "Find the period, in ms, of an oscillation with frequency {f} Hz.",
         "A tuning fork vibrates at {f} Hz. How many milliseconds does one vibration take?",
+        "A synthesizer plays a steady note of {f} Hz. How many milliseconds does each vibration "
+        "of the sound last?",
+        "A lab signal generator is set to {f} Hz and its output is shown on an oscilloscope. "
+        "How long, in ms, does one full cycle take on the trace?",
+        "What is the period in milliseconds of a wave whose frequency is {f} Hz?",
+        "Quick one: {f} hertz. Period in ms?",
         "A loudspeaker cone moves back and forth {f} times per second. How long is one "
         "complete cycle, in ms?",
     ), _wave_period),
@@ -198,6 +239,14 @@ FAMILIES: tuple[Family, ...] = (
         "for {medium} and n = 1.00 for air.",
         "Light travels inside {medium}, refractive index {n}, towards its surface with air "
         "(n = 1.00). Above what angle of incidence is it totally internally reflected?",
+        "In a lab, a student sends a ray through the curved side of a semicircular sample of "
+        "{medium} (n = {n}) so that it meets the flat side, with air (n = 1.00) beyond. At what "
+        "angle of incidence on the flat side does the refracted ray just graze the surface?",
+        "A fibre-optic designer needs the critical angle for a core made of {medium}, "
+        "refractive index {n}, surrounded by air (n = 1.00). What angle should she use?",
+        "What angle of incidence marks the onset of total internal reflection? The light is in "
+        "{medium} (n = {n}) heading for air (n = 1.00).",
+        "Quick one: {medium} (n = {n}) to air (n = 1.00). Critical angle in degrees?",
         "A ray trapped in {medium} (n = {n}) just fails to escape into the air "
         "(n = 1.00) outside. At what angle to the normal does it meet the surface?",
     ), _critical_angle),
@@ -220,6 +269,16 @@ FAMILIES: tuple[Family, ...] = (
         "for {lam} nm light at normal incidence.",
         "Monochromatic {lam} nm light passes through a grating ruled with {N} lines/mm. "
         "What angle does the {order}-order beam make with the straight-through direction?",
+        "In the school lab, a {lam} nm laser pointer beam hits a grating labelled \"{N} lines "
+        "per mm\" at right angles. At what angle from the central spot does the {order}-order "
+        "bright spot appear?",
+        "A technician checks a grating with {N} lines per millimetre by shining light of "
+        "wavelength {lam} nanometres perpendicularly onto it. What angle, in degrees, should "
+        "she measure for the {order}-order maximum?",
+        "At what angle does the order-{m} maximum appear? The grating has {N} lines per mm and "
+        "the light, arriving at normal incidence, has a wavelength of {lam} nm.",
+        "Quick one: {N} lines/mm grating, λ = {lam} nm, normal incidence, m = {m}. Diffraction "
+        "angle?",
         "A spectrometer grating with {N} lines in every millimetre diffracts {lam} nm light "
         "arriving head-on. How far from the central beam, in degrees, is the maximum of "
         "order {m}?",
@@ -231,6 +290,16 @@ FAMILIES: tuple[Family, ...] = (
         "observed frequency (speed of sound 343 m/s).",
         "With sound travelling at 343 m/s, what frequency reaches a person standing still "
         "as a horn sounding {f} Hz comes towards them at {vs} m/s?",
+        "A race car's engine hums at {f} Hz as it speeds at {vs} m/s towards a spectator "
+        "standing by the track. Taking the speed of sound as 343 m/s, what frequency does the "
+        "spectator hear?",
+        "A drone carrying a buzzer that emits {f} Hz flies straight at a stationary microphone "
+        "at {vs} metres per second. With sound travelling at 343 metres per second, what "
+        "frequency does the microphone pick up?",
+        "What frequency does a stationary listener hear? The source emits {f} Hz and moves "
+        "towards her at {vs} m/s; sound travels at 343 m/s.",
+        "Quick one: {f} Hz source approaching at {vs} m/s, listener at rest, sound at 343 m/s. "
+        "Heard frequency in Hz?",
         "A train whistle sounds at {f} Hz while the train rushes at {vs} m/s towards a "
         "signalman on the platform. If sound moves at 343 m/s, what pitch in Hz does he "
         "hear?",
@@ -242,6 +311,13 @@ FAMILIES: tuple[Family, ...] = (
         "c = 3.00 × 10^8 m/s.",
         "Find the speed of light, in m/s, inside {medium} of refractive index {n} "
         "(c = 3.00 × 10^8 m/s).",
+        "A researcher times a light pulse crossing a thin layer of {medium} with refractive "
+        "index {n}. Taking c = 3.00 × 10^8 m/s, what speed should she find for the pulse?",
+        "An optician explains that light slows down inside {medium} because its refractive "
+        "index is {n}. With c = 3.00 × 10⁸ m/s in vacuum, how fast does the light go inside?",
+        "How fast does light travel in {medium}? Its refractive index is {n}, and "
+        "c = 3.00 × 10^8 m/s.",
+        "Quick one: {medium}, n = {n}, c = 3.00 × 10⁸ m/s. Speed of light in it, in m/s?",
         "A block of {medium} has a refractive index of {n}. Given c = 3.00 × 10^8 m/s in "
         "vacuum, how fast does light move through the block?",
     ), _light_speed_in_medium),
@@ -252,6 +328,14 @@ FAMILIES: tuple[Family, ...] = (
         "tension {T} N and mass per unit length {mu} g/m.",
         "A wire of mass per unit length {mu} g/m is stretched between supports {L} cm apart "
         "with a tension of {T} N. At what frequency does it vibrate in its fundamental mode?",
+        "A piano tuner tightens a wire to a tension of {T} N; its vibrating length is {L} cm "
+        "and it has {mu} grams per metre of length. What is its fundamental frequency, in Hz?",
+        "In a lab, a student stretches a cord from a vibrator over a pulley {L} cm away and "
+        "hangs weights that give a tension of {T} newtons. The cord has a linear density of "
+        "{mu} g/m. At what frequency does it resonate in its fundamental mode?",
+        "What is the fundamental frequency of a string fixed at both ends? Length {L} cm, "
+        "tension {T} N, linear mass density {mu} g/m.",
+        "Quick one: string, L = {L} cm, T = {T} N, μ = {mu} g/m. Fundamental in Hz?",
         "A guitar string weighs {mu} g per metre, is pulled to {T} N and vibrates over a "
         "length of {L} cm. What note frequency, in Hz, does it sound when plucked?",
     ), _string_fundamental),
@@ -262,6 +346,15 @@ FAMILIES: tuple[Family, ...] = (
         "at the other (speed of sound 343 m/s).",
         "The air column in a pipe of length {L} cm, closed at one end, resonates at its "
         "fundamental. With sound at 343 m/s, what frequency is that?",
+        "A resonance tube in the lab is partly filled with water so that the air column above "
+        "the water is {L} cm long. With sound travelling at 343 m/s, what is the lowest "
+        "frequency that makes the column resonate?",
+        "A musician blows across the top of a bamboo pipe {L} centimetres long that is sealed "
+        "at the bottom. Taking the speed of sound as 343 metres per second, what is the lowest "
+        "note it produces, in Hz?",
+        "What is the fundamental frequency of a tube {L} cm long that is closed at one end? Use "
+        "343 m/s for the speed of sound.",
+        "Quick one: closed pipe, {L} cm, sound at 343 m/s. Fundamental frequency?",
         "An organ pipe stopped at its far end measures {L} cm from mouth to stopper. If "
         "sound travels at 343 m/s, what is the lowest note it can sound, in Hz?",
     ), _closed_pipe),
