@@ -57,11 +57,12 @@ def run_fingerprint(request: dict[str, Any], data_files: tuple[Path, ...]) -> st
 
 # Training steps of the default run. In fp32 on 2 AVX2 cores a step takes ~10 s, and 40
 # steps keep the whole run inside its 20 minutes; where the CPU computes bf16 natively
-# (or on a GPU) a step takes ~3.2 s, and 180 steps fit the same budget with room for busy
-# cores (README). Held-out accuracy rises with steps (bench/results/physics.md), so a
-# machine that can afford them gets them.
+# (or on a GPU) a step takes ~3 s, and 240 steps fit the same budget (~16 min) with room
+# for busy cores (README). Held-out accuracy rises with steps (bench/results/physics.md:
+# by phrasing 17% at 120 steps, 57% at 240, 60% at 360), so a machine that can afford
+# them gets them.
 FULL_STEPS = 40
-FULL_STEPS_FAST = 180
+FULL_STEPS_FAST = 240
 FAST_PHYSICS_N = 24  # held-out problems the fast plan's job eval and export check answer
 
 

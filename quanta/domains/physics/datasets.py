@@ -24,9 +24,9 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 PHYSICS_SFT_FILE = "physics_sft.jsonl"
 HELD_OUT_FILE = "physics_heldout.jsonl"
 TRAIN_SEED = 1
-# The fast demo plan trains 180 steps x 8 = 1440 examples: enough problems that it sees
+# The fast demo plan trains 240 steps x 8 = 1920 examples: enough problems that it sees
 # each about once, across every training phrasing, rather than a few problems many times.
-NUMERIC_EXAMPLES = 1500
+NUMERIC_EXAMPLES = 2000
 HELD_OUT_EXAMPLES = 30
 CONCEPT_SYSTEM_PROMPT = "You are a physics tutor. Answer briefly and precisely."
 
