@@ -209,9 +209,11 @@ def test_gptq_export(qreg: Registry, gptq_export: Export, tmp_path: Path) -> Non
         "gptq", "gptq", True, False)
     assert m["bits"] == 4 and m["group_size"] == 64  # 576 = 9 * 64
     assert m["calibration"].startswith("training file")
-    # 4-bit GPTQ of a 135M model on the held-out worked answers, which now write their
-    # calculations digit by digit (<<38.3**2*sin(radians(60))/9.81>>): 1.20 measured.
-    assert m["perplexity_ratio"] <= 1.25, m
+    # 4-bit GPTQ of a 135M model on the held-out worked answers, which write their
+    # calculations digit by digit (<<38.3**2*sin(radians(60))/9.81>>) and, since the
+    # training phrasings include narrative ones, ask in them too: 1.31 measured (1.20 on
+    # the textbook-only questions before).
+    assert m["perplexity_ratio"] <= 1.37, m
     model_dir = qreg.materialize(gptq_export.sha256)
     config = json.loads((model_dir / "config.json").read_text())["quantization_config"]
     assert config["quant_method"] == "gptq" and config["desc_act"] is False
