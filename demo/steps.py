@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -168,9 +169,11 @@ class Demo:
         trains afresh instead of reusing a stale adapter."""
         return self.registry.jobs.latest(self.tenant, statuses,
                                          suffix=f"{DEMO_SUFFIX}-{self.plan.name}",
-                                         metadata={RUN_KEY: self._fingerprint()})
+                                         metadata={RUN_KEY: self._fingerprint})
 
+    @cached_property
     def _fingerprint(self) -> str:
+        """Hashed once per run: the bundled files do not change while it runs."""
         return run_fingerprint(self._training_request(),
                                (bundled_physics_path(), held_out_chat_path()))
 
@@ -199,7 +202,7 @@ class Demo:
             self._print_eval()
 
     def _job_request(self) -> dict[str, Any]:
-        return {**self._training_request(), "metadata": {RUN_KEY: self._fingerprint()}}
+        return {**self._training_request(), "metadata": {RUN_KEY: self._fingerprint}}
 
     def _training_request(self) -> dict[str, Any]:
         plan = self.plan
