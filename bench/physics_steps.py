@@ -31,9 +31,12 @@ TRAIN_SEED = 11  # generate_problems seed: not the bundled set's, not the RFT be
 
 
 def train(registry: Registry, args: argparse.Namespace, workdir: Path) -> str:
-    rows = [physics.problem_to_chat(p)
-            for p in physics.generate_problems(args.problems, TRAIN_SEED)]
-    data = write_jsonl(rows, workdir / "physics.jsonl")
+    if args.data:
+        data, rows = args.data, args.data.read_text().splitlines()
+    else:
+        rows = [physics.problem_to_chat(p)
+                for p in physics.generate_problems(args.problems, TRAIN_SEED)]
+        data = write_jsonl(rows, workdir / "physics.jsonl")
     job, seconds = run_job(registry, TENANT, data, {
         "model": DEFAULT_MODEL_ID, "suffix": "bench-steps", "seed": 0,
         "method": {"type": "supervised", "supervised": {"hyperparameters": {
@@ -41,7 +44,7 @@ def train(registry: Registry, args: argparse.Namespace, workdir: Path) -> str:
             "learning_rate_multiplier": args.lr_multiplier}}},
         "quanta": {"max_steps": args.steps, "checkpoint_every": args.every, "max_length": 256,
                    "eval": {"physics_n": 0, "loss_examples": 0}}})
-    print(f"trained {args.steps} steps on {len(rows)} problems in {seconds:.0f} s "
+    print(f"trained {args.steps} steps on {len(rows)} records in {seconds:.0f} s "
           f"({seconds / args.steps:.2f} s per step) -> {job.fine_tuned_model}")
     return job.fine_tuned_model
 
@@ -58,6 +61,8 @@ def main() -> None:
     parser.add_argument("--model-home", type=Path, default=None)
     parser.add_argument("--model", default=None, help="report on this finished job's model")
     parser.add_argument("--problems", type=int, default=2000)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="train on this chat JSONL (e.g. the demo's bundled set) instead")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--lr-multiplier", type=float, default=4.0)

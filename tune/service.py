@@ -247,8 +247,7 @@ class TuneService:
                   metadata: dict[str, str] | None = None) -> dict[str, Any]:
         rows = self.registry.jobs.for_tenant(tenant_id)
         if metadata:
-            rows = [r for r in rows
-                    if all((r.job_metadata or {}).get(k) == v for k, v in metadata.items())]
+            rows = [r for r in rows if r.has_metadata(metadata)]
         rows, more = page_after(rows, after, page_limit(limit, 20))
         return objects.page([objects.job_object(r) for r in rows], more)
 

@@ -157,13 +157,9 @@ class JobRows:
                                     t.Job.status.in_(list(statuses)))
         if suffix is not None:
             query = query.where(t.Job.suffix == suffix)
-        wanted = dict(metadata or {})
         with self._registry.session() as s:
-            # Metadata is JSON, matched here rather than in SQL (SQLite and PostgreSQL differ).
-            for job in s.scalars(query.order_by(t.Job.created_at.desc())):
-                if all((job.job_metadata or {}).get(k) == v for k, v in wanted.items()):
-                    return job
-        return None
+            return next((job for job in s.scalars(query.order_by(t.Job.created_at.desc()))
+                         if job.has_metadata(metadata or {})), None)
 
     def using_file(self, file_id: str) -> str | None:
         """The id of a job that trains or validates on ``file_id``, if any."""
