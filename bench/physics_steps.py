@@ -1,12 +1,14 @@
-"""Held-out physics accuracy against training steps: how far are issue 14's targets from
-the default demo's 48 steps?
+"""Held-out physics accuracy against training steps (and learning rate): how far are issue
+14's targets from the default demo's training?
 
-One supervised job, trained as the demo trains it (calculation traces, batch 8, lr x4,
-rank 16), but on ``--problems`` freshly generated training problems (training families and
-phrasings only, none of the held-out pools) for ``--steps`` steps, with a checkpoint every
-``--every``. The checkpoint models the job keeps (the last three, as OpenAI keeps them)
-then answer ``--n`` held-out problems per split (by numbers, by phrasing, by family) with
-calculator decoding, as ``quanta serve`` answers for an adapter trained with traces.
+One supervised job, trained as the demo's fast plan trains it (calculation traces, batch 8,
+rank 16, its learning-rate multiplier unless ``--lr-multiplier``), on ``--problems``
+freshly generated training problems (training families and phrasings only, none of the
+held-out pools) or on ``--data`` (the demo's bundled set), for ``--steps`` steps, with a
+checkpoint every ``--every``. The checkpoint models the job keeps (the last three, as
+OpenAI keeps them) then answer ``--n`` held-out problems per split (by numbers, by
+phrasing, by family) with calculator decoding, as ``quanta serve`` answers for an adapter
+trained with traces.
 
     python bench/physics_steps.py --steps 200 --every 50
 """
@@ -19,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from demo.accuracy import SPLITS, calculator_accuracy
+from demo.steps import LR_MULTIPLIER_FAST
 from quanta.config import Settings
 from quanta.data import write_jsonl
 from quanta.domains import physics
@@ -65,7 +68,7 @@ def main() -> None:
                         help="train on this chat JSONL (e.g. the demo's bundled set) instead")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--every", type=int, default=50)
-    parser.add_argument("--lr-multiplier", type=float, default=4.0)
+    parser.add_argument("--lr-multiplier", type=float, default=LR_MULTIPLIER_FAST)
     parser.add_argument("--n", type=int, default=20, help="held-out problems per split")
     parser.add_argument("--max-tokens", type=int, default=112)
     args = parser.parse_args()
