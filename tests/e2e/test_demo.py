@@ -29,6 +29,13 @@ def demo_cmd(report: Path, *extra: str) -> list[str]:
             *extra]
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """Ctrl-C at a terminal always reaches the program; a runner started in the background
+    (``cmd &`` without job control) passes SIGINT down ignored, and Python then never
+    raises KeyboardInterrupt. Runs in the child, before the demo starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for_running_job(registry: Registry, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -48,7 +55,8 @@ def test_quick_demo(tmp_path: Path) -> None:
 
     # 1. Ctrl-C while the job trains: the demo and everything it started stop.
     log1 = open(tmp_path / "run1.log", "w")  # noqa: SIM115
-    first = subprocess.Popen(demo_cmd(report), env=env, stdout=log1, stderr=subprocess.STDOUT)
+    first = subprocess.Popen(demo_cmd(report), env=env, stdout=log1, stderr=subprocess.STDOUT,
+                             preexec_fn=_sigint_as_at_a_terminal)
     wait_for_running_job(registry, first, timeout=600)
     children = psutil.Process(first.pid).children(recursive=True)
     assert children, "the demo should have started the tune API and a worker"
