@@ -66,7 +66,8 @@ FULL_STEPS = 40
 FULL_STEPS_FAST = 240
 # The fast plan's 240 steps decay the learning rate to zero; a larger peak rate buys what
 # more steps would (bench/results/physics.md, 240 steps on the bundled set, by phrasing:
-# x4 30%, x8 40%, x12 53%, x20 63%). The fp32 plan's 40 steps keep x4 (not measured).
+# x4 30%, x8 40%, x12 53%, x20 63%). The fp32 plan's 40 steps keep x4: there x20 was no
+# better than x4 (10% against 7% by numbers, one problem of 30).
 LR_MULTIPLIER, LR_MULTIPLIER_FAST = 4.0, 20.0
 FAST_PHYSICS_N = 24  # held-out problems the fast plan's job eval and export check answer
 
