@@ -8,8 +8,9 @@ another, e.g. a demo's ``quanta-data``):
    ``--sft-steps`` steps;
 2. an RFT job through the tune service and a worker, continuing that adapter, on
    ``--problems`` generated problems of the training split (the held-out split is never
-   seen), graded by ``physics_answer`` (``--reward answer``) or by a ``multi`` grader that
-   adds partial credit for the work's similarity to the worked answer (``answer+work``);
+   seen; with ``--hard``, only those the start answers wrong), graded by ``physics_answer``
+   (``--reward answer``) or by a ``multi`` grader that adds partial credit for the work's
+   similarity to the worked answer (``answer+work``);
 3. prints held-out physics accuracy (``--eval-n`` problems, greedy) of the SFT adapter (the
    RFT job's "before") and of SFT + RFT ("after"), the same on the held-out ``--splits``
    (unseen phrasings and families, where an adapter that knows its formulas still has
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo.accuracy import SPLITS, calculator_accuracy
+from demo.accuracy import SPLITS, calculator_accuracy, calculator_solved
 from quanta.config import Settings
 from quanta.data import write_jsonl
 from quanta.domains import physics
@@ -76,10 +77,23 @@ GRADERS = {
 }
 
 
+def missed(registry: Registry, adapter: str, problems: list[physics.PhysicsProblem],
+           max_tokens: int) -> list[physics.PhysicsProblem]:
+    """The training problems the SFT start answers wrong greedily: prompts whose sampled
+    groups mix right and wrong answers, where GRPO's advantage is not zero."""
+    solved = calculator_solved(registry, registry.resolve_adapter(TENANT, adapter), problems,
+                               max_tokens)
+    hard = [p for p, ok in zip(problems, solved, strict=True) if not ok]
+    print(f"RFT prompts: {len(hard)} of {len(problems)} training problems the start misses")
+    return hard
+
+
 def rft(registry: Registry, adapter: str, args: argparse.Namespace, workdir: Path
         ) -> tuple[Any, float]:
-    rows = [physics.problem_to_rft(p) for p in physics.generate_problems(args.problems, RFT_SEED)]
-    data = write_jsonl(rows, workdir / "rft.jsonl")
+    problems = physics.generate_problems(args.problems, RFT_SEED)
+    if args.hard:
+        problems = missed(registry, adapter, problems, args.completion_tokens)
+    data = write_jsonl([physics.problem_to_rft(p) for p in problems], workdir / "rft.jsonl")
     return run_job(registry, TENANT, data, {
         "model": adapter, "suffix": "bench-rft", "seed": 0,
         "method": {"type": "reinforcement", "reinforcement": {
@@ -181,6 +195,8 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=100)
     parser.add_argument("--rft-steps", type=int, default=20)
     parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--hard", action="store_true",
+                        help="train only on the --problems the SFT start answers wrong")
     parser.add_argument("--batch-size", type=int, default=4, help="prompts per RFT step")
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--completion-tokens", type=int, default=112)

@@ -108,6 +108,15 @@ def calculator_accuracy(registry: Registry, adapter: t.Adapter, n: int, max_toke
                         splits: tuple[str, ...] = SPLITS) -> dict[str, float]:
     """The adapter's accuracy on ``n`` problems of each split, answering with calculator
     decoding (the row that matters for an adapter trained with traces), without the others."""
+    problems = {split: held_out_problems(n, split) for split in splits}
+    solved = calculator_solved(registry, adapter, [p for s in splits for p in problems[s]],
+                               max_tokens)
+    return {split: sum(solved[i * n:(i + 1) * n]) / n for i, split in enumerate(splits)}
+
+
+def calculator_solved(registry: Registry, adapter: t.Adapter, problems: list[PhysicsProblem],
+                      max_tokens: int) -> list[bool]:
+    """Whether the adapter's greedy answer, with calculator decoding, solves each problem."""
     from peft import PeftModel
 
     from quanta.generation import greedy_answers
@@ -118,14 +127,9 @@ def calculator_accuracy(registry: Registry, adapter: t.Adapter, n: int, max_toke
     base_dir = model_path(registry, adapter.base_model_id)
     model = PeftModel.from_pretrained(load_base(base_dir, resolve()),
                                       str(registry.materialize(adapter.sha256))).eval()
-    tokenizer = load_tokenizer(base_dir)
-    accuracy = {}
-    for split in splits:
-        problems = held_out_problems(n, split)
-        answers = greedy_answers(model, tokenizer, _chats(problems), max_tokens,
-                                 calculator=True)
-        accuracy[split] = _score(problems, answers) / n
-    return accuracy
+    answers = greedy_answers(model, load_tokenizer(base_dir), _chats(problems), max_tokens,
+                             calculator=True)
+    return [bool(check_answer(p, a)) for p, a in zip(problems, answers, strict=True)]
 
 
 def _export_answers(registry: Registry, adapter: t.Adapter, export: t.Export, base_dir: Path,
