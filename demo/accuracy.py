@@ -53,8 +53,8 @@ def _chats(problems: list[PhysicsProblem]) -> list[list[dict[str, Any]]]:
     return [problem_prompt(p) for p in problems]
 
 
-def _score(problems: list[PhysicsProblem], answers: list[str]) -> int:
-    return sum(bool(check_answer(p, a)) for p, a in zip(problems, answers, strict=True))
+def _solved(problems: list[PhysicsProblem], answers: list[str]) -> list[bool]:
+    return [bool(check_answer(p, a)) for p, a in zip(problems, answers, strict=True)]
 
 
 ALL_EXPORTS = frozenset(f for f in ExportFormat if f != ExportFormat.MERGED)
@@ -82,7 +82,7 @@ def accuracy_by_split(registry: Registry, adapter: t.Adapter, n: int, max_tokens
 
     def record(row: str, texts: list[str]) -> None:
         answers[row] = texts
-        result.correct[row] = {split: _score(problems[split], texts[i * n:(i + 1) * n])
+        result.correct[row] = {split: sum(_solved(problems[split], texts[i * n:(i + 1) * n]))
                                for i, split in enumerate(SPLITS)}
 
     model = load_base(base_dir, resolve())
@@ -129,7 +129,7 @@ def calculator_solved(registry: Registry, adapter: t.Adapter, problems: list[Phy
                                       str(registry.materialize(adapter.sha256))).eval()
     answers = greedy_answers(model, load_tokenizer(base_dir), _chats(problems), max_tokens,
                              calculator=True)
-    return [bool(check_answer(p, a)) for p, a in zip(problems, answers, strict=True)]
+    return _solved(problems, answers)
 
 
 def _export_answers(registry: Registry, adapter: t.Adapter, export: t.Export, base_dir: Path,
