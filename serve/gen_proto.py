@@ -1,18 +1,24 @@
 """Generate ``serve/grpc_gen/`` from ``proto/quanta/v1/*.proto`` (``python -m serve.gen_proto``).
 
 The generated modules are committed (so serving needs no protoc) and never edited by
-hand; ``tests/unit/test_serve_proto.py`` regenerates them and fails when they are out
-of date. protoc writes ``quanta/v1/inference_pb2.py``, whose import path would collide
-with the ``quanta`` package, so the files are flattened into ``serve/grpc_gen`` and the
-one cross-module import is rewritten to ``serve.grpc_gen``.
+hand; ``tests/unit/test_serve_proto.py`` regenerates them and fails when what they
+define (:func:`contract`: messages, services, stubs) is out of date. The generator's own
+version strings are not part of that: a patch release of grpcio-tools rewrites them
+without changing a message.
+
+protoc writes ``quanta/v1/inference_pb2.py``, whose import path would collide with the
+``quanta`` package, so the files are flattened into ``serve/grpc_gen`` and the one
+cross-module import is rewritten to ``serve.grpc_gen``.
 """
 
 from __future__ import annotations
 
+import ast
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
@@ -46,6 +52,40 @@ def generate(out: Path = OUT) -> list[Path]:
     written.append(init)
     shutil.rmtree(out / "__pycache__", ignore_errors=True)
     return written
+
+
+# Top-level names in ``*_pb2_grpc.py`` that only carry the generator's version check.
+_VERSION_NAMES = frozenset({"GRPC_GENERATED_VERSION", "GRPC_VERSION", "_version_not_supported"})
+
+
+def contract(path: Path) -> Any:
+    """What a generated file defines, without the versions of the tools that wrote it.
+
+    ``*_pb2.py``: the serialized ``FileDescriptorProto`` (every message, field and
+    service); ``*_pb2_grpc.py``: its syntax tree less the version check; ``*.pyi`` and
+    the rest: their syntax tree (formatting aside).
+    """
+    tree = ast.parse(path.read_text())
+    if path.name.endswith("_pb2.py"):
+        from google.protobuf import descriptor_pb2
+
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "AddSerializedFile"):
+                serialized = ast.literal_eval(node.args[0])
+                return descriptor_pb2.FileDescriptorProto.FromString(serialized)
+        raise ValueError(f"{path} serializes no file descriptor")
+    if path.name.endswith("_pb2_grpc.py"):
+        tree.body = [node for node in tree.body if not _is_version_check(node)]
+    return ast.dump(tree)
+
+
+def _is_version_check(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id in _VERSION_NAMES for t in node.targets)
+    if isinstance(node, ast.Try | ast.If):
+        return any(isinstance(n, ast.Name) and n.id in _VERSION_NAMES for n in ast.walk(node))
+    return False
 
 
 if __name__ == "__main__":
