@@ -26,6 +26,7 @@ from quanta.config import get_settings
 from quanta.precision import detect
 from quanta.registry import NotFoundError, Registry
 from quanta.types import ComputeDtype, ExportFormat, is_gguf_format
+from serve.engines import register_engine
 from serve.engines.base import ServeOptions
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ def build_app(registry: Registry, options: ServeOptions, base_model_id: str):
     return app
 
 
+@register_engine("llama-cpp")
 class LlamaCppEngine:
     name = "llama-cpp"
 

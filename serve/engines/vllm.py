@@ -23,6 +23,7 @@ from quanta.models import ensure_model
 from quanta.precision import resolve
 from quanta.registry import Registry
 from quanta.types import ComputeDtype
+from serve.engines import register_engine
 from serve.engines.base import ServeOptions
 from serve.residency import SOCKET_ENV, socket_path
 
@@ -60,6 +61,7 @@ def vllm_argv(options: ServeOptions, model_dir: str, dtype: ComputeDtype) -> lis
     return argv + list(options.extra_args)
 
 
+@register_engine("vllm")
 class VLLMEngine:
     name = "vllm"
 

@@ -3,7 +3,9 @@
 One module per grader type behind ``tune.graders.base.Grader``: ``string_check``,
 ``text_similarity``, ``python`` (sandboxed in ``sandbox``), ``score_model``, ``multi`` and
 Quanta's ``physics_answer``. ``config`` holds the wire shapes; :func:`build_grader` turns
-a validated config into a grader; :func:`run_grader` answers ``/graders/run``.
+a validated config into the grader its module registered for that type
+(``@register_grader``; another package adds one through the ``quanta.graders``
+entry-point group, ``quanta.plugins``); :func:`run_grader` answers ``/graders/run``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from quanta.config import Settings, get_settings
+from quanta.plugins import Plugins
 from quanta.types import GraderType
-from tune.graders.base import Grade, Grader
+from tune.graders.base import Grade, Grader, GraderClass
 from tune.graders.config import GraderConfig, leaf_configs
 from tune.graders.templates import check_template, sample_from_text
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(GraderConfig)
+
+GRADERS: Plugins[GraderClass] = Plugins("grader type", __name__, "quanta.graders")
+register_grader = GRADERS.register
 
 
 def parse_grader(data: Any) -> Any:
@@ -52,37 +58,8 @@ def score_models_of(config: Any) -> list[str]:
 
 
 def build_grader(config: Any, settings: Settings | None = None) -> Grader:
-    """The grader a validated config describes."""
-    settings = settings or get_settings()
-    kind = GraderType(config.type)
-    if kind is GraderType.STRING_CHECK:
-        from tune.graders.string_check import StringCheckGrader
-
-        return StringCheckGrader(config)
-    if kind is GraderType.TEXT_SIMILARITY:
-        from tune.graders.text_similarity import TextSimilarityGrader
-
-        return TextSimilarityGrader(config)
-    if kind is GraderType.PHYSICS_ANSWER:
-        from tune.graders.physics_answer import PhysicsAnswerGrader
-
-        return PhysicsAnswerGrader(config)
-    if kind is GraderType.PYTHON:
-        from tune.graders.python import PythonGrader
-        from tune.graders.sandbox import Limits
-
-        limits = Limits(wall_seconds=settings.grader_timeout,
-                        cpu_seconds=settings.grader_cpu_seconds,
-                        memory_bytes=settings.grader_memory_mb * 1024 * 1024)
-        return PythonGrader(config, limits, settings.grader_python)
-    if kind is GraderType.SCORE_MODEL:
-        from tune.graders.score_model import ScoreModelGrader
-
-        return ScoreModelGrader(config, settings.grader_model_url, settings.grader_api_key)
-    from tune.graders.multi import MultiGrader
-
-    return MultiGrader(config.name, config.calculate_output,
-                       {key: build_grader(sub, settings) for key, sub in config.named().items()})
+    """The grader a validated config describes (registered for its ``type``)."""
+    return GRADERS.get(config.type).from_config(config, settings or get_settings())
 
 
 def run_grader(config: Any, model_sample: str, item: dict[str, Any] | None,
@@ -108,5 +85,5 @@ def run_grader(config: Any, model_sample: str, item: dict[str, Any] | None,
     }
 
 
-__all__ = ["Grade", "Grader", "build_grader", "check_templates", "parse_grader",
-           "run_grader", "sample_from_text", "score_models_of"]
+__all__ = ["GRADERS", "Grade", "Grader", "build_grader", "check_templates", "parse_grader",
+           "register_grader", "run_grader", "sample_from_text", "score_models_of"]

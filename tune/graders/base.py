@@ -8,7 +8,10 @@ with the matching OpenAI error flag set, so one bad sample costs one reward, not
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+if TYPE_CHECKING:
+    from quanta.config import Settings
 
 # OpenAI's ``metadata.errors`` of a grader run: every flag is present in a response.
 ERROR_FLAGS = ("formula_parse_error", "sample_parse_error", "truncated_observation_error",
@@ -67,6 +70,11 @@ class ComparisonGrader:
     def __init__(self, config: Any) -> None:
         self.config, self.name, self.type = config, config.name, str(config.type)
 
+    @classmethod
+    def from_config(cls, config: Any, settings: Settings) -> Self:
+        """A comparison needs nothing beyond its config."""
+        return cls(config)
+
     def compare(self, given: str, reference: str) -> float:
         raise NotImplementedError
 
@@ -88,4 +96,12 @@ class Grader(Protocol):
     type: str
 
     def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> Grade:
+        ...
+
+
+class GraderClass(Protocol):
+    """What ``tune.graders.register_grader`` files under a grader type: builds the grader
+    from its validated config and the settings it may need (sandbox limits, model URL)."""
+
+    def from_config(self, config: Any, settings: Settings) -> Grader:
         ...

@@ -11,17 +11,28 @@ reference has, scores 0; without it the bare number is compared in the reference
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quanta.domains.physics.answers import extract_final_answer, values_match
+from quanta.types import GraderType
+from tune.graders import register_grader
 from tune.graders.base import Grade
 from tune.graders.config import PhysicsAnswerConfig
 from tune.graders.templates import TemplateError, render
 
+if TYPE_CHECKING:
+    from quanta.config import Settings
 
+
+@register_grader(GraderType.PHYSICS_ANSWER)
 class PhysicsAnswerGrader:
     def __init__(self, config: PhysicsAnswerConfig) -> None:
         self.config, self.name, self.type = config, config.name, str(config.type)
+
+    @classmethod
+    def from_config(cls, config: PhysicsAnswerConfig, settings: Settings) -> PhysicsAnswerGrader:
+        """Unit-aware comparison needs nothing beyond its config."""
+        return cls(config)
 
     def _reference(self, item: dict[str, Any], sample: dict[str, Any]) -> tuple[float, str]:
         text = render(self.config.reference, item, sample)

@@ -9,17 +9,31 @@ crash, a string) scores 0 with ``python_grader_runtime_error`` and the reason.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from quanta.types import GraderType
+from tune.graders import register_grader
 from tune.graders.base import Grade
 from tune.graders.config import PythonConfig
 from tune.graders.sandbox import Limits, SandboxUnavailable, run_python_grader
 
+if TYPE_CHECKING:
+    from quanta.config import Settings
 
+
+@register_grader(GraderType.PYTHON)
 class PythonGrader:
     def __init__(self, config: PythonConfig, limits: Limits, python: Any = None) -> None:
         self.config, self.name, self.type = config, config.name, str(config.type)
         self.limits, self.python = limits, python
+
+    @classmethod
+    def from_config(cls, config: PythonConfig, settings: Settings) -> PythonGrader:
+        """The sandbox's limits and interpreter are the operator's settings, not the tenant's."""
+        limits = Limits(wall_seconds=settings.grader_timeout,
+                        cpu_seconds=settings.grader_cpu_seconds,
+                        memory_bytes=settings.grader_memory_mb * 1024 * 1024)
+        return cls(config, limits, settings.grader_python)
 
     def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> Grade:
         try:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from quanta.types import GraderType
+from tune.graders import register_grader
 from tune.graders.base import Grade
 from tune.graders.config import ScoreModelConfig
 from tune.graders.templates import TemplateError, render
+
+if TYPE_CHECKING:
+    from quanta.config import Settings
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -34,11 +39,17 @@ def read_score(text: str) -> float | None:
     return float(match.group(0)) if match else None
 
 
+@register_grader(GraderType.SCORE_MODEL)
 class ScoreModelGrader:
     def __init__(self, config: ScoreModelConfig, base_url: str, api_key: str | None,
                  timeout: float = 120.0) -> None:
         self.config, self.name, self.type = config, config.name, str(config.type)
         self.base_url, self.api_key, self.timeout = base_url.rstrip("/"), api_key, timeout
+
+    @classmethod
+    def from_config(cls, config: ScoreModelConfig, settings: Settings) -> ScoreModelGrader:
+        """The grading model's server and key are the operator's settings."""
+        return cls(config, settings.grader_model_url, settings.grader_api_key)
 
     def _request(self, item: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
         params = self.config.sampling_params

@@ -6,10 +6,13 @@ case, as OpenAI documents them.
 
 from __future__ import annotations
 
+from quanta.types import GraderType
+from tune.graders import register_grader
 from tune.graders.base import ComparisonGrader
 from tune.graders.config import StringCheckConfig
 
 
+@register_grader(GraderType.STRING_CHECK)
 class StringCheckGrader(ComparisonGrader):
     config: StringCheckConfig
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from quanta.types import GraderType
+from tune.graders import register_grader
 from tune.graders.base import ComparisonGrader
 from tune.graders.config import TextSimilarityConfig
 
@@ -39,6 +41,7 @@ def similarity(metric: str, text: str, reference: str) -> float:
     return float(_rouge_scorer(kind).score(reference, text)[kind].fmeasure)
 
 
+@register_grader(GraderType.TEXT_SIMILARITY)
 class TextSimilarityGrader(ComparisonGrader):
     config: TextSimilarityConfig
 

@@ -1,33 +1,28 @@
 """Training methods behind one interface (``tune.methods.base.TrainingMethod``).
 
 ``sft`` (supervised, assistant-only loss), ``dpo`` (preference pairs) and ``rft``
-(reinforcement with a grader as reward, trl's GRPO), like peft's one
-module per backend behind one interface; a new method is a sibling module plus a line
-in :func:`get_method`.
+(reinforcement with a grader as reward, trl's GRPO), like peft's one module per backend
+behind one interface. Each module registers its method (``@register_method``), so a new
+method is one sibling module; another package adds one through the
+``quanta.training_methods`` entry-point group (``quanta.plugins``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from quanta.plugins import Plugins
 from quanta.types import DatasetFormat, MethodType
 from tune.methods.base import TrainingMethod
 
+TRAINING_METHODS: Plugins[Callable[[], TrainingMethod]] = Plugins(
+    "training method", __name__, "quanta.training_methods")
+register_method = TRAINING_METHODS.register
+
 
 def get_method(type: MethodType | str) -> TrainingMethod:
-    """The method called ``type`` (imported lazily: each pulls trl)."""
-    kind = MethodType(type)
-    if kind is MethodType.SUPERVISED:
-        from tune.methods.sft import SupervisedMethod
-
-        return SupervisedMethod()
-    if kind is MethodType.DPO:
-        from tune.methods.dpo import DpoMethod
-
-        return DpoMethod()
-    if kind is MethodType.REINFORCEMENT:
-        from tune.methods.rft import ReinforcementMethod
-
-        return ReinforcementMethod()
-    raise ValueError(f"no training method for {kind!r}")
+    """The method called ``type`` (its module imports trl only when it trains)."""
+    return TRAINING_METHODS.get(type)()
 
 
 def method_formats(type: MethodType | str) -> tuple[DatasetFormat, ...]:
@@ -35,4 +30,5 @@ def method_formats(type: MethodType | str) -> tuple[DatasetFormat, ...]:
     return get_method(type).formats
 
 
-__all__ = ["TrainingMethod", "get_method", "method_formats"]
+__all__ = ["TRAINING_METHODS", "TrainingMethod", "get_method", "method_formats",
+           "register_method"]

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from quanta.data import DatasetError
 from quanta.types import DatasetFormat, MethodType
+from tune.methods import register_method
 
 if TYPE_CHECKING:
     from tune.spec import TrainingPlan
     from tune.trainer import TrainHooks
 
 
+@register_method(MethodType.DPO)
 class DpoMethod:
     type = MethodType.DPO
     formats = (DatasetFormat.PREFERENCE,)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from quanta.calculator import MAX_CALLS
 from quanta.data import DatasetError
 from quanta.types import DatasetFormat, GraderType, MethodType
+from tune.methods import register_method
 
 if TYPE_CHECKING:
     from tune.graders import Grader
@@ -138,6 +139,7 @@ def _eval_callback(grader: Grader, items: list[dict[str, Any]], tokenizer: Any,
     return GraderEval()
 
 
+@register_method(MethodType.REINFORCEMENT)
 class ReinforcementMethod:
     type = MethodType.REINFORCEMENT
     formats = (DatasetFormat.REINFORCEMENT,)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from quanta.data import DatasetError
 from quanta.types import DatasetFormat, MethodType
 from tune.dataset import IGNORE_INDEX, tokenize_examples
+from tune.methods import register_method
 
 if TYPE_CHECKING:
     from tune.spec import TrainingPlan
@@ -93,6 +94,7 @@ def _trainer_class() -> type:
     return QuantaSFTTrainer
 
 
+@register_method(MethodType.SUPERVISED)
 class SupervisedMethod:
     type = MethodType.SUPERVISED
     # camel-ai physics and Alpaca records are normalised to chat on reading.
