@@ -4,7 +4,7 @@
                            [--export-kills 4] [--no-disk-full] [--seed 0]
 
 Each kill is one run followed by the registry, job and cache checks described in
-``quanta.testing.faults`` (the CI-sized version is tests/hardening/test_faults.py). The
+``tests.support.faults`` (the CI-sized version is tests/hardening/test_faults.py). The
 disk-full runs (an upload and a model import on a 64 MB tmpfs home) need a machine that
 lets this process mount one; they are skipped elsewhere.
 Prints one line per run and the tallies (kills, survived, artifacts lost, half-written).
@@ -22,7 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from quanta.testing.faults import (
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
+
+from tests.support.faults import (
     Tally,
     run_api_kills,
     run_disk_full,
@@ -30,7 +34,7 @@ from quanta.testing.faults import (
     run_serve_kills,
     run_worker_kills,
 )
-from quanta.testing.fixtures import base_model_dir, bench_model_home
+from tests.support.fixtures import base_model_dir, bench_model_home
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,15 +6,20 @@
 The tune API runs in-process (its own temporary registry); serve is fuzzed only when a
 running server's URL and key are given (``bench/load_serve.py --fuzz`` starts one and
 passes them). Prints requests sent, responses by status class, 5xx seen and the
-schemathesis failures by check (``quanta.testing.fuzz``).
+schemathesis failures by check (``tests.support.fuzz``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from quanta.testing.fuzz import TUNE_CHECKS, UPSTREAM_5XX_OPS, fuzz_serve, fuzz_tune
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
+
+from tests.support.fuzz import TUNE_CHECKS, UPSTREAM_5XX_OPS, fuzz_serve, fuzz_tune
 
 
 def main(argv: list[str] | None = None) -> int:

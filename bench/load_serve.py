@@ -9,8 +9,8 @@ asyncio tasks sharing one httpx client; each loops, for ``--duration`` seconds, 
 chat completions on the base model and its tenant's adapters (clients are spread evenly
 over tenants, so the per-tenant concurrency cap is ``clients / tenants``). Prints
 requests, errors by kind (any non-200 is an error), throughput, p50/p99 latency and the
-peak RSS of the server's process tree (``quanta.testing.load``). ``--fuzz`` also runs
-schemathesis against the same server (``quanta.testing.fuzz``).
+peak RSS of the server's process tree (``tests.support.load``). ``--fuzz`` also runs
+schemathesis against the same server (``tests.support.fuzz``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,14 @@ from pathlib import Path
 
 import httpx
 
-from quanta.testing.fixtures import base_model_dir, bench_model_home, tenants_with_adapters
-from quanta.testing.fuzz import UPSTREAM_5XX_OPS, fuzz_serve
-from quanta.testing.load import run_load
-from quanta.testing.servers import start_serve
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
+
+from tests.support.fixtures import base_model_dir, bench_model_home, tenants_with_adapters
+from tests.support.fuzz import UPSTREAM_5XX_OPS, fuzz_serve
+from tests.support.load import run_load
+from tests.support.servers import start_serve
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -28,9 +33,9 @@ def setup(home: Path, with_gptq: bool) -> str:
     from quanta.config import Settings
     from quanta.models import DEFAULT_MODEL_ID, ensure_model, model_path
     from quanta.registry import Registry
-    from quanta.testing.fixtures import make_adapter
     from quanta.types import ExportFormat
     from quantize import export
+    from tests.support.fixtures import make_adapter
 
     registry = Registry.open(Settings(home=home))
     ensure_model(registry)

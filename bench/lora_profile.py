@@ -21,11 +21,16 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -61,7 +66,7 @@ def adapters(home: Path) -> list[Any]:
     from quanta.config import Settings
     from quanta.models import ensure_model, model_path
     from quanta.registry import Registry
-    from quanta.testing.fixtures import make_adapter
+    from tests.support.fixtures import make_adapter
 
     registry = Registry.open(Settings(home=home))
     ensure_model(registry)
@@ -109,7 +114,7 @@ def run(ops: str, base_dir: Path, loras: list[Any], max_tokens: int) -> dict[str
     from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
 
     from quanta.precision import resolve
-    from quanta.testing.fixtures import offline_llm
+    from tests.support.fixtures import offline_llm
 
     if ops == "quanta":
         from serve import lora_ops

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,12 @@ from pathlib import Path
 from demo.accuracy import BASE, CALCULATOR, SPLITS, accuracy_by_split
 from quanta.config import Settings
 from quanta.registry import Registry
-from quanta.testing.fixtures import calculating_adapter
+
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
+
+from tests.support.fixtures import calculating_adapter
 
 
 def main() -> None:

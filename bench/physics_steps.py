@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,12 @@ from quanta.data import write_jsonl
 from quanta.domains import physics
 from quanta.models import DEFAULT_MODEL_ID, model_path
 from quanta.registry import Registry
-from quanta.testing.fixtures import bench_model_home, run_job
+
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
+
+from tests.support.fixtures import bench_model_home, run_job
 
 TENANT = "local"
 TRAIN_SEED = 11  # generate_problems seed: not the bundled set's, not the RFT bench's

@@ -39,6 +39,10 @@ from quanta.precision import resolve
 from quanta.registry import Registry
 from quanta.types import ComputeDtype
 
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
+
 DTYPES = (ComputeDtype.FLOAT32, ComputeDtype.BFLOAT16)
 EVAL_BATCH = 8
 
@@ -100,8 +104,8 @@ def eval_tokens_per_s(base_dir: Path, dtype: ComputeDtype, new_tokens: int) -> d
 
 def vllm_tokens_per_s(home: Path, dtype: ComputeDtype, max_tokens: int,
                       startup_timeout: float) -> dict[str, Any]:
-    from quanta.testing.load import throughput
-    from quanta.testing.servers import start_serve
+    from tests.support.load import throughput
+    from tests.support.servers import start_serve
 
     started = time.perf_counter()
     server = start_serve(home, "--dtype", str(dtype), grpc=False, anonymous=True,

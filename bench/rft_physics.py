@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,8 +37,13 @@ from quanta.data import write_jsonl
 from quanta.domains import physics
 from quanta.models import DEFAULT_MODEL_ID
 from quanta.registry import Registry
-from quanta.testing.fixtures import offline_llm, run_job
 from quanta.types import EventType
+
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
+
+from tests.support.fixtures import offline_llm, run_job
 
 TENANT = "local"
 RFT_SEED = 7  # generate_problems seed for the RFT prompts (training split, not the demo's)
@@ -215,7 +221,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from quanta.models import model_path
-    from quanta.testing.fixtures import bench_model_home
+    from tests.support.fixtures import bench_model_home
 
     home = args.model_home or bench_model_home()
     registry = Registry.open(Settings(home=home))

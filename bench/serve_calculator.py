@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from typing import Any
 from quanta.config import Settings
 from quanta.domains.physics import held_out_problems, problem_prompt
 from quanta.registry import Registry
+
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
 
 
 def ask(client: Any, model: str, messages: list[dict], calculator: bool, max_tokens: int
@@ -58,8 +63,8 @@ def main() -> None:
 
     from quanta.calculator import calculations
     from quanta.tenancy import create_key
-    from quanta.testing.fixtures import calculating_adapter
-    from quanta.testing.servers import start_serve
+    from tests.support.fixtures import calculating_adapter
+    from tests.support.servers import start_serve
 
     registry = Registry.open(Settings(home=args.model_home))
     tenant = registry.settings.default_tenant

@@ -34,9 +34,14 @@ from quanta.models import DEFAULT_MODEL_ID, ensure_model, model_path
 from quanta.processes import free_port, start_process, stop_process, wait_healthy
 from quanta.registry import ConflictError, Registry
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import make_adapter
-from quanta.testing.load import CONCURRENCY, measure, one_request, percentile
-from quanta.testing.servers import start_serve
+
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
+
+from tests.support.fixtures import make_adapter
+from tests.support.load import CONCURRENCY, measure, one_request, percentile
+from tests.support.servers import start_serve
 
 N_ADAPTERS = 8
 N_COLD = 8

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,10 @@ from quanta.registry import Registry
 from quanta.types import EventType
 from tune.service import TuneService
 from tune.worker import Worker
+
+REPO = str(Path(__file__).resolve().parents[1])
+if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root
+    sys.path.insert(0, REPO)
 
 TENANT = "local"
 
@@ -75,7 +80,7 @@ def main() -> None:
                         help="auto (quanta.precision's choice), float32, bfloat16")
     args = parser.parse_args()
 
-    from quanta.testing.fixtures import base_model_dir, bench_model_home, seeded_registry
+    from tests.support.fixtures import base_model_dir, bench_model_home, seeded_registry
 
     base = base_model_dir(bench_model_home())
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,10 +1,10 @@
-"""The few ASGI pieces Quanta's serve layers share: types, a body replay, JSON replies,
-and reading server-sent events back out of an app's response."""
+"""The few ASGI pieces Quanta's serve layers share: types, a body replay, JSON replies.
+Server-sent events, read and written, are ``serve.sse``'s."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -48,23 +48,3 @@ async def send_json(send: Send, status: int, payload: Any,
                             (b"content-length", str(len(body)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
-
-def sse_event(payload: Any) -> bytes:
-    return b"data: " + (payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                        ) + b"\n\n"
-
-
-async def sse_payloads(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict]:
-    """The JSON payloads of server-sent events (``data: {...}``), up to ``[DONE]``."""
-    pending = b""
-    async for chunk in chunks:
-        pending += chunk
-        *events, pending = pending.split(b"\n\n")
-        for event in events:
-            for line in event.splitlines():
-                if not line.startswith(b"data: "):
-                    continue
-                data = line[len(b"data: "):].strip()
-                if data == b"[DONE]":
-                    return
-                yield json.loads(data)

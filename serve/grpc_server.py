@@ -12,7 +12,6 @@ Health (``grpc.health.v1``) and reflection are the standard services.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -33,6 +32,7 @@ from serve.errors import HTTPError, grpc_code
 from serve.grpc_gen import inference_pb2 as pb
 from serve.grpc_gen import inference_pb2_grpc as pb_grpc
 from serve.limits import TenantLimiter, TenantLimits
+from serve.sse import sse_payloads
 
 logger = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
@@ -106,7 +106,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
                     yield chunk
                 return
             events = await self._run(request, call.resolved, stream=True)
-            async for payload in _sse_payloads(events):
+            async for payload in sse_payloads(events):
                 if "error" in payload:
                     raise _Failed.from_event(payload)
                 call.usage = payload.get("usage") or call.usage
@@ -176,7 +176,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
             fields = {"model": call.resolved.engine_name, "max_tokens": limit,
                       "stop": list(stop), **sampling}
             events = await self._run_completion(text, fields)
-            async for delta in completion_deltas(_sse_payloads(events), _Failed.from_event):
+            async for delta in completion_deltas(sse_payloads(events), _Failed.from_event):
                 yield delta
 
         async for delta in calculator_decode(prompt, segment, max_tokens=max_tokens,
@@ -315,18 +315,6 @@ def _validation_message(exc: Any) -> str:
 def _usage_fields(usage: dict) -> dict[str, int]:
     return {k: int(usage.get(k) or 0)
             for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-
-
-async def _sse_payloads(events: AsyncIterator[str]) -> AsyncIterator[dict]:
-    """The JSON payloads of vLLM's server-sent events (``data: {...}``), up to ``[DONE]``."""
-    async for event in events:
-        for line in event.splitlines():
-            if not line.startswith("data: "):
-                continue
-            data = line[len("data: "):].strip()
-            if data == "[DONE]":
-                return
-            yield json.loads(data)
 
 
 async def start_grpc_server(state: Any, access: ModelAccess, sync: AdapterSync, host: str,

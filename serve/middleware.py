@@ -46,6 +46,7 @@ from serve.errors import (
 )
 from serve.limits import TenantLimiter, TenantLimits
 from serve.openai_shapes import check_request, conform
+from serve.sse import EventSplitter, event_json, with_data
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,7 @@ class _ResponseRecorder:
         self.streaming = False
         self._start: Message | None = None  # a 200 JSON response's, until its body is whole
         self._json_parts: list[bytes] = []
-        self._pending = b""
+        self._events = EventSplitter()
         self.usage: dict | None = None
         self.started = time.perf_counter()
 
@@ -329,40 +330,34 @@ class _ResponseRecorder:
 
     def _filter_events(self, chunk: bytes, more: bool | None) -> bytes:
         """Each complete SSE event in OpenAI's shape, noting usage; the usage-only event
-        is dropped if the client did not ask for it."""
-        data = self._pending + chunk
-        events = data.split(b"\n\n")
-        self._pending = events.pop() if more else b""
-        out = []
-        for event in events:
-            payload = _event_payload(event)
-            if payload is not None:
-                usage = payload.get("usage")
-                if usage:
-                    self.usage = usage
-                if usage and not payload.get("choices") and self.drop_usage_chunk:
-                    continue
-                event = b"data: " + json.dumps(_conform_event(payload)).encode()
-            out.append(event + b"\n\n")
-        if not more and self._pending:
-            out.append(self._pending)
+        is dropped if the client did not ask for it. A partial event waits for the next
+        chunk; what is left unterminated at the end goes out as it came."""
+        out = [self._rewrite_event(event) for event in self._events.feed(chunk)]
+        if not more:
+            out.append(self._events.rest())
         return b"".join(out)
+
+    def _rewrite_event(self, event: bytes) -> bytes:
+        """One event as the client gets it (``b""``: dropped): its JSON object conformed,
+        its other fields kept; events that carry none (``[DONE]``, comments, malformed
+        data) pass as they came."""
+        try:
+            payload = event_json(event)
+        except ValueError:
+            payload = None
+        if payload is None:
+            return event + b"\n\n"
+        usage = payload.get("usage")
+        if usage:
+            self.usage = usage
+        if usage and not payload.get("choices") and self.drop_usage_chunk:
+            return b""
+        return with_data(event, json.dumps(_conform_event(payload)).encode())
 
     def finish(self) -> None:
         metrics.record_request(self.tenant, self.model, self.status)
         if self.status == 200:
             metrics.record_usage(self.tenant, self.model, self.usage)
-
-
-def _event_payload(event: bytes) -> dict[str, Any] | None:
-    """The JSON object an SSE ``data:`` event carries, if it carries one."""
-    if not event.startswith(b"data: {"):
-        return None
-    try:
-        payload = json.loads(event[6:])
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return payload if isinstance(payload, dict) else None
 
 
 def _conform_event(payload: dict[str, Any]) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def base_model_dir(model_registry: Registry) -> Path:
 def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real MLflow tracking server on 127.0.0.1 (SQLite backend), once per session."""
     pytest.importorskip("mlflow")
-    from quanta.testing.trackers import mlflow_server
+    from tests.support.trackers import mlflow_server
 
     with mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
         yield url

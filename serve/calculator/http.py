@@ -28,10 +28,11 @@ from quanta.calculator import (
     completion_deltas,
 )
 from serve.access import ResolvedModel
-from serve.asgi import ASGIApp, Message, Receive, Scope, Send, replay, sse_event, sse_payloads
+from serve.asgi import ASGIApp, Message, Receive, Scope, Send, replay
 from serve.asgi import with_body as scope_with_body
 from serve.calculator.prompts import ChatPrompts
 from serve.errors import HTTPBadRequest
+from serve.sse import DONE, sse_event, sse_payloads
 
 EXTENSION = "quanta"
 CHAT_PATH = "/v1/chat/completions"
@@ -340,5 +341,5 @@ async def _stream(deltas: AsyncIterator[Delta], shape: _Shape, send: Send,
         except ValueError:
             error = {"error": {"message": exc.body.decode(errors="replace"), "code": exc.status}}
         await event(error)
-    await send({"type": "http.response.body", "body": sse_event(b"[DONE]"),
+    await send({"type": "http.response.body", "body": sse_event(DONE),
                 "more_body": False})

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.tenancy import create_key
-from quanta.testing.fixtures import arithmetic_chat, fake_base_models
-from quanta.testing.openai_schema import OpenAISchemas
+from tests.support.fixtures import arithmetic_chat, fake_base_models
+from tests.support.openai_schema import OpenAISchemas
 from tune.api import create_app
 
 conforms = OpenAISchemas("openai-fine-tuning.json", Path(__file__).parent).conforms
@@ -136,7 +136,7 @@ def test_uploads_routes_conform(api: Any) -> None:
 
 def test_permission_routes_conform(api: Any, tmp_path: Path) -> None:
     from quanta.tenancy import create_tenant
-    from quanta.testing.fixtures import fake_adapter_dir
+    from tests.support.fixtures import fake_adapter_dir
 
     registry = api.app.state.registry
     create_tenant(registry, "globex")

@@ -19,8 +19,8 @@ from crd_schemas import CRD_SCHEMAS
 
 from quanta.data import write_jsonl
 from quanta.registry import Registry
-from quanta.testing.fixtures import arithmetic_chat, seeded_registry, tiny_job
 from quanta.types import JobStatus
+from tests.support.fixtures import arithmetic_chat, seeded_registry, tiny_job
 from tune import queue
 from tune.distributed.kubernetes import (
     GROUP,

@@ -29,8 +29,8 @@ from quanta.models import DEFAULT_MODEL_ID, bundled_gguf_path
 from quanta.processes import free_port
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import arithmetic_chat, make_adapter, seeded_registry
-from quanta.testing.servers import serve_api, start_serve
+from tests.support.fixtures import arithmetic_chat, make_adapter, seeded_registry
+from tests.support.servers import serve_api, start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 playwright_api = pytest.importorskip("playwright.sync_api")

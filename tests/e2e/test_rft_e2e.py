@@ -16,8 +16,8 @@ from quanta.config import Settings
 from quanta.data import write_jsonl
 from quanta.domains import physics
 from quanta.tenancy import create_key
-from quanta.testing.fixtures import seeded_registry
-from quanta.testing.servers import serve_api
+from tests.support.fixtures import seeded_registry
+from tests.support.servers import serve_api
 from tune.api import create_app
 from tune.worker import Worker
 

@@ -10,9 +10,9 @@ import pytest
 from quanta.config import Settings
 from quanta.data import write_jsonl
 from quanta.tenancy import create_key
-from quanta.testing.fixtures import arithmetic_chat, seeded_registry
-from quanta.testing.servers import serve_api
-from quanta.testing.trackers import offline_runs
+from tests.support.fixtures import arithmetic_chat, seeded_registry
+from tests.support.servers import serve_api
+from tests.support.trackers import offline_runs
 from tune.api import create_app
 from tune.worker import Worker
 

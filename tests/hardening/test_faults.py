@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from quanta.testing import faults
+from tests.support import faults
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from quanta.config import Settings
 from quanta.registry import NotFoundError, Registry
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import fake_base_models
+from tests.support.fixtures import fake_base_models
 from tune.api import create_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

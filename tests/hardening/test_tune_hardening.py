@@ -59,7 +59,7 @@ def _stored(registry: Registry) -> tuple[int, int, list[str], list[str]]:
 
 @pytest.mark.timeout(300)
 def test_schemathesis_finds_no_5xx_and_no_schema_violation() -> None:
-    from quanta.testing.fuzz import fuzz_tune
+    from tests.support.fuzz import fuzz_tune
 
     result = fuzz_tune(max_examples=10, max_time=40)
     print(result.line())

@@ -64,7 +64,7 @@ def test_keys_are_printed_once_and_listed_by_prefix(tmp_path: Path) -> None:
 
 
 def test_adapters_pin_and_unpin(tmp_path: Path) -> None:
-    from quanta.testing.fixtures import fake_adapter_dir, fake_base_models
+    from tests.support.fixtures import fake_adapter_dir, fake_base_models
 
     home = tmp_path / "home"
     registry = Registry.open(Settings(home=home))

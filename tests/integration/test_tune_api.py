@@ -18,7 +18,7 @@ from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.registry import tables as t
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import arithmetic_chat, preference_pairs
+from tests.support.fixtures import arithmetic_chat, preference_pairs
 from tune.api import create_app
 
 MODEL = "smollm2-135m-instruct"
@@ -426,7 +426,7 @@ def test_graders_validate_and_run(env: dict[str, Any]) -> None:
 def test_models_routes_are_one_tenants_view(env: dict[str, Any], tmp_path: Path) -> None:
     """OpenAI's /v1/models (list, retrieve, delete a fine-tuned model) and the console's
     /v1/quanta extensions: the caller's models only; another tenant's answer 404."""
-    from quanta.testing.fixtures import fake_adapter_dir
+    from tests.support.fixtures import fake_adapter_dir
 
     registry, c = env["registry"], env["client"]
     mine, theirs = _h(env["key"]), _h(env["other"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from quanta.data import write_jsonl
-from quanta.testing.fixtures import arithmetic_chat, seeded_registry
+from tests.support.fixtures import arithmetic_chat, seeded_registry
 
 pytestmark = pytest.mark.slow
 

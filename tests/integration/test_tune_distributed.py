@@ -22,7 +22,7 @@ import pytest
 
 from quanta.data import write_jsonl
 from quanta.registry import Registry
-from quanta.testing.fixtures import arithmetic_chat, seeded_registry, tiny_job
+from tests.support.fixtures import arithmetic_chat, seeded_registry, tiny_job
 from tune.service import TuneService
 from tune.worker import Worker
 

@@ -11,7 +11,7 @@ from quanta.config import Settings
 from quanta.data import write_jsonl
 from quanta.registry import Registry
 from quanta.registry import tables as t
-from quanta.testing.fixtures import arithmetic_chat
+from tests.support.fixtures import arithmetic_chat
 from tune import queue
 from tune.service import TuneService
 

@@ -18,7 +18,7 @@ from openai.types.fine_tuning.checkpoints import (
 from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import arithmetic_chat, fake_adapter_dir, fake_base_models
+from tests.support.fixtures import arithmetic_chat, fake_adapter_dir, fake_base_models
 
 MODEL = "smollm2-135m-instruct"
 

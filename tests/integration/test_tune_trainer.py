@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from quanta.data import write_jsonl
 from quanta.registry import tables as t
-from quanta.testing.fixtures import arithmetic_chat, preference_pairs, seeded_registry
+from tests.support.fixtures import arithmetic_chat, preference_pairs, seeded_registry
 from tune.service import TuneService
 from tune.worker import Worker
 
@@ -110,7 +110,7 @@ from pathlib import Path
 
 from quanta.precision import resolve as resolve_precision
 from tune.spec import JobRequest, resolve
-from quanta.testing.fixtures import arithmetic_chat
+from tests.support.fixtures import arithmetic_chat
 from tune.trainer import train
 
 request = JobRequest(model="m", training_file="f", seed=0, method={

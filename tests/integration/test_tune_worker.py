@@ -17,7 +17,7 @@ from quanta.data import write_jsonl
 from quanta.processes import free_port
 from quanta.registry import Registry
 from quanta.registry import tables as t
-from quanta.testing.fixtures import arithmetic_chat, seeded_registry, tiny_job
+from tests.support.fixtures import arithmetic_chat, seeded_registry, tiny_job
 from tune.service import TuneService
 from tune.worker import Worker
 

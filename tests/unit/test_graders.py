@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from quanta.data import validate_bytes
-from quanta.testing.servers import serve_api
+from tests.support.servers import serve_api
 from tune.graders import parse_grader, run_grader, sample_from_text
 from tune.graders.formula import FormulaError, evaluate_formula
 from tune.graders.templates import TemplateError, render

@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import fake_adapter_dir, fake_base_models
 from serve.access import ModelAccess
 from serve.middleware import TenancyMiddleware
+from tests.support.fixtures import fake_adapter_dir, fake_base_models
 
 BASE = "tiny-base"
 

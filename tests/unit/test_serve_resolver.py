@@ -16,7 +16,6 @@ from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolverRegistry
 
 from quanta.registry import ConflictError, NotFoundError, Registry
-from quanta.testing.fixtures import fake_adapter_dir, fake_base_models
 from serve import lora_resolver
 from serve.adapter_cache import AdapterCache
 from serve.adapter_sync import AdapterSync, instrument_loads
@@ -28,6 +27,7 @@ from serve.residency import (
     listen,
     socket_path,
 )
+from tests.support.fixtures import fake_adapter_dir, fake_base_models
 
 BASE = "tiny-base"
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-CONTRACT_DIR = Path(__file__).resolve().parents[2] / "tests" / "contract"
+CONTRACT_DIR = Path(__file__).resolve().parents[1] / "contract"
 
 
 class OpenAISchemas:

@@ -39,8 +39,8 @@ from quanta.models import DEFAULT_MODEL_ID
 from quanta.processes import free_port, quanta_command, start_process, stop_process, wait_healthy
 from quanta.registry import Registry
 from quanta.registry import tables as t
-from quanta.testing.servers import quanta_env, start_serve
 from quanta.types import TERMINAL_STATUSES, ArtifactKind, FilePurpose, JobStatus
+from tests.support.servers import quanta_env, start_serve
 
 
 @dataclass
@@ -204,7 +204,7 @@ def run_api_kills(n: int, rng: random.Random, tally: Tally, home: Path) -> None:
 def worker_setup(home: Path, base_model_dir: Path, n_jobs: int, max_steps: int = 6,
                  checkpoint_every: int = 2) -> tuple[Registry, list[str]]:
     from quanta.data import write_jsonl
-    from quanta.testing.fixtures import arithmetic_chat, seeded_registry, tiny_job
+    from tests.support.fixtures import arithmetic_chat, seeded_registry, tiny_job
     from tune.service import TuneService
 
     registry = seeded_registry(home, base_model_dir)
@@ -326,7 +326,7 @@ def cache_problems(registry: Registry) -> list[str]:
 def run_serve_kills(n: int, rng: random.Random, tally: Tally, home: Path,
                     base_model_dir: Path) -> None:
     """Kill ``quanta serve`` during start-up or while it loads adapters; restart at the end."""
-    from quanta.testing.fixtures import tenants_with_adapters
+    from tests.support.fixtures import tenants_with_adapters
 
     fixture = tenants_with_adapters(home, base_model_dir, ["s0", "s1"], per_tenant=3)
     registry = fixture.registry
@@ -399,8 +399,8 @@ def run_export_kills(n: int, rng: random.Random, tally: Tally, home: Path,
     """Kill ``quanta export`` (base model -> f16 GGUF) while it converts and measures; no
     staging directory may outlive the next verify, and no half export may be registered."""
     from quanta.registry.registry import STAGING_DIR
-    from quanta.testing.fixtures import seeded_registry
     from quanta.types import ExportFormat
+    from tests.support.fixtures import seeded_registry
 
     registry = seeded_registry(home, base_model_dir)
     staging = home / STAGING_DIR

@@ -109,7 +109,7 @@ def fuzz_tune(max_examples: int, max_time: float, checks: str = TUNE_CHECKS) -> 
     from quanta.config import Settings
     from quanta.registry import Registry
     from quanta.tenancy import create_key, create_tenant
-    from quanta.testing.servers import serve_api
+    from tests.support.servers import serve_api
     from tune.api import create_app
 
     home = Path(tempfile.mkdtemp(prefix="quanta-fuzz-tune-"))

@@ -2,20 +2,23 @@
 
 ``throughput`` is what the serving benchmarks measure (output tokens/s of concurrent
 streamed completions, after a warm-up round); ``run_load`` keeps N clients busy for a
-fixed time over chosen tenants' models and counts every non-200 as an error.
+fixed time over chosen tenants' models and counts every non-200 as an error. Every
+latency percentile here is ``percentile``'s (numpy's default, linear interpolation).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
+import math
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
+from httpx_sse import EventSource
 
 from quanta.models import DEFAULT_MODEL_ID
 
@@ -34,10 +37,10 @@ async def one_request(client: httpx.AsyncClient, url: str, headers: dict, model:
     async with client.stream("POST", f"{url}/v1/completions", json=body,
                              headers=headers) as response:
         response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: {"):
-                continue
-            payload = json.loads(line[6:])
+        async for event in EventSource(response).aiter_sse():
+            if not event.data.startswith("{"):
+                continue  # [DONE]: read on to the body's end, so the connection is reused
+            payload = event.json()
             if ttft is None and any(c.get("text") for c in payload.get("choices") or []):
                 ttft = time.perf_counter() - started
             if payload.get("usage"):
@@ -55,11 +58,22 @@ class Throughput:
         return percentile(self.ttfts, q) * 1000
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile by nearest rank."""
-    values = sorted(values)
-    k = max(0, min(len(values) - 1, round(q / 100 * (len(values) - 1))))
-    return values[k]
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (``q`` from 0 to 100) of ``values``; NaN if there are none.
+
+    The one convention of Quanta's benchmarks and tests: linear interpolation between the
+    closest ranks, numpy's default (``numpy.percentile(values, q)``, Hyndman and Fan's
+    type 7, ``statistics.quantiles(method="inclusive")``): the value at fractional index
+    ``q / 100 * (n - 1)`` of the sorted values, so p0 is the minimum, p100 the maximum
+    and p50 the median.
+    """
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    position = min(max(q, 0.0), 100.0) / 100 * (len(ordered) - 1)
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
 async def measure(url: str, headers: dict, models: list[str], max_tokens: int,
@@ -139,11 +153,9 @@ class LoadResult:
     def requests(self) -> int:
         return len(self.latencies) + sum(self.errors.values())
 
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    def latency_s(self, q: float) -> float:
+        """The q-th percentile (0 to 100) latency of the successful requests, in seconds."""
+        return percentile(self.latencies, q)
 
     def summary(self) -> dict:
         return {
@@ -153,8 +165,8 @@ class LoadResult:
                                                     if str(k).startswith("5")),
             "throughput_rps": round(len(self.latencies) / self.duration, 2),
             "output_tokens_per_s": round(self.completion_tokens / self.duration, 1),
-            "latency_p50_s": round(self.percentile(0.50), 3),
-            "latency_p99_s": round(self.percentile(0.99), 3),
+            "latency_p50_s": round(self.latency_s(50), 3),
+            "latency_p99_s": round(self.latency_s(99), 3),
             "latency_mean_s": round(statistics.fmean(self.latencies), 3)
             if self.latencies else None,
             "server_rss_idle_mib": round(self.idle_rss / 2**20),
