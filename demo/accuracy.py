@@ -22,8 +22,7 @@ from quanta.domains.physics import (
     held_out_problems,
     problem_prompt,
 )
-from quanta.registry import Registry
-from quanta.registry import tables as t
+from quanta.registry import AdapterRecord, ExportRecord, Registry
 from quanta.types import ArtifactKind, ExportFormat, is_gguf_format
 
 SPLITS = tuple(str(split) for split in HeldOutSplit)
@@ -60,7 +59,7 @@ def _solved(problems: list[PhysicsProblem], answers: list[str]) -> list[bool]:
 ALL_EXPORTS = frozenset(f for f in ExportFormat if f != ExportFormat.MERGED)
 
 
-def accuracy_by_split(registry: Registry, adapter: t.Adapter, n: int, max_tokens: int,
+def accuracy_by_split(registry: Registry, adapter: AdapterRecord, n: int, max_tokens: int,
                       workdir: Path, samples: int = 3,
                       formats: frozenset[ExportFormat] = ALL_EXPORTS) -> SplitAccuracy:
     """Every row on ``n`` problems of each split: base, adapter without and with the
@@ -104,7 +103,7 @@ def accuracy_by_split(registry: Registry, adapter: t.Adapter, n: int, max_tokens
     return result
 
 
-def calculator_accuracy(registry: Registry, adapter: t.Adapter, n: int, max_tokens: int,
+def calculator_accuracy(registry: Registry, adapter: AdapterRecord, n: int, max_tokens: int,
                         splits: tuple[str, ...] = SPLITS) -> dict[str, float]:
     """The adapter's accuracy on ``n`` problems of each split, answering with calculator
     decoding (the row that matters for an adapter trained with traces), without the others."""
@@ -114,7 +113,7 @@ def calculator_accuracy(registry: Registry, adapter: t.Adapter, n: int, max_toke
     return {split: sum(solved[i * n:(i + 1) * n]) / n for i, split in enumerate(splits)}
 
 
-def calculator_solved(registry: Registry, adapter: t.Adapter, problems: list[PhysicsProblem],
+def calculator_solved(registry: Registry, adapter: AdapterRecord, problems: list[PhysicsProblem],
                       max_tokens: int) -> list[bool]:
     """Whether the adapter's greedy answer, with calculator decoding, solves each problem."""
     from peft import PeftModel
@@ -132,7 +131,8 @@ def calculator_solved(registry: Registry, adapter: t.Adapter, problems: list[Phy
     return _solved(problems, answers)
 
 
-def _export_answers(registry: Registry, adapter: t.Adapter, export: t.Export, base_dir: Path,
+def _export_answers(registry: Registry, adapter: AdapterRecord, export: ExportRecord,
+                    base_dir: Path,
                     problems: list[PhysicsProblem], max_tokens: int, workdir: Path
                     ) -> list[str]:
     from quantize.accuracy import export_answers

@@ -29,8 +29,7 @@ from quanta.domains.physics import (
 from quanta.models import DEFAULT_MODEL_ID, ensure_model
 from quanta.precision import Precision
 from quanta.processes import ServiceLedger, free_port, quanta_command, service
-from quanta.registry import Registry
-from quanta.registry import tables as t
+from quanta.registry import AdapterRecord, JobRecord, Registry
 from quanta.types import TERMINAL_STATUSES, EventType, ExportFormat, FilePurpose, JobStatus
 
 DEMO_SUFFIX = "physics"
@@ -128,7 +127,7 @@ class Demo:
         self.console = console
         self.results = DemoResults(base_model=DEFAULT_MODEL_ID, quick=plan.name == "quick")
         self.tenant = registry.settings.default_tenant
-        self.adapter: t.Adapter | None = None
+        self.adapter: AdapterRecord | None = None
         self.started = time.time()
         # Services a killed earlier run left (its parent died before stopping them).
         self.ledger = ServiceLedger(workdir / "services.json")
@@ -169,7 +168,7 @@ class Demo:
 
     # -- 2-4. tune, with evaluation before and after ----------------------------------------
 
-    def _latest_job(self, *statuses: JobStatus) -> t.Job | None:
+    def _latest_job(self, *statuses: JobStatus) -> JobRecord | None:
         """The newest job of this run's kind that trained what this run would train: same
         request and same bundled data (``run_fingerprint``), so a changed plan or dataset
         trains afresh instead of reusing a stale adapter."""

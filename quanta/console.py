@@ -6,6 +6,7 @@ The core CLI (``quanta.cli``) and each service's commands (``tune.cli``, ``quant
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import Any
@@ -49,6 +50,6 @@ def print_json(value: Any) -> None:
     console.print_json(json.dumps(value, default=str))
 
 
-def row_dict(row: Any) -> dict[str, Any]:
-    """A registry row's columns as a dict (for ``show`` commands)."""
-    return {c.key: getattr(row, c.key) for c in row.__mapper__.column_attrs}
+def row_dict(record: Any) -> dict[str, Any]:
+    """A registry record's fields as a dict (for ``show`` commands)."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}

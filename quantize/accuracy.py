@@ -19,13 +19,13 @@ from typing import Any
 
 from quanta.calculator import Delta, calculator_decode
 from quanta.domains.physics import PhysicsProblem
-from quanta.registry import tables as t
+from quanta.registry import AdapterRecord
 from quanta.types import ExportFormat
 
 DEGRADED_POINTS = 5.0  # percentage points of held-out accuracy
 
 
-def reference_accuracy(adapter: t.Adapter | None, n: int | None = None
+def reference_accuracy(adapter: AdapterRecord | None, n: int | None = None
                        ) -> dict[str, Any] | None:
     """The adapter's own held-out physics result (its after-training evaluation), on its
     first ``n`` problems when it recorded each problem's result (else on all of them)."""

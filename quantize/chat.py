@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quanta.registry import CorruptBlobError, NotFoundError, Registry
-from quanta.registry.tables import Export
+from quanta.registry import CorruptBlobError, ExportRecord, NotFoundError, Registry
 from quanta.types import ArtifactKind, ExportFormat
 from quantize.errors import ExportInputError, UnsupportedFormatError
 from quantize.exporters import GGUF_FORMATS, resolve_target
@@ -44,14 +43,14 @@ class LocalModel:
     lora_path: Path | None = None
 
 
-def _blob(registry: Registry, row: Export) -> Path:
+def _blob(registry: Registry, row: ExportRecord) -> Path:
     try:
         return registry.blob_path(row.sha256, ".gguf")
     except (NotFoundError, CorruptBlobError) as exc:
         raise ExportInputError(f"export {row.id} is missing or corrupt: {exc}") from exc
 
 
-def find_gguf_export(registry: Registry, model: str, tenant_id: str | None = None) -> Export:
+def find_gguf_export(registry: Registry, model: str, tenant_id: str | None = None) -> ExportRecord:
     """The GGUF export row ``model`` (``name[@format]``) refers to."""
     name, _, wanted = model.partition("@")
     target = resolve_target(registry, name, tenant_id)
@@ -81,7 +80,7 @@ def resolve_local_model(registry: Registry, model: str, tenant_id: str | None = 
     return LocalModel(name, format, _blob(registry, base), _blob(registry, row))
 
 
-def _lora_base(registry: Registry, lora: Export) -> Export:
+def _lora_base(registry: Registry, lora: ExportRecord) -> ExportRecord:
     base_id = (lora.metrics or {}).get("base_export_id")
     try:
         if base_id:
@@ -110,7 +109,7 @@ def stream_chat(llm: Any, messages: list[dict[str, str]], *, max_tokens: int = 2
             yield piece
 
 
-def write_ollama(registry: Registry, row: Export, out_dir: Path) -> Path:
+def write_ollama(registry: Registry, row: ExportRecord, out_dir: Path) -> Path:
     """Copy the export's GGUF(s) into ``out_dir`` beside a Modelfile; returns the Modelfile.
 
     ``ollama create NAME -f out_dir/Modelfile`` then imports it (FROM the model GGUF,

@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from quanta.console import fmt_bytes
-from quanta.registry import Registry
-from quanta.registry.tables import Export
+from quanta.registry import ExportRecord, Registry
 from quanta.types import ExportFormat
 
 console = Console()
@@ -24,7 +23,7 @@ def _registry() -> Registry:
     return Registry.open()
 
 
-def quality_table(registry: Registry, rows: list[Export], title: str = "exports") -> Table:
+def quality_table(registry: Registry, rows: list[ExportRecord], title: str = "exports") -> Table:
     """Size, perplexity (export vs. its unquantized reference, same engine) and held-out
     physics accuracy (export vs. its adapter) per export; degraded exports say so."""
     from quantize.exporters import export_name
@@ -63,7 +62,7 @@ def export_command(
                                                 "Modelfile into this directory")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant owning the adapter")] = None,
 ) -> None:
-    """Export a model, measure its perplexity against the unquantized model, register it."""
+    """ExportRecord a model, measure its perplexity against the unquantized model, register it."""
     from quantize.chat import write_ollama
     from quantize.exporters import GGUF_FORMATS, check_format, export, resolve_target
 

@@ -1,4 +1,4 @@
-"""One exporter signature for every format: ``export(registry, model, format) -> Export``.
+"""One exporter signature for every format: ``export(registry, model, format) -> ExportRecord``.
 
 ``model`` is an adapter (id, ``ft:`` name or alias, owned by the tenant) or a base model
 id. Each format is built by its backend module (``merge``, ``gguf``, ``gptq``), measured
@@ -19,8 +19,7 @@ from typing import Any
 from quanta.data import read_examples
 from quanta.domains import physics
 from quanta.precision import resolve
-from quanta.registry import CorruptBlobError, NotFoundError, Registry
-from quanta.registry.tables import Adapter, Export
+from quanta.registry import AdapterRecord, CorruptBlobError, ExportRecord, NotFoundError, Registry
 from quanta.types import ArtifactKind, ExportFormat
 from quantize import gguf, gptq, merge
 from quantize.accuracy import export_accuracy, reference_accuracy
@@ -43,7 +42,7 @@ class Target:
     """What is being exported: a base model alone, or an adapter on its base model."""
 
     base_model_id: str
-    adapter: Adapter | None
+    adapter: AdapterRecord | None
     tenant_id: str | None
 
     @property
@@ -109,7 +108,7 @@ class _Inputs:
         assert self.target.adapter is not None
         return self._tree(self.target.adapter.sha256, f"adapter {self.target.name}")
 
-    def existing(self, format: ExportFormat, base_only: bool = False) -> Export | None:
+    def existing(self, format: ExportFormat, base_only: bool = False) -> ExportRecord | None:
         return self.registry.find_export(base_model_id=self.target.base_model_id, format=format,
                                          adapter_id=None if base_only else self.target.adapter_id)
 
@@ -261,7 +260,7 @@ def _accuracy(inputs: _Inputs, format: ExportFormat, path: Path, extra: dict[str
 
 
 def export(registry: Registry, model: str, format: ExportFormat | str, *,
-           tenant_id: str | None = None, accuracy_n: int | None = None) -> Export:
+           tenant_id: str | None = None, accuracy_n: int | None = None) -> ExportRecord:
     """Build, measure and register one export of ``model`` (adapter or base model id).
     ``accuracy_n``: held-out problems the accuracy is measured on (default: all the
     adapter's evaluation used; fewer is faster, compared on the same problems)."""
@@ -284,7 +283,7 @@ def export(registry: Registry, model: str, format: ExportFormat | str, *,
                                    tenant_id=target.tenant_id, metrics=metrics)
 
 
-def export_name(registry: Registry, row: Export) -> str:
+def export_name(registry: Registry, row: ExportRecord) -> str:
     """``<adapter name or base id>@<format>``: how users address an export."""
     if row.adapter_id is None:
         return f"{row.base_model_id}@{row.format}"

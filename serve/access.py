@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from quanta.calculator import calculator_flag
-from quanta.registry import CorruptBlobError, NotFoundError, Registry
-from quanta.registry import tables as t
+from quanta.registry import AdapterRecord, CorruptBlobError, NotFoundError, Registry
 from quanta.tenancy import (
     AuthError,
     Principal,
@@ -36,7 +35,7 @@ class ResolvedModel:
     """A model name as the engine must see it (base name or globally unique ``ft:`` name)."""
 
     engine_name: str
-    adapter: t.Adapter | None = None
+    adapter: AdapterRecord | None = None
 
     @property
     def is_base(self) -> bool:
@@ -53,7 +52,7 @@ class ModelAccess:
 
     def __init__(self, registry: Registry, base_model_id: str, served_name: str,
                  available: Callable[[], set[str]] | None = None,
-                 verify: Callable[[t.Adapter], object] | None = None,
+                 verify: Callable[[AdapterRecord], object] | None = None,
                  max_lora_rank: int | None = None) -> None:
         """``available``: for engines with a fixed model list (llama.cpp), the adapter
         names they can serve; None means any adapter of the base (vLLM loads on demand).
@@ -111,7 +110,7 @@ class ModelAccess:
                     "served. An operator should run `quanta registry verify`.") from None
         return ResolvedModel(adapter.name, adapter)
 
-    def card(self, principal: Principal, model: str) -> t.Adapter | None:
+    def card(self, principal: Principal, model: str) -> AdapterRecord | None:
         """What ``GET /v1/models/{model}`` describes: None for the base model, else an adapter
         the caller may use and this server can serve; ModelNotFoundError for anything else
         (no integrity check: a card reads no weights)."""
@@ -122,7 +121,7 @@ class ModelAccess:
             raise ModelNotFoundError(model, self.served_name)
         return adapter
 
-    def adapters(self, principal: Principal) -> list[t.Adapter]:
+    def adapters(self, principal: Principal) -> list[AdapterRecord]:
         """The caller's adapters that this server can serve (same base model), checkpoint
         models and adapters shared with the caller included."""
         names = self.available() if self.available is not None else None
@@ -131,7 +130,7 @@ class ModelAccess:
         return [a for a in usable if a.base_model_id == self.base_model_id
                 and (names is None or a.name in names) and self._too_large_rank(a) is None]
 
-    def _too_large_rank(self, adapter: t.Adapter) -> int | None:
+    def _too_large_rank(self, adapter: AdapterRecord) -> int | None:
         """The adapter's LoRA rank when it is above what this server loads, else None."""
         rank = (adapter.config.get("lora") or {}).get("r")
         too_large = (self.max_lora_rank is not None and isinstance(rank, int)

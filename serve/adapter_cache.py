@@ -16,9 +16,7 @@ import threading
 from pathlib import Path
 
 from quanta.config import get_settings
-from quanta.registry import Registry
-from quanta.registry import tables as t
-from quanta.registry.store import sha256_file
+from quanta.registry import AdapterRecord, Registry, sha256_file
 from serve import metrics
 
 
@@ -31,14 +29,14 @@ class AdapterCache:
         self._lock = threading.Lock()
         self._sha_locks: dict[str, threading.Lock] = {}
 
-    def lookup(self, name: str) -> t.Adapter | None:
+    def lookup(self, name: str) -> AdapterRecord | None:
         return self.registry.find_adapter(name)
 
     def existing(self, names: list[str]) -> set[str]:
         """Which of these ``ft:`` names still exist in the registry (one query)."""
         return self.registry.existing_adapter_names(names)
 
-    def materialize(self, adapter: t.Adapter, reverify: bool = False) -> Path:
+    def materialize(self, adapter: AdapterRecord, reverify: bool = False) -> Path:
         """A verified local peft directory for the adapter; counts cache hits and misses.
 
         Raises CorruptBlobError when neither the cached copy nor the store holds the

@@ -17,8 +17,6 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from quanta.config import Settings, get_settings
 from quanta.data.reader import loads
 from quanta.registry import Registry
-from quanta.registry.registry import UPLOADS_DIR
-from quanta.registry.store import sweep_abandoned
 from quanta.tenancy import Principal, authenticate, bearer_token, check_metrics_token
 from quanta.types import JobStatus
 from tune.errors import HTTPBadRequest, HTTPNotFound, install_handlers
@@ -88,8 +86,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     upload_service = UploadService(registry, service)
     sharing = SharingService(registry)
     models = ModelsService(registry)
-    uploads = registry.settings.resolved_home / UPLOADS_DIR
-    sweep_abandoned(uploads, registry.settings.sweep_grace)  # a killed API's partial uploads
+    uploads = registry.sweep_uploads()  # a killed API's partial uploads
     metrics_registry = _metrics_registry(service)
     app = FastAPI(title="Quanta tune", version="1", docs_url="/docs")
     app.state.service = service

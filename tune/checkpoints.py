@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from quanta.registry import NotFoundError, Registry
-from quanta.registry import tables as t
+from quanta.registry import AdapterRecord, CheckpointRecord, JobRecord, NotFoundError, Registry
 from quanta.types import ArtifactKind
 
 KEEP = 3
@@ -32,11 +31,11 @@ def checkpoint_name(model: str, step: int) -> str:
     return f"{model}:ckpt-step-{step}"
 
 
-def checkpoint_config(config: dict[str, Any], of: t.Adapter, step: int) -> dict[str, Any]:
+def checkpoint_config(config: dict[str, Any], of: AdapterRecord, step: int) -> dict[str, Any]:
     return {**config, "steps": step, "checkpoint": {"of": of.name, "step": step}}
 
 
-def publish_checkpoints(registry: Registry, job: t.Job, adapter: t.Adapter) -> list[str]:
+def publish_checkpoints(registry: Registry, job: JobRecord, adapter: AdapterRecord) -> list[str]:
     """Register the job's last ``KEEP`` checkpoints as adapters, delete the rest; returns
     the checkpoint models' names, newest first."""
     checkpoints = registry.jobs.checkpoints(job.id)  # newest first
@@ -53,8 +52,8 @@ def publish_checkpoints(registry: Registry, job: t.Job, adapter: t.Adapter) -> l
     return names
 
 
-def _publish(registry: Registry, job: t.Job, adapter: t.Adapter, checkpoint: t.Checkpoint,
-             name: str) -> bool:
+def _publish(registry: Registry, job: JobRecord, adapter: AdapterRecord,
+             checkpoint: CheckpointRecord, name: str) -> bool:
     source = registry.materialize(checkpoint.sha256)
     if not (source / ADAPTER_CONFIG).is_file() or not any(
             (source / weights).is_file() for weights in ADAPTER_WEIGHTS):

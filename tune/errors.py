@@ -53,7 +53,7 @@ def install_handlers(app: Any) -> None:
     from starlette.exceptions import HTTPException
 
     from quanta.registry import errors as registry_errors
-    from quanta.registry.store import is_disk_full
+    from quanta.registry import is_disk_full
     from quanta.tenancy import AuthError
 
     def respond(err: HTTPError) -> JSONResponse:

@@ -12,8 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from quanta.registry import NotFoundError, Registry
-from quanta.registry import tables as t
+from quanta.registry import AdapterRecord, BaseModelRecord, ExportRecord, NotFoundError, Registry
 from quanta.types import ArtifactKind, ExportFormat
 from tune.errors import HTTPBadRequest, HTTPNotFound, HTTPTooManyRequests
 from tune.objects import unix
@@ -22,16 +21,16 @@ MAX_EXPORT_ACCURACY_N = 200
 MAX_CONCURRENT_EXPORTS = 1
 
 
-def model_object(row: t.Adapter | t.BaseModelRow) -> dict[str, Any]:
+def model_object(row: AdapterRecord | BaseModelRecord) -> dict[str, Any]:
     """OpenAI's ``model`` object."""
-    if isinstance(row, t.Adapter):
+    if isinstance(row, AdapterRecord):
         return {"id": row.name, "object": "model", "created": unix(row.created_at),
                 "owned_by": row.tenant_id}
     return {"id": row.id, "object": "model", "created": unix(row.created_at),
             "owned_by": row.tenant_id or "quanta"}
 
 
-def export_object(registry: Registry, row: t.Export) -> dict[str, Any]:
+def export_object(registry: Registry, row: ExportRecord) -> dict[str, Any]:
     from quantize.exporters import export_name
 
     return {"id": row.id, "object": "quanta.export", "name": export_name(registry, row),
@@ -45,7 +44,7 @@ class ModelsService:
         # Exports run in this process (minutes of CPU for GPTQ): one at a time.
         self._exporting = threading.BoundedSemaphore(MAX_CONCURRENT_EXPORTS)
 
-    def _adapter(self, tenant_id: str, model: str) -> t.Adapter:
+    def _adapter(self, tenant_id: str, model: str) -> AdapterRecord:
         try:
             return self.registry.resolve_adapter(tenant_id, model)
         except NotFoundError:
@@ -137,12 +136,10 @@ class ModelsService:
         """The counts of the latest ``quanta registry verify`` (run by the operator, from
         cron say; never re-run per request: it re-hashes every tenant's blobs), and the
         storage this tenant's files, models and exports use."""
-        from quanta.registry.housekeeping import last_verify
-
         used = {"files": sum(r.bytes for r in self.registry.list_files(tenant_id)),
                 "models": sum(r.bytes for r in self.registry.list_adapters(
                     tenant_id, checkpoints=True)),
                 "exports": sum(r.bytes for r in self.registry.list_exports(tenant_id)
                                if r.tenant_id == tenant_id)}
-        return {"object": "quanta.registry_health", "verify": last_verify(self.registry),
+        return {"object": "quanta.registry_health", "verify": self.registry.last_verify(),
                 "storage_bytes": {**used, "total": sum(used.values())}}

@@ -17,7 +17,7 @@ from typing import Any
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from quanta.registry.store import owner_tag
+from quanta.registry import owner_tag
 from tune.errors import HTTPBadRequest, HTTPPayloadTooLarge
 
 MAX_FIELD_BYTES = 4096  # one non-file part

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from quanta.registry import tables as t
-from quanta.registry.registry import adapter_name
+from quanta.registry import CheckpointRecord, EventRecord, FileRecord, JobRecord, adapter_name
 from quanta.types import MethodType
 from tune.checkpoints import checkpoint_name
 
@@ -19,14 +18,14 @@ def unix(value: datetime | None) -> int | None:
     return int(value.timestamp())
 
 
-def file_object(row: t.File) -> dict[str, Any]:
+def file_object(row: FileRecord) -> dict[str, Any]:
     """OpenAI's file object; files never expire here, so ``expires_at`` (an integer when
     present) and the deprecated ``status_details`` are left out, as OpenAI leaves them."""
     return {"id": row.id, "object": "file", "bytes": row.bytes, "created_at": unix(row.created_at),
             "filename": row.filename, "purpose": row.purpose, "status": "processed"}
 
 
-def job_object(row: t.Job, estimated_finish: int | None = None) -> dict[str, Any]:
+def job_object(row: JobRecord, estimated_finish: int | None = None) -> dict[str, Any]:
     method = row.method or {}
     kind = str(method.get("type", MethodType.SUPERVISED))
     block = method.get(kind, {})
@@ -61,13 +60,13 @@ def job_object(row: t.Job, estimated_finish: int | None = None) -> dict[str, Any
     }
 
 
-def event_object(row: t.JobEvent) -> dict[str, Any]:
+def event_object(row: EventRecord) -> dict[str, Any]:
     return {"object": "fine_tuning.job.event", "id": row.id, "created_at": unix(row.created_at),
             "level": row.level, "message": row.message, "data": row.data or {},
             "type": row.type}
 
 
-def checkpoint_object(row: t.Checkpoint, job: t.Job) -> dict[str, Any]:
+def checkpoint_object(row: CheckpointRecord, job: JobRecord) -> dict[str, Any]:
     """OpenAI's checkpoint object; its model name is what ``tune.checkpoints`` publishes
     (the job's model name and the step)."""
     model = job.fine_tuned_model or adapter_name(job.model, job.tenant_id, job.suffix, job.id)

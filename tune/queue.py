@@ -1,11 +1,11 @@
 """The job queue: claim, heartbeat, re-queue, checkpoints, finish, over the registry's job rows.
 
-The rows are ``quanta.registry.jobs``'; the rules are here. Claiming is a compare-and-set
-on the row so two workers never run one job: PostgreSQL takes the oldest queued row with
-``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite sets ``status='running'`` only where it is
-still ``queued`` and keeps the job only if that matched. Every later write by a worker is
-guarded by its ``worker_id``, so a worker that lost its job (its heartbeat went stale and
-another worker took over) can no longer touch it.
+The job records and transactions are the registry's; the rules are here. Claiming is a
+compare-and-set on the row so two workers never run one job: PostgreSQL takes the oldest
+queued row with ``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite sets ``status='running'``
+only where it is still ``queued`` and keeps the job only if that matched. Every later
+write by a worker is guarded by its ``worker_id``, so a worker that lost its job (its
+heartbeat went stale and another worker took over) can no longer touch it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from quanta.registry import Registry
-from quanta.registry import tables as t
-from quanta.registry.jobs import JobTransaction, now
+from quanta.registry import CheckpointRecord, JobRecord, JobTransaction, Registry, utcnow
 from quanta.types import TERMINAL_STATUSES, EventLevel, JobStatus
 
 MAX_ATTEMPTS = 3
@@ -27,7 +25,8 @@ CANDIDATES = 20  # queued jobs a SQLite worker tries to claim per poll
 def _start(tx: JobTransaction, job_id: str, worker_id: str) -> None:
     job = tx.get(job_id)
     assert job is not None
-    job.started_at = job.started_at or job.heartbeat_at
+    if job.started_at is None:
+        tx.set(job_id, started_at=job.heartbeat_at)
     tx.add_event(job_id, f"Fine-tuning job started (worker {worker_id})")
 
 
@@ -35,7 +34,7 @@ def claim(registry: Registry, job_id: str, worker_id: str) -> bool:
     """Compare-and-set one queued job to running for ``worker_id``; False if someone else won."""
     with registry.jobs.transaction() as tx:
         if not tx.set_if(job_id, {"status": JobStatus.QUEUED}, status=JobStatus.RUNNING,
-                         worker_id=worker_id, heartbeat_at=now()):
+                         worker_id=worker_id, heartbeat_at=utcnow()):
             return False
         _start(tx, job_id, worker_id)
         return True
@@ -48,7 +47,7 @@ def claim_next(registry: Registry, worker_id: str) -> str | None:
             job = tx.lock_oldest(JobStatus.QUEUED)
             if job is None:
                 return None
-            job.status, job.worker_id, job.heartbeat_at = JobStatus.RUNNING, worker_id, now()
+            tx.set(job.id, status=JobStatus.RUNNING, worker_id=worker_id, heartbeat_at=utcnow())
             _start(tx, job.id, worker_id)
             return job.id
         candidates = tx.oldest_ids(JobStatus.QUEUED, CANDIDATES)
@@ -72,7 +71,7 @@ def heartbeat(registry: Registry, job_id: str, worker_id: str) -> Pulse:
     """Refresh the heartbeat and read the job's cancel and pause requests."""
     with registry.jobs.transaction() as tx:
         if not tx.set_if(job_id, {"worker_id": worker_id, "status": JobStatus.RUNNING},
-                         heartbeat_at=now()):
+                         heartbeat_at=utcnow()):
             return Pulse(owned=False)
         job = tx.get(job_id)
         assert job is not None
@@ -89,7 +88,7 @@ def requeue_stale(registry: Registry, stale_after: float,
     """
     requeued: list[str] = []
     with registry.jobs.transaction() as tx:
-        for job in tx.stale(JobStatus.RUNNING, now() - timedelta(seconds=stale_after)):
+        for job in tx.stale(JobStatus.RUNNING, utcnow() - timedelta(seconds=stale_after)):
             old = job.worker_id
             deaths = 1 + sum(1 for data in tx.event_data(job.id) if data.get("requeued"))
             status = (JobStatus.CANCELLED if job.cancel_requested
@@ -100,7 +99,7 @@ def requeue_stale(registry: Registry, stale_after: float,
                 "message": f"the job's worker died {deaths} times (killed or out of memory)"}
             if not tx.set_if(job.id, {"status": JobStatus.RUNNING, "worker_id": old},
                              status=status, worker_id=None, error=error, pause_requested=False,
-                             finished_at=now() if status.is_terminal else None):
+                             finished_at=utcnow() if status.is_terminal else None):
                 continue
             if status == JobStatus.PAUSED:
                 tx.add_event(job.id, f"Worker {old} stopped responding; the job is paused as "
@@ -120,7 +119,7 @@ def requeue_stale(registry: Registry, stale_after: float,
 
 
 def store_checkpoint(registry: Registry, job_id: str, worker_id: str, step: int,
-                     directory: Path, metrics: dict[str, Any]) -> t.Checkpoint | None:
+                     directory: Path, metrics: dict[str, Any]) -> CheckpointRecord | None:
     """Store a Trainer checkpoint directory as a registry artifact; None if the job was lost."""
     with registry.jobs.transaction() as tx:
         job = tx.get(job_id)
@@ -145,7 +144,7 @@ def finish(registry: Registry, job_id: str, worker_id: str, status: JobStatus, *
         if not tx.set_if(job_id, {"worker_id": worker_id, "status": JobStatus.RUNNING},
                          status=status, error=error, fine_tuned_model=fine_tuned_model,
                          trained_tokens=trained_tokens, result_files=result_files,
-                         pause_requested=False, finished_at=now()):
+                         pause_requested=False, finished_at=utcnow()):
             return False
         default = CLOSING_MESSAGES.get(
             status, f"Fine-tuning job failed: {(error or {}).get('message', '')}")
@@ -164,7 +163,7 @@ def pause(registry: Registry, job_id: str, worker_id: str, step: int | None) -> 
     where = f" at step {step}" if step else " before training"
     with registry.jobs.transaction() as tx:
         if tx.set_if(job_id, {**owned, "cancel_requested": True}, status=JobStatus.CANCELLED,
-                     worker_id=None, pause_requested=False, finished_at=now()):
+                     worker_id=None, pause_requested=False, finished_at=utcnow()):
             tx.add_event(job_id, CLOSING_MESSAGES[JobStatus.CANCELLED])
             return True
         if tx.set_if(job_id, {**owned, "pause_requested": False}, status=JobStatus.QUEUED,
@@ -180,7 +179,7 @@ def pause(registry: Registry, job_id: str, worker_id: str, step: int | None) -> 
     return True
 
 
-def request_pause(registry: Registry, job_id: str) -> t.Job | None:
+def request_pause(registry: Registry, job_id: str) -> JobRecord | None:
     """Pause a job: a queued one at once, a running one at its next step boundary (its
     worker writes a checkpoint first). None if the job is in no state to pause."""
     with registry.jobs.transaction() as tx:
@@ -196,7 +195,7 @@ def request_pause(registry: Registry, job_id: str) -> t.Job | None:
         return None
 
 
-def request_resume(registry: Registry, job_id: str) -> t.Job | None:
+def request_resume(registry: Registry, job_id: str) -> JobRecord | None:
     """Queue a paused job again (any worker resumes it from its last checkpoint), or
     withdraw a pause not yet taken; None if the job is not paused or pausing."""
     with registry.jobs.transaction() as tx:
@@ -211,12 +210,12 @@ def request_resume(registry: Registry, job_id: str) -> t.Job | None:
         return None
 
 
-def request_cancel(registry: Registry, job_id: str) -> t.Job:
+def request_cancel(registry: Registry, job_id: str) -> JobRecord:
     """Cancel a job: queued jobs stop at once, running ones at their worker's next poll."""
     with registry.jobs.transaction() as tx:
         for waiting in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED, JobStatus.PAUSED):
             if tx.set_if(job_id, {"status": waiting}, status=JobStatus.CANCELLED,
-                         cancel_requested=True, finished_at=now()):
+                         cancel_requested=True, finished_at=utcnow()):
                 tx.add_event(job_id, "Fine-tuning job cancelled")
                 break
         else:

@@ -9,14 +9,12 @@ one transaction, so a rejected request leaves nothing behind.
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
+from quanta.registry import AdapterRecord, FileRecord, JobRecord, Registry
 from quanta.registry import NotFoundError as RegistryNotFound
-from quanta.registry import Registry
-from quanta.registry import tables as t
-from quanta.registry.ids import new_id
-from quanta.registry.jobs import now
 from quanta.types import ArtifactKind, FilePurpose, JobStatus, MethodType
 from tune import objects, queue
 from tune.datafiles import validate_upload
@@ -83,7 +81,7 @@ class TuneService:
                                      limit=limit)
         return objects.file_object(row)
 
-    def _file(self, tenant_id: str, file_id: str) -> t.File:
+    def _file(self, tenant_id: str, file_id: str) -> FileRecord:
         try:
             return self.registry.get_file(tenant_id, file_id)
         except RegistryNotFound:
@@ -92,7 +90,7 @@ class TuneService:
     def get_file(self, tenant_id: str, file_id: str) -> dict[str, Any]:
         return objects.file_object(self._file(tenant_id, file_id))
 
-    def file_path(self, tenant_id: str, file_id: str) -> tuple[t.File, Path]:
+    def file_path(self, tenant_id: str, file_id: str) -> tuple[FileRecord, Path]:
         row = self._file(tenant_id, file_id)
         return row, self.registry.blob_path(row.sha256)
 
@@ -124,7 +122,7 @@ class TuneService:
     # -- jobs ------------------------------------------------------------------------------
 
     def _job_file(self, tenant_id: str, file_id: str, param: str,
-                  method_type: MethodType) -> t.File:
+                  method_type: MethodType) -> FileRecord:
         try:
             row = self.registry.get_file(tenant_id, file_id)
         except RegistryNotFound:
@@ -141,7 +139,7 @@ class TuneService:
         return row
 
     def _usable_model(self, tenant_id: str, model: str, *, shared: bool = True
-                      ) -> tuple[str, t.Adapter | None]:
+                      ) -> tuple[str, AdapterRecord | None]:
         """(base model id, adapter or None) for a base model or a fine-tuned model the
         tenant may use (its own, or with ``shared`` one shared with it); RegistryNotFound
         for anything else."""
@@ -220,20 +218,20 @@ class TuneService:
         if plan.grader is not None:
             self.check_grader_models(tenant_id, plan.grader, "method.reinforcement.grader")
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-        job = t.Job(id=new_id("ftjob"), tenant_id=tenant_id, model=base_model,
-                    training_file_id=request.training_file,
-                    validation_file_id=request.validation_file, suffix=request.suffix,
-                    seed=seed, method=plan.stored(), job_metadata=request.metadata,
-                    integrations=[i.model_dump(mode="json")
-                                  for i in request.integrations or []] or None,
-                    status=JobStatus.QUEUED, created_at=now())
         validating = f"Validating training file: {request.training_file}" + (
             f" and validation file: {request.validation_file}" if request.validation_file else "")
-        self.registry.jobs.create(job, ["Created fine-tuning job", validating, *plan.notes(),
-                                        "Files validated, moving job to queued state"])
+        job = self.registry.jobs.create(
+            ["Created fine-tuning job", validating, *plan.notes(),
+             "Files validated, moving job to queued state"],
+            tenant_id=tenant_id, model=base_model, training_file_id=request.training_file,
+            validation_file_id=request.validation_file, suffix=request.suffix, seed=seed,
+            method=plan.stored(), job_metadata=request.metadata,
+            integrations=[i.model_dump(mode="json")
+                          for i in request.integrations or []] or None,
+            status=JobStatus.QUEUED)
         return objects.job_object(job)
 
-    def _job(self, tenant_id: str, job_id: str) -> t.Job:
+    def _job(self, tenant_id: str, job_id: str) -> JobRecord:
         try:
             return self.registry.jobs.owned(tenant_id, job_id)
         except RegistryNotFound as exc:
@@ -297,7 +295,7 @@ class TuneService:
                                 page_limit(limit, 10))
         return objects.page([objects.checkpoint_object(r, job) for r in rows], more)
 
-    def _estimated_finish(self, job: t.Job) -> int | None:
+    def _estimated_finish(self, job: JobRecord) -> int | None:
         """Start time + elapsed / steps done * total steps, from the newest metrics event."""
         if job.status != JobStatus.RUNNING or job.started_at is None:
             return None
@@ -305,7 +303,7 @@ class TuneService:
         if not data or not data.get("total_steps") or not data.get("step"):
             return None
         started = objects.unix(job.started_at) or 0
-        elapsed = max(0, int(now().timestamp()) - started)
+        elapsed = max(0, int(time.time()) - started)
         return started + int(elapsed / data["step"] * data["total_steps"])
 
     # -- graders ---------------------------------------------------------------------------

@@ -15,8 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from quanta.registry import NotFoundError, Registry
-from quanta.registry import tables as t
+from quanta.registry import AdapterRecord, GrantRecord, NotFoundError, Registry
 from tune import objects
 from tune.errors import HTTPBadRequest, HTTPNotFound, invalid_request
 from tune.service import page_after, page_limit
@@ -30,7 +29,7 @@ class CreatePermissions(BaseModel):
     project_ids: list[str] = Field(min_length=1, max_length=100)
 
 
-def permission_object(row: t.AdapterPermission) -> dict[str, Any]:
+def permission_object(row: GrantRecord) -> dict[str, Any]:
     return {"id": row.id, "object": "checkpoint.permission",
             "created_at": objects.unix(row.created_at), "project_id": row.tenant_id}
 
@@ -39,7 +38,7 @@ class SharingService:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def _owned(self, tenant_id: str, model: str) -> t.Adapter:
+    def _owned(self, tenant_id: str, model: str) -> AdapterRecord:
         try:
             return self.registry.resolve_adapter(tenant_id, model)
         except NotFoundError:

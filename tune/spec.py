@@ -216,7 +216,7 @@ class JobRequest(_Strict):
     def _suffix(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        from quanta.registry.ids import check_name
+        from quanta.registry import check_name
 
         try:
             return check_name(v.lower(), "suffix")

@@ -18,9 +18,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from quanta.registry import ConflictError, NotFoundError, Registry
-from quanta.registry import tables as t
-from quanta.registry.jobs import now
+from quanta.registry import (
+    ConflictError,
+    FileRecord,
+    NotFoundError,
+    Registry,
+    UploadPartRecord,
+    UploadRecord,
+    utcnow,
+)
 from quanta.types import ArtifactKind, FilePurpose, UploadStatus
 from tune import objects
 from tune.errors import HTTPBadRequest, HTTPNotFound, invalid_request
@@ -53,7 +59,7 @@ class CompleteUpload(_Strict):
     md5: str | None = None
 
 
-def upload_object(row: t.Upload, file: t.File | None = None) -> dict[str, Any]:
+def upload_object(row: UploadRecord, file: FileRecord | None = None) -> dict[str, Any]:
     body = {"id": row.id, "object": "upload", "bytes": row.bytes,
             "created_at": objects.unix(row.created_at), "filename": row.filename,
             "purpose": row.purpose, "status": row.status,
@@ -63,7 +69,7 @@ def upload_object(row: t.Upload, file: t.File | None = None) -> dict[str, Any]:
     return body
 
 
-def part_object(row: t.UploadPart) -> dict[str, Any]:
+def part_object(row: UploadPartRecord) -> dict[str, Any]:
     return {"id": row.id, "object": "upload.part", "created_at": objects.unix(row.created_at),
             "upload_id": row.upload_id}
 
@@ -80,8 +86,8 @@ class UploadService:
         self.registry, self.files = registry, files
         self.rows = registry.uploads
 
-    def _pending(self, tenant_id: str, upload_id: str) -> t.Upload:
-        self.rows.expire(now())
+    def _pending(self, tenant_id: str, upload_id: str) -> UploadRecord:
+        self.rows.expire(utcnow())
         try:
             row = self.rows.owned(tenant_id, upload_id)
         except NotFoundError:
@@ -97,8 +103,8 @@ class UploadService:
         if request.bytes > most:
             raise HTTPBadRequest(f"bytes: at most {most} bytes can be uploaded in parts",
                                  param="bytes", code="invalid_value")
-        self.rows.expire(now())
-        created = now()
+        self.rows.expire(utcnow())
+        created = utcnow()
         expiry = (timedelta(seconds=request.expires_after.seconds) if request.expires_after
                   else DEFAULT_EXPIRY)
         row = self.rows.create(tenant_id, safe_filename(request.filename),
@@ -116,7 +122,7 @@ class UploadService:
                                  f"bytes; it was created for {row.bytes}", param="data",
                                  code="upload_too_large")
         try:
-            part = self.rows.add_part(upload_id, form.path, now())
+            part = self.rows.add_part(upload_id, form.path, utcnow())
         except ConflictError:
             raise HTTPBadRequest(f"Upload {upload_id} is no longer pending",
                                  param="upload_id", code="upload_not_pending") from None

@@ -29,8 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from quanta.calculator import calculator_flag
 from quanta.data.stats import writes_calculations
-from quanta.registry import NotFoundError, Registry
-from quanta.registry import tables as t
+from quanta.registry import (
+    AdapterRecord,
+    CheckpointRecord,
+    FileRecord,
+    JobRecord,
+    NotFoundError,
+    Registry,
+)
 from quanta.types import (
     EventLevel,
     EventType,
@@ -278,7 +284,7 @@ class Worker:
         with tracked_runs(job, inputs.plan, on_warning, registry.settings) as runs:
             self._train_main(inputs, runs, beat, rank, workdir, on_warning)
 
-    def _inputs(self, job: t.Job) -> JobInputs:
+    def _inputs(self, job: JobRecord) -> JobInputs:
         """Everything an attempt trains from, read from the registry."""
         from quanta.models import model_path
         from quanta.precision import resolve
@@ -404,7 +410,7 @@ class Worker:
         runs.log_summary({"fine_tuned_model": adapter.name})
         self._succeed(job, adapter, result.trained_tokens)
 
-    def _succeed(self, job: t.Job, adapter: t.Adapter, trained_tokens: int | None) -> None:
+    def _succeed(self, job: JobRecord, adapter: AdapterRecord, trained_tokens: int | None) -> None:
         """Mark the job succeeded, after what goes with it: its last checkpoints published
         as models and its results file. The adapter is stored, so neither may fail the job:
         a problem with them is a warning in its events. Both are idempotent, so a worker
@@ -475,22 +481,22 @@ class Worker:
 class JobInputs:
     """What one attempt at a job trains from (read once, on every rank)."""
 
-    job: t.Job
+    job: JobRecord
     plan: TrainingPlan
     base_dir: Path
     train_examples: list[dict[str, Any]]
     valid_examples: list[dict[str, Any]] | None
     precision: Precision
-    start_row: t.Adapter | None  # the adapter the job continues, if any
+    start_row: AdapterRecord | None  # the adapter the job continues, if any
     start_adapter: Path | None  # its weights
     start_calculator: bool  # it writes calculation traces
     calculator: bool  # the trained adapter will
     grader: Any
-    checkpoint: t.Checkpoint | None  # the latest, which the attempt resumes from
+    checkpoint: CheckpointRecord | None  # the latest, which the attempt resumes from
     resume_dir: Path | None
 
 
-def derived_from(start: t.Adapter | None, tenant_id: str) -> dict[str, str] | None:
+def derived_from(start: AdapterRecord | None, tenant_id: str) -> dict[str, str] | None:
     """Where a continued adapter's weights come from, when another tenant owns them: the
     shared model (or what it was itself trained from). Its grant keeps the result usable
     (``Registry.usable_adapter``); it cannot be shared on or exported."""
@@ -513,7 +519,7 @@ def _lora_shape(adapter_dir: Path) -> dict[str, Any]:
             "target_modules": sorted(saved["target_modules"])}
 
 
-def _read(registry: Registry, file_row: t.File) -> list[dict[str, Any]]:
+def _read(registry: Registry, file_row: FileRecord) -> list[dict[str, Any]]:
     from tune.datafiles import read_file
 
     path = registry.blob_path(file_row.sha256, suffix=".jsonl")

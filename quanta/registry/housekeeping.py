@@ -31,6 +31,14 @@ from quanta.registry import tables as t
 from quanta.registry.cache import CACHED_BLOBS, RECORDS, VerifiedCopies
 from quanta.registry.db import lock_blobs
 from quanta.registry.errors import CorruptBlobError, NotFoundError
+from quanta.registry.layout import (
+    LAST_VERIFY,
+    MANIFEST_KIND,
+    MAX_MANIFEST_BYTES,
+    STAGING_DIR,
+    UPLOADS_DIR,
+    record_tree,
+)
 from quanta.registry.store import LocalBlobStore, is_sha256, sha256_file, sweep_abandoned
 
 if TYPE_CHECKING:
@@ -39,7 +47,6 @@ if TYPE_CHECKING:
 # Tables whose rows name a blob (directly, or a tree whose members are referenced too).
 ROOT_TABLES = (t.File, t.BaseModelRow, t.Adapter, t.Export, t.Checkpoint, t.UploadPart)
 TREE_TABLES = (t.BaseModelRow, t.Adapter, t.Export, t.Checkpoint)  # files are never trees
-LAST_VERIFY = "last-verify.json"
 
 
 @dataclass
@@ -131,8 +138,6 @@ def _sweep_temp(registry: Registry) -> int:
 def sweep_staging(registry: Registry) -> int:
     """Remove what dead processes left in ``QUANTA_HOME``: staging directories (``tmp/``),
     partial uploads (``uploads/``) and half-built cache copies."""
-    from quanta.registry.registry import STAGING_DIR, UPLOADS_DIR
-
     grace = registry.settings.sweep_grace
     home = registry.settings.resolved_home
     cache = registry.settings.cache_dir
@@ -260,8 +265,6 @@ def backfill_trees(registry: Registry) -> int:
     Fails closed: a manifest the store holds but cannot hand over now (a permission or
     network error) raises, since GC would not know that tree's members and would collect
     them. A blob the store does not hold is skipped (verify reports it missing)."""
-    from quanta.registry.registry import MANIFEST_KIND, MAX_MANIFEST_BYTES, _record_tree
-
     with registry.session() as s:
         candidates: set[str] = set()
         for table in TREE_TABLES:
@@ -283,7 +286,7 @@ def backfill_trees(registry: Registry) -> int:
                     "readable") from exc
             manifest = _json_manifest(raw, MANIFEST_KIND) if raw else None
             if manifest is not None:
-                _record_tree(s, sha, _members_with_rows(s, manifest))
+                record_tree(s, sha, _members_with_rows(s, manifest))
                 done += 1
     return done
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +22,12 @@ from sqlalchemy.orm import Session
 from quanta.registry import tables as t
 from quanta.registry.errors import NotFoundError
 from quanta.registry.ids import new_id
+from quanta.registry.records import CheckpointRecord, EventRecord, JobRecord
+from quanta.registry.tables import utcnow as now
 from quanta.types import EventLevel, EventType, JobStatus
 
 if TYPE_CHECKING:
     from quanta.registry.registry import Registry
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _event(job_id: str, message: str, level: EventLevel, type: EventType,
@@ -45,8 +43,14 @@ class JobTransaction:
         self._registry = registry
         self.session = session
 
-    def get(self, job_id: str) -> t.Job | None:
-        return self.session.get(t.Job, job_id)
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job as this transaction sees it now (after its own writes)."""
+        self.session.flush()
+        return JobRecord.maybe(self.session.get(t.Job, job_id, populate_existing=True))
+
+    def set(self, job_id: str, **values: Any) -> None:
+        """Update the job's columns unconditionally (the caller holds it: see ``set_if``)."""
+        self.session.execute(update(t.Job).where(t.Job.id == job_id).values(**values))
 
     def set_if(self, job_id: str, expect: dict[str, Any], **values: Any) -> bool:
         """Compare-and-set: update the job only if its columns hold ``expect``."""
@@ -65,19 +69,19 @@ class JobTransaction:
         """Can :meth:`lock_oldest` take a row lock other workers skip (PostgreSQL)?"""
         return self.session.get_bind().dialect.name == "postgresql"
 
-    def lock_oldest(self, status: JobStatus) -> t.Job | None:
+    def lock_oldest(self, status: JobStatus) -> JobRecord | None:
         """The oldest job in ``status``, locked for this transaction; rows other
         transactions hold are skipped (``SELECT ... FOR UPDATE SKIP LOCKED``)."""
-        return self.session.scalar(select(t.Job).where(t.Job.status == status)
-                                   .order_by(t.Job.created_at).limit(1)
-                                   .with_for_update(skip_locked=True))
+        return JobRecord.maybe(self.session.scalar(
+            select(t.Job).where(t.Job.status == status).order_by(t.Job.created_at).limit(1)
+            .with_for_update(skip_locked=True)))
 
     def oldest_ids(self, status: JobStatus, limit: int) -> list[str]:
         return list(self.session.scalars(select(t.Job.id).where(t.Job.status == status)
                                          .order_by(t.Job.created_at).limit(limit)))
 
-    def stale(self, status: JobStatus, heartbeat_before: datetime) -> list[t.Job]:
-        return list(self.session.scalars(select(t.Job).where(
+    def stale(self, status: JobStatus, heartbeat_before: datetime) -> list[JobRecord]:
+        return JobRecord.all(self.session.scalars(select(t.Job).where(
             t.Job.status == status, t.Job.heartbeat_at < heartbeat_before)))
 
     def event_data(self, job_id: str) -> list[dict[str, Any]]:
@@ -85,7 +89,7 @@ class JobTransaction:
         return _event_data(self.session, job_id)
 
     def put_checkpoint(self, job_id: str, step: int, directory: Path,
-                       metrics: dict[str, Any]) -> t.Checkpoint:
+                       metrics: dict[str, Any]) -> CheckpointRecord:
         """Store a checkpoint directory (replacing one at the same step) and its row."""
         tree = self._registry.put_tree(self.session, directory)
         old = self.session.scalar(select(t.Checkpoint).where(t.Checkpoint.job_id == job_id,
@@ -96,7 +100,8 @@ class JobTransaction:
         row = t.Checkpoint(id=new_id("ftckpt"), job_id=job_id, step=step, sha256=tree.sha256,
                            bytes=tree.bytes, metrics=metrics, created_at=now())
         self.session.add(row)
-        return row
+        self.session.flush()
+        return CheckpointRecord.of(row)
 
 
 def _event_data(session: Session, job_id: str) -> list[dict[str, Any]]:
@@ -118,39 +123,45 @@ class JobRows:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def create(self, job: t.Job, messages: Iterable[str]) -> t.Job:
-        """Insert a job and its first events in one transaction."""
+    def create(self, messages: Iterable[str] = (), **columns: Any) -> JobRecord:
+        """Insert a job (a new ``ftjob-`` id and creation time unless given) and its first
+        events in one transaction."""
+        columns.setdefault("id", new_id("ftjob"))
+        columns.setdefault("created_at", now())
+        job = t.Job(**columns)
         with self.transaction() as tx:
             tx.session.add(job)
             tx.session.flush()
             for message in messages:
                 tx.add_event(job.id, message)
-        return job
+            tx.session.flush()
+            return JobRecord.of(job)
 
-    def get(self, job_id: str) -> t.Job | None:
+    def get(self, job_id: str) -> JobRecord | None:
         with self._registry.session() as s:
-            return s.get(t.Job, job_id)
+            return JobRecord.maybe(s.get(t.Job, job_id))
 
-    def owned(self, tenant_id: str, job_id: str) -> t.Job:
+    def owned(self, tenant_id: str, job_id: str) -> JobRecord:
         """The tenant's job; another tenant's raises the same NotFoundError as none."""
         job = self.get(job_id)
         if job is None or job.tenant_id != tenant_id:
             raise NotFoundError(f"No such fine-tuning job: {job_id}")
         return job
 
-    def by_ids(self, job_ids: Iterable[str]) -> dict[str, t.Job]:
+    def by_ids(self, job_ids: Iterable[str]) -> dict[str, JobRecord]:
         with self._registry.session() as s:
-            return {j.id: j for j in s.scalars(select(t.Job).where(t.Job.id.in_(list(job_ids))))}
+            jobs = JobRecord.all(s.scalars(select(t.Job).where(t.Job.id.in_(list(job_ids)))))
+        return {job.id: job for job in jobs}
 
-    def for_tenant(self, tenant_id: str) -> list[t.Job]:
+    def for_tenant(self, tenant_id: str) -> list[JobRecord]:
         """The tenant's jobs, newest first."""
         with self._registry.session() as s:
-            return list(s.scalars(select(t.Job).where(t.Job.tenant_id == tenant_id)
-                                  .order_by(t.Job.created_at.desc(), t.Job.id.desc())))
+            return JobRecord.all(s.scalars(select(t.Job).where(t.Job.tenant_id == tenant_id)
+                                           .order_by(t.Job.created_at.desc(), t.Job.id.desc())))
 
     def latest(self, tenant_id: str, statuses: Iterable[JobStatus],
                suffix: str | None = None,
-               metadata: Mapping[str, str] | None = None) -> t.Job | None:
+               metadata: Mapping[str, str] | None = None) -> JobRecord | None:
         """The tenant's newest job in one of ``statuses`` (with ``suffix`` and every
         ``metadata`` pair, if given)."""
         query = select(t.Job).where(t.Job.tenant_id == tenant_id,
@@ -158,8 +169,8 @@ class JobRows:
         if suffix is not None:
             query = query.where(t.Job.suffix == suffix)
         with self._registry.session() as s:
-            return next((job for job in s.scalars(query.order_by(t.Job.created_at.desc()))
-                         if job.has_metadata(metadata or {})), None)
+            jobs = JobRecord.all(s.scalars(query.order_by(t.Job.created_at.desc())))
+        return next((job for job in jobs if job.has_metadata(metadata or {})), None)
 
     def using_file(self, file_id: str) -> str | None:
         """The id of a job that trains or validates on ``file_id``, if any."""
@@ -187,7 +198,7 @@ class JobRows:
 
     def events(self, job_id: str, *, before: str | None = None, limit: int | None = None,
                type: EventType | None = None, job_ids: Iterable[str] | None = None
-               ) -> list[t.JobEvent]:
+               ) -> list[EventRecord]:
         """Events newest first; ``before``: only those older than that event id (a page
         cursor; an unknown id raises NotFoundError); ``job_ids``: several jobs at once."""
         ids = list(job_ids) if job_ids is not None else [job_id]
@@ -202,7 +213,7 @@ class JobRows:
                     raise NotFoundError(f"No such event: {before}")
                 query = query.where(t.JobEvent.seq < seq)
             query = query.order_by(t.JobEvent.seq.desc())
-            return list(s.scalars(query.limit(limit) if limit is not None else query))
+            return EventRecord.all(s.scalars(query.limit(limit) if limit is not None else query))
 
     def event_data(self, job_id: str) -> list[dict[str, Any]]:
         """The ``data`` of every event of the job that has some, oldest first."""
@@ -215,13 +226,14 @@ class JobRows:
 
     # -- checkpoints -----------------------------------------------------------------------
 
-    def checkpoints(self, job_id: str) -> list[t.Checkpoint]:
+    def checkpoints(self, job_id: str) -> list[CheckpointRecord]:
         """The job's checkpoints, newest step first."""
         with self._registry.session() as s:
-            return list(s.scalars(select(t.Checkpoint).where(t.Checkpoint.job_id == job_id)
-                                  .order_by(t.Checkpoint.step.desc())))
+            return CheckpointRecord.all(s.scalars(
+                select(t.Checkpoint).where(t.Checkpoint.job_id == job_id)
+                .order_by(t.Checkpoint.step.desc())))
 
-    def latest_checkpoint(self, job_id: str) -> t.Checkpoint | None:
+    def latest_checkpoint(self, job_id: str) -> CheckpointRecord | None:
         checkpoints = self.checkpoints(job_id)
         return checkpoints[0] if checkpoints else None
 

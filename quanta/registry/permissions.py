@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from quanta.registry import tables as t
 from quanta.registry.db import insert_for
 from quanta.registry.ids import new_id
+from quanta.registry.records import AdapterRecord, GrantRecord
 
 if TYPE_CHECKING:
     from quanta.registry.registry import Registry
@@ -26,7 +27,7 @@ class PermissionRows:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
 
-    def grant(self, adapter_id: str, tenant_ids: Sequence[str]) -> list[t.AdapterPermission]:
+    def grant(self, adapter_id: str, tenant_ids: Sequence[str]) -> list[GrantRecord]:
         """One permission per tenant (an existing one is kept, not duplicated; two grants
         racing insert it once: ON CONFLICT DO NOTHING)."""
         wanted = list(dict.fromkeys(tenant_ids))
@@ -38,15 +39,15 @@ class PermissionRows:
                     created_at=datetime.now(UTC)).on_conflict_do_nothing(
                     index_elements=["adapter_id", "tenant_id"]))
         with self._registry.session() as s:
-            rows = {p.tenant_id: p for p in s.scalars(select(t.AdapterPermission).where(
-                t.AdapterPermission.adapter_id == adapter_id,
-                t.AdapterPermission.tenant_id.in_(wanted)))}
+            rows = {p.tenant_id: p for p in GrantRecord.all(s.scalars(
+                select(t.AdapterPermission).where(t.AdapterPermission.adapter_id == adapter_id,
+                                                  t.AdapterPermission.tenant_id.in_(wanted))))}
         return [rows[tenant_id] for tenant_id in wanted]
 
-    def of_adapter(self, adapter_id: str) -> list[t.AdapterPermission]:
+    def of_adapter(self, adapter_id: str) -> list[GrantRecord]:
         """The adapter's permissions, newest first."""
         with self._registry.session() as s:
-            return list(s.scalars(select(t.AdapterPermission)
+            return GrantRecord.all(s.scalars(select(t.AdapterPermission)
                                   .where(t.AdapterPermission.adapter_id == adapter_id)
                                   .order_by(t.AdapterPermission.created_at.desc(),
                                             t.AdapterPermission.id.desc())))
@@ -58,10 +59,10 @@ class PermissionRows:
                 t.AdapterPermission.adapter_id == adapter_id))
             return gone.rowcount == 1
 
-    def shared_with(self, tenant_id: str) -> list[t.Adapter]:
+    def shared_with(self, tenant_id: str) -> list[AdapterRecord]:
         """Other tenants' adapters this tenant may use, oldest first."""
         with self._registry.session() as s:
-            return list(s.scalars(select(t.Adapter).join(
+            return AdapterRecord.all(s.scalars(select(t.Adapter).join(
                 t.AdapterPermission, t.AdapterPermission.adapter_id == t.Adapter.id)
                 .where(t.AdapterPermission.tenant_id == tenant_id)
                 .order_by(t.Adapter.created_at)))

@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -44,7 +44,23 @@ from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundErro
 from quanta.registry.housekeeping import VerifyReport
 from quanta.registry.ids import new_id
 from quanta.registry.jobs import JobRows
+from quanta.registry.layout import (
+    MANIFEST_KIND,
+    MAX_MANIFEST_BYTES,
+    STAGING_DIR,
+    UPLOADS_DIR,
+    record_tree,
+)
 from quanta.registry.permissions import PermissionRows
+from quanta.registry.records import (
+    AdapterRecord,
+    BaseModelRecord,
+    CheckpointRecord,
+    ExportRecord,
+    FileRecord,
+    JobRecord,
+    Record,
+)
 from quanta.registry.store import (
     BlobStore,
     LocalBlobStore,
@@ -52,6 +68,7 @@ from quanta.registry.store import (
     open_store,
     owner_tag,
     sha256_file,
+    sweep_abandoned,
 )
 from quanta.registry.tenants import TenantRows
 from quanta.registry.uploads import UploadRows
@@ -59,10 +76,6 @@ from quanta.types import ArtifactKind, ExportFormat, FilePurpose
 
 log = logging.getLogger(__name__)
 
-MANIFEST_KIND = "quanta.tree/v1"
-MAX_MANIFEST_BYTES = 16 << 20
-STAGING_DIR = "tmp"  # under QUANTA_HOME: scratch space of exports and imports
-UPLOADS_DIR = "uploads"  # under QUANTA_HOME: uploads streaming in (the tune API)
 ARTIFACT_TABLES: dict[ArtifactKind, type[t.Base]] = {
     ArtifactKind.FILE: t.File,
     ArtifactKind.BASE_MODEL: t.BaseModelRow,
@@ -70,6 +83,14 @@ ARTIFACT_TABLES: dict[ArtifactKind, type[t.Base]] = {
     ArtifactKind.EXPORT: t.Export,
     ArtifactKind.CHECKPOINT: t.Checkpoint,
     ArtifactKind.JOB: t.Job,
+}
+ARTIFACT_RECORDS: dict[ArtifactKind, type[Record]] = {
+    ArtifactKind.FILE: FileRecord,
+    ArtifactKind.BASE_MODEL: BaseModelRecord,
+    ArtifactKind.ADAPTER: AdapterRecord,
+    ArtifactKind.EXPORT: ExportRecord,
+    ArtifactKind.CHECKPOINT: CheckpointRecord,
+    ArtifactKind.JOB: JobRecord,
 }
 
 
@@ -179,7 +200,7 @@ class Registry:
             raise ValueError(f"{directory} holds no files")
         manifest = json.dumps({"kind": MANIFEST_KIND, "files": files}, sort_keys=True).encode()
         sha, _ = self.put_blob(session, io.BytesIO(manifest))
-        _record_tree(session, sha, files)
+        record_tree(session, sha, files)
         return StoredTree(sha256=sha, bytes=total, files=files)
 
     def read_manifest(self, sha256: str) -> dict[str, dict[str, Any]]:
@@ -276,29 +297,29 @@ class Registry:
 
     def add_file(self, tenant_id: str, filename: str, purpose: FilePurpose,
                  src: BinaryIO | Path, *, format: str | None = None,
-                 records: int | None = None, limit: int | None = None) -> t.File:
+                 records: int | None = None, limit: int | None = None) -> FileRecord:
         """Store a file; ``limit`` defaults to one request's (``max_upload_bytes``)."""
         with self.session() as s:
             sha, size = self.put_blob(s, src, limit=limit or self.settings.max_upload_bytes)
             row = t.File(id=new_id("file"), tenant_id=tenant_id, filename=filename,
                          purpose=purpose, sha256=sha, bytes=size, format=format, records=records)
             s.add(row)
-        return row
+            s.flush()
+            return FileRecord.of(row)
 
-    def get_file(self, tenant_id: str, file_id: str) -> t.File:
-        return self._owned(t.File, file_id, tenant_id, ArtifactKind.FILE)
+    def get_file(self, tenant_id: str, file_id: str) -> FileRecord:
+        return FileRecord.of(self._owned(t.File, file_id, tenant_id, ArtifactKind.FILE))
 
-    def list_files(self, tenant_id: str) -> list[t.File]:
+    def list_files(self, tenant_id: str) -> list[FileRecord]:
         with self.session() as s:
-            rows = s.scalars(select(t.File).where(t.File.tenant_id == tenant_id)
-                             .order_by(t.File.created_at.desc()))
-            return list(rows)
+            return FileRecord.all(s.scalars(select(t.File).where(t.File.tenant_id == tenant_id)
+                                            .order_by(t.File.created_at.desc())))
 
     # -- base models ---------------------------------------------------------------------
 
     def add_base_model(self, model_id: str, directory: Path, *, source: str,
                        architecture: str | None = None, info: dict[str, Any] | None = None,
-                       tenant_id: str | None = None) -> t.BaseModelRow:
+                       tenant_id: str | None = None) -> BaseModelRecord:
         with self.session() as s:
             if s.get(t.BaseModelRow, model_id) is not None:
                 raise ConflictError(f"base model {model_id!r} already exists")
@@ -307,21 +328,22 @@ class Registry:
                                  bytes=tree.bytes, source=source, architecture=architecture,
                                  info=info or {})
             s.add(row)
-        return row
+            s.flush()
+            return BaseModelRecord.of(row)
 
-    def get_base_model(self, model_id: str, tenant_id: str | None = None) -> t.BaseModelRow:
+    def get_base_model(self, model_id: str, tenant_id: str | None = None) -> BaseModelRecord:
         with self.session() as s:
             row = s.get(t.BaseModelRow, model_id)
             if row is None or (row.tenant_id is not None and row.tenant_id != tenant_id):
                 raise NotFoundError(f"The model '{model_id}' does not exist")
-            return row
+            return BaseModelRecord.of(row)
 
-    def list_base_models(self, tenant_id: str | None = None) -> list[t.BaseModelRow]:
+    def list_base_models(self, tenant_id: str | None = None) -> list[BaseModelRecord]:
         with self.session() as s:
             query = select(t.BaseModelRow).where(
                 (t.BaseModelRow.tenant_id.is_(None)) | (t.BaseModelRow.tenant_id == tenant_id)
             )
-            return list(s.scalars(query.order_by(t.BaseModelRow.id)))
+            return BaseModelRecord.all(s.scalars(query.order_by(t.BaseModelRow.id)))
 
     # -- adapters ------------------------------------------------------------------------
 
@@ -330,7 +352,7 @@ class Registry:
                     training_file_id: str | None = None,
                     config: dict[str, Any] | None = None, eval: dict[str, Any] | None = None,
                     alias: str | None = None, adapter_id: str | None = None,
-                    name: str | None = None) -> t.Adapter:
+                    name: str | None = None) -> AdapterRecord:
         """Register a peft adapter directory, named ``ft:<base>:<tenant>:<suffix>:<id>``
         (or ``name``: a job's checkpoint models)."""
         adapter_id = adapter_id or new_id("ft")
@@ -344,9 +366,10 @@ class Registry:
                             training_file_id=training_file_id, sha256=tree.sha256,
                             bytes=tree.bytes, config=config or {}, eval=eval or {})
             s.add(row)
-        return row
+            s.flush()
+            return AdapterRecord.of(row)
 
-    def resolve_adapter(self, tenant_id: str, name: str) -> t.Adapter:
+    def resolve_adapter(self, tenant_id: str, name: str) -> AdapterRecord:
         """Find an adapter the tenant owns by id, ``ft:`` name or alias; else NotFoundError."""
         with self.session() as s:
             row = s.scalar(select(t.Adapter).where(
@@ -355,26 +378,26 @@ class Registry:
             ))
             if row is None:
                 raise NotFoundError(f"The model '{name}' does not exist")
-            return row
+            return AdapterRecord.of(row)
 
-    def usable_adapter(self, tenant_id: str, name: str) -> t.Adapter:
+    def usable_adapter(self, tenant_id: str, name: str) -> AdapterRecord:
         """An adapter the tenant may use: its own (by id, ``ft:`` name or alias), or one its
         owner shared with it (by id or ``ft:`` name); else NotFoundError. Serving and
         fine-tuning from an adapter go through here; anything that changes or reads out
         its files goes through :meth:`resolve_adapter` (the owner only)."""
         try:
-            row = self.resolve_adapter(tenant_id, name)
+            row: AdapterRecord | None = self.resolve_adapter(tenant_id, name)
         except NotFoundError:
             with self.session() as s:
-                row = s.scalar(select(t.Adapter).join(
+                row = AdapterRecord.maybe(s.scalar(select(t.Adapter).join(
                     t.AdapterPermission, t.AdapterPermission.adapter_id == t.Adapter.id).where(
                     t.AdapterPermission.tenant_id == tenant_id,
-                    (t.Adapter.id == name) | (t.Adapter.name == name)))
+                    (t.Adapter.id == name) | (t.Adapter.name == name))))
         if row is None or not self._origin_still_shared(row, tenant_id):
             raise NotFoundError(f"The model '{name}' does not exist")
         return row
 
-    def _origin_still_shared(self, row: t.Adapter, tenant_id: str) -> bool:
+    def _origin_still_shared(self, row: AdapterRecord, tenant_id: str) -> bool:
         """An adapter the tenant trained from a model shared with it stays usable only
         while that model is shared with it: a revoke reaches what was built on it."""
         origin = (row.config or {}).get("derived_from")
@@ -385,7 +408,7 @@ class Registry:
                 t.AdapterPermission.adapter_id == origin.get("adapter"),
                 t.AdapterPermission.tenant_id == tenant_id)) is not None
 
-    def find_adapter(self, name: str) -> t.Adapter | None:
+    def find_adapter(self, name: str) -> AdapterRecord | None:
         """An adapter by its globally unique ``ft:`` name or id, whoever owns it.
 
         Only for callers behind a tenant check (the serve resolver: the middleware has
@@ -393,10 +416,10 @@ class Registry:
         per tenant, so they are not looked up here.
         """
         with self.session() as s:
-            return s.scalar(select(t.Adapter).where((t.Adapter.name == name)
-                                                    | (t.Adapter.id == name)))
+            return AdapterRecord.maybe(s.scalar(select(t.Adapter).where(
+                (t.Adapter.name == name) | (t.Adapter.id == name))))
 
-    def set_pinned(self, tenant_id: str, name: str, pinned: bool) -> t.Adapter:
+    def set_pinned(self, tenant_id: str, name: str, pinned: bool) -> AdapterRecord:
         """Pin (or unpin) one of the tenant's adapters in its base's serving engines; the
         owner only (NotFoundError otherwise). Servers apply it within their sync interval."""
         limit = self.settings.max_pins_per_tenant
@@ -412,7 +435,8 @@ class Registry:
                                     f"{row.base_model_id} (QUANTA_MAX_PINS_PER_TENANT): "
                                     "unpin one first")
             row.pinned = pinned
-            return row
+            s.flush()
+            return AdapterRecord.of(row)
 
     def pinned_adapter_names(self, base_model_id: str) -> set[str]:
         """The ``ft:`` names of every tenant's pinned adapters of one base model."""
@@ -438,26 +462,27 @@ class Registry:
         with self.session() as s:
             return s.scalar(select(t.Adapter.id).where(t.Adapter.sha256 == sha256)) is not None
 
-    def list_adapters(self, tenant_id: str, *, checkpoints: bool = False) -> list[t.Adapter]:
+    def list_adapters(self, tenant_id: str, *, checkpoints: bool = False
+                      ) -> list[AdapterRecord]:
         """One tenant's adapters, oldest first; a job's checkpoint models only when asked."""
         rows = self._adapters(t.Adapter.tenant_id == tenant_id)
         return rows if checkpoints else [r for r in rows if "checkpoint" not in r.config]
 
-    def adapters_of_base(self, base_model_id: str) -> list[t.Adapter]:
+    def adapters_of_base(self, base_model_id: str) -> list[AdapterRecord]:
         """Every tenant's adapters of one base model, for engines that load them all at
         start (llama.cpp); tenant checks stay in front of the engine."""
         return self._adapters(t.Adapter.base_model_id == base_model_id)
 
-    def _adapters(self, where: Any) -> list[t.Adapter]:
+    def _adapters(self, where: Any) -> list[AdapterRecord]:
         with self.session() as s:
-            return list(s.scalars(select(t.Adapter).where(where)
-                                  .order_by(t.Adapter.created_at)))
+            return AdapterRecord.all(s.scalars(select(t.Adapter).where(where)
+                                               .order_by(t.Adapter.created_at)))
 
     # -- exports -------------------------------------------------------------------------
 
     def add_export(self, *, base_model_id: str, format: ExportFormat, path: Path,
                    adapter_id: str | None = None, tenant_id: str | None = None,
-                   metrics: dict[str, Any] | None = None) -> t.Export:
+                   metrics: dict[str, Any] | None = None) -> ExportRecord:
         """Register an export: a single file (GGUF) or a directory (merged, GPTQ)."""
         with self.session() as s:
             if path.is_dir():
@@ -476,40 +501,43 @@ class Registry:
                            base_model_id=base_model_id, format=format, sha256=sha, bytes=size,
                            metrics=metrics or {})
             s.add(row)
-        return row
+            s.flush()
+            return ExportRecord.of(row)
 
     def find_export(self, *, base_model_id: str, format: ExportFormat,
-                    adapter_id: str | None = None) -> t.Export | None:
+                    adapter_id: str | None = None) -> ExportRecord | None:
         with self.session() as s:
-            return s.scalar(select(t.Export).where(
+            return ExportRecord.maybe(s.scalar(select(t.Export).where(
                 t.Export.adapter_id.is_(None) if adapter_id is None
                 else t.Export.adapter_id == adapter_id,
-                t.Export.base_model_id == base_model_id, t.Export.format == format))
+                t.Export.base_model_id == base_model_id, t.Export.format == format)))
 
-    def list_exports(self, tenant_id: str | None = None) -> list[t.Export]:
+    def list_exports(self, tenant_id: str | None = None) -> list[ExportRecord]:
         with self.session() as s:
             query = select(t.Export)
             if tenant_id is not None:
                 query = query.where(
                     (t.Export.tenant_id == tenant_id) | t.Export.tenant_id.is_(None))
-            return list(s.scalars(query.order_by(t.Export.created_at)))
+            return ExportRecord.all(s.scalars(query.order_by(t.Export.created_at)))
 
     # -- generic listing, deletion, verification -----------------------------------------
 
     def list_rows(self, kind: ArtifactKind, tenant_id: str | None = None) -> list[Any]:
+        """Every record of one kind (one tenant's, where the kind has tenants)."""
         table = _table(kind)
         with self.session() as s:
             query = select(table)
             if tenant_id is not None and hasattr(table, "tenant_id"):
                 query = query.where(table.tenant_id == tenant_id)  # type: ignore[attr-defined]
-            return list(s.scalars(query))
+            return ARTIFACT_RECORDS[ArtifactKind(kind)].all(s.scalars(query))
 
     def get_row(self, kind: ArtifactKind, row_id: str) -> Any:
+        """One record of one kind, whoever owns it (callers check ownership)."""
         with self.session() as s:
             row = s.get(_table(kind), row_id)
             if row is None:
                 raise NotFoundError(f"{kind} {row_id!r} does not exist")
-            return row
+            return ARTIFACT_RECORDS[ArtifactKind(kind)].of(row)
 
     def delete(self, kind: ArtifactKind, row_id: str, tenant_id: str | None = None) -> None:
         """Delete a row (and what depends on it), then collect blobs nothing references."""
@@ -549,6 +577,17 @@ class Registry:
             self.uploads.expire(datetime.now(UTC))
         return housekeeping.collect_garbage(self, sweep=sweep).blobs_removed
 
+    def sweep_uploads(self) -> Path:
+        """The directory uploads stream into, first swept of a killed writer's leftovers
+        (what the tune API does at start); see ``housekeeping``'s grace rules."""
+        uploads = self.settings.resolved_home / UPLOADS_DIR
+        sweep_abandoned(uploads, self.settings.sweep_grace)
+        return uploads
+
+    def last_verify(self) -> dict[str, Any] | None:
+        """The counts of the latest ``verify`` on this node, or None if none ran here."""
+        return housekeeping.last_verify(self)
+
     def verify(self) -> VerifyReport:
         """Re-hash every blob the registry knows and every cached copy; see
         ``quanta.registry.housekeeping``."""
@@ -571,16 +610,6 @@ def _claim_blob(session: Session, sha256: str, size: int) -> None:
                                           created_at=t.utcnow())
                     .on_conflict_do_update(index_elements=["sha256"],
                                            set_={"bytes": size}))
-
-
-def _record_tree(session: Session, sha256: str, files: dict[str, dict[str, Any]]) -> None:
-    """Mark a manifest blob as a tree and record its members (idempotent)."""
-    session.execute(update(t.Blob).where(t.Blob.sha256 == sha256).values(is_tree=True))
-    known = set(session.scalars(select(t.TreeMember.path)
-                                .where(t.TreeMember.tree_sha256 == sha256)))
-    session.add_all(t.TreeMember(tree_sha256=sha256, path=rel, member_sha256=info["sha256"])
-                    for rel, info in files.items() if rel not in known)
-    session.flush()
 
 
 def _table(kind: str) -> type[t.Base]:

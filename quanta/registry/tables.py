@@ -7,7 +7,6 @@ for lineage: adapter -> base model, training file, job; export -> adapter or bas
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,13 +151,6 @@ class Job(Base):
     checkpoints: Mapped[list[Checkpoint]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="Checkpoint.step"
     )
-
-    def has_metadata(self, wanted: Mapping[str, str]) -> bool:
-        """Whether every ``wanted`` pair is in the job's metadata (OpenAI's
-        ``metadata[key]=value`` filter). JSON is matched here, not in SQL, because SQLite
-        and PostgreSQL query it differently."""
-        have = self.job_metadata or {}
-        return all(have.get(key) == value for key, value in wanted.items())
 
 
 class JobEvent(Base):

@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 from quanta.registry import tables as t
 from quanta.registry.errors import ConflictError, NotFoundError
 from quanta.registry.ids import new_id
+from quanta.registry.records import UploadPartRecord, UploadRecord
 from quanta.types import FilePurpose, UploadStatus
 
 if TYPE_CHECKING:
@@ -33,29 +34,31 @@ class UploadRows:
         self._registry = registry
 
     def create(self, tenant_id: str, filename: str, purpose: FilePurpose, size: int,
-               mime_type: str, created_at: datetime, expires_at: datetime) -> t.Upload:
+               mime_type: str, created_at: datetime, expires_at: datetime) -> UploadRecord:
         with self._registry.session() as s:
             row = t.Upload(id=new_id("upload"), tenant_id=tenant_id, filename=filename,
                            purpose=purpose, bytes=size, mime_type=mime_type,
                            status=UploadStatus.PENDING, created_at=created_at,
                            expires_at=expires_at)
             s.add(row)
-        return row
+            s.flush()
+            return UploadRecord.of(row)
 
-    def owned(self, tenant_id: str, upload_id: str) -> t.Upload:
+    def owned(self, tenant_id: str, upload_id: str) -> UploadRecord:
         """The tenant's upload; another tenant's raises the same NotFoundError as none."""
         with self._registry.session() as s:
             row = s.get(t.Upload, upload_id)
             if row is None or row.tenant_id != tenant_id:
                 raise NotFoundError(f"No such Upload object: {upload_id}")
-            return row
+            return UploadRecord.of(row)
 
-    def parts(self, upload_id: str) -> list[t.UploadPart]:
+    def parts(self, upload_id: str) -> list[UploadPartRecord]:
         with self._registry.session() as s:
-            return list(s.scalars(select(t.UploadPart).where(t.UploadPart.upload_id == upload_id)
-                                  .order_by(t.UploadPart.created_at)))
+            return UploadPartRecord.all(s.scalars(
+                select(t.UploadPart).where(t.UploadPart.upload_id == upload_id)
+                .order_by(t.UploadPart.created_at)))
 
-    def add_part(self, upload_id: str, path: Path, created_at: datetime) -> t.UploadPart:
+    def add_part(self, upload_id: str, path: Path, created_at: datetime) -> UploadPartRecord:
         """Store one part; ConflictError if the upload stopped being pending meanwhile."""
         with self._registry.session() as s:
             sha, size = self._registry.put_blob(s, path)
@@ -70,10 +73,10 @@ class UploadRows:
                 .values(status=UploadStatus.PENDING))
             if still.rowcount != 1:
                 raise ConflictError(f"Upload {upload_id} is no longer pending")
-        return row
+            return UploadPartRecord.of(row)
 
     @contextmanager
-    def assembled(self, parts: Sequence[t.UploadPart]) -> Iterator[Path]:
+    def assembled(self, parts: Sequence[UploadPartRecord]) -> Iterator[Path]:
         """The parts' bytes, concatenated in this order, in a staging file (under
         ``QUANTA_HOME``: swept by ``gc`` if this process is killed)."""
         with self._registry.staging("upload") as tmp:

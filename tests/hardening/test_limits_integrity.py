@@ -16,7 +16,7 @@ from starlette.routing import Route
 from quanta.config import Settings
 from quanta.registry import CorruptBlobError, NotFoundError, Registry
 from quanta.registry import tables as t
-from quanta.registry.registry import MANIFEST_KIND
+from quanta.registry.layout import MANIFEST_KIND
 from quanta.tenancy import create_key, create_tenant, revoke_key
 from serve.access import ModelAccess
 from serve.adapter_cache import AdapterCache
@@ -215,7 +215,7 @@ def test_corrupt_adapter_is_refused_over_http(adapter_registry) -> None:
 # -- registry escapes ------------------------------------------------------------------------
 
 def test_manifest_paths_cannot_escape_the_cache(registry: Registry, tmp_path: Path) -> None:
-    from quanta.registry.registry import _record_tree
+    from quanta.registry.layout import record_tree
 
     with registry.session() as s:
         payload, _ = registry.put_blob(s, io.BytesIO(b"pwned"))
@@ -225,7 +225,7 @@ def test_manifest_paths_cannot_escape_the_cache(registry: Registry, tmp_path: Pa
     with pytest.raises(NotFoundError, match="not a tree"):  # it only looks like one
         registry.materialize(sha)
     with registry.session() as s:  # recorded as a tree anyway (a tampered database)
-        _record_tree(s, sha, files)
+        record_tree(s, sha, files)
     with pytest.raises(CorruptBlobError, match="escapes"):
         registry.materialize(sha)
     assert not list(registry.settings.resolved_home.parent.rglob("escaped.txt"))

@@ -21,10 +21,10 @@ from fastapi.testclient import TestClient
 
 from quanta.config import Settings
 from quanta.registry import Registry
-from quanta.registry.registry import MANIFEST_KIND, STAGING_DIR
+from quanta.registry.layout import MANIFEST_KIND, STAGING_DIR
 from quanta.registry.store import LocalBlobStore, owner_tag
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import dead_pid, fake_base_models
+from tests.support.fixtures import dead_pid, fake_base_models
 from tune.api import create_app
 
 CHAT = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}

@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.registry import tables as t
-from quanta.registry.jobs import now
+from quanta.registry import utcnow as now
 from quanta.tenancy import create_key, create_tenant
-from quanta.testing.fixtures import arithmetic_chat
+from tests.support.fixtures import arithmetic_chat
 
 DATA = "".join(json.dumps(r) + "\n" for r in arithmetic_chat(40)).encode()
 

@@ -37,8 +37,7 @@ import httpx
 from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID
 from quanta.processes import free_port, quanta_command, start_process, stop_process, wait_healthy
-from quanta.registry import Registry
-from quanta.registry import tables as t
+from quanta.registry import JobRecord, Registry
 from quanta.types import TERMINAL_STATUSES, ArtifactKind, FilePurpose, JobStatus
 from tests.support.servers import quanta_env, start_serve
 
@@ -223,7 +222,7 @@ def _start_worker(home: Path) -> subprocess.Popen[bytes]:
                          home / "worker.log", quanta_env(home))
 
 
-def _jobs(registry: Registry, ids: list[str]) -> dict[str, t.Job]:
+def _jobs(registry: Registry, ids: list[str]) -> dict[str, JobRecord]:
     return registry.jobs.by_ids(ids)
 
 

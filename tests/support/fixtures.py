@@ -13,8 +13,7 @@ from typing import Any
 
 from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID
-from quanta.registry import NotFoundError, Registry
-from quanta.registry import tables as t
+from quanta.registry import JobRecord, NotFoundError, Registry
 
 
 def bench_model_home() -> Path:
@@ -107,7 +106,7 @@ def tiny_job(training_file: str, *, seed: int = 0, max_steps: int = 2,
 
 
 def run_job(registry: Registry, tenant: str, path: Path, body: dict[str, Any]
-            ) -> tuple[t.Job, float]:
+            ) -> tuple[JobRecord, float]:
     """Upload ``path``, create the job ``body`` describes and train it in this process with
     one worker, as the benchmarks do; returns the succeeded job and its seconds."""
     import time

@@ -14,7 +14,7 @@ from quanta.registry import ConflictError, CorruptBlobError, NotFoundError, Regi
 from quanta.registry import tables as t
 from quanta.registry.ids import check_name
 from quanta.registry.store import LocalBlobStore
-from quanta.testing.fixtures import dead_pid
+from tests.support.fixtures import dead_pid
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -169,7 +169,7 @@ def test_store_rejects_non_hash_names(registry: Registry) -> None:
 def test_manifest_paths_cannot_escape_the_cache(registry: Registry) -> None:
     import json
 
-    from quanta.registry.registry import _record_tree
+    from quanta.registry.layout import record_tree
 
     evil = {"kind": "quanta.tree/v1", "files": {"../../escape.txt": {"sha256": "0" * 64}}}
     with registry.session() as s:
@@ -181,7 +181,7 @@ def test_manifest_paths_cannot_escape_the_cache(registry: Registry) -> None:
     with registry.session() as s:
         s.add(t.Blob(sha256="0" * 64, bytes=0))
         s.flush()
-        _record_tree(s, sha, evil["files"])
+        record_tree(s, sha, evil["files"])
     with pytest.raises(CorruptBlobError, match="escapes"):
         registry.materialize(sha)
     assert not (registry.settings.cache_dir.parent / "escape.txt").exists()
@@ -268,7 +268,7 @@ def test_sqlite_full_is_a_full_disk() -> None:
 def test_deleting_an_adapter_takes_its_exports_and_grants(registry: Registry,
                                                           tmp_path: Path) -> None:
     from quanta.tenancy import create_tenant
-    from quanta.testing.fixtures import fake_adapter_dir, fake_base_models
+    from tests.support.fixtures import fake_adapter_dir, fake_base_models
 
     fake_base_models(registry, tmp_path / "models", "base")
     create_tenant(registry, "other")
@@ -298,10 +298,10 @@ def test_latest_job_matches_suffix_and_metadata(registry: Registry, tmp_path: Pa
     train = registry.add_file("local", "t.jsonl", "fine-tune", io.BytesIO(b"t"))
     now = utcnow()
     for i, run in enumerate(("old-data", "new-data")):
-        registry.jobs.create(t.Job(id=f"ftjob-{i}", tenant_id="local", model="tiny",
-                                   training_file_id=train.id, suffix="demo",
-                                   status=JobStatus.SUCCEEDED, job_metadata={"run": run},
-                                   created_at=now + timedelta(seconds=i)), [])
+        registry.jobs.create(id=f"ftjob-{i}", tenant_id="local", model="tiny",
+                             training_file_id=train.id, suffix="demo",
+                             status=JobStatus.SUCCEEDED, job_metadata={"run": run},
+                             created_at=now + timedelta(seconds=i))
     done = (JobStatus.SUCCEEDED,)
     assert registry.jobs.latest("local", done, suffix="demo").id == "ftjob-1"
     assert registry.jobs.latest("local", done, suffix="demo",

@@ -21,7 +21,7 @@ from tune.tracking.config import IntegrationType, refusal, stored_integrations
 
 if TYPE_CHECKING:
     from quanta.config import Settings
-    from quanta.registry import tables as t
+    from quanta.registry import JobRecord
     from tune.spec import TrainingPlan
     from tune.tracking.config import Integration
 
@@ -59,7 +59,7 @@ class Tracker(Protocol):
     def finish(self, outcome: RunOutcome) -> None: ...
 
 
-def run_params(job: t.Job, plan: TrainingPlan) -> dict[str, Any]:
+def run_params(job: JobRecord, plan: TrainingPlan) -> dict[str, Any]:
     """What the run was configured with: the job's model, files, method and LoRA shape."""
     lora = plan.quanta.lora
     params: dict[str, Any] = {
@@ -82,7 +82,7 @@ def numeric(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
             if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-def _open(integration: Integration, job: t.Job, params: dict[str, Any],
+def _open(integration: Integration, job: JobRecord, params: dict[str, Any],
           settings: Settings) -> Tracker:
     refused = refusal(integration, settings)  # the settings may have changed since
     if refused is not None:
@@ -117,7 +117,7 @@ class TrackedRuns:
         self.outcome: RunOutcome | None = RunOutcome.FINISHED
 
     @classmethod
-    def open(cls, job: t.Job, plan: TrainingPlan, warn: Warn, settings: Settings,
+    def open(cls, job: JobRecord, plan: TrainingPlan, warn: Warn, settings: Settings,
              close_timeout: float = CLOSE_TIMEOUT) -> TrackedRuns:
         runs = cls(warn, close_timeout)
         integrations = stored_integrations(job.integrations)
@@ -126,7 +126,7 @@ class TrackedRuns:
             runs._submit(lambda: runs._open_all(integrations, job, plan, settings))
         return runs
 
-    def _open_all(self, integrations: list[Integration], job: t.Job, plan: TrainingPlan,
+    def _open_all(self, integrations: list[Integration], job: JobRecord, plan: TrainingPlan,
                   settings: Settings) -> None:
         params = run_params(job, plan)
         for index, integration in enumerate(integrations):
@@ -192,7 +192,7 @@ class TrackedRuns:
 
 
 @contextmanager
-def tracked_runs(job: t.Job, plan: TrainingPlan, warn: Warn,
+def tracked_runs(job: JobRecord, plan: TrainingPlan, warn: Warn,
                  settings: Settings) -> Iterator[TrackedRuns]:
     """The job's runs for one attempt; closed with ``runs.outcome`` (set it when the
     attempt is cancelled, paused or lost), or as failed when the attempt raises."""
