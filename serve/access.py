@@ -58,7 +58,9 @@ class ModelAccess:
         names they can serve; None means any adapter of the base (vLLM loads on demand).
         ``max_lora_rank``: larger adapters are refused with a clear 400, never loaded.
         ``verify``: materialise-and-check an adapter's files (raises CorruptBlobError), so a
-        corrupt adapter is refused before the engine ever loads it."""
+        corrupt adapter is refused before the engine ever loads it. Under vLLM it is
+        ``serve.handoff``'s ``prepare``, which also hands this resolution to vLLM's
+        resolver: the request's model is looked up and its files hashed here only."""
         self.registry = registry
         self.base_model_id = base_model_id
         self.served_name = served_name
@@ -81,7 +83,9 @@ class ModelAccess:
             raise HTTPUnauthorized(str(exc)) from exc
 
     def resolve(self, principal: Principal, model: str | None) -> ResolvedModel:
-        """Map a requested model name to the engine's name, or raise a typed error."""
+        """Map a requested model name to the engine's name, or raise a typed error. The one
+        registry lookup of the request's model (and, through ``verify``, the one check of
+        its files) on its way to the engine."""
         if not model or model in (self.served_name, self.base_model_id):
             return ResolvedModel(self.served_name)
         try:

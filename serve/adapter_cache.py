@@ -1,12 +1,12 @@
 """Registry adapters as local directories vLLM can load.
 
-The resolver knows only an adapter's name (the middleware has already checked the
-tenant and rewritten aliases), so lookups here are by the globally unique ``ft:`` name
-or id (``Registry.find_adapter``). Files are materialised once under
-``QUANTA_HOME/cache/<sha256>`` (verified on the way out by the registry) and reused.
-A cached copy is re-hashed against the manifest the first time this process uses it and
-whenever the engine (re)loads it through the resolver, so a bit flipped in the cache or
-in the store is refused, never served; later hits within the process cost a set lookup.
+Files are materialised once under ``QUANTA_HOME/cache/<sha256>`` (verified on the way
+out by the registry) and reused. ``materialize(..., reverify=True)`` re-hashes a cached
+copy against the manifest, so a bit flipped in the cache or in the store is refused,
+never served; ``serve.handoff`` asks for that once per engine load of an adapter (the
+middleware's resolution verifies, the resolver hands that copy to vLLM). Lookups by the
+globally unique ``ft:`` name or id (``Registry.find_adapter``) are for callers behind
+another check: the registry's pins (``serve.adapter_sync``), never a tenant's request.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from quanta.config import get_settings
 from quanta.registry import AdapterRecord, Registry, sha256_file
 from serve import metrics
+from serve.registry import get_registry
 
 
 class AdapterCache:
@@ -41,7 +42,7 @@ class AdapterCache:
 
         Raises CorruptBlobError when neither the cached copy nor the store holds the
         content the adapter's sha256 names. ``reverify``: re-hash even if this process
-        checked the copy before (the resolver does, right before the engine reads it).
+        checked the copy before (``serve.handoff`` does, once per engine load).
         """
         sha = adapter.sha256
         with self._lock:
@@ -91,11 +92,12 @@ _cache: AdapterCache | None = None
 
 
 def get_adapter_cache() -> AdapterCache:
-    """The process-wide cache (the resolver and the launcher share it)."""
+    """The process-wide cache, over the process's registry (``serve.registry``)."""
     global _cache
+    registry = get_registry()
     with _lock:
-        if _cache is None:
-            _cache = AdapterCache(Registry.open(get_settings()))
+        if _cache is None or _cache.registry is not registry:
+            _cache = AdapterCache(registry)
         return _cache
 
 

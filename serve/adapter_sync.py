@@ -11,10 +11,12 @@ background task in the API-server process polls the registry every ``interval`` 
   refused at once (the middleware's registry lookup fails); memory is released within
   one poll interval (default 2 s) plus the engine round trip (milliseconds).
 * adapters pinned in the registry (``quanta adapters pin``) are loaded and pinned with
-  vLLM's ``pin_lora``; unpinned ones are unloaded (vLLM has no unpin) and load again,
-  evictable, on their next request. At start the first poll re-pins what the registry
-  holds, so pins survive a restart. At most ``max_pins`` are honoured (the engine's CPU
-  cache must keep room for a full batch of other adapters).
+  vLLM's ``pin_lora`` (looked up by name and verified through ``serve.handoff``, the
+  resolver's one source, as no tenant request admitted them); unpinned ones are
+  unloaded (vLLM has no unpin) and load again, evictable, on their next request. At
+  start the first poll re-pins what the registry holds, so pins survive a restart. At
+  most ``max_pins`` are honoured (the engine's CPU cache must keep room for a full
+  batch of other adapters).
 
 Loads and evictions themselves are reported by the engine as they happen
 (``serve.residency``), not polled.
@@ -31,7 +33,8 @@ from typing import Any
 from vllm.lora.request import LoRARequest
 
 from serve import metrics
-from serve.adapter_cache import AdapterCache
+from serve.adapter_cache import AdapterCache, served_base_model_id
+from serve.handoff import AdapterHandoff
 from serve.residency import ResidencyBoard
 
 logger = logging.getLogger(__name__)
@@ -59,15 +62,18 @@ class AdapterSync:
     """The background poller; ``unload`` is also what gRPC's UnloadAdapter calls.
 
     ``pinned``: the registry's pinned adapter names for this server's base (None: no
-    pinning, e.g. in tests of deletion alone).
+    pinning, e.g. in tests of deletion alone). ``handoff``: where the resolver takes
+    adapters from (pins are prepared there; unloaded adapters are forgotten there).
     """
 
     def __init__(self, models: Any, engine_client: Any, cache: AdapterCache,
                  interval: float = 2.0, *, board: ResidencyBoard | None = None,
-                 pinned: Any = None, max_pins: int = 0) -> None:
+                 pinned: Any = None, max_pins: int = 0,
+                 handoff: AdapterHandoff | None = None) -> None:
         self.models = models
         self.engine = engine_client
         self.cache = cache
+        self.handoff = handoff
         self.interval = interval
         self.board = board
         self.pinned_in_registry = pinned
@@ -120,6 +126,10 @@ class AdapterSync:
                 logger.exception("could not pin adapter %s", name)
 
     async def _pin(self, name: str) -> None:
+        if self.handoff is not None and await asyncio.to_thread(
+                self.handoff.prepare_named, name, served_base_model_id()) is None:
+            logger.warning("pinned adapter %s is not an adapter of this server's base", name)
+            return
         request = await self.models.resolve_lora(name)
         if not isinstance(request, LoRARequest):
             logger.warning("pinned adapter %s could not be loaded", name)
@@ -137,6 +147,8 @@ class AdapterSync:
         """Forget and remove an adapter from the engine; False if it was not loaded."""
         async with self.models.lora_resolver_lock[name]:
             request: LoRARequest | None = self.models.lora_requests.pop(name, None)
+        if self.handoff is not None:
+            self.handoff.forget(name)  # its next load is verified again
         if request is None:
             return False
         if self.board is not None:

@@ -1,10 +1,13 @@
-"""vLLM LoRA resolver plugin: adapter names resolve to registry files on first request.
+"""vLLM LoRA resolver plugin: adapter names resolve to verified registry files on first request.
 
 vLLM calls ``resolve_lora`` when a request names a model that is neither the base nor
 an adapter it has loaded (and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING`` is on); it then loads
 the returned path into the engine, and its LRU (``--max-loras`` in the batch,
-``--max-cpu-loras`` in memory) evicts. Tenant checks happen before vLLM sees the
-request (``serve.middleware``), so the resolver looks names up globally.
+``--max-cpu-loras`` in memory) evicts. vLLM's OpenAI layer calls it in the API-server
+process, after Quanta's middleware (or gRPC servicer) has resolved the request's model
+for its tenant and verified the adapter's files: the resolver takes that result from
+``serve.handoff`` and looks nothing up again. A name nothing admitted resolves to None
+(vLLM's 404), so the resolver never loads an adapter no tenant check let through.
 
 ``register`` is the ``vllm.general_plugins`` entry point. vLLM runs general plugins in
 every process of every vLLM started from this environment, so it registers the
@@ -30,31 +33,26 @@ logger = logging.getLogger(__name__)
 
 
 class RegistryLoRAResolver(LoRAResolver):
-    """Resolve ``ft:`` names (or adapter ids) to materialised registry directories."""
+    """Resolve admitted ``ft:`` names to their verified registry directories."""
 
     async def resolve_lora(self, base_model_name: str, lora_name: str) -> LoRARequest | None:
-        from serve.adapter_cache import get_adapter_cache, served_base_model_id
-
-        cache = await asyncio.to_thread(get_adapter_cache)
-        adapter = await asyncio.to_thread(cache.lookup, lora_name)
-        if adapter is None:
-            return None
-        base = served_base_model_id()
-        if base is not None and adapter.base_model_id != base:
-            logger.warning("adapter %s is for base %s, not %s", lora_name,
-                           adapter.base_model_id, base)
-            return None
         from quanta.registry import CorruptBlobError, NotFoundError
+        from serve.handoff import get_handoff
 
+        handoff = await asyncio.to_thread(get_handoff)
         try:
-            path = await asyncio.to_thread(cache.materialize, adapter, True)
+            prepared = await asyncio.to_thread(handoff.take, lora_name)
         except (CorruptBlobError, NotFoundError) as exc:
-            # The middleware refuses corrupt adapters with 500 first; this covers a copy
-            # that rotted in between: refuse to load rather than serve wrong weights.
+            # Only when the files are verified here (a reload, or a stale ticket): a copy
+            # that rotted since: refuse to load rather than serve wrong weights.
             logger.error("adapter %s failed its integrity check: %s", lora_name, exc)
             return None
+        if prepared is None:
+            logger.warning("adapter %s was not admitted by a tenant check; not loaded",
+                           lora_name)
+            return None
         # vLLM overwrites lora_int_id with its own counter.
-        return LoRARequest(lora_name=lora_name, lora_int_id=1, lora_path=str(path))
+        return LoRARequest(lora_name=lora_name, lora_int_id=1, lora_path=str(prepared.path))
 
 
 def register() -> None:

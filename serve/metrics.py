@@ -34,9 +34,9 @@ ADAPTER_LOAD_SECONDS = Histogram(
     "Time from an adapter's first request to its being loaded (resolve + fetch + engine load)",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 RESOLVER_CACHE_HITS = Counter("quanta_resolver_cache_hits",
-                              "Resolver lookups whose adapter files were already materialised")
+                              "Adapter loads whose files were already materialised")
 RESOLVER_CACHE_MISSES = Counter("quanta_resolver_cache_misses",
-                                "Resolver lookups that fetched the adapter from the registry")
+                                "Adapter loads that fetched the files from the registry")
 
 
 def record_request(tenant: str, model: str, status: int) -> None:

@@ -22,12 +22,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from quanta.config import get_settings
 from quanta.precision import detect
 from quanta.registry import NotFoundError, Registry
 from quanta.types import ComputeDtype, ExportFormat, is_gguf_format
 from serve.engines import register_engine
 from serve.engines.base import ServeOptions
+from serve.registry import get_registry
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class LlamaCppEngine:
         print(f"quanta serve: llama.cpp for {options.model} ({options.gguf_format}, computed "
               f"in the GGUF's own types; {capability})", file=sys.stderr, flush=True)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # ~10x faster on busy cores
-        registry = Registry.open(get_settings())
+        registry = get_registry()
         registry.get_base_model(options.model)
         app = build_app(registry, options, options.model)
         if options.grpc_port is not None:

@@ -18,13 +18,14 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
-from quanta.config import REGISTRY_LORA_RESOLVER, get_settings, reset_settings
+from quanta.config import REGISTRY_LORA_RESOLVER, reset_settings
 from quanta.models import ensure_model
 from quanta.precision import resolve
 from quanta.registry import Registry
 from quanta.types import ComputeDtype
 from serve.engines import register_engine
 from serve.engines.base import ServeOptions
+from serve.registry import get_registry
 from serve.residency import SOCKET_ENV, socket_path
 
 logger = logging.getLogger(__name__)
@@ -69,13 +70,15 @@ class VLLMEngine:
         precision = resolve(options.dtype, requested_by="--dtype")
         print(f"quanta serve: vLLM for {options.model}, {precision.describe()}",
               file=sys.stderr, flush=True)
-        registry = Registry.open(get_settings())
+        registry = get_registry()  # the process's one registry (serve.registry)
         row = ensure_model(registry, options.model)
         model_dir = registry.materialize(row.sha256)
         residency_socket = socket_path()
         os.environ.update(engine_env(options, registry, row.id, residency_socket))
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        reset_settings()  # this process reads the QUANTA_* it just set, as vLLM's will
+        # This process reads the QUANTA_* it just set, as vLLM's will; they name the same
+        # home, so get_registry() goes on returning this registry.
+        reset_settings()
 
         from vllm.entrypoints.launchers.cli_args import (
             make_arg_parser,
@@ -103,20 +106,22 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
 
     from serve import lora_resolver
     from serve.access import ModelAccess
-    from serve.adapter_cache import get_adapter_cache
     from serve.adapter_sync import AdapterSync, instrument_loads
     from serve.calculator import CalculatorRoute, ChatPrompts
+    from serve.handoff import get_handoff
     from serve.limits import TenantLimiter, limits_for
     from serve.middleware import configure as configure_middleware
     from serve.residency import ResidencyBoard, listen
 
     lora_resolver.register()  # before init_app_state: OpenAIServingModels reads resolvers once
     listen_address, sock = setup_server(args, reuse_port=False)
-    access = ModelAccess(registry, base_model_id, options.model,
-                         verify=get_adapter_cache().materialize,
+    # The middleware's (and gRPC's) resolution of a model, files verified, is what vLLM's
+    # resolver loads: one lookup and one hash per adapter load (serve.handoff).
+    handoff = get_handoff()
+    access = ModelAccess(registry, base_model_id, options.model, verify=handoff.prepare,
                          max_lora_rank=options.max_lora_rank)
     limiter = TenantLimiter(limits_for(options, registry.settings))
-    board = ResidencyBoard(registry.adapter_tenant)
+    board = ResidencyBoard(handoff.owner)
     reports = await listen(board, residency_socket)  # before the engine starts sending
     async with build_async_engine_client(args) as engine_client:
         supported_tasks = await engine_client.get_supported_tasks()
@@ -130,8 +135,8 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
         await init_app_state(engine_client, app.state, args, supported_tasks)
         models = app.state.openai_serving_models
         instrument_loads(models, board)
-        sync = AdapterSync(models, engine_client, get_adapter_cache(), options.sync_interval,
-                           board=board, max_pins=options.max_pins,
+        sync = AdapterSync(models, engine_client, handoff.cache, options.sync_interval,
+                           board=board, max_pins=options.max_pins, handoff=handoff,
                            pinned=functools.partial(registry.pinned_adapter_names,
                                                     base_model_id))
         sync_task = asyncio.create_task(sync.run())

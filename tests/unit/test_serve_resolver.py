@@ -6,6 +6,7 @@ import asyncio
 import functools
 from collections import defaultdict
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from prometheus_client import REGISTRY
@@ -20,6 +21,7 @@ from serve import lora_resolver
 from serve.adapter_cache import AdapterCache
 from serve.adapter_sync import AdapterSync, instrument_loads
 from serve.engine_lora import _pin_in_memory
+from serve.handoff import AdapterHandoff
 from serve.residency import (
     ResidencyBoard,
     Snapshot,
@@ -101,23 +103,30 @@ def test_register_is_gated(monkeypatch: pytest.MonkeyPatch, quanta_env) -> None:
     LoRAResolverRegistry.resolvers.pop(lora_resolver.RESOLVER_NAME, None)
 
 
-def test_resolver_materialises_by_unique_name(adapters, monkeypatch, quanta_env) -> None:  # type: ignore[no-untyped-def]
+def test_resolver_loads_what_was_prepared(adapters) -> None:  # type: ignore[no-untyped-def]
+    """The resolver loads the verified copy the request's resolution left in the handoff
+    (``serve.handoff``), by unique name; it looks nothing up itself."""
     registry, mine, other = adapters
-    cache = AdapterCache(registry)
-    monkeypatch.setattr("serve.adapter_cache.get_adapter_cache", lambda: cache)
-    quanta_env(QUANTA_SERVE_BASE_MODEL=BASE)
+    handoff = AdapterHandoff(AdapterCache(registry))
     resolver = lora_resolver.RegistryLoRAResolver()
     misses = _value("quanta_resolver_cache_misses_total")
     hits = _value("quanta_resolver_cache_hits_total")
-    for name in (mine.name, mine.id):
-        request = asyncio.run(resolver.resolve_lora("/models/base", name))
-        assert request is not None and request.lora_name == name
-        assert (Path(request.lora_path) / "adapter_config.json").read_text() == '{"r": 8}'
+
+    def resolve(name: str) -> LoRARequest | None:
+        with mock.patch("serve.handoff.get_handoff", lambda: handoff):
+            return asyncio.run(resolver.resolve_lora("/models/base", name))
+
+    assert resolve(mine.name) is None  # nothing prepared it: not loaded
+    handoff.prepare(mine)
+    request = resolve(mine.name)
+    assert request is not None and request.lora_name == mine.name
+    assert (Path(request.lora_path) / "adapter_config.json").read_text() == '{"r": 8}'
     assert _value("quanta_resolver_cache_misses_total") == misses + 1
-    assert _value("quanta_resolver_cache_hits_total") == hits + 1
-    assert asyncio.run(resolver.resolve_lora("/m", "al")) is None  # aliases: middleware's job
-    assert asyncio.run(resolver.resolve_lora("/m", other.name)) is None  # other base
-    assert asyncio.run(resolver.resolve_lora("/m", "ft:nothing")) is None
+    handoff.prepare(mine)  # loaded: the ticket covers it
+    assert _value("quanta_resolver_cache_hits_total") == hits
+    assert resolve(mine.id) is None  # ids and aliases: the middleware rewrites them
+    assert resolve("al") is None
+    assert resolve(other.name) is None  # another base's: access refuses it, never prepared
 
 
 def test_sync_unloads_deleted(adapters) -> None:
