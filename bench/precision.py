@@ -2,7 +2,7 @@
 
 Prints the detected capability and the chosen compute dtype, then for fp32 and bf16:
 
-  training tokens/s   tune.trainer.train as the worker runs it (the trainer bench's setup:
+  training tokens/s   tune.train.trainer.train as the worker runs it (the trainer bench's setup:
                       bundled physics set, batch 8, max_length 256, LoRA r=16 on every
                       linear projection), stopped after --train-seconds (at least one step)
   eval tokens/s       batched greedy generation as the before/after evaluation runs it
@@ -51,9 +51,10 @@ def training_tokens_per_s(base_dir: Path, dtype: ComputeDtype, steps: int, batch
                           max_length: int, budget_s: float) -> dict[str, Any]:
     from quanta.data import read_examples
     from quanta.domains.physics import bundled_physics_path
-    from tune.spec import JobRequest
-    from tune.spec import resolve as resolve_method
-    from tune.trainer import TrainHooks, train
+    from tune.plan import JobRequest
+    from tune.plan import resolve as resolve_method
+    from tune.train.methods.base import TrainHooks
+    from tune.train.trainer import train
 
     examples = read_examples(bundled_physics_path())
     random.Random(0).shuffle(examples)
@@ -80,7 +81,7 @@ def eval_tokens_per_s(base_dir: Path, dtype: ComputeDtype, new_tokens: int) -> d
     import torch
 
     from quanta.domains.physics import held_out_problems, problem_to_chat
-    from tune.modeling import load_base, load_tokenizer
+    from tune.train.modeling import load_base, load_tokenizer
 
     tokenizer = load_tokenizer(base_dir)
     tokenizer.padding_side = "left"

@@ -141,7 +141,7 @@ def rollout_transformers(base_dir: Path, adapter_dir: Path, args: argparse.Names
     from peft import PeftModel
 
     from quanta.precision import resolve
-    from tune.modeling import load_base, load_tokenizer
+    from tune.train.modeling import load_base, load_tokenizer
 
     tokenizer = load_tokenizer(base_dir)
     tokenizer.padding_side = "left"
@@ -173,7 +173,7 @@ def rollout_vllm(base_dir: Path, adapter_dir: Path, args: argparse.Namespace,
     except ImportError as exc:
         return f"vLLM not importable: {exc}"
     from quanta.precision import resolve
-    from tune.modeling import load_tokenizer
+    from tune.train.modeling import load_tokenizer
 
     # On CPU gpu_memory_utilization is the share of RAM vLLM reserves; this process
     # already holds the trainer's models, so ask for little.

@@ -28,8 +28,8 @@ from quanta.data import write_jsonl
 from quanta.models import DEFAULT_MODEL_ID
 from quanta.registry import Registry
 from quanta.types import EventType
-from tune.service import TuneService
-from tune.worker import Worker
+from tune.api.service import TuneService
+from tune.train.worker import Worker
 
 REPO = str(Path(__file__).resolve().parents[1])
 if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root

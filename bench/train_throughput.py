@@ -5,7 +5,7 @@ Same machine, same base model (SmolLM2-135M-Instruct from the registry), same ex
 and assistant-only labels), same LoRA (r=16 on every linear projection), same batch size
 and learning rate. The baseline is what a plain script does: ``from_pretrained`` with the
 default dtype, ``get_peft_model``, ``Trainer`` with default arguments, and batches padded
-to their longest example (no packing). Quanta's trainer is ``tune.trainer.train`` as the
+to their longest example (no packing). Quanta's trainer is ``tune.train.trainer.train`` as the
 worker runs it (trl SFTTrainer, fused LM head on labelled positions only, padding-free
 batches, bf16 autocast, gradient checkpointing off).
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tune.spec import TrainingPlan
+    from tune.plan import TrainingPlan
 
 
 def _examples(n: int, seed: int) -> list[dict[str, Any]]:
@@ -39,7 +39,7 @@ def _examples(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _plan(batch: int, steps: int, max_length: int, **quanta: Any) -> TrainingPlan:
-    from tune.spec import JobRequest, resolve
+    from tune.plan import JobRequest, resolve
 
     request = JobRequest(model="m", training_file="f", method={
         "type": "supervised", "supervised": {"hyperparameters": {
@@ -51,7 +51,7 @@ def _plan(batch: int, steps: int, max_length: int, **quanta: Any) -> TrainingPla
 
 def run_quanta(base_dir: Path, examples: list[dict[str, Any]], batch: int, steps: int,
                max_length: int, **quanta: Any) -> dict[str, Any]:
-    from tune.trainer import train
+    from tune.train.trainer import train
 
     with tempfile.TemporaryDirectory() as tmp:
         result = train(base_dir, _plan(batch, steps, max_length, **quanta), examples, None,
@@ -71,9 +71,9 @@ def run_baseline(base_dir: Path, examples: list[dict[str, Any]], batch: int, ste
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-    from tune.dataset import tokenize_examples
-    from tune.modeling import lora_config
-    from tune.spec import LoraOptions
+    from tune.plan import LoraOptions
+    from tune.train.dataset import tokenize_examples
+    from tune.train.modeling import lora_config
 
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     rows = tokenize_examples(tokenizer, examples, max_length)
@@ -126,8 +126,8 @@ def main() -> None:
 
     from quanta.models import model_path
     from quanta.registry import Registry
-    from tune.dataset import count_tokens, tokenize_examples
-    from tune.modeling import load_tokenizer
+    from tune.train.dataset import count_tokens, tokenize_examples
+    from tune.train.modeling import load_tokenizer
 
     base_dir = model_path(Registry.open())
     examples = _examples(ns.steps * ns.batch_size, seed=0)

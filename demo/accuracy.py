@@ -69,7 +69,7 @@ def accuracy_by_split(registry: Registry, adapter: AdapterRecord, n: int, max_to
     from quanta.generation import greedy_answers
     from quanta.models import model_path
     from quanta.precision import resolve
-    from tune.modeling import load_base, load_tokenizer
+    from tune.train.modeling import load_base, load_tokenizer
 
     problems = {split: held_out_problems(n, split) for split in SPLITS}
     # One list for all splits: each row answers in one batch run (and one model load).
@@ -121,7 +121,7 @@ def calculator_solved(registry: Registry, adapter: AdapterRecord, problems: list
     from quanta.generation import greedy_answers
     from quanta.models import model_path
     from quanta.precision import resolve
-    from tune.modeling import load_base, load_tokenizer
+    from tune.train.modeling import load_base, load_tokenizer
 
     base_dir = model_path(registry, adapter.base_model_id)
     model = PeftModel.from_pretrained(load_base(base_dir, resolve()),

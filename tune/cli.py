@@ -1,4 +1,9 @@
-"""``quanta tune ...``: train locally in one command, run the API or a worker, manage jobs."""
+"""``quanta tune ...``: train locally in one command, run the API or a worker, manage jobs.
+
+The one place both sides of tune meet in code: ``api``, ``jobs ...`` call the API side
+(``tune.api``), ``worker`` and ``node`` the worker side (``tune.train``), and ``run``
+creates a job as the API does and trains it as a worker does.
+"""
 
 from __future__ import annotations
 
@@ -81,9 +86,9 @@ def run(
     )
 
     from quanta.models import DEFAULT_MODEL_ID, ensure_model
-    from tune import queue
-    from tune.service import TuneService
-    from tune.worker import Worker
+    from tune.api.service import TuneService
+    from tune.train import queue
+    from tune.train.worker import Worker
 
     if not file.is_file():
         raise UsageError(f"no such file: {file}")
@@ -181,7 +186,7 @@ def api(host: Annotated[str, typer.Option()] = "127.0.0.1",
 
     from quanta.config import get_settings
     from quanta.tenancy import check_bind
-    from tune.api import create_app
+    from tune.api.app import create_app
 
     check_bind(get_settings(), host)
     uvicorn.run(create_app(), host=host, port=port)
@@ -206,11 +211,11 @@ def worker(
     """Claim queued jobs from the registry database and train them (or dispatch them)."""
     import logging
 
-    from tune.worker import Worker
+    from tune.train.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if dispatch == Dispatch.KUBERNETES:
-        from tune.distributed.kubernetes import KubernetesDispatcher, custom_objects_api
+        from tune.train.distributed.kubernetes import KubernetesDispatcher, custom_objects_api
 
         registry = open_registry()
         dispatcher = KubernetesDispatcher(registry, custom_objects_api(),
@@ -247,9 +252,9 @@ def node(
     import logging
     import tempfile
 
-    from tune.distributed.launch import DistributedError, join
-    from tune.spec import TrainingPlan
-    from tune.worker import work_root
+    from tune.plan import TrainingPlan
+    from tune.train.distributed.launch import DistributedError, join
+    from tune.train.worker import work_root
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     registry = open_registry()
@@ -276,7 +281,7 @@ def jobs_ls(tenant: Annotated[str | None, typer.Option()] = None,
     """List fine-tuning jobs, newest first."""
     from rich.table import Table
 
-    from tune.service import TuneService
+    from tune.api.service import TuneService
 
     registry = open_registry()
     page = TuneService(registry).list_jobs(_tenant(registry, tenant), limit=limit)
@@ -291,7 +296,7 @@ def jobs_ls(tenant: Annotated[str | None, typer.Option()] = None,
 
 def _on_job(operation: str, job_id: str, tenant: str | None, **kwargs: Any) -> Any:
     """Call ``TuneService.<operation>(tenant, job_id, ...)``; API errors exit with code 2."""
-    from tune.service import TuneService
+    from tune.api.service import TuneService
 
     registry = open_registry()
     try:
@@ -321,8 +326,8 @@ def jobs_manifest(
     submits), for kubectl apply or review."""
     import yaml
 
-    from tune.distributed.kubernetes import dispatcher_id, render_trainjob
-    from tune.spec import TrainingPlan
+    from tune.plan import TrainingPlan
+    from tune.train.distributed.kubernetes import dispatcher_id, render_trainjob
 
     registry = open_registry()
     _on_job("get_job", job_id, tenant)  # the tenant's job, or exit 2

@@ -21,7 +21,7 @@ from quanta.registry import Registry
 from quanta.tenancy import create_key
 from tests.support.fixtures import arithmetic_chat, fake_base_models
 from tests.support.openai_schema import OpenAISchemas
-from tune.api import create_app
+from tune.api.app import create_app
 
 conforms = OpenAISchemas("openai-fine-tuning.json", Path(__file__).parent).conforms
 MODEL = "smollm2-135m-instruct"

@@ -21,16 +21,16 @@ from quanta.data import write_jsonl
 from quanta.registry import Registry
 from quanta.types import JobStatus
 from tests.support.fixtures import arithmetic_chat, seeded_registry, tiny_job
-from tune import queue
-from tune.distributed.kubernetes import (
+from tune.api.service import TuneService
+from tune.plan import DistributedOptions
+from tune.train import queue
+from tune.train.distributed.kubernetes import (
     GROUP,
     PLURAL,
     VERSION,
     KubernetesDispatcher,
     render_trainjob,
 )
-from tune.service import TuneService
-from tune.spec import DistributedOptions
 
 TRAINJOB = CRD_SCHEMAS[("trainer.kubeflow.org/v1alpha1", "TrainJob")]
 
@@ -48,7 +48,7 @@ def test_a_four_node_trainjob_validates_against_the_upstream_crd() -> None:
     trainer = body["spec"]["trainer"]
     assert trainer["numNodes"] == 4 and trainer["numProcPerNode"] == 8
     assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "8"
-    assert trainer["command"][-3:] == ["-m", "tune.distributed.rank", "ftjob-AbC123"]
+    assert trainer["command"][-3:] == ["-m", "tune.train.distributed.rank", "ftjob-AbC123"]
     # torchrun's node settings come from Kubeflow's PET_* variables, never from us
     assert not any(e["name"].startswith("PET_") for e in trainer["env"])
     name = body["metadata"]["name"]

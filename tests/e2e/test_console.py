@@ -60,7 +60,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> I
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (scripts/setup.sh installs Debian's package)")
     from console.app import create_app as console_app
-    from tune.api import create_app as tune_app
+    from tune.api.app import create_app as tune_app
 
     home = tmp_path_factory.mktemp("console-home")
     registry = seeded_registry(home, base_model_dir)
@@ -119,7 +119,7 @@ def _go(page: Any, hash_: str, ready: str) -> None:
 
 def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser: Any,
                                                        tmp_path: Path) -> None:
-    from tune.worker import Worker
+    from tune.train.worker import Worker
 
     page = _page(browser, console, "acme")
     errors: list[str] = []

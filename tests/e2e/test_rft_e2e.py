@@ -18,8 +18,8 @@ from quanta.domains import physics
 from quanta.tenancy import create_key
 from tests.support.fixtures import seeded_registry
 from tests.support.servers import serve_api
-from tune.api import create_app
-from tune.worker import Worker
+from tune.api.app import create_app
+from tune.train.worker import Worker
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from quanta.tenancy import create_key
 from tests.support.fixtures import arithmetic_chat, seeded_registry
 from tests.support.servers import serve_api
 from tests.support.trackers import offline_runs
-from tune.api import create_app
-from tune.worker import Worker
+from tune.api.app import create_app
+from tune.train.worker import Worker
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.tenancy import create_key
-from tune.api import create_app
+from tune.api.app import create_app
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="bubblewrap missing (scripts/setup.sh installs it)")

@@ -25,7 +25,7 @@ from quanta.registry.layout import MANIFEST_KIND, STAGING_DIR
 from quanta.registry.store import LocalBlobStore, owner_tag
 from quanta.tenancy import create_key, create_tenant
 from tests.support.fixtures import dead_pid, fake_base_models
-from tune.api import create_app
+from tune.api.app import create_app
 
 CHAT = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
 

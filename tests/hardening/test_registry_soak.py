@@ -18,7 +18,7 @@ from quanta.config import Settings
 from quanta.registry import NotFoundError, Registry
 from quanta.tenancy import create_key, create_tenant
 from tests.support.fixtures import fake_base_models
-from tune.api import create_app
+from tune.api.app import create_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -234,7 +234,7 @@ def test_tenant_isolation_property(stack: Stack, tmp_path: Path) -> None:
     from quanta.tenancy import create_tenant
     from serve.grpc_gen import inference_pb2 as pb
     from tests.support.fixtures import arithmetic_chat
-    from tune.api import create_app
+    from tune.api.app import create_app
 
     fx = stack.fixture
     tune = TestClient(create_app(stack.registry.settings, stack.registry))

@@ -18,7 +18,7 @@ from quanta.config import Settings
 from quanta.registry import Registry
 from quanta.registry import tables as t
 from quanta.tenancy import create_key, create_tenant, revoke_key
-from tune.api import create_app
+from tune.api.app import create_app
 
 MiB = 1 << 20
 

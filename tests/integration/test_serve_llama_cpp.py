@@ -21,7 +21,8 @@ from quanta.tenancy import create_key, create_tenant
 from quantize.errors import ToolMissingError
 from tests.support.fixtures import make_adapter
 from tests.support.servers import start_serve
-from tune.checkpoints import checkpoint_config, checkpoint_name
+from tune.plan import checkpoint_name
+from tune.train.checkpoints import checkpoint_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")

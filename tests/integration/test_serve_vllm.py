@@ -146,7 +146,8 @@ def test_adapter_registered_after_start_is_served(server: Server) -> None:
 
 def test_checkpoint_model_is_served_to_its_owner(server: Server) -> None:
     """``<model>:ckpt-step-N`` (what tune publishes for a finished job) is a model."""
-    from tune.checkpoints import checkpoint_config, checkpoint_name
+    from tune.plan import checkpoint_name
+    from tune.train.checkpoints import checkpoint_config
 
     of = server.registry.resolve_adapter("acme", server.adapters["physics"])
     same = make_adapter(server.base_dir, server.home / "adapters" / "ckpt", seed=1)
@@ -164,8 +165,8 @@ def test_reinforcement_trained_adapter_is_served(server: Server, tmp_path: Path)
     trained adapter is saved, not trl's frozen reference copy."""
     from quanta.domains import physics
     from tune.graders import parse_grader
-    from tune.spec import QuantaOptions, ResolvedHyperparameters, TrainingPlan
-    from tune.trainer import train
+    from tune.plan import QuantaOptions, ResolvedHyperparameters, TrainingPlan
+    from tune.train.trainer import train
 
     plan = TrainingPlan(
         type="reinforcement",

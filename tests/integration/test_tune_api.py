@@ -19,7 +19,7 @@ from quanta.registry import Registry
 from quanta.registry import tables as t
 from quanta.tenancy import create_key, create_tenant
 from tests.support.fixtures import arithmetic_chat, preference_pairs
-from tune.api import create_app
+from tune.api.app import create_app
 
 MODEL = "smollm2-135m-instruct"
 

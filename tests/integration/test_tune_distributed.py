@@ -23,8 +23,8 @@ import pytest
 from quanta.data import write_jsonl
 from quanta.registry import Registry
 from tests.support.fixtures import arithmetic_chat, seeded_registry, tiny_job
-from tune.service import TuneService
-from tune.worker import Worker
+from tune.api.service import TuneService
+from tune.train.worker import Worker
 
 pytestmark = pytest.mark.slow
 
@@ -69,12 +69,12 @@ def _launcher_pid(service: TuneService, job_id: str) -> int | None:
 
 
 def _ranks(launcher_pid: int) -> list[psutil.Process]:
-    """The rank processes torchrun started (python -m tune.distributed.rank ...)."""
+    """The rank processes torchrun started (python -m tune.train.distributed.rank ...)."""
     try:
         children = psutil.Process(launcher_pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [p for p in children if "tune.distributed.rank" in " ".join(p.cmdline())]
+    return [p for p in children if "tune.train.distributed.rank" in " ".join(p.cmdline())]
 
 
 def _run_in_thread(registry: Registry) -> threading.Thread:

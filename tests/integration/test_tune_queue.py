@@ -12,8 +12,9 @@ from quanta.data import write_jsonl
 from quanta.registry import Registry
 from quanta.registry import tables as t
 from tests.support.fixtures import arithmetic_chat
-from tune import queue
-from tune.service import TuneService
+from tune.api.jobs import request_cancel, request_pause, request_resume
+from tune.api.service import TuneService
+from tune.train import queue
 
 
 def _registry_with_jobs(settings: Settings, tmp_path: Path, n: int) -> tuple[Registry, list[str]]:
@@ -65,29 +66,29 @@ def test_pause_is_heard_by_the_worker_and_kept_when_it_dies(quanta_home: Path,
                                                            tmp_path: Path) -> None:
     registry, (job_id,) = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 1)
     assert queue.claim_next(registry, "w") == job_id
-    assert queue.request_pause(registry, job_id) is not None
-    assert queue.request_pause(registry, job_id) is None  # already pausing
+    assert request_pause(registry, job_id) is not None
+    assert request_pause(registry, job_id) is None  # already pausing
     assert queue.heartbeat(registry, job_id, "w") == queue.Pulse(owned=True, pause=True)
-    assert queue.request_resume(registry, job_id) is not None  # withdrawn before it paused
+    assert request_resume(registry, job_id) is not None  # withdrawn before it paused
     assert queue.heartbeat(registry, job_id, "w") == queue.Pulse(owned=True)
-    queue.request_pause(registry, job_id)
+    request_pause(registry, job_id)
     # The worker dies before its next step: the job is paused, not re-queued.
     assert queue.requeue_stale(registry, stale_after=-1) == []
     job = registry.jobs.get(job_id)
     assert job is not None and job.status == "paused" and not job.pause_requested
     assert job.worker_id is None and job.finished_at is None
     assert not queue.pause(registry, job_id, "w", 3)  # no longer its job
-    assert queue.request_resume(registry, job_id) is not None
+    assert request_resume(registry, job_id) is not None
     assert queue.claim_next(registry, "other") == job_id
 
     # The trainer stopped for a pause, then the owner resumed (withdrew it) or cancelled.
-    queue.request_pause(registry, job_id)
-    queue.request_resume(registry, job_id)
+    request_pause(registry, job_id)
+    request_resume(registry, job_id)
     assert queue.pause(registry, job_id, "other", 4)
     assert registry.jobs.get(job_id).status == "queued"
     assert queue.claim_next(registry, "third") == job_id
-    queue.request_pause(registry, job_id)
-    queue.request_cancel(registry, job_id)
+    request_pause(registry, job_id)
+    request_cancel(registry, job_id)
     assert queue.pause(registry, job_id, "third", 6)
     assert registry.jobs.get(job_id).status == "cancelled"
 
@@ -122,7 +123,7 @@ def test_postgres_claims_use_skip_locked(postgres_url: str, tmp_path: Path) -> N
 def test_worker_with_job_id_runs_only_that_job(quanta_home: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """``quanta tune worker --once --job-id`` (one Kubernetes Job per job) claims just that one."""
-    from tune.worker import Worker
+    from tune.train.worker import Worker
 
     registry, ids = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 3)
     ran: list[str] = []
@@ -139,7 +140,7 @@ def test_leftovers_of_killed_processes_are_swept(quanta_home: Path, tmp_path: Pa
     import os
 
     from quanta.registry.store import sweep_abandoned
-    from tune.worker import Worker
+    from tune.train.worker import Worker
 
     registry, ids = _registry_with_jobs(Settings(home=quanta_home), tmp_path, 2)
     assert queue.claim(registry, ids[0], "live-worker")

@@ -28,7 +28,7 @@ def env(quanta_home: Path, tmp_path: Path) -> dict[str, Any]:
     settings = Settings(home=quanta_home, allow_anonymous=False)
     registry = Registry.open(settings)
     fake_base_models(registry, tmp_path / "models", MODEL)
-    from tune.api import create_app
+    from tune.api.app import create_app
 
     http = TestClient(create_app(settings, registry))
     clients = {}
@@ -115,7 +115,7 @@ def test_what_a_grantee_trains_from_a_shared_model_follows_the_grant(
     from quanta.registry import NotFoundError
     from quantize.errors import ExportInputError
     from quantize.exporters import export
-    from tune.worker import derived_from
+    from tune.train.worker import derived_from
 
     registry = env["registry"]
     origin = registry.resolve_adapter("acme", env["adapter"])

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from quanta.data import write_jsonl
 from quanta.registry import tables as t
 from tests.support.fixtures import arithmetic_chat, preference_pairs, seeded_registry
-from tune.service import TuneService
-from tune.worker import Worker
+from tune.api.service import TuneService
+from tune.train.worker import Worker
 
 pytestmark = pytest.mark.slow
 
@@ -72,9 +72,9 @@ def test_padding_free_batches_give_the_padded_loss(base_model_dir: Path) -> None
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    from tune.attention import packed_attention
-    from tune.dataset import tokenize_examples
-    from tune.methods.sft import labelled_loss
+    from tune.train.attention import packed_attention
+    from tune.train.dataset import tokenize_examples
+    from tune.train.methods.sft import labelled_loss
 
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
     model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.float32).eval()
@@ -109,9 +109,9 @@ import json, math, sys
 from pathlib import Path
 
 from quanta.precision import resolve as resolve_precision
-from tune.spec import JobRequest, resolve
+from tune.plan import JobRequest, resolve
 from tests.support.fixtures import arithmetic_chat
-from tune.trainer import train
+from tune.train.trainer import train
 
 request = JobRequest(model="m", training_file="f", seed=0, method={
     "type": "supervised", "supervised": {"hyperparameters": {"batch_size": 4}}},
@@ -156,7 +156,7 @@ def _rft_plan(*, max_steps: int, checkpoint_every: int, completion_tokens: int,
     ``problems`` training-split physics prompts."""
     from quanta.domains import physics
     from tune.graders import parse_grader
-    from tune.spec import QuantaOptions, ResolvedHyperparameters, TrainingPlan
+    from tune.plan import QuantaOptions, ResolvedHyperparameters, TrainingPlan
 
     plan = TrainingPlan(
         type="reinforcement",
@@ -178,7 +178,8 @@ def test_reinforcement_stops_on_cancel_and_resumes_from_its_checkpoint(
     """GRPO training honours the cancel poll and resumes from a checkpoint the worker kept."""
     import shutil
 
-    from tune.trainer import TrainHooks, train
+    from tune.train.methods.base import TrainHooks
+    from tune.train.trainer import train
 
     plan, examples = _rft_plan(max_steps=2, checkpoint_every=1, completion_tokens=12,
                                problems=4)
@@ -201,8 +202,8 @@ def test_reinforcement_samples_rollouts_with_the_calculator(
         base_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A model that writes calculation traces trains on rollouts from CalculatorRollout:
     trl takes its ids and mask, and the step trains."""
-    from tune.methods import rft
-    from tune.trainer import train
+    from tune.train.methods import rft
+    from tune.train.trainer import train
 
     seen: list[dict] = []  # type: ignore[type-arg]
     original = rft.CalculatorRollout.__call__

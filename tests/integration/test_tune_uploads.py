@@ -34,7 +34,7 @@ def env(quanta_home: Path) -> dict[str, Any]:
     create_tenant(registry, "other")
     _, key = create_key(registry, "local")
     _, other = create_key(registry, "other")
-    from tune.api import create_app
+    from tune.api.app import create_app
 
     http = TestClient(create_app(settings, registry))
     sdk = openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=http,

@@ -18,8 +18,8 @@ from quanta.processes import free_port
 from quanta.registry import Registry
 from quanta.registry import tables as t
 from tests.support.fixtures import arithmetic_chat, seeded_registry, tiny_job
-from tune.service import TuneService
-from tune.worker import Worker
+from tune.api.service import TuneService
+from tune.train.worker import Worker
 
 pytestmark = pytest.mark.slow
 
@@ -250,7 +250,7 @@ def test_checkpoint_models_are_kept_and_start_new_jobs(
         quanta_home: Path, base_model_dir: Path, tmp_path: Path) -> None:
     """A finished job keeps its last three checkpoints as models (adapter files only);
     one of them is the ``model`` of a new job, which trains from it."""
-    from tune.checkpoints import ADAPTER_FILES
+    from tune.train.checkpoints import ADAPTER_FILES
 
     registry, service, data = _setup(quanta_home, base_model_dir, tmp_path, 8)
     job_id = _job(service, data, max_steps=4, checkpoint_every=1)

@@ -204,7 +204,7 @@ def worker_setup(home: Path, base_model_dir: Path, n_jobs: int, max_steps: int =
                  checkpoint_every: int = 2) -> tuple[Registry, list[str]]:
     from quanta.data import write_jsonl
     from tests.support.fixtures import arithmetic_chat, seeded_registry, tiny_job
-    from tune.service import TuneService
+    from tune.api.service import TuneService
 
     registry = seeded_registry(home, base_model_dir)
     service = TuneService(registry)
@@ -441,7 +441,7 @@ def run_disk_full(tally: Tally, root: Path, size_mb: int = 64) -> bool:
     from fastapi.testclient import TestClient
 
     from quanta.tenancy import create_key, create_tenant
-    from tune.api import create_app
+    from tune.api.app import create_app
 
     home = root / "tmpfs-home"
     home.mkdir(parents=True, exist_ok=True)

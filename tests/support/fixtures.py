@@ -112,8 +112,8 @@ def run_job(registry: Registry, tenant: str, path: Path, body: dict[str, Any]
     import time
 
     from quanta.types import FilePurpose
-    from tune.service import TuneService
-    from tune.worker import Worker
+    from tune.api.service import TuneService
+    from tune.train.worker import Worker
 
     service = TuneService(registry)
     file_id = service.create_file(tenant, path.name, FilePurpose.FINE_TUNE, path)["id"]

@@ -110,7 +110,7 @@ def fuzz_tune(max_examples: int, max_time: float, checks: str = TUNE_CHECKS) -> 
     from quanta.registry import Registry
     from quanta.tenancy import create_key, create_tenant
     from tests.support.servers import serve_api
-    from tune.api import create_app
+    from tune.api.app import create_app
 
     home = Path(tempfile.mkdtemp(prefix="quanta-fuzz-tune-"))
     try:

@@ -1,7 +1,9 @@
 """The folders are the architecture: what may import what (DESIGN.md's layout).
 
 Services meet in the registry's public API (``quanta.registry``), never its modules; the
-shared core imports no service; one service does not import another's internals.
+shared core imports no service; one service does not import another's internals; tune's
+two processes (``tune/api``, ``tune/train``) meet only in the registry and in the modules
+both import (the training plan, the integrations' schema, the graders).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ REGISTRY_INTERNALS = ("tables", "store", "jobs", "ids", "housekeeping", "db", "l
 ALLOWED = {
     # Exports still run inside the tune API's process until they are queued work that a
     # quantize worker claims from the registry.
-    ("tune/models.py", "quantize"),
+    ("tune/api/models.py", "quantize"),
 }
 
 
@@ -36,7 +38,8 @@ def _imports(path: Path) -> Iterator[str]:
 
 def _sources(*folders: str) -> Iterator[tuple[str, str]]:
     for folder in folders:
-        for path in sorted((ROOT / folder).rglob("*.py")):
+        root = ROOT / folder
+        for path in [root] if root.is_file() else sorted(root.rglob("*.py")):
             if "grpc_gen" not in path.parts:
                 rel = path.relative_to(ROOT).as_posix()
                 yield from ((rel, module) for module in _imports(path))
@@ -69,6 +72,20 @@ def test_the_core_imports_no_service() -> None:
 ])
 def test_services_do_not_import_each_other(service: str, others: tuple[str, ...]) -> None:
     assert _violations(_sources(service), others) == []
+
+
+TUNE_SHARED = ("tune/plan.py", "tune/integrations.py", "tune/graders")
+
+
+@pytest.mark.parametrize(("side", "others"), [
+    (("tune/api",), ("tune.train",)),
+    (("tune/train",), ("tune.api",)),
+    (TUNE_SHARED, ("tune.api", "tune.train", "tune.cli")),
+])
+def test_tune_api_and_worker_meet_only_through_the_plan_and_the_registry(
+        side: tuple[str, ...], others: tuple[str, ...]) -> None:
+    assert all((ROOT / path).exists() for path in side)
+    assert _violations(_sources(*side), others) == []
 
 
 def test_the_check_sees_a_leak(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from quanta.plugins import Plugins, UnknownPluginError
 from quanta.types import DatasetFormat, MethodType
 from serve.engines import SERVING_ENGINES, ServeOptions, get_engine, register_engine
 from tune.graders import GRADERS, Grade, build_grader, parse_grader, register_grader
-from tune.methods import TRAINING_METHODS, get_method, method_formats, register_method
+from tune.train.methods import TRAINING_METHODS, get_method, method_formats, register_method
 
 GROUP = "quanta.test_widgets"
 
@@ -166,7 +166,7 @@ def test_lookups_do_not_import_the_runtimes() -> None:
     """Finding every implementation imports modules, never trl, vllm, llama_cpp or torch."""
     script = textwrap.dedent("""
         import sys
-        from tune.methods import TRAINING_METHODS, get_method
+        from tune.train.methods import TRAINING_METHODS, get_method
         from tune.graders import GRADERS
         from serve.engines import ENGINES, get_engine
         for name in TRAINING_METHODS.names():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tune.dataset import IGNORE_INDEX, tokenize_chat, tokenize_examples
+from tune.train.dataset import IGNORE_INDEX, tokenize_chat, tokenize_examples
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tune.results import results_csv
+from tune.train.results import results_csv
 
 
 def test_rows_per_step_with_every_metric_and_resumed_steps_overwritten() -> None:

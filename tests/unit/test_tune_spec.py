@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tune.errors import HTTPBadRequest
-from tune.spec import (
+from tune.api.errors import invalid_request
+from tune.plan import (
     BASE_LEARNING_RATE,
     BASE_LEARNING_RATE_RFT,
+    PlanError,
     TrainingPlan,
     parse_request,
     resolve,
@@ -72,10 +73,11 @@ def test_the_stored_plan_validates_back_into_the_same_plan() -> None:
     ({"training_file": ""}, "training_file"),
 ])
 def test_out_of_range_values_name_the_param(body: dict, param: str) -> None:  # type: ignore[type-arg]
-    with pytest.raises(HTTPBadRequest) as exc:
+    with pytest.raises(PlanError) as exc:
         parse_request({"model": "m", "training_file": "f", **body})
-    assert exc.value.param == param and exc.value.status == 400
-    assert exc.value.openai_body()["error"]["type"] == "invalid_request_error"
+    answer = invalid_request(exc.value.errors())  # as the API answers it
+    assert answer.param == param and answer.status == 400
+    assert answer.openai_body()["error"]["type"] == "invalid_request_error"
 
 
 def _distributed(distributed: dict, **body: object) -> dict:  # type: ignore[type-arg]
@@ -108,7 +110,8 @@ def test_distributed_batch_size_is_the_global_batch() -> None:
 ])
 def test_impossible_distributed_blocks_are_400(body: dict, param: str,  # type: ignore[type-arg]
                                                words: str) -> None:
-    with pytest.raises(HTTPBadRequest) as err:
+    with pytest.raises(PlanError) as err:
         resolve(parse_request(body), 8)
-    assert err.value.param == param
-    assert words in err.value.message
+    answer = invalid_request(err.value.errors())  # as the API answers it
+    assert answer.param == param
+    assert words in answer.message

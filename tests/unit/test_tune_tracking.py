@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from quanta.config import Settings
-from tune import tracking
-from tune.spec import parse_request, resolve
-from tune.tracking import RunOutcome, TrackedRuns, stopped_outcome
-from tune.tracking.config import refusal, stored_integrations
+from tune.integrations import refusal, stored_integrations
+from tune.plan import parse_request, resolve
+from tune.train import tracking
+from tune.train.tracking import RunOutcome, TrackedRuns, stopped_outcome
 
 WANDB = {"type": "wandb", "wandb": {"project": "p"}}
 MLFLOW = {"type": "mlflow", "mlflow": {"tracking_uri": "http://mlflow.internal:5000",

@@ -1,0 +1,158 @@
+"""Models as the tune API shows them: OpenAI's ``/v1/models`` (list, retrieve, delete a
+fine-tuned model) and Quanta's ``/v1/quanta/...`` extensions the console reads: a
+model's lineage, evaluation and exports, starting an export, the registry's health.
+
+Everything is one tenant's view: its own fine-tuned models (checkpoint models too) and
+the base models it may train; another tenant's model answers 404, as an unknown one.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from quanta.registry import AdapterRecord, BaseModelRecord, ExportRecord, NotFoundError, Registry
+from quanta.types import ArtifactKind, ExportFormat
+from tune.api.errors import HTTPBadRequest, HTTPNotFound, HTTPTooManyRequests
+from tune.api.objects import unix
+
+MAX_EXPORT_ACCURACY_N = 200
+MAX_CONCURRENT_EXPORTS = 1
+
+
+def model_object(row: AdapterRecord | BaseModelRecord) -> dict[str, Any]:
+    """OpenAI's ``model`` object."""
+    if isinstance(row, AdapterRecord):
+        return {"id": row.name, "object": "model", "created": unix(row.created_at),
+                "owned_by": row.tenant_id}
+    return {"id": row.id, "object": "model", "created": unix(row.created_at),
+            "owned_by": row.tenant_id or "quanta"}
+
+
+def export_object(registry: Registry, row: ExportRecord) -> dict[str, Any]:
+    from quantize.exporters import export_name
+
+    return {"id": row.id, "object": "quanta.export", "name": export_name(registry, row),
+            "format": row.format, "bytes": row.bytes, "created_at": unix(row.created_at),
+            "metrics": row.metrics or {}}
+
+
+def usable_model(registry: Registry, tenant_id: str, model: str, *, shared: bool = True
+                 ) -> tuple[str, AdapterRecord | None]:
+    """(base model id, adapter or None) for a model a tenant may name (a job's ``model``, a
+    grader's): a base model, or a fine-tuned model of its own or, with ``shared``, one
+    shared with it. NotFoundError for anything else."""
+    try:
+        return registry.get_base_model(model, tenant_id).id, None
+    except NotFoundError:
+        adapter = (registry.usable_adapter(tenant_id, model) if shared
+                   else registry.resolve_adapter(tenant_id, model))
+        return adapter.base_model_id, adapter
+
+
+class ModelsService:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        # Exports run in this process (minutes of CPU for GPTQ): one at a time.
+        self._exporting = threading.BoundedSemaphore(MAX_CONCURRENT_EXPORTS)
+
+    def _adapter(self, tenant_id: str, model: str) -> AdapterRecord:
+        try:
+            return self.registry.resolve_adapter(tenant_id, model)
+        except NotFoundError:
+            raise HTTPNotFound(f"The model '{model}' does not exist", param="model",
+                               code="model_not_found") from None
+
+    def list_models(self, tenant_id: str) -> dict[str, Any]:
+        bases = self.registry.list_base_models(tenant_id)
+        adapters = self.registry.list_adapters(tenant_id, checkpoints=True)
+        return {"object": "list", "data": [model_object(r) for r in [*bases, *adapters]]}
+
+    def get_model(self, tenant_id: str, model: str) -> dict[str, Any]:
+        try:
+            return model_object(self.registry.get_base_model(model, tenant_id))
+        except NotFoundError:
+            return model_object(self._adapter(tenant_id, model))
+
+    def delete_model(self, tenant_id: str, model: str) -> dict[str, Any]:
+        """OpenAI's delete of a fine-tuned model (base models are not the tenant's)."""
+        row = self._adapter(tenant_id, model)
+        self.registry.delete(ArtifactKind.ADAPTER, row.id, tenant_id)
+        return {"id": row.name, "object": "model", "deleted": True}
+
+    def details(self, tenant_id: str, model: str) -> dict[str, Any]:
+        """A fine-tuned model's lineage (base, training file, job), its configuration, its
+        evaluation before and after training (with sample answers) and its exports."""
+        row = self._adapter(tenant_id, model)
+        exports = [export_object(self.registry, e) for e in self.registry.list_exports(tenant_id)
+                   if e.adapter_id == row.id]
+        return {**model_object(row), "object": "quanta.model", "alias": row.alias,
+                "base_model": row.base_model_id, "training_file": row.training_file_id,
+                "job": row.job_id, "bytes": row.bytes, "sha256": row.sha256,
+                "config": row.config or {}, "eval": row.eval or {}, "pinned": row.pinned,
+                "exports": exports}
+
+    def set_pinned(self, tenant_id: str, model: str, pinned: bool) -> dict[str, Any]:
+        """Pin (or unpin) a fine-tuned model in its base's serving engines (owner only)."""
+        row = self.registry.set_pinned(tenant_id, self._adapter(tenant_id, model).id, pinned)
+        return {**model_object(row), "pinned": row.pinned}
+
+    def create_export(self, tenant_id: str, model: str, body: Any) -> dict[str, Any]:
+        """Build, measure and register an export of the tenant's model (synchronously:
+        the caller waits; a LoRA GGUF takes seconds, GPTQ minutes)."""
+        from quantize.errors import ExportError
+        from quantize.exporters import export
+
+        if not isinstance(body, dict) or not isinstance(body.get("format"), str):
+            raise HTTPBadRequest("format is required", param="format")
+        try:
+            format = ExportFormat(body["format"])
+        except ValueError:
+            raise HTTPBadRequest(f"format must be one of {', '.join(ExportFormat)}",
+                                 param="format") from None
+        accuracy_n = body.get("accuracy_n")
+        if accuracy_n is not None and (isinstance(accuracy_n, bool) or not isinstance(
+                accuracy_n, int) or not 1 <= accuracy_n <= MAX_EXPORT_ACCURACY_N):
+            raise HTTPBadRequest(f"accuracy_n must be an integer between 1 and "
+                                 f"{MAX_EXPORT_ACCURACY_N}", param="accuracy_n")
+        row = self._adapter(tenant_id, model)
+        if not self._exporting.acquire(blocking=False):
+            raise HTTPTooManyRequests("An export is already running on this server; try "
+                                      "again when it has finished", retry_after=30,
+                                      code="export_busy")
+        try:
+            exported = export(self.registry, row.name, format, tenant_id=tenant_id,
+                              accuracy_n=accuracy_n)
+        except ExportError as exc:
+            raise HTTPBadRequest(str(exc), param="format", code="export_failed") from None
+        finally:
+            self._exporting.release()
+        return export_object(self.registry, exported)
+
+    def export_file(self, tenant_id: str, export_id: str) -> tuple[Path, str]:
+        """A single-file export (a GGUF) of one of the tenant's models: a verified local
+        copy and the file name to download it as."""
+        try:
+            row = self.registry.get_row(ArtifactKind.EXPORT, export_id)
+        except NotFoundError:
+            row = None
+        if row is None or row.tenant_id != tenant_id:
+            raise HTTPNotFound(f"No such export: {export_id}", param="export_id")
+        if self.registry.is_tree(row.sha256):
+            raise HTTPBadRequest(f"A {row.format} export is a directory, not one file: "
+                                 "materialise it with `quanta registry show`",
+                                 param="export_id", code="not_a_file")
+        return self.registry.blob_path(row.sha256, ".gguf"), f"{export_id}-{row.format}.gguf"
+
+    def registry_health(self, tenant_id: str) -> dict[str, Any]:
+        """The counts of the latest ``quanta registry verify`` (run by the operator, from
+        cron say; never re-run per request: it re-hashes every tenant's blobs), and the
+        storage this tenant's files, models and exports use."""
+        used = {"files": sum(r.bytes for r in self.registry.list_files(tenant_id)),
+                "models": sum(r.bytes for r in self.registry.list_adapters(
+                    tenant_id, checkpoints=True)),
+                "exports": sum(r.bytes for r in self.registry.list_exports(tenant_id)
+                               if r.tenant_id == tenant_id)}
+        return {"object": "quanta.registry_health", "verify": self.registry.last_verify(),
+                "storage_bytes": {**used, "total": sum(used.values())}}
