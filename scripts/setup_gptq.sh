@@ -44,6 +44,7 @@ PIP=("$VENV/bin/python" -m pip)
 "${PIP[@]}" install -q --no-warn-conflicts "${LOCKED[@]}" \
     "pydantic>=2.7" "pydantic-settings>=2.3" "simpleeval>=1.0"
 write_lock gptq "$VENV/bin/python"
+check_lock gptq "$VENV/bin/python"
 
 "$VENV/bin/python" - <<'PY'
 import gptqmodel, numpy, torch, transformers
