@@ -29,7 +29,7 @@ from quanta.domains.physics import (
 from quanta.models import DEFAULT_MODEL_ID, ensure_model
 from quanta.precision import Precision
 from quanta.processes import ServiceLedger, free_port, quanta_command, service
-from quanta.registry import AdapterRecord, JobRecord, Registry
+from quanta.registry import AdapterRecord, ExportRecord, JobRecord, Registry
 from quanta.types import TERMINAL_STATUSES, EventType, ExportFormat, FilePurpose, JobStatus
 
 DEMO_SUFFIX = "physics"
@@ -225,16 +225,22 @@ class Demo:
                          "max_new_tokens": plan.max_new_tokens}}},
         }
 
-    def _run_job(self) -> None:
-        from openai import OpenAI
-
+    @contextmanager
+    def _tune_api(self, worker: list[str]) -> Iterator[str]:
+        """The tune API and one worker (``quanta <worker...>``) for this step; the API's URL."""
         port = free_port()
         logs = self.workdir / "logs"
         url = f"http://127.0.0.1:{port}"
         with service(quanta_command("tune", "api", "--port", str(port)), logs / "tune-api.log",
                      health_url=f"{url}/health", timeout=120, ledger=self.ledger), \
-             service(quanta_command("tune", "worker", "--poll-interval", "1", "--stale-after",
-                                    "15"), logs / "tune-worker.log", ledger=self.ledger):
+             service(quanta_command(*worker, "--poll-interval", "1", "--stale-after", "15"),
+                     logs / f"{'-'.join(worker)}.log", ledger=self.ledger):
+            yield url
+
+    def _run_job(self) -> None:
+        from openai import OpenAI
+
+        with self._tune_api(["tune", "worker"]) as url:
             client = OpenAI(base_url=f"{url}/v1", api_key=self.api_key, max_retries=2)
             unfinished = self._latest_job(JobStatus.VALIDATING_FILES, JobStatus.QUEUED,
                                           JobStatus.RUNNING)
@@ -342,6 +348,9 @@ class Demo:
     # -- 5. exports -------------------------------------------------------------------------
 
     def export(self) -> None:
+        """The adapter's exports are requested over the tune API and built by a quantize
+        worker (as a user's would be); the base model's GGUF, which the llama.cpp engine
+        serves the base from, is the operator's export of a shared model, made here."""
         from quantize.exporters import export
 
         assert self.adapter is not None
@@ -353,13 +362,15 @@ class Demo:
                                          format=BASE_GGUF) is None:
                 with self.console.status(f"exporting the base model to {BASE_GGUF}..."):
                     export(self.registry, self.adapter.base_model_id, BASE_GGUF)
+            missing = [fmt for fmt in EXPORT_FORMATS if self._adapter_export(fmt) is None]
+            if missing:
+                with self._tune_api(["exports", "worker"]) as url:
+                    for fmt in missing:
+                        with self.console.status(f"exporting {fmt} (a quantize worker)..."):
+                            self._request_export(url, fmt)
             for fmt in EXPORT_FORMATS:
-                row = self.registry.find_export(base_model_id=self.adapter.base_model_id,
-                                                format=fmt, adapter_id=self.adapter.id)
-                if row is None:
-                    with self.console.status(f"exporting {fmt}..."):
-                        row = export(self.registry, self.adapter.name, fmt, tenant_id=self.tenant,
-                                     accuracy_n=self.plan.export_accuracy_n)
+                row = self._adapter_export(fmt)
+                assert row is not None
                 metrics = row.metrics or {}
                 self.results.exports.append({"format": fmt, "bytes": row.bytes, **metrics})
                 mark = " [red](degraded)[/red]" if metrics.get("degraded") else ""
@@ -369,6 +380,27 @@ class Demo:
                               fmt_metric(metrics.get("physics_accuracy")),
                               fmt_metric(metrics.get("reference_accuracy")))
             self.console.print(table)
+
+    def _adapter_export(self, fmt: ExportFormat) -> ExportRecord | None:
+        assert self.adapter is not None
+        return self.registry.find_export(base_model_id=self.adapter.base_model_id,
+                                         format=fmt, adapter_id=self.adapter.id)
+
+    def _request_export(self, url: str, fmt: ExportFormat) -> None:
+        """``POST .../exports`` and follow the export job until it ends."""
+        import httpx
+
+        assert self.adapter is not None
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        with httpx.Client(base_url=f"{url}/v1/quanta", headers=headers, timeout=60) as http:
+            job = http.post(f"/models/{self.adapter.name}/exports", json={
+                "format": str(fmt), "accuracy_n": self.plan.export_accuracy_n}).raise_for_status()
+            job_id = job.json()["id"]
+            while (job := http.get(f"/export_jobs/{job_id}").raise_for_status().json()
+                   )["status"] not in TERMINAL_STATUSES:
+                time.sleep(1)
+        if job["status"] != JobStatus.SUCCEEDED:
+            raise RuntimeError(f"export job {job_id} {job['status']}: {job.get('error')}")
 
     # -- 6. accuracy by held-out split ---------------------------------------------------
 

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     def resolved_store_url(self) -> str:
         return self.store_url or f"file://{self.resolved_home / 'blobs'}"
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``QUANTA_*`` variables, for a child process that must open
+        the same registry with the same limits (a settings object built in code, as tests
+        do, is not in the environment the child inherits)."""
+        return {f"QUANTA_{name.upper()}": str(value)
+                for name, value in self.model_dump(mode="json").items() if value is not None}
+
     @property
     def cache_dir(self) -> Path:
         """Local directory where artifacts are materialised for engines that need paths."""

@@ -7,7 +7,7 @@ what code written against OpenAI's API matches on. serve also rewrites its engin
 error bodies (vLLM's ``type: "NotFoundError"``, ``code: 404``) into this shape
 (``serve.errors.openai_errors``), so a client sees one shape whichever layer refused it.
 
-Each surface maps these to its transport in one place: ``tune.errors`` (FastAPI
+Each surface maps these to its transport in one place: ``tune.api.errors`` (FastAPI
 handlers) and ``serve.errors`` (the middleware's responses, gRPC status codes).
 """
 

@@ -1,4 +1,5 @@
-"""``quanta export``, ``quanta exports ls`` and ``quanta chat``: thin over the exporters."""
+"""``quanta export``, ``quanta exports ls|worker`` and ``quanta chat``: thin over the
+exporters and the export worker."""
 
 from __future__ import annotations
 
@@ -26,8 +27,6 @@ def _registry() -> Registry:
 def quality_table(registry: Registry, rows: list[ExportRecord], title: str = "exports") -> Table:
     """Size, perplexity (export vs. its unquantized reference, same engine) and held-out
     physics accuracy (export vs. its adapter) per export; degraded exports say so."""
-    from quantize.exporters import export_name
-
     table = Table(title=title, title_justify="left")
     table.add_column("export", overflow="fold")  # long names wrap, never cut
     for column in ("size", "ppl", "ref ppl", "ratio", "accuracy", "adapter"):
@@ -35,7 +34,7 @@ def quality_table(registry: Registry, rows: list[ExportRecord], title: str = "ex
     table.add_column("engine")
     for row in rows:
         m = row.metrics or {}
-        name = export_name(registry, row)
+        name = registry.export_name(row)
         if m.get("degraded"):
             name += " [red](degraded)[/red]"
         table.add_row(name, fmt_bytes(row.bytes),
@@ -62,7 +61,7 @@ def export_command(
                                                 "Modelfile into this directory")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant owning the adapter")] = None,
 ) -> None:
-    """ExportRecord a model, measure its perplexity against the unquantized model, register it."""
+    """Export a model, measure its perplexity against the unquantized model, register it."""
     from quantize.chat import write_ollama
     from quantize.exporters import GGUF_FORMATS, check_format, export, resolve_target
 
@@ -135,8 +134,33 @@ def chat_command(
         llm.close()
 
 
+def exports_worker(
+    once: Annotated[bool, typer.Option(help="Run at most one export job, then exit")] = False,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between queue polls")] = 2.0,
+    stale_after: Annotated[float, typer.Option(help="Re-queue running export jobs whose "
+                                                    "heartbeat is older than this (s)")] = 60.0,
+    heartbeat: Annotated[float, typer.Option(help="Heartbeat interval (seconds)")] = 5.0,
+) -> None:
+    """Claim queued export jobs (the tune API's ``POST .../exports``) and run them."""
+    import contextlib
+    import logging
+
+    from quantize.worker import ExportWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    worker = ExportWorker(_registry(), heartbeat_interval=heartbeat, stale_after=stale_after)
+    console.print(f"export worker {worker.worker_id}: polling every {poll_interval:g}s")
+    if once:
+        ran = worker.run_once()
+        console.print(f"ran {ran}" if ran else "no queued export job")
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        worker.run_forever(poll_interval)
+
+
 def register(app: typer.Typer) -> None:
     app.command("export")(export_command)
     app.command("chat")(chat_command)
     exports_app.command("ls")(exports_ls)
+    exports_app.command("worker")(exports_worker)
     app.add_typer(exports_app, name="exports")

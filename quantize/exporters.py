@@ -282,13 +282,3 @@ def export(registry: Registry, model: str, format: ExportFormat | str, *,
                                    path=path, adapter_id=target.adapter_id,
                                    tenant_id=target.tenant_id, metrics=metrics)
 
-
-def export_name(registry: Registry, row: ExportRecord) -> str:
-    """``<adapter name or base id>@<format>``: how users address an export."""
-    if row.adapter_id is None:
-        return f"{row.base_model_id}@{row.format}"
-    try:
-        adapter = registry.get_row(ArtifactKind.ADAPTER, row.adapter_id)
-        return f"{adapter.name}@{row.format}"
-    except NotFoundError:
-        return f"{row.adapter_id}@{row.format}"

@@ -5,6 +5,7 @@ What it hands out are frozen records (``records.py``), never ORM rows.
 """
 
 from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundError, RegistryError
+from quanta.registry.export_jobs import ExportPulse
 from quanta.registry.ids import check_name
 from quanta.registry.jobs import JobTransaction
 from quanta.registry.records import (
@@ -13,6 +14,7 @@ from quanta.registry.records import (
     BaseModelRecord,
     CheckpointRecord,
     EventRecord,
+    ExportJobRecord,
     ExportRecord,
     FileRecord,
     GrantRecord,
@@ -34,6 +36,8 @@ __all__ = [
     "ConflictError",
     "CorruptBlobError",
     "EventRecord",
+    "ExportJobRecord",
+    "ExportPulse",
     "ExportRecord",
     "FileRecord",
     "GrantRecord",

@@ -2,9 +2,10 @@
 
 Every query on ``job``, ``job_event`` and ``checkpoint`` lives here. What the queue does
 with them (who may claim a job, when a silent worker's job goes back to the queue, when
-it fails) is the tune service's (``tune/queue.py``); it writes through a
-:class:`JobTransaction`, whose guarded updates are compare-and-set: an UPDATE whose
-WHERE names the state the caller expects, and which says whether it matched.
+it fails) is tune's (``tune/train/queue.py`` for workers, ``tune/api/jobs.py`` for
+owners' requests); it writes through a :class:`JobTransaction`, whose guarded updates
+are compare-and-set: an UPDATE whose WHERE names the state the caller expects, and which
+says whether it matched.
 """
 
 from __future__ import annotations

@@ -210,3 +210,25 @@ class ExportRecord(Record):
     bytes: int
     metrics: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExportJobRecord(Record):
+    """A requested export and how it went (queued, running, succeeded, ...)."""
+
+    id: str
+    tenant_id: str | None
+    model: str
+    format: str
+    accuracy_n: int | None
+    status: str
+    export_id: str | None
+    error: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    attempts: int
+    worker_id: str | None
+    heartbeat_at: datetime | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

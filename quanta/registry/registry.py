@@ -41,6 +41,7 @@ from quanta.registry.db import (
     transaction,
 )
 from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundError
+from quanta.registry.export_jobs import ExportJobRows
 from quanta.registry.housekeeping import VerifyReport
 from quanta.registry.ids import new_id
 from quanta.registry.jobs import JobRows
@@ -140,6 +141,11 @@ class Registry:
     def jobs(self) -> JobRows:
         """Fine-tuning jobs, their events and checkpoints."""
         return JobRows(self)
+
+    @cached_property
+    def export_jobs(self) -> ExportJobRows:
+        """Exports requested and queued for a quantize worker."""
+        return ExportJobRows(self)
 
     @cached_property
     def uploads(self) -> UploadRows:
@@ -512,6 +518,14 @@ class Registry:
                 else t.Export.adapter_id == adapter_id,
                 t.Export.base_model_id == base_model_id, t.Export.format == format)))
 
+    def export_name(self, row: ExportRecord) -> str:
+        """``<adapter name or base id>@<format>``: how users address an export."""
+        if row.adapter_id is None:
+            return f"{row.base_model_id}@{row.format}"
+        with self.session() as s:
+            adapter = s.get(t.Adapter, row.adapter_id)
+            return f"{adapter.name if adapter else row.adapter_id}@{row.format}"
+
     def list_exports(self, tenant_id: str | None = None) -> list[ExportRecord]:
         with self.session() as s:
             query = select(t.Export)
@@ -583,6 +597,12 @@ class Registry:
         uploads = self.settings.resolved_home / UPLOADS_DIR
         sweep_abandoned(uploads, self.settings.sweep_grace)
         return uploads
+
+    def sweep_staging(self) -> int:
+        """Remove what dead writers on this machine left in ``QUANTA_HOME`` (staging
+        directories, partial uploads, half-built cache copies; what a worker does at
+        start, after a kill); returns how many went."""
+        return housekeeping.sweep_staging(self)
 
     def last_verify(self) -> dict[str, Any] | None:
         """The counts of the latest ``verify`` on this node, or None if none ran here."""

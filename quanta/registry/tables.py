@@ -276,3 +276,28 @@ class Export(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("adapter_id", "base_model_id", "format"),)
+
+
+class ExportJob(Base):
+    """A requested export, queued for a quantize worker (``quanta exports worker``) that
+    claims it as tune's workers claim fine-tuning jobs; ``export_id`` once it succeeded."""
+
+    __tablename__ = "export_job"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenant.id"), index=True)
+    model: Mapped[str] = mapped_column(String(255))  # adapter name or base model id
+    format: Mapped[str] = mapped_column(String(32))
+    accuracy_n: Mapped[int | None] = mapped_column(Integer, default=None)
+    status: Mapped[str] = mapped_column(String(32), index=True, default=JobStatus.QUEUED)
+    export_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Every event, oldest first: {"created_at", "level", "message"}.
+    events: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -5,7 +5,7 @@ loses one part, never the ones before it); completing writes the parts, in the o
 the client names, into one ``file`` and drops the parts; cancelling or expiring drops
 them too. Status changes are compare-and-set on ``status == pending``, so two requests
 racing to complete (or to complete and cancel) cannot both win. What a request may do is
-the tune service's (``tune/uploads.py``).
+the tune API's (``tune/api/uploads.py``).
 """
 
 from __future__ import annotations

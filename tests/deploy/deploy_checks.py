@@ -394,6 +394,7 @@ def compose_findings() -> list[str]:
         "model-import",
         "tune-api",
         "tune-worker",
+        "export-worker",
         "serve",
         "prometheus",
         "grafana",

@@ -75,7 +75,8 @@ def test_overlays_contain_every_component(rendered):
         "RoleBinding",
     } <= kinds
     deployments = {o["metadata"]["name"] for o in rendered["gpu"] if o["kind"] == "Deployment"}
-    assert deployments == {"quanta-serve", "quanta-tune-api", "quanta-tune-worker", "quanta-epp"}
+    assert deployments == {"quanta-serve", "quanta-tune-api", "quanta-tune-worker",
+                           "quanta-export-worker", "quanta-epp"}
     # in-cluster datastores only where the component is used
     assert {o["metadata"]["name"] for o in rendered["cpu"] if o["kind"] == "StatefulSet"} == {
         "postgres",
@@ -261,6 +262,7 @@ def test_compose_starts_the_stack_in_order():
     )
     assert services["serve"]["build"]["target"] == "serve-cpu"
     assert services["tune-worker"]["command"] == ["tune", "worker"]
+    assert services["export-worker"]["command"] == ["exports", "worker"]
     gpu = checks.load_compose(checks.COMPOSE_GPU)["services"]["serve"]
     assert gpu["build"]["target"] == "serve-gpu"
 

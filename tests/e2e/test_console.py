@@ -119,6 +119,7 @@ def _go(page: Any, hash_: str, ready: str) -> None:
 
 def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser: Any,
                                                        tmp_path: Path) -> None:
+    from quantize.worker import ExportWorker
     from tune.train.worker import Worker
 
     page = _page(browser, console, "acme")
@@ -196,9 +197,16 @@ def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser
     assert page.query_selector_all("#evaluation pre.answer.before")
     page.select_option("#export-format", "gguf-lora")
     page.fill("#export-accuracy-n", "1")
+    # The API queues the export; a quantize worker (quanta exports worker) builds it.
+    stop_exports = threading.Event()
+    exporter = threading.Thread(target=ExportWorker(console.registry, heartbeat_interval=1)
+                                .run_forever, args=(0.5, stop_exports), daemon=True)
+    exporter.start()
     page.click("#export-form button[type=submit]")
     page.wait_for_function("() => document.querySelector('#export-status')?.textContent"
                            " === 'Export registered.'", timeout=600_000)
+    stop_exports.set()
+    exporter.join(timeout=60)
     row = page.locator("#exports tbody tr", has_text="gguf-lora")
     assert model in row.inner_text() and re.search(r"\d+\.\d{4}", row.inner_text())
     _shot(page, "model")

@@ -327,3 +327,86 @@ def test_cli_adapter_whose_base_model_is_gone(broken_home: Path) -> None:
     assert f"base model '{DEFAULT_MODEL_ID}'" in result.stderr
     assert "missing or corrupt" in result.stderr
     assert row_counts(registry) == before
+
+
+# -- exports as queued work: the quantize worker -------------------------------------------
+
+def _export_worker(home: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "QUANTA_HOME": str(home)}
+    env.pop("QUANTA_DATABASE_URL", None)
+    env.pop("QUANTA_STORE_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "quanta.cli", "exports", "worker",
+                             "--poll-interval", "0.2", "--heartbeat", "0.5",
+                             "--stale-after", "2", *args], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_a_killed_export_worker_is_finished_by_the_next(qhome: Path, qreg: Registry, adapter,
+                                                        exports) -> None:
+    """SIGKILL the worker mid-export (its staging directory exists): its export process
+    dies with it, the job goes back to the queue when its heartbeat is stale, and the
+    next worker finishes it: one export row, no staging directory left."""
+    import signal
+    import time
+
+    job = qreg.export_jobs.create(tenant_id=adapter.tenant_id, model=adapter.name,
+                                  format="gguf-q8_0", accuracy_n=1)
+    staging = qhome / "tmp"
+    before = set(staging.iterdir()) if staging.is_dir() else set()
+    first = _export_worker(qhome)
+    try:
+        _wait_for(lambda: staging.is_dir() and set(staging.iterdir()) - before, 300,
+                  "the export's staging directory")
+        assert qreg.export_jobs.get(job.id).status == "running"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        first.kill()
+    time.sleep(2.5)  # past --stale-after: the job's heartbeat is stale now
+
+    second = _export_worker(qhome, "--once")
+    _, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err[-2000:]
+    done = qreg.export_jobs.get(job.id)
+    assert done.status == "succeeded", done
+    assert done.attempts == 2 and done.worker_id is None
+    rows = [e for e in qreg.list_exports() if e.adapter_id == adapter.id
+            and e.format == "gguf-q8_0"]
+    assert [r.id for r in rows] == [done.export_id]
+    assert not (set(staging.iterdir()) - before), "an orphan staging directory"
+    messages = [e["message"] for e in done.events]
+    assert any("stopped responding" in m for m in messages), messages
+
+
+def test_export_jobs_fail_cancel_and_stay_with_their_tenant(qhome: Path, qreg: Registry,
+                                                            adapter) -> None:
+    """A job whose export fails ends failed with the exporter's message; a queued job is
+    cancelled at once and never run; another tenant sees neither."""
+    from quanta.registry import NotFoundError
+    from quantize.worker import ExportWorker
+
+    bad = qreg.export_jobs.create(tenant_id=adapter.tenant_id, model="ft:no-such-model",
+                                  format="gguf-q8_0")
+    worker = ExportWorker(qreg, heartbeat_interval=0.5)
+    assert worker.run_once() == bad.id
+    failed = qreg.export_jobs.get(bad.id)
+    assert failed.status == "failed" and failed.export_id is None
+    assert failed.error["code"] == "model_not_found", failed.error
+    assert "no-such-model" in failed.error["message"]
+
+    queued = qreg.export_jobs.create(tenant_id=adapter.tenant_id, model=adapter.name,
+                                     format="gguf-q8_0")
+    assert qreg.export_jobs.request_cancel(adapter.tenant_id, queued.id).status == "cancelled"
+    assert worker.run_once() is None  # nothing left to claim
+    with pytest.raises(NotFoundError):
+        qreg.export_jobs.owned("someone-else", queued.id)
+    assert qreg.export_jobs.for_tenant("someone-else") == []

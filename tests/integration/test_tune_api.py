@@ -447,6 +447,29 @@ def test_models_routes_are_one_tenants_view(env: dict[str, Any], tmp_path: Path)
                          json={"format": "gguf-lora", "accuracy_n": 0}), 400, "accuracy_n")
     _assert_error(c.get("/v1/quanta/exports/exp-nope/content", headers=mine), 404,
                   "export_id")
+    # Exports are queued work: the API records an export job, a quantize worker runs it.
+    job = c.post(f"/v1/quanta/models/{adapter.name}/exports", headers=mine,
+                 json={"format": "gguf-lora", "accuracy_n": 2}).json()
+    assert (job["object"], job["status"], job["model"], job["format"], job["export"]) == (
+        "quanta.export_job", "queued", adapter.name, "gguf-lora", None)
+    assert c.get(f"/v1/quanta/export_jobs/{job['id']}", headers=mine).json()["id"] == job["id"]
+    assert [j["id"] for j in c.get("/v1/quanta/export_jobs", headers=mine).json()["data"]] == [
+        job["id"]]
+    assert c.get("/v1/quanta/export_jobs", headers=theirs).json()["data"] == []
+    for response in (c.get(f"/v1/quanta/export_jobs/{job['id']}", headers=theirs),
+                     c.post(f"/v1/quanta/export_jobs/{job['id']}/cancel", headers=theirs)):
+        _assert_error(response, 404, "export_job_id")
+    _assert_error(c.post(f"/v1/quanta/models/{adapter.name}/exports", headers=theirs,
+                         json={"format": "gguf-lora"}), 404, "model", "model_not_found")
+    cancelled = c.post(f"/v1/quanta/export_jobs/{job['id']}/cancel", headers=mine).json()
+    assert cancelled["status"] == "cancelled"
+    for _ in range(4):  # at most four queued or running per tenant
+        assert c.post(f"/v1/quanta/models/{adapter.name}/exports", headers=mine,
+                      json={"format": "gguf-lora"}).status_code == 200
+    _assert_error(c.post(f"/v1/quanta/models/{adapter.name}/exports", headers=mine,
+                         json={"format": "gguf-lora"}), 429, None, "export_busy")
+    for queued in c.get("/v1/quanta/export_jobs", headers=mine).json()["data"]:
+        c.post(f"/v1/quanta/export_jobs/{queued['id']}/cancel", headers=mine)
     # Pins: the owner's alone; every quanta serve of the base applies them.
     assert c.post(f"/v1/quanta/models/{adapter.name}/pin", headers=mine).json()["pinned"]
     assert registry.pinned_adapter_names(MODEL) == {adapter.name}

@@ -18,14 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("tune", "serve", "quantize", "demo", "console", "bench")
 REGISTRY_INTERNALS = ("tables", "store", "jobs", "ids", "housekeeping", "db", "layout",
                       "registry", "uploads", "tenants", "permissions", "cache")
-# Known exceptions, each to be removed by the work that ends it (not to be added to).
-ALLOWED = {
-    # Exports still run inside the tune API's process until they are queued work that a
-    # quantize worker claims from the registry.
-    ("tune/api/models.py", "quantize"),
-}
-
-
 def _imports(path: Path) -> Iterator[str]:
     """Every module ``path`` imports, at any depth (lazy imports count too)."""
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -49,7 +41,7 @@ def _violations(pairs: Iterator[tuple[str, str]], forbidden: tuple[str, ...]) ->
     found = set()
     for rel, module in pairs:
         top = next((f for f in forbidden if module == f or module.startswith(f + ".")), None)
-        if top is not None and (rel, top.split(".")[0]) not in ALLOWED:
+        if top is not None:
             found.add(f"{rel} imports {module}")
     return sorted(found)
 

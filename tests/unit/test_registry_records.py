@@ -27,6 +27,7 @@ RECORD_OF_TABLE = {
     t.Adapter: records.AdapterRecord,
     t.AdapterPermission: records.GrantRecord,
     t.Export: records.ExportRecord,
+    t.ExportJob: records.ExportJobRecord,
 }
 
 

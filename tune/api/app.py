@@ -8,7 +8,6 @@ Prometheus, read from the registry on each scrape (so any number of API replicas
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -252,8 +251,20 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         return models.set_pinned(caller.tenant_id, model, pinned=False)
 
     @app.post("/v1/quanta/models/{model}/exports")
-    async def create_export(model: str, caller: Caller, body: Body) -> dict[str, Any]:
-        return await asyncio.to_thread(models.create_export, caller.tenant_id, model, body)
+    def create_export(model: str, caller: Caller, body: Body) -> dict[str, Any]:
+        return models.create_export(caller.tenant_id, model, body)
+
+    @app.get("/v1/quanta/export_jobs")
+    def list_export_jobs(caller: Caller) -> dict[str, Any]:
+        return models.list_export_jobs(caller.tenant_id)
+
+    @app.get("/v1/quanta/export_jobs/{export_job_id}")
+    def get_export_job(export_job_id: str, caller: Caller) -> dict[str, Any]:
+        return models.get_export_job(caller.tenant_id, export_job_id)
+
+    @app.post("/v1/quanta/export_jobs/{export_job_id}/cancel")
+    def cancel_export_job(export_job_id: str, caller: Caller) -> dict[str, Any]:
+        return models.cancel_export_job(caller.tenant_id, export_job_id)
 
     @app.get("/v1/quanta/exports/{export_id}/content")
     def export_content(export_id: str, caller: Caller) -> FileResponse:

@@ -1,6 +1,7 @@
 """Models as the tune API shows them: OpenAI's ``/v1/models`` (list, retrieve, delete a
 fine-tuned model) and Quanta's ``/v1/quanta/...`` extensions the console reads: a
-model's lineage, evaluation and exports, starting an export, the registry's health.
+model's lineage, evaluation and exports, requesting an export (an export job a quantize
+worker runs: this process never builds one), the registry's health.
 
 Everything is one tenant's view: its own fine-tuned models (checkpoint models too) and
 the base models it may train; another tenant's model answers 404, as an unknown one.
@@ -8,17 +9,24 @@ the base models it may train; another tenant's model answers 404, as an unknown 
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
-from quanta.registry import AdapterRecord, BaseModelRecord, ExportRecord, NotFoundError, Registry
-from quanta.types import ArtifactKind, ExportFormat
+from quanta.registry import (
+    AdapterRecord,
+    BaseModelRecord,
+    ExportJobRecord,
+    ExportRecord,
+    NotFoundError,
+    Registry,
+)
+from quanta.types import ArtifactKind, ExportFormat, JobStatus
 from tune.api.errors import HTTPBadRequest, HTTPNotFound, HTTPTooManyRequests
 from tune.api.objects import unix
 
 MAX_EXPORT_ACCURACY_N = 200
-MAX_CONCURRENT_EXPORTS = 1
+# Export jobs one tenant may have queued or running at once (a worker runs one at a time).
+MAX_PENDING_EXPORTS = 4
 
 
 def model_object(row: AdapterRecord | BaseModelRecord) -> dict[str, Any]:
@@ -31,11 +39,25 @@ def model_object(row: AdapterRecord | BaseModelRecord) -> dict[str, Any]:
 
 
 def export_object(registry: Registry, row: ExportRecord) -> dict[str, Any]:
-    from quantize.exporters import export_name
-
-    return {"id": row.id, "object": "quanta.export", "name": export_name(registry, row),
+    return {"id": row.id, "object": "quanta.export", "name": registry.export_name(row),
             "format": row.format, "bytes": row.bytes, "created_at": unix(row.created_at),
             "metrics": row.metrics or {}}
+
+
+def export_job_object(registry: Registry, job: ExportJobRecord) -> dict[str, Any]:
+    """An export job as the API shows it (its export, once it succeeded)."""
+    export = None
+    if job.export_id is not None:
+        try:
+            export = export_object(registry, registry.get_row(ArtifactKind.EXPORT,
+                                                              job.export_id))
+        except NotFoundError:  # deleted since (with its adapter, say)
+            export = None
+    return {"id": job.id, "object": "quanta.export_job", "model": job.model,
+            "format": job.format, "accuracy_n": job.accuracy_n, "status": job.status,
+            "created_at": unix(job.created_at), "started_at": unix(job.started_at),
+            "finished_at": unix(job.finished_at), "error": job.error, "export": export,
+            "events": job.events}
 
 
 def usable_model(registry: Registry, tenant_id: str, model: str, *, shared: bool = True
@@ -54,8 +76,6 @@ def usable_model(registry: Registry, tenant_id: str, model: str, *, shared: bool
 class ModelsService:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        # Exports run in this process (minutes of CPU for GPTQ): one at a time.
-        self._exporting = threading.BoundedSemaphore(MAX_CONCURRENT_EXPORTS)
 
     def _adapter(self, tenant_id: str, model: str) -> AdapterRecord:
         try:
@@ -99,11 +119,8 @@ class ModelsService:
         return {**model_object(row), "pinned": row.pinned}
 
     def create_export(self, tenant_id: str, model: str, body: Any) -> dict[str, Any]:
-        """Build, measure and register an export of the tenant's model (synchronously:
-        the caller waits; a LoRA GGUF takes seconds, GPTQ minutes)."""
-        from quantize.errors import ExportError
-        from quantize.exporters import export
-
+        """Queue an export of the tenant's model for a quantize worker (``quanta exports
+        worker``); the answer is the export job, followed with :meth:`get_export_job`."""
         if not isinstance(body, dict) or not isinstance(body.get("format"), str):
             raise HTTPBadRequest("format is required", param="format")
         try:
@@ -117,18 +134,36 @@ class ModelsService:
             raise HTTPBadRequest(f"accuracy_n must be an integer between 1 and "
                                  f"{MAX_EXPORT_ACCURACY_N}", param="accuracy_n")
         row = self._adapter(tenant_id, model)
-        if not self._exporting.acquire(blocking=False):
-            raise HTTPTooManyRequests("An export is already running on this server; try "
-                                      "again when it has finished", retry_after=30,
+        pending = [j for j in self.registry.export_jobs.for_tenant(tenant_id)
+                   if j.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
+        if len(pending) >= MAX_PENDING_EXPORTS:
+            raise HTTPTooManyRequests(f"{len(pending)} of your exports are queued or running; "
+                                      "try again when one has finished", retry_after=30,
                                       code="export_busy")
+        job = self.registry.export_jobs.create(tenant_id=tenant_id, model=row.name,
+                                               format=format, accuracy_n=accuracy_n)
+        return export_job_object(self.registry, job)
+
+    def _export_job(self, tenant_id: str, job_id: str) -> ExportJobRecord:
         try:
-            exported = export(self.registry, row.name, format, tenant_id=tenant_id,
-                              accuracy_n=accuracy_n)
-        except ExportError as exc:
-            raise HTTPBadRequest(str(exc), param="format", code="export_failed") from None
-        finally:
-            self._exporting.release()
-        return export_object(self.registry, exported)
+            return self.registry.export_jobs.owned(tenant_id, job_id)
+        except NotFoundError:
+            raise HTTPNotFound(f"No such export job: {job_id}", param="export_job_id") from None
+
+    def get_export_job(self, tenant_id: str, job_id: str) -> dict[str, Any]:
+        return export_job_object(self.registry, self._export_job(tenant_id, job_id))
+
+    def list_export_jobs(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant's export jobs, newest first."""
+        return {"object": "list", "data": [export_job_object(self.registry, job)
+                                           for job in self.registry.export_jobs.for_tenant(
+                                               tenant_id)]}
+
+    def cancel_export_job(self, tenant_id: str, job_id: str) -> dict[str, Any]:
+        """Cancel a queued export now, a running one at its worker's next heartbeat."""
+        self._export_job(tenant_id, job_id)
+        return export_job_object(self.registry,
+                                 self.registry.export_jobs.request_cancel(tenant_id, job_id))
 
     def export_file(self, tenant_id: str, export_id: str) -> tuple[Path, str]:
         """A single-file export (a GGUF) of one of the tenant's models: a verified local

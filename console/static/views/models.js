@@ -90,11 +90,21 @@ export async function modelDetail(main, name) {
     event.preventDefault();
     const button = exportForm.querySelector("button");
     button.disabled = true;
-    status.textContent = `Exporting as ${format.value} and measuring its quality…`;
+    status.textContent = `Export as ${format.value} queued for a quantize worker…`;
     try {
       const body = { format: format.value };
       if (accuracy.value.trim()) body.accuracy_n = Number(accuracy.value);
-      await tune("POST", `quanta/models/${encodeURIComponent(model)}/exports`, body);
+      let job = await tune("POST", `quanta/models/${encodeURIComponent(model)}/exports`, body);
+      while (!["succeeded", "failed", "cancelled"].includes(job.status)) {
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        job = await tune("GET", `quanta/export_jobs/${encodeURIComponent(job.id)}`);
+        if (job.status === "running") {
+          status.textContent = `Exporting as ${job.format} and measuring its quality…`;
+        }
+      }
+      if (job.status !== "succeeded") {
+        throw new Error(`The export ${job.status}: ${job.error ? job.error.message : "no reason given"}`);
+      }
       const fresh = await tune("GET", `quanta/models/${encodeURIComponent(model)}`);
       mount(exportsArea, exportsTable(fresh.exports));
       status.textContent = "Export registered.";
