@@ -51,6 +51,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY quanta ./quanta
+COPY quanta_physics ./quanta_physics
 COPY tune ./tune
 COPY quantize ./quantize
 COPY serve ./serve

@@ -21,11 +21,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import quanta_physics as physics
 from demo.accuracy import SPLITS, calculator_accuracy
 from demo.steps import LR_MULTIPLIER_FAST
 from quanta.config import Settings
 from quanta.data import write_jsonl
-from quanta.domains import physics
 from quanta.models import DEFAULT_MODEL_ID, model_path
 from quanta.registry import Registry
 

@@ -50,7 +50,7 @@ EVAL_BATCH = 8
 def training_tokens_per_s(base_dir: Path, dtype: ComputeDtype, steps: int, batch: int,
                           max_length: int, budget_s: float) -> dict[str, Any]:
     from quanta.data import read_examples
-    from quanta.domains.physics import bundled_physics_path
+    from quanta_physics import bundled_physics_path
     from tune.plan import JobRequest
     from tune.plan import resolve as resolve_method
     from tune.train.methods.base import TrainHooks
@@ -80,7 +80,7 @@ def training_tokens_per_s(base_dir: Path, dtype: ComputeDtype, steps: int, batch
 def eval_tokens_per_s(base_dir: Path, dtype: ComputeDtype, new_tokens: int) -> dict[str, Any]:
     import torch
 
-    from quanta.domains.physics import held_out_problems, problem_to_chat
+    from quanta_physics import held_out_problems, problem_to_chat
     from tune.train.modeling import load_base, load_tokenizer
 
     tokenizer = load_tokenizer(base_dir)

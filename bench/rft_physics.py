@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import quanta_physics as physics
 from demo.accuracy import SPLITS, calculator_accuracy, calculator_solved
 from quanta.config import Settings
 from quanta.data import write_jsonl
-from quanta.domains import physics
 from quanta.models import DEFAULT_MODEL_ID
 from quanta.registry import Registry
 from quanta.types import EventType

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from quanta.config import Settings
-from quanta.domains.physics import held_out_problems, problem_prompt
 from quanta.registry import Registry
+from quanta_physics import held_out_problems, problem_prompt
 
 REPO = str(Path(__file__).resolve().parents[1])
 if REPO not in sys.path:  # `python bench/x.py` puts bench/ there; tests.support needs the root

@@ -40,7 +40,7 @@ TENANT = "local"
 
 def _examples(n: int) -> list[dict[str, Any]]:
     from quanta.data import read_examples
-    from quanta.domains.physics import bundled_physics_path
+    from quanta_physics import bundled_physics_path
 
     examples = read_examples(bundled_physics_path())
     return (examples * (n // len(examples) + 1))[:n]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def _examples(n: int, seed: int) -> list[dict[str, Any]]:
     from quanta.data import read_examples
-    from quanta.domains.physics import bundled_physics_path
+    from quanta_physics import bundled_physics_path
 
     examples = read_examples(bundled_physics_path())
     random.Random(seed).shuffle(examples)

@@ -2,7 +2,7 @@
 every export of the adapter, each as it is served.
 
 The demo runs it with a few problems per split; ``bench/physics_accuracy.py`` with more.
-Splits (``quanta.domains.physics.HeldOutSplit``): other numbers, an unseen phrasing, an
+Splits (``quanta_physics.HeldOutSplit``): other numbers, an unseen phrasing, an
 unseen family. Base and adapter answer through transformers in the compute dtype
 ``quanta.precision`` picks; GGUF exports through llama.cpp and GPTQ through gptqmodel,
 with calculator decoding (``quantize.accuracy``).
@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from quanta.calculator import calculator_flag
-from quanta.domains.physics import (
+from quanta.registry import AdapterRecord, ExportRecord, Registry
+from quanta.types import ArtifactKind, ExportFormat, is_gguf_format
+from quanta_physics import (
     HeldOutSplit,
     PhysicsProblem,
     check_answer,
     held_out_problems,
     problem_prompt,
 )
-from quanta.registry import AdapterRecord, ExportRecord, Registry
-from quanta.types import ArtifactKind, ExportFormat, is_gguf_format
 
 SPLITS = tuple(str(split) for split in HeldOutSplit)
 BASE, PLAIN, CALCULATOR = "base", "adapter, no calculator", "adapter, calculator"

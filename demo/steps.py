@@ -20,17 +20,17 @@ from rich.table import Table
 from demo.eta import AFTER_TRAINING_FAST_S, AFTER_TRAINING_S, StepClock, forecast, minutes
 from demo.report import DemoResults
 from quanta.console import fmt_metric
-from quanta.domains.physics import (
-    bundled_physics_path,
-    held_out_chat_path,
-    held_out_problems,
-    problem_prompt,
-)
 from quanta.models import DEFAULT_MODEL_ID, ensure_model
 from quanta.precision import Precision
 from quanta.processes import ServiceLedger, free_port, quanta_command, service
 from quanta.registry import AdapterRecord, ExportRecord, JobRecord, Registry
 from quanta.types import TERMINAL_STATUSES, EventType, ExportFormat, FilePurpose, JobStatus
+from quanta_physics import (
+    bundled_physics_path,
+    held_out_chat_path,
+    held_out_problems,
+    problem_prompt,
+)
 
 DEMO_SUFFIX = "physics"
 QUESTIONS = 3

@@ -30,9 +30,11 @@ class Plugins(Generic[T]):
     ``kind`` names them in errors ("unknown engine 'tgi': one of ..."); ``package`` is the
     package whose modules register themselves; ``group`` is the entry-point group other
     distributions use. An in-tree name wins over an entry point of the same name.
+    ``package`` None: entry points only, for implementations that are always a package of
+    their own (domains).
     """
 
-    def __init__(self, kind: str, package: str, group: str) -> None:
+    def __init__(self, kind: str, package: str | None, group: str) -> None:
         self.kind, self.package, self.group = kind, package, group
         self._table: dict[str, T] = {}
         self._discovered = False
@@ -77,7 +79,7 @@ class Plugins(Generic[T]):
 
     def _discover(self) -> None:
         """Import the package's modules once, so each registers what it defines."""
-        if self._discovered:
+        if self._discovered or self.package is None:
             return
         package = importlib.import_module(self.package)
         for module in pkgutil.iter_modules(package.__path__, f"{self.package}."):

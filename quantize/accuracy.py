@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quanta.calculator import Delta, calculator_decode
-from quanta.domains.physics import PhysicsProblem
+from quanta.domains import get_domain
 from quanta.registry import AdapterRecord
 from quanta.types import ExportFormat
+
+if TYPE_CHECKING:
+    from quanta_physics import PhysicsProblem
 
 DEGRADED_POINTS = 5.0  # percentage points of held-out accuracy
 
@@ -40,9 +43,7 @@ def reference_accuracy(adapter: AdapterRecord | None, n: int | None = None
 
 
 def _prompt(tokenizer: Any, problem: PhysicsProblem) -> str:
-    from quanta.domains.physics import problem_prompt
-
-    return tokenizer.apply_chat_template(problem_prompt(problem), tokenize=False,
+    return tokenizer.apply_chat_template(get_domain().problem_prompt(problem), tokenize=False,
                                          add_generation_prompt=True)
 
 
@@ -100,12 +101,11 @@ def export_answers(format: ExportFormat, path: Path, base_dir: Path,
     """Greedy answers from an export, loaded by the engine that serves its format: GPTQ
     through gptqmodel (in its own environment), GGUF through llama.cpp (a LoRA-GGUF over
     ``base_gguf``, the base model's f16 export)."""
-    from quanta.domains.physics import problem_prompt
     from quantize.gptq import gptq_answers
 
     if format == ExportFormat.GPTQ:
-        return gptq_answers(path, [problem_prompt(p) for p in problems], workdir,
-                            calculator=calculator, max_tokens=max_tokens)
+        prompts = [get_domain().problem_prompt(p) for p in problems]
+        return gptq_answers(path, prompts, workdir, calculator=calculator, max_tokens=max_tokens)
     if not format.is_gguf:
         raise ValueError(f"{format} exports are answered by the adapter's own evaluation")
     if format == ExportFormat.GGUF_LORA:
@@ -122,13 +122,12 @@ def export_accuracy(format: ExportFormat, path: Path, base_dir: Path,
                     base_gguf: Path | None = None, max_tokens: int = 128) -> dict[str, Any]:
     """An export's accuracy on the held-out problems its adapter was evaluated on
     (``reference``), decoded as the adapter was (with the calculator or not)."""
-    from quanta.domains.physics import check_answer, held_out_problems
-
-    problems = held_out_problems(int(reference["physics_n"]))
+    domain = get_domain()  # the one the adapter's evaluation used (tune.train.evaluation)
+    problems = domain.held_out_problems(int(reference["physics_n"]))
     calculator = bool(reference.get("physics_calculator"))
     answers = export_answers(format, path, base_dir, problems, workdir, calculator=calculator,
                              base_gguf=base_gguf, max_tokens=max_tokens)
-    correct = sum(bool(check_answer(p, a)) for p, a in zip(problems, answers, strict=True))
+    correct = sum(bool(domain.check_answer(p, a)) for p, a in zip(problems, answers, strict=True))
     return accuracy_metrics(correct, len(problems), calculator, reference)
 
 

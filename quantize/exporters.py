@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from quanta.data import read_examples
-from quanta.domains import physics
+from quanta.domains import get_domain
 from quanta.precision import resolve
 from quanta.registry import AdapterRecord, CorruptBlobError, ExportRecord, NotFoundError, Registry
 from quanta.types import ArtifactKind, ExportFormat
@@ -163,7 +163,7 @@ class _Inputs:
 
 
 def _bundled_physics_examples(n: int = gptq.DEFAULT_SAMPLES) -> list[dict[str, Any]]:
-    return read_examples(physics.bundled_physics_path())[:n]
+    return read_examples(get_domain().bundled_physics_path())[:n]
 
 
 # -- one builder per format: (inputs, output dir) -> (artifact path, quality, extra metrics) --

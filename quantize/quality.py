@@ -1,6 +1,6 @@
 """Export quality: perplexity on fixed held-out text, against the unquantized model.
 
-The text is the worked answers of the physics held-out problems (never trained on),
+The text is the worked answers of the default domain's held-out problems (never trained on),
 a few thousand tokens, scored in non-overlapping windows so every engine sees the same
 token stream. GGUF exports are scored by llama.cpp (``logits_all=True``), merged and
 GPTQ exports by transformers; a ratio is only ever taken within one engine, against
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quanta.domains import get_domain
 from quanta.types import ComputeDtype
 from quantize.errors import CorruptGGUFError, QualityError
 
@@ -28,9 +29,8 @@ HELD_OUT_PROBLEMS = 30  # ~3k tokens of worked answers: a few seconds per model 
 
 def held_out_text(n: int = HELD_OUT_PROBLEMS) -> str:
     """Fixed evaluation text: question and worked answer of the first ``n`` held-out problems."""
-    from quanta.domains.physics import held_out_problems
-
-    return "\n\n".join(f"{p.question}\n{p.worked_answer}" for p in held_out_problems(n))
+    return "\n\n".join(f"{p.question}\n{p.worked_answer}"
+                       for p in get_domain().held_out_problems(n))
 
 
 def _windows(tokens: Sequence[int], window: int) -> list[list[int]]:

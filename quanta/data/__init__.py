@@ -2,8 +2,8 @@
 
 Everything here reads or writes OpenAI chat format (``{"messages": [...]}``); other
 formats (camel-ai physics, Alpaca, OpenAI preference) are normalised to it. Domain
-knowledge (problem generators, answer checkers, shipped datasets) lives in
-``quanta.domains``, one package per domain.
+knowledge (problem generators, answer checkers, shipped datasets) lives in domain
+packages outside the core (``quanta_physics``), found by name through ``quanta.domains``.
 """
 
 from quanta.data.errors import DatasetError

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+import quanta_physics as physics
 from quanta.config import Settings
 from quanta.data import write_jsonl
-from quanta.domains import physics
 from quanta.tenancy import create_key
 from tests.support.fixtures import seeded_registry
 from tests.support.servers import serve_api

@@ -84,7 +84,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "data"
 
 
 def test_data_validate_accepts_the_bundled_set(tmp_path: Path) -> None:
-    from quanta.domains.physics import bundled_physics_path
+    from quanta_physics import bundled_physics_path
 
     result = quanta(tmp_path / "home", "data", "validate", str(bundled_physics_path()))
     assert result.returncode == 0, result.stderr
@@ -102,7 +102,7 @@ def test_data_validate_names_the_broken_line(tmp_path: Path) -> None:
 def test_data_stats_reports_topics(tmp_path: Path) -> None:
     import json
 
-    from quanta.domains.physics import bundled_physics_path
+    from quanta_physics import bundled_physics_path
 
     result = quanta(tmp_path / "home", "data", "stats", str(bundled_physics_path()))
     assert result.returncode == 0, result.stderr

@@ -36,7 +36,7 @@ def train_adapter(base_dir: Path, out_dir: Path, steps: int = 6) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from quanta.domains.physics import generate_problems, problem_to_chat
+    from quanta_physics import generate_problems, problem_to_chat
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
@@ -60,7 +60,7 @@ def train_adapter(base_dir: Path, out_dir: Path, steps: int = 6) -> Path:
 
 
 def write_training_file(path: Path, n: int = 48) -> Path:
-    from quanta.domains.physics import generate_problems, problem_to_chat
+    from quanta_physics import generate_problems, problem_to_chat
 
     with open(path, "w") as fh:
         for problem in generate_problems(n, seed=3):

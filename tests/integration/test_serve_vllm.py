@@ -163,7 +163,7 @@ def test_checkpoint_model_is_served_to_its_owner(server: Server) -> None:
 def test_reinforcement_trained_adapter_is_served(server: Server, tmp_path: Path) -> None:
     """An adapter GRPO trained (one step, physics_answer grader) loads in vLLM: only the
     trained adapter is saved, not trl's frozen reference copy."""
-    from quanta.domains import physics
+    import quanta_physics as physics
     from tune.graders import parse_grader
     from tune.plan import QuantaOptions, ResolvedHyperparameters, TrainingPlan
     from tune.train.trainer import train

@@ -154,7 +154,7 @@ def _rft_plan(*, max_steps: int, checkpoint_every: int, completion_tokens: int,
               problems: int) -> tuple[Any, list[dict]]:  # type: ignore[type-arg]
     """A tiny GRPO plan (physics_answer grader, rank-4 LoRA, 2 samples per prompt) and
     ``problems`` training-split physics prompts."""
-    from quanta.domains import physics
+    import quanta_physics as physics
     from tune.graders import parse_grader
     from tune.plan import QuantaOptions, ResolvedHyperparameters, TrainingPlan
 

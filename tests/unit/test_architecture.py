@@ -1,9 +1,10 @@
 """The folders are the architecture: what may import what (DESIGN.md's layout).
 
 Services meet in the registry's public API (``quanta.registry``), never its modules; the
-shared core imports no service; one service does not import another's internals; tune's
-two processes (``tune/api``, ``tune/train``) meet only in the registry and in the modules
-both import (the training plan, the integrations' schema, the graders).
+shared core imports no service and no domain (it finds domains by name: ``quanta.domains``);
+one service does not import another's internals; tune's two processes (``tune/api``,
+``tune/train``) meet only in the registry and in the modules both import (the training
+plan, the integrations' schema, the graders).
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ def test_services_use_only_the_registrys_public_api() -> None:
     assert _violations(_sources(*SERVICES), internals) == []
 
 
-def test_the_core_imports_no_service() -> None:
+def test_the_core_imports_no_service_and_no_domain() -> None:
     assert _violations(_sources("quanta"), ("tune", "serve", "quantize", "demo",
-                                            "console", "tests")) == []
+                                            "console", "tests", "quanta_physics")) == []
 
 
 @pytest.mark.parametrize(("service", "others"), [

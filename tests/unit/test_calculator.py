@@ -20,7 +20,7 @@ from quanta.calculator import (
     result_text,
     trace_problems,
 )
-from quanta.domains.physics.answers import extract_final_answer
+from quanta_physics.answers import extract_final_answer
 
 
 @pytest.mark.parametrize(("expression", "value"), [

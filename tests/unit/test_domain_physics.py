@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from quanta.data import dataset_stats, read_examples, validate_bytes
-from quanta.domains.physics import (
+from quanta_physics import (
     SYSTEM_PROMPT,
     TOPICS,
     PhysicsProblem,
@@ -27,9 +27,9 @@ from quanta.domains.physics import (
     normalise_unit,
     problem_to_chat,
 )
-from quanta.domains.physics.build_datasets import main as build_main
-from quanta.domains.physics.datasets import render_bundled
-from quanta.domains.physics.problems import (
+from quanta_physics.build_datasets import main as build_main
+from quanta_physics.datasets import render_bundled
+from quanta_physics.problems import (
     FAMILIES,
     HELD_OUT_FAMILIES,
     HELD_OUT_MAX,

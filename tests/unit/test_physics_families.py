@@ -7,9 +7,9 @@ import string
 import pytest
 
 from quanta.calculator import format_value, trace_problems
-from quanta.domains.physics.answers import check_answer, extract_final_answer
-from quanta.domains.physics.families import FAMILIES, MIN_PHRASINGS
-from quanta.domains.physics.units import normalise_unit
+from quanta_physics.answers import check_answer, extract_final_answer
+from quanta_physics.families import FAMILIES, MIN_PHRASINGS
+from quanta_physics.units import normalise_unit
 
 SEEDS = range(40)
 
@@ -37,7 +37,7 @@ def test_family_phrases_solves_and_checks(family):
         assert "<<" in answer, "the worked answer writes its arithmetic as a calculation"
         assert trace_problems(answer) == []
         assert extract_final_answer(answer) is not None
-        from quanta.domains.physics.problems import PhysicsProblem
+        from quanta_physics.problems import PhysicsProblem
 
         problem = PhysicsProblem(id="x", topic=family.topic, question="q", worked_answer="",
                                  value=worked.value, unit=worked.unit)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from quanta.domains.physics.answers import extract_final_answer, values_match
 from quanta.types import GraderType
+from quanta_physics.answers import extract_final_answer, values_match
 from tune.graders import register_grader
 from tune.graders.base import Grade
 from tune.graders.config import PhysicsAnswerConfig

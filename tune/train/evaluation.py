@@ -2,34 +2,37 @@
 conceptual physics questions), physics answer accuracy and, for reinforcement jobs, the
 job's grader on held-out items.
 
-Held-out loss uses the job's validation file, else the physics held-out problems as chat.
-Physics accuracy generates greedily for ``n`` held-out problems (batched, left padding)
-and checks each final answer with the physics domain's ``check_answer`` (numeric,
-unit-aware). The grader score generates greedily for the validation file's prompts and
-averages the grader's rewards. Keep ``n`` small in tests: on 2 CPU cores generation runs
-at tens of tokens per second.
+The held-out problems come from the default domain (``quanta.domains.get_domain``:
+physics, whose names the metrics carry). Held-out loss uses the job's validation file,
+else the held-out problems as chat. Physics accuracy generates greedily for ``n``
+held-out problems (batched, left padding) and checks each final answer with the domain's
+``check_answer`` (numeric, unit-aware). The grader score generates greedily for the
+validation file's prompts and averages the grader's rewards. Keep ``n`` small in tests: on
+2 CPU cores generation runs at tens of tokens per second.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from quanta.domains import physics
+from quanta.domains import get_domain
 from quanta.generation import greedy_answers
 from tune.train.dataset import IGNORE_INDEX, tokenize_examples
 
 if TYPE_CHECKING:
     from quanta.precision import Precision
+    from quanta_physics import PhysicsProblem
     from tune.graders import Grader
     from tune.plan import EvalOptions
 
 
-def held_out_problems(n: int) -> list[physics.PhysicsProblem]:
-    return physics.held_out_problems(min(n, physics.HELD_OUT_MAX)) if n > 0 else []
+def held_out_problems(n: int) -> list[PhysicsProblem]:
+    domain = get_domain()
+    return domain.held_out_problems(min(n, domain.HELD_OUT_MAX)) if n > 0 else []
 
 
 def physics_examples(n: int) -> list[dict[str, Any]]:
-    return [{"messages": list(physics.problem_to_chat(p)["messages"])}
+    return [{"messages": list(get_domain().problem_to_chat(p)["messages"])}
             for p in held_out_problems(n)]
 
 
@@ -78,14 +81,15 @@ def physics_accuracy(model: Any, tokenizer: Any, n: int, max_new_tokens: int = 9
     problems = held_out_problems(n)
     if not problems:
         return {}
+    domain = get_domain()
     texts = greedy_answers(model, tokenizer,
-                           [list(physics.problem_to_chat(p)["messages"]) for p in problems],
+                           [list(domain.problem_to_chat(p)["messages"]) for p in problems],
                            max_new_tokens, batch_size, calculator=calculator)
     correct = 0
     results: list[bool] = []  # per problem, so exports can be compared on a prefix
     samples: list[dict[str, Any]] = []
     for problem, text in zip(problems, texts, strict=True):
-        ok = bool(physics.check_answer(problem, text))
+        ok = bool(domain.check_answer(problem, text))
         correct += ok
         results.append(ok)
         if len(samples) < SAMPLE_ANSWERS:
@@ -138,7 +142,7 @@ def evaluate(model: Any, tokenizer: Any, valid_examples: list[dict[str, Any]] | 
                                    max_length))
     if options.physics_n > 0 and options.loss_examples > 0:
         # Conceptual questions training never sees: does the adapter keep its physics prose?
-        concepts = heldout_loss(model, tokenizer, physics.held_out_concept_examples(),
+        concepts = heldout_loss(model, tokenizer, get_domain().held_out_concept_examples(),
                                 max_length)
         result.update({"concept_heldout_loss": concepts.get("heldout_loss"),
                        "concept_heldout_token_accuracy": concepts.get(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from quanta.calculator import format_value
-from quanta.domains.physics.families.base import Calc, Family, Topic, Worked, num
+from quanta_physics.families.base import Calc, Family, Topic, Worked, num
 
 _WORK_FUNCTIONS = (("caesium", 2.1), ("potassium", 2.3), ("sodium", 2.28), ("calcium", 2.87),
                    ("magnesium", 3.66), ("aluminium", 4.08), ("zinc", 4.3))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from quanta.calculator import format_value
-from quanta.domains.physics.families.base import Calc, Family, Topic, Worked, num
+from quanta_physics.families.base import Calc, Family, Topic, Worked, num
 
 _RESISTIVITIES = [("copper", "1.68", -8), ("aluminium", "2.65", -8), ("tungsten", "5.6", -8),
                   ("nichrome", "1.1", -6)]

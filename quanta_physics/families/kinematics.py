@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from quanta.domains.physics.families.base import Calc, Family, Topic, Worked, num
+from quanta_physics.families.base import Calc, Family, Topic, Worked, num
 
 
 def _final_velocity(rng: random.Random) -> Worked:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from quanta.domains.physics.families.base import Calc, Family, Topic, Worked, num
+from quanta_physics.families.base import Calc, Family, Topic, Worked, num
 
 _SPECIFIC_HEATS = [("water", 4186), ("aluminium", 900), ("copper", 385), ("iron", 450)]
 _METALS = [("copper", 385), ("aluminium", 900), ("iron", 450), ("lead", 128), ("brass", 380)]

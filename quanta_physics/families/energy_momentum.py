@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from quanta.domains.physics.families.base import Calc, Family, Topic, Worked, num
+from quanta_physics.families.base import Calc, Family, Topic, Worked, num
 
 _SPEEDS_KMH = [18, 30, 36, 45, 50, 54, 60, 72, 80, 90, 100, 108, 120]
 

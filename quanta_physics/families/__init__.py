@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quanta.domains.physics.families import (
+from quanta_physics.families import (
     circuits,
     energy_momentum,
     kinematics,
@@ -12,7 +12,7 @@ from quanta.domains.physics.families import (
     thermodynamics,
     waves_optics,
 )
-from quanta.domains.physics.families.base import (
+from quanta_physics.families.base import (
     MIN_PHRASINGS,
     Calc,
     Family,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quanta.domains.physics.families.base import Topic
+from quanta_physics.families.base import Topic
 
 M, EM, TH, OP, MP = (Topic.MECHANICS, Topic.CIRCUITS, Topic.THERMODYNAMICS, Topic.WAVES_OPTICS,
                      Topic.MODERN)

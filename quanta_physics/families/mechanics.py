@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from quanta.domains.physics.families.base import Calc, Family, Topic, Worked, num
+from quanta_physics.families.base import Calc, Family, Topic, Worked, num
 
 _PLANETS = (("the Moon", 1.62), ("Mars", 3.71), ("Mercury", 3.7), ("Venus", 8.87),
             ("Jupiter", 24.79), ("Saturn", 10.44), ("Neptune", 11.15))

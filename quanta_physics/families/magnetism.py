@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from quanta.calculator import format_value
-from quanta.domains.physics.families.base import Calc, Family, Topic, Worked, num
+from quanta_physics.families.base import Calc, Family, Topic, Worked, num
 
 _MU0 = "μ0 = 4π × 10^-7 T m/A"
 _CHARGE = "e = 1.6 × 10^-19 C"

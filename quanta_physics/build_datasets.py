@@ -1,6 +1,6 @@
 """Regenerate the shipped physics datasets.
 
-    python -m quanta.domains.physics.build_datasets [--check]
+    python -m quanta_physics.build_datasets [--check]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from quanta.domains.physics.datasets import DATA_DIR, render_bundled
+from quanta_physics.datasets import DATA_DIR, render_bundled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {target} ({records} records, {len(data)} bytes)")
     if stale:
         print(f"out of date: {', '.join(stale)}; run "
-              "python -m quanta.domains.physics.build_datasets", file=sys.stderr)
+              "python -m quanta_physics.build_datasets", file=sys.stderr)
         return 1
     return 0
 

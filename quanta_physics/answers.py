@@ -14,10 +14,10 @@ import math
 import re
 from typing import TYPE_CHECKING
 
-from quanta.domains.physics.units import normalise_unit, to_base
+from quanta_physics.units import normalise_unit, to_base
 
 if TYPE_CHECKING:
-    from quanta.domains.physics.problems import PhysicsProblem
+    from quanta_physics.problems import PhysicsProblem
 
 _SUPER_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
 _NUMBER = re.compile(

@@ -7,14 +7,14 @@ Training draws from ``generate_problems(n, seed)``; evaluation from ``held_out_p
 grades a model's text numerically, with units.
 """
 
-from quanta.domains.physics.answers import check_answer, extract_final_answer
-from quanta.domains.physics.datasets import (
+from quanta_physics.answers import check_answer, extract_final_answer
+from quanta_physics.datasets import (
     bundled_physics_path,
     held_out_chat_examples,
     held_out_chat_path,
     held_out_concept_examples,
 )
-from quanta.domains.physics.problems import (
+from quanta_physics.problems import (
     HELD_OUT_FAMILIES,
     HELD_OUT_MAX,
     SYSTEM_PROMPT,
@@ -27,7 +27,7 @@ from quanta.domains.physics.problems import (
     problem_to_chat,
     problem_to_rft,
 )
-from quanta.domains.physics.units import normalise_unit
+from quanta_physics.units import normalise_unit
 
 __all__ = [
     "HELD_OUT_FAMILIES",

@@ -2,7 +2,7 @@
 fixed held-out splits.
 
 Every problem has one numeric answer with a unit, so a model's output can be graded
-automatically (see ``quanta.domains.physics.answers``). Worked answers write their
+automatically (see ``quanta_physics.answers``). Worked answers write their
 arithmetic as calculation traces (``quanta.calculator``), which ``quanta serve``
 evaluates for an adapter trained on them.
 
@@ -25,8 +25,8 @@ from functools import cache
 from typing import Any
 
 from quanta.calculator import format_value
-from quanta.domains.physics.answers import check_answer, extract_final_answer
-from quanta.domains.physics.families import FAMILIES, Family, Topic
+from quanta_physics.answers import check_answer, extract_final_answer
+from quanta_physics.families import FAMILIES, Family, Topic
 
 __all__ = [
     "FAMILIES",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from quanta.calculator import format_value
-from quanta.domains.physics.families.base import Calc, Family, Topic, Worked, num
+from quanta_physics.families.base import Calc, Family, Topic, Worked, num
 
 _MEDIA = (("water", 1.33), ("ice", 1.31), ("ethanol", 1.36), ("quartz", 1.46),
           ("glycerol", 1.47), ("acrylic", 1.49), ("glass", 1.5), ("crown glass", 1.52),
