@@ -137,8 +137,11 @@ def test_training_on_a_cpu_without_native_bf16_computes_in_fp32(base_model_dir: 
 
     script = tmp_path / "train_avx2.py"
     script.write_text(AVX2_TRAINING)
+    repo = Path(__file__).resolve().parents[2]  # the script imports tests.support
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-           "QUANTA_COMPUTE_DTYPE": "auto", "QUANTA_CACHE": str(tmp_path / "cache")}
+           "QUANTA_COMPUTE_DTYPE": "auto", "QUANTA_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo),
+                                                       os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, str(script), str(base_model_dir),
                            str(tmp_path / "work")], env=env, capture_output=True, text=True,
                           timeout=900)
