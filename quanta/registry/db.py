@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -88,6 +88,15 @@ def lock_blobs(session: Session, *, exclusive: bool, wait: bool = True) -> bool:
         session.execute(text(f"SELECT pg_advisory_xact_lock{mode}({BLOB_LOCK})"))
         return True
     return bool(session.scalar(text(f"SELECT pg_try_advisory_xact_lock{mode}({BLOB_LOCK})")))
+
+
+def compare_and_set(session: Session, table: Any, row_id: str, expect: dict[str, Any],
+                    **values: Any) -> bool:
+    """Update the row only if its columns hold ``expect`` (an UPDATE whose WHERE names the
+    state the caller expects); whether it matched. The guard of every queue's writes."""
+    where = [getattr(table, column) == value for column, value in expect.items()]
+    changed = session.execute(update(table).where(table.id == row_id, *where).values(**values))
+    return changed.rowcount == 1
 
 
 def insert_for(session: Session) -> Any:

@@ -10,15 +10,15 @@ queue, and fails once its workers died ``max_attempts`` times.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quanta.registry import tables as t
+from quanta.registry.db import compare_and_set
 from quanta.registry.errors import NotFoundError
 from quanta.registry.ids import new_id
 from quanta.registry.records import ExportJobRecord
@@ -155,11 +155,6 @@ class ExportJobRows:
                     requeued.append(job.id)
         return requeued
 
-    def ids_in(self, statuses: Sequence[JobStatus]) -> list[str]:
-        with self._registry.session() as s:
-            return list(s.scalars(select(t.ExportJob.id).where(
-                t.ExportJob.status.in_(list(statuses)))))
-
 
 def _event(message: str, level: EventLevel = EventLevel.INFO,
            at: datetime | None = None) -> dict[str, Any]:
@@ -168,10 +163,7 @@ def _event(message: str, level: EventLevel = EventLevel.INFO,
 
 
 def _set_if(session: Session, job_id: str, expect: dict[str, Any], **values: Any) -> bool:
-    where = [getattr(t.ExportJob, column) == value for column, value in expect.items()]
-    changed = session.execute(update(t.ExportJob).where(t.ExportJob.id == job_id, *where)
-                              .values(**values))
-    return changed.rowcount == 1
+    return compare_and_set(session, t.ExportJob, job_id, expect, **values)
 
 
 def _append_event(session: Session, job_id: str, message: str,

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from quanta.registry import tables as t
+from quanta.registry.db import compare_and_set
 from quanta.registry.errors import NotFoundError
 from quanta.registry.ids import new_id
 from quanta.registry.records import CheckpointRecord, EventRecord, JobRecord
@@ -55,10 +56,7 @@ class JobTransaction:
 
     def set_if(self, job_id: str, expect: dict[str, Any], **values: Any) -> bool:
         """Compare-and-set: update the job only if its columns hold ``expect``."""
-        where = [getattr(t.Job, column) == value for column, value in expect.items()]
-        changed = self.session.execute(update(t.Job).where(t.Job.id == job_id, *where)
-                                       .values(**values))
-        return changed.rowcount == 1
+        return compare_and_set(self.session, t.Job, job_id, expect, **values)
 
     def add_event(self, job_id: str, message: str, *, level: EventLevel = EventLevel.INFO,
                   type: EventType = EventType.MESSAGE, data: dict[str, Any] | None = None
