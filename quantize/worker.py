@@ -101,9 +101,11 @@ class ExportWorker:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: the kernel kills it when the worker dies (SIGKILL too)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    """In the child, before exec: the kernel kills it when the worker dies (SIGKILL too).
+    Linux only; elsewhere (no ``prctl``) a killed worker's child runs to its end."""
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _stop(child: subprocess.Popen[str]) -> None:
