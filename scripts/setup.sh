@@ -39,9 +39,10 @@ install_system_packages() {
     local missing=()
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
     command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+    ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     [ ${#missing[@]} -eq 0 ] && return 0
-    log "installing ${missing[*]} (tests start a private PostgreSQL; python graders run under bubblewrap; console tests drive chromium)"
+    log "installing ${missing[*]} (tests start a private PostgreSQL; python graders run under bubblewrap and libseccomp's filter; console tests drive chromium)"
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else

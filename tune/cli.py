@@ -228,6 +228,7 @@ def worker(
         return
     w = Worker(open_registry(), stale_after=stale_after, heartbeat_interval=heartbeat)
     console.print(f"worker {w.worker_id} polling every {poll_interval:g}s")
+    _report_sandbox()
     if job_id and not once:
         raise UsageError("--job-id needs --once")
     if once:
@@ -237,6 +238,29 @@ def worker(
         return
     with contextlib.suppress(KeyboardInterrupt):
         w.run_forever(poll_interval)
+
+
+def _report_sandbox() -> bool:
+    """Say at start, not at the first reinforcement job, when python graders cannot run
+    here (the operator's fix: docs/sandbox.md). True when they can."""
+    from quanta.config import get_settings
+    from tune.graders.sandbox import probe_sandbox
+
+    problem = probe_sandbox(get_settings().grader_python)
+    if problem:
+        console.print(f"[yellow]sandbox_unavailable: python graders cannot run here "
+                      f"({problem}); they will score 0 with python_grader_server_error. "
+                      "See docs/sandbox.md.[/yellow]")
+    else:
+        console.print("python graders: sandbox ok")
+    return problem is None
+
+
+@tune_app.command("sandbox")
+def sandbox() -> None:
+    """Check that python graders can run on this host (exit 1 when they cannot)."""
+    if not _report_sandbox():
+        raise typer.Exit(1)
 
 
 @tune_app.command("node")

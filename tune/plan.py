@@ -13,8 +13,9 @@ API accepted. Both sides import this module; it imports neither (``tune.api`` ma
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +30,8 @@ from pydantic import (
 from quanta.types import ComputeDtype, DatasetFormat, DistributedStrategy, MethodType
 from tune.graders.config import GraderConfig, leaf_configs
 from tune.integrations import Integrations
+
+M = TypeVar("M", bound=BaseModel)
 
 BASE_LEARNING_RATE = 2e-4
 # Reinforcement steps follow a policy gradient over a few sampled completions: at the
@@ -176,12 +179,17 @@ def unservable_targets(target_modules: list[str]) -> list[str]:
     return sorted(m for m in target_modules if m.rsplit(".", 1)[-1] in UNSERVABLE_TARGETS)
 
 
+# A module's dotted name as peft matches it (``q_proj``, ``layers.0.mlp.up_proj``).
+ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$",
+                                  max_length=200)]
+
+
 class LoraOptions(_Strict):
     r: int = Field(16, ge=1, le=256)
     alpha: float = Field(32, gt=0, le=1024)
     dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGET_MODULES),
-                                      min_length=1)
+    target_modules: list[ModuleName] = Field(
+        default_factory=lambda: list(DEFAULT_TARGET_MODULES), min_length=1, max_length=64)
 
 
 class EvalOptions(_Strict):
@@ -232,7 +240,7 @@ class JobRequest(_Strict):
 
     model: str = Field(min_length=1, max_length=255)
     training_file: str = Field(min_length=1, max_length=64)
-    validation_file: str | None = Field(None, max_length=64)
+    validation_file: str | None = Field(None, min_length=1, max_length=64)
     suffix: str | None = Field(None, max_length=64)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     metadata: dict[str, str] | None = None
@@ -240,6 +248,13 @@ class JobRequest(_Strict):
     hyperparameters: SupervisedHyperparameters | None = None  # OpenAI's legacy top-level form
     integrations: Integrations | None = None  # wandb (OpenAI's) and mlflow (Quanta's)
     quanta: QuantaOptions = Field(default_factory=QuantaOptions)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, v: Any) -> Any:
+        if v is None:  # given as null: OpenAI's schema has no null method
+            raise ValueError("method must be an object; leave it out for supervised")
+        return v
 
     @field_validator("suffix")
     @classmethod
@@ -262,10 +277,17 @@ class JobRequest(_Strict):
         return v
 
 
+def strict(model: type[M], body: Any) -> M:
+    """``body`` (decoded JSON) validated as ``model`` in pydantic's strict JSON mode: enums
+    and nested objects from their JSON forms, but no boolean for an integer, no number for
+    a string, no "2" for 2 (what OpenAI's typed API refuses too)."""
+    return model.model_validate_json(json.dumps(body), strict=True)
+
+
 def parse_request(body: Any) -> JobRequest:
     """Validate a request body (PlanError naming the field)."""
     try:
-        return JobRequest.model_validate(body)
+        return strict(JobRequest, body)
     except ValidationError as exc:
         raise PlanError(exc.errors()) from None
 

@@ -15,6 +15,7 @@ from typing import Any
 from quanta.data.errors import DatasetError
 from quanta.data.formats import FORMATS, detect_format, normalise_record, record_topic
 from quanta.data.reader import RawRecord, iter_jsonl, parse_records
+from quanta.data.text import find_not_text
 
 MAX_ERRORS = 50
 
@@ -86,6 +87,11 @@ def _check_records(items: Iterable[RawRecord | str], filename: str, format: str 
             continue
         report.records += 1
         where = f"{filename}:{raw.location}"
+        not_text = find_not_text(raw.value)
+        if not_text is not None:  # stored, then echoed in events and results: refuse it
+            field, problem = not_text
+            report.add_error(f"{where}: {field or 'the record'} {problem}")
+            continue
         if report.format is None:
             try:
                 report.format = detect_format(raw.value)

@@ -216,6 +216,14 @@ class Registry:
             raise NotFoundError(f"blob {sha256[:12]} is not a tree")
         return self._manifest_files(sha256)
 
+    def open_tree_file(self, tree: str, path: str) -> BinaryIO:
+        """One file of the stored tree ``tree``, read straight from the store (no copy of
+        the tree is made: for a header, not for the whole file)."""
+        entry = self.read_manifest(tree).get(path)
+        if entry is None:
+            raise NotFoundError(f"{path} is not in tree {tree[:12]}")
+        return self.store.open(entry["sha256"])
+
     def is_tree(self, sha256: str) -> bool:
         with self.session() as s:
             blob = s.get(t.Blob, sha256)

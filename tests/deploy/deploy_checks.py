@@ -270,6 +270,56 @@ def reference_findings(objs: list[Resource]) -> list[str]:
     return findings
 
 
+# --- seccomp: the pods that run tenants' python graders ---------------------------
+
+# Workloads that run tenants' python graders: the tune API (grader runs, validation) and
+# whatever runs jobs' code (the worker, a job's own pod, a TrainJob's nodes: reinforcement
+# jobs grade while they train). Their bubblewrap sandbox needs user namespaces and mounts
+# inside them, which the runtime's default profile refuses: they get Docker's default
+# profile plus exactly those calls, installed on the nodes (docs/sandbox.md); every other
+# pod keeps RuntimeDefault.
+GRADER_WORKLOADS = {"quanta-tune-api", "quanta-tune-worker", "quanta-finetune",
+                    "quanta-torch-distributed"}
+GRADER_SECCOMP_PROFILE = {"type": "Localhost", "localhostProfile": "profiles/quanta-grader.json"}
+GRADER_SECCOMP_FILE = REPO / "k8s" / "seccomp" / "quanta-grader.json"
+GRADER_SERVICES = {"tune-api", "tune-worker"}  # compose
+GRADER_SECCOMP_COMPOSE = REPO / "deploy" / "seccomp" / "quanta-grader.json"
+
+
+def seccomp_profile_for(obj: Resource) -> dict[str, str]:
+    """The seccompProfile a workload's pod and containers must have."""
+    if obj["metadata"]["name"] in GRADER_WORKLOADS:
+        return GRADER_SECCOMP_PROFILE
+    return {"type": "RuntimeDefault"}
+
+
+def _runtime_pod_templates(objs: Iterable[Resource]
+                           ) -> Iterator[tuple[Resource, dict[str, Any]]]:
+    """The pod templates inside Kubeflow TrainingRuntimes (a JobSet's replicated jobs)."""
+    for obj in objs:
+        if obj.get("kind") == "TrainingRuntime":
+            for job in obj["spec"]["template"]["spec"]["replicatedJobs"]:
+                yield obj, job["template"]["spec"]["template"]
+
+
+def seccomp_findings(objs: list[Resource]) -> list[str]:
+    """Grader pods use the grader profile at pod and container level, every other pod
+    RuntimeDefault, and the profile the grader pods name is in the repository."""
+    findings = []
+    for obj, template in [*pod_templates(objs), *_runtime_pod_templates(objs)]:
+        want = seccomp_profile_for(obj)
+        pod = template["spec"].get("securityContext", {}).get("seccompProfile")
+        if pod != want:
+            findings.append(f"{_ref(obj)}: pod seccompProfile {pod}, want {want}")
+        for ctr in containers(template):
+            got = ctr.get("securityContext", {}).get("seccompProfile")
+            if got != want:
+                findings.append(f"{_ref(obj)}[{ctr['name']}]: seccompProfile {got}, want {want}")
+    if not GRADER_SECCOMP_FILE.is_file():
+        findings.append(f"{GRADER_SECCOMP_FILE.relative_to(REPO)} is missing")
+    return findings
+
+
 def policy_context(name: str, rendered: dict[str, list[Resource]]) -> list[Resource]:
     """The objects a rendering is checked with: the Job template is created into a
     namespace that already holds an overlay (its ConfigMap, Secret, ServiceAccount)."""
@@ -454,6 +504,26 @@ def compose_findings() -> list[str]:
                 findings.append(
                     f"compose {name}: QUANTA_DATABASE_URL must take the password from deploy/.env"
                 )
+        opts = [str(opt) for opt in svc.get("security_opt", [])]
+        for opt in opts:
+            if opt.replace(":", "=", 1).split("=", 1)[-1] == "unconfined":
+                findings.append(f"compose {name}: security_opt {opt} turns a confinement off")
+        profiles = [opt for opt in opts if opt.startswith(("seccomp", "apparmor"))]
+        if name in GRADER_SERVICES:
+            seccomp = [opt.replace(":", "=", 1).split("=", 1)[1] for opt in opts
+                       if opt.startswith("seccomp")]
+            if len(seccomp) != 1 or \
+                    (COMPOSE.parent / seccomp[0]).resolve() != GRADER_SECCOMP_COMPOSE:
+                findings.append(f"compose {name}: runs python graders, needs security_opt "
+                                "seccomp=./seccomp/quanta-grader.json")
+            if "apparmor=quanta-grader" not in opts:
+                findings.append(f"compose {name}: runs python graders, needs security_opt "
+                                "apparmor=quanta-grader")
+            if "no-new-privileges:true" not in opts:
+                findings.append(f"compose {name}: needs no-new-privileges:true")
+        elif profiles:
+            findings.append(f"compose {name}: runs no graders, keeps Docker's default "
+                            f"profiles (not {profiles})")
         if name.startswith(("tune", "serve", "model-import")):
             if str(svc.get("user", "")).split(":")[0] in ("", "0", "root"):
                 findings.append(f"compose {name}: must run as a non-root user")
@@ -549,6 +619,7 @@ def main(argv: list[str]) -> int:
         results.append((f"schemas {name}", validate_schemas(objs)))
         results.append((f"references {name}",
                         reference_findings(policy_context(name, rendered))))
+        results.append((f"seccomp {name}", seccomp_findings(objs)))
     results.append(("dockerfile", dockerfile_findings()))
     results.append(("compose", compose_findings()))
     results.append(("grafana dashboard", dashboard_findings()))

@@ -180,7 +180,35 @@ def test_every_container_has_probes_and_a_restricted_security_context(rendered):
             assert sc["allowPrivilegeEscalation"] is False
             assert sc["readOnlyRootFilesystem"] is True
             assert sc["capabilities"]["drop"] == ["ALL"]
-            assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+            assert sc["seccompProfile"] == checks.seccomp_profile_for(obj), checks._ref(obj)
+
+
+@pytest.mark.parametrize("name", sorted(checks.KUSTOMIZATIONS), ids=lambda n: f"kustomization-{n}")
+def test_only_the_grader_pods_leave_the_runtime_default_seccomp_profile(rendered, name):
+    assert checks.seccomp_findings(rendered[name]) == []
+
+
+def test_grader_pods_and_services_are_the_ones_that_run_graders(rendered):
+    kubeflow = rendered["gpu-kubeflow"]
+    assert _by_name(kubeflow, "TrainingRuntime", "quanta-torch-distributed")
+    names = {o["metadata"]["name"] for o in rendered["gpu"] + rendered["jobs"] + kubeflow}
+    assert names >= checks.GRADER_WORKLOADS
+    services = checks.load_compose()["services"]
+    for name in checks.GRADER_SERVICES:
+        assert "seccomp=./seccomp/quanta-grader.json" in services[name]["security_opt"]
+    assert services["export-worker"]["security_opt"] == ["no-new-privileges:true"]
+
+
+def test_seccomp_check_catches_a_grader_pod_on_the_default_profile(rendered):
+    objs = copy.deepcopy(rendered["cpu"])
+    api = _by_name(objs, "Deployment", "quanta-tune-api")
+    api["spec"]["template"]["spec"]["securityContext"]["seccompProfile"] = {
+        "type": "RuntimeDefault"}
+    _container(_by_name(objs, "Deployment", "quanta-serve"), "serve")["securityContext"][
+        "seccompProfile"] = checks.GRADER_SECCOMP_PROFILE
+    findings = checks.seccomp_findings(objs)
+    assert any("quanta-tune-api: pod seccompProfile" in f for f in findings), findings
+    assert any("quanta-serve[serve]" in f for f in findings), findings
 
 
 def test_reference_check_catches_a_dangling_selector_and_a_missing_secret(rendered):
@@ -267,10 +295,8 @@ def test_compose_starts_the_stack_in_order():
     assert gpu["build"]["target"] == "serve-gpu"
 
 
-def test_compose_check_catches_a_literal_password_and_a_bad_dependency(monkeypatch):
-    compose = checks.load_compose()
-    compose["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] = "hunter2"
-    compose["services"]["tune-api"]["depends_on"]["nope"] = {"condition": "service_healthy"}
+def _compose_findings_of(compose, monkeypatch):
+    """The compose check's findings for an edited copy of deploy/compose.yaml."""
     monkeypatch.setattr(
         checks,
         "load_compose",
@@ -278,9 +304,28 @@ def test_compose_check_catches_a_literal_password_and_a_bad_dependency(monkeypat
             compose if path == checks.COMPOSE else checks.yaml.safe_load(path.read_text())
         ),
     )
-    findings = checks.compose_findings()
+    return checks.compose_findings()
+
+
+def test_compose_check_catches_a_literal_password_and_a_bad_dependency(monkeypatch):
+    compose = checks.load_compose()
+    compose["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] = "hunter2"
+    compose["services"]["tune-api"]["depends_on"]["nope"] = {"condition": "service_healthy"}
+    findings = _compose_findings_of(compose, monkeypatch)
     assert any("GF_SECURITY_ADMIN_PASSWORD is a literal" in f for f in findings)
     assert any("unknown service nope" in f for f in findings)
+
+
+def test_compose_check_catches_a_grader_service_without_its_profile(monkeypatch):
+    compose = checks.load_compose()
+    compose["services"]["tune-worker"]["security_opt"] = ["no-new-privileges:true"]
+    compose["services"]["serve"]["security_opt"] = ["no-new-privileges:true",
+                                                     "seccomp=unconfined"]
+    findings = _compose_findings_of(compose, monkeypatch)
+    assert any("tune-worker: runs python graders, needs security_opt seccomp" in f
+               for f in findings), findings
+    assert any("serve: security_opt seccomp=unconfined turns a confinement off" in f
+               for f in findings), findings
 
 
 def test_dockerfile_has_hardened_final_targets():

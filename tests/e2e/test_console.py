@@ -265,6 +265,8 @@ def test_a_physicist_does_the_whole_job_in_the_browser(console: Console, browser
     console.registry.verify()  # what the operator's cron runs; the page shows its counts
     _go(page, "#/health", "#registry-ok")
     assert "every stored object matched" in page.inner_text("#registry-ok")
+    sandbox = page.inner_text("#grader-sandbox")  # the operator's side of python graders
+    assert ("sandbox runs" in sandbox) == (shutil.which("bwrap") is not None), sandbox
     _shot(page, "registry")
     assert not errors, errors
 

@@ -345,16 +345,16 @@ def _check(operation: str = "eq", **over: Any) -> dict[str, Any]:
     ({"type": "supervised", "reinforcement": {"grader": PHYSICS_GRADER}}, "method"),
     ({"type": "reinforcement", "reinforcement": {}}, "method.reinforcement.grader"),
     (_rft({"type": "label_model", "name": "x"}), "method.reinforcement.grader"),
-    (_rft(_check("contains")), "method.reinforcement.grader.string_check.operation"),
-    (_rft(_check(extra=1)), "method.reinforcement.grader.string_check.extra"),
+    (_rft(_check("contains")), "method.reinforcement.grader.operation"),
+    (_rft(_check(extra=1)), "method.reinforcement.grader.extra"),
     (_rft({**_check(), "reference": "{{env.SECRET}}"}), "method.reinforcement"),
     (_rft({"type": "python", "name": "p", "source": "import os"}),
-     "method.reinforcement.grader.python.source"),
+     "method.reinforcement.grader.source"),
     (_rft({"type": "multi", "name": "m", "graders": {"a": _check()},
            "calculate_output": "a + b"}), "method.reinforcement.grader.multi"),
     (_rft({"type": "text_similarity", "name": "t", "input": "a", "reference": "b",
            "evaluation_metric": "cosine"}),
-     "method.reinforcement.grader.text_similarity.evaluation_metric"),
+     "method.reinforcement.grader.evaluation_metric"),
     (_rft(compute_multiplier=20), "method.reinforcement.hyperparameters.compute_multiplier"),
     (_rft(reasoning_effort="extreme"), "method.reinforcement.hyperparameters.reasoning_effort"),
     (_rft(eval_samples=0), "method.reinforcement.hyperparameters.eval_samples"),
@@ -416,7 +416,7 @@ def test_graders_validate_and_run(env: dict[str, Any]) -> None:
                          json={"grader": check}), 400, "model_sample")
     _assert_error(c.post("/v1/fine_tuning/alpha/graders/validate", headers=h,
                          json={"grader": _check("is")}), 400,
-                  "grader.string_check.operation")
+                  "grader.operation")
     _assert_error(c.post("/v1/fine_tuning/alpha/graders/validate", headers=h,
                          json={"grader": {**check, "input": "{{os.environ}}"}}), 400, "grader")
     _assert_error(c.post("/v1/fine_tuning/alpha/graders/validate", json={"grader": check}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,16 @@ def test_tune_run_and_jobs_commands(quanta_home: Path, base_model_dir: Path,
     refused = _quanta(quanta_home, "tune", "run", str(rft), "--method", "reinforcement",
                       "--grader", str(bad))
     assert refused.returncode == 2 and "operation" in refused.stderr
+
+
+def test_sandbox_check_says_when_python_graders_cannot_run(quanta_home: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """The operator's check (`quanta tune sandbox`, also printed when a worker starts)."""
+    monkeypatch.setenv("QUANTA_GRADER_PYTHON", "/usr/bin/no-such-python")
+    broken = _quanta(quanta_home, "tune", "sandbox")
+    assert broken.returncode == 1 and "sandbox_unavailable" in broken.stdout
+    monkeypatch.delenv("QUANTA_GRADER_PYTHON")
+    if shutil.which("bwrap") is not None:
+        ok = _quanta(quanta_home, "tune", "sandbox")
+        assert ok.returncode == 0 and "sandbox ok" in ok.stdout, ok.stdout + ok.stderr

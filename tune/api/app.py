@@ -16,10 +16,11 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from quanta.config import Settings, get_settings
 from quanta.data.reader import loads
+from quanta.data.text import find_not_text
 from quanta.registry import Registry
 from quanta.tenancy import Principal, authenticate, bearer_token, check_metrics_token
 from quanta.types import JobStatus
-from tune.api.errors import HTTPBadRequest, HTTPNotFound, install_handlers
+from tune.api.errors import HTTPBadRequest, HTTPNotFound, HTTPPayloadTooLarge, install_handlers
 from tune.api.files import FilesService
 from tune.api.graders import GradersService
 from tune.api.jobs import JobsService
@@ -46,12 +47,39 @@ def _authorization(request: Request) -> str | None:
 
 
 async def _json_body(request: Request) -> Any:
-    """The request's JSON body (bounded nesting and number length); else a 400."""
+    """The request's JSON body: at most ``QUANTA_MAX_JSON_BYTES`` (413, read no further),
+    sent as JSON (400 for another content type), parsed with bounded nesting and number
+    length, and text in every string (400 naming the field: a lone surrogate stored
+    would fail every response that echoes it)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise HTTPBadRequest(f"Send the request body as application/json, not {media}",
+                             code="unsupported_content_type")
+    limit = request.app.state.registry.settings.max_json_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
     try:
-        return loads(await request.body())
+        value = loads(bytes(body))
     except (ValueError, UnicodeDecodeError) as exc:  # too deep or too long numbers too
         raise HTTPBadRequest(f"The request body is not valid JSON: {exc}",
                              code="invalid_json") from None
+    not_text = find_not_text(value)
+    if not_text is not None:
+        field, problem = not_text
+        raise HTTPBadRequest(f"{field or 'The request body'} {problem}: send text",
+                             param=field or None, code="invalid_value")
+    return value
+
+
+def _too_large(limit: int) -> HTTPPayloadTooLarge:
+    return HTTPPayloadTooLarge(f"The request body is over {limit} bytes "
+                               "(QUANTA_MAX_JSON_BYTES)", code="request_too_large")
 
 
 Caller = Annotated[Principal, Depends(_principal)]

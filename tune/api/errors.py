@@ -8,7 +8,9 @@ errors raised anywhere below the routes (ours, the registry's, FastAPI's) to it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from quanta.http_errors import (
     HTTPBadRequest,
@@ -21,21 +23,51 @@ from quanta.http_errors import (
     HTTPUnauthorized,
 )
 
+M = TypeVar("M", bound=BaseModel)
+
 __all__ = ["HTTPBadRequest", "HTTPConflict", "HTTPError", "HTTPNotFound",
            "HTTPPayloadTooLarge", "HTTPTooManyRequests", "HTTPUnauthorized", "install_handlers",
-           "invalid_request"]
+           "invalid_request", "parse_body"]
 
 
-def invalid_request(errors: Sequence[Any], status: int = 400) -> HTTPBadRequest:
+def _path_in(body: Any, loc: Sequence[Any]) -> list[str]:
+    """The parts of a pydantic error location that are keys or indexes of ``body``: the
+    rest are pydantic's own (a union member's type name, a tagged union's tag). A missing
+    field, the last part, names itself."""
+    path: list[str] = []
+    node = body
+    for index, part in enumerate(loc):
+        if isinstance(node, dict):
+            if part in node:
+                path.append(str(part))
+                node = node[part]
+            elif index == len(loc) - 1 and "[" not in str(part):
+                path.append(str(part))
+        elif isinstance(node, list):
+            if isinstance(part, int) and 0 <= part < len(node):
+                path.append(str(part))
+                node = node[part]
+        else:
+            break  # a value: what follows names the types it could have been
+    return path
+
+
+def invalid_request(errors: Sequence[Any], status: int = 400,
+                    body: Any = None) -> HTTPBadRequest:
     """One error from pydantic/FastAPI validation errors, or a ``tune.plan.PlanError``'s
-    (same shape): the first one names the param."""
+    (same shape): the first one names the param (as a path into ``body`` when given)."""
     first = errors[0] if errors else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-    loc = [p for p in loc if p not in {"int", "float", "str", "literal['auto']"}
-           and not p.startswith(("function-", "constrained-"))]
-    # A tagged union's tag comes before its fields; in OpenAI's shapes the block is named
-    # after the tag ({"type": "wandb", "wandb": {...}}), so the tag then reads twice.
-    loc = [p for i, p in enumerate(loc) if i + 1 == len(loc) or loc[i + 1] != p]
+    if isinstance(body, dict):  # the error that reaches deepest into the body says most
+        first = max(errors, key=lambda e: len(_path_in(body, e.get("loc", ()))),
+                    default=first)
+        loc = _path_in(body, first.get("loc", ()))
+    else:
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [p for p in loc if p not in {"int", "float", "str", "literal['auto']"}
+               and not p.startswith(("function-", "constrained-"))]
+        # A tagged union's tag comes before its fields; in OpenAI's shapes the block is
+        # named after the tag ({"type": "wandb", "wandb": {...}}): the tag reads twice.
+        loc = [p for i, p in enumerate(loc) if i + 1 == len(loc) or loc[i + 1] != p]
     param = ".".join(loc) or None
     msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
     message = f"{param}: {msg}" if param else msg
@@ -44,6 +76,19 @@ def invalid_request(errors: Sequence[Any], status: int = 400) -> HTTPBadRequest:
     err = HTTPBadRequest(message, param=param, code="invalid_value" if param else None)
     err.status = status
     return err
+
+
+def parse_body(model: type[M], body: Any) -> M:
+    """A request body as ``model``, validated as strictly as OpenAI's API reads JSON: a
+    boolean is not an integer, a string not a number (``tune.plan.strict``)."""
+    from pydantic import ValidationError
+
+    from tune.plan import strict
+
+    try:
+        return strict(model, body)
+    except ValidationError as exc:
+        raise invalid_request(exc.errors(), body=body) from None
 
 
 def install_handlers(app: Any) -> None:

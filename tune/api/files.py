@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from quanta.data import validate_upload
+from quanta.data.text import text_problem
 from quanta.registry import FileRecord, Registry
 from quanta.registry import NotFoundError as RegistryNotFound
 from quanta.types import ArtifactKind, FilePurpose
@@ -42,6 +43,10 @@ class FilesService:
                                  param="purpose", code="invalid_value")
         if not filename:
             raise HTTPBadRequest("Missing file part 'file'", param="file")
+        problem = text_problem(filename)
+        if problem:
+            raise HTTPBadRequest(f"file: the file name {problem}", param="file",
+                                 code="invalid_value")
         filename = safe_filename(filename)
         report = validate_upload(path, filename)
         if not report.ok:

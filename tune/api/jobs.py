@@ -16,6 +16,7 @@ import secrets
 import time
 from typing import Any
 
+from quanta.models import unknown_targets, weight_modules
 from quanta.registry import AdapterRecord, FileRecord, JobRecord, Registry, utcnow
 from quanta.registry import NotFoundError as RegistryNotFound
 from quanta.types import FilePurpose, JobStatus, MethodType
@@ -73,11 +74,22 @@ class JobsService:
                 raise HTTPBadRequest(reason, param=f"integrations.{index}.{field}",
                                      code="integration_not_allowed")
 
-    def _check_servable(self, plan: TrainingPlan, start: AdapterRecord | None) -> None:
-        """Refuse, before any training, an adapter the servers could not load: LoRA on
-        embeddings or the output head, or a rank above ``QUANTA_SERVE_MAX_LORA_RANK`` (a
-        continued adapter, ``start``, keeps its own rank)."""
-        refused = unservable_targets(plan.quanta.lora.target_modules)
+    def _check_servable(self, plan: TrainingPlan, base_model: str,
+                        start: AdapterRecord | None) -> None:
+        """Refuse, before any training, an adapter that could not be trained or served:
+        target modules the base model does not have, LoRA on embeddings or the output
+        head, or a rank above ``QUANTA_SERVE_MAX_LORA_RANK`` (a continued adapter,
+        ``start``, keeps its own targets and rank)."""
+        targets = plan.quanta.lora.target_modules
+        modules = weight_modules(self.registry, base_model) if start is None else None
+        if modules:  # a base stored without safetensors is checked by the worker instead
+            unknown = unknown_targets(modules, targets)
+            if unknown:
+                raise HTTPBadRequest(
+                    f"quanta.lora.target_modules: {', '.join(map(repr, unknown))} names no "
+                    f"module of {base_model}", param="quanta.lora.target_modules",
+                    code="invalid_value")
+        refused = unservable_targets(targets)
         if refused and start is None:
             raise HTTPBadRequest(f"quanta.lora.target_modules: {', '.join(refused)}: the "
                                  "serving engines load LoRA on the attention and MLP "
@@ -97,7 +109,7 @@ class JobsService:
         try:
             request = parse_request(body)
         except PlanError as exc:
-            raise invalid_request(exc.errors()) from None
+            raise invalid_request(exc.errors(), body=body) from None
         method_type = request.method.type if request.method else MethodType.SUPERVISED
         base_model, start = self._start_model(tenant_id, request.model)
         train_file = self._job_file(tenant_id, request.training_file, "training_file",
@@ -110,7 +122,7 @@ class JobsService:
         except PlanError as exc:
             raise invalid_request(exc.errors()) from None
         self._check_integrations(request.integrations or [])
-        self._check_servable(plan, start)
+        self._check_servable(plan, base_model, start)
         if plan.grader is not None:
             check_grader_models(self.registry, tenant_id, plan.grader,
                                 "method.reinforcement.grader")

@@ -182,12 +182,19 @@ class ModelsService:
 
     def registry_health(self, tenant_id: str) -> dict[str, Any]:
         """The counts of the latest ``quanta registry verify`` (run by the operator, from
-        cron say; never re-run per request: it re-hashes every tenant's blobs), and the
-        storage this tenant's files, models and exports use."""
+        cron say; never re-run per request: it re-hashes every tenant's blobs), the
+        storage this tenant's files, models and exports use, and whether python graders
+        can run here (a probe, remembered for a minute)."""
         used = {"files": sum(r.bytes for r in self.registry.list_files(tenant_id)),
                 "models": sum(r.bytes for r in self.registry.list_adapters(
                     tenant_id, checkpoints=True)),
                 "exports": sum(r.bytes for r in self.registry.list_exports(tenant_id)
                                if r.tenant_id == tenant_id)}
+        from tune.graders.sandbox import probe_sandbox
+
+        problem = probe_sandbox(self.registry.settings.grader_python)
+        sandbox = ({"status": "ok", "reason": None} if problem is None
+                   else {"status": "sandbox_unavailable", "reason": problem})
         return {"object": "quanta.registry_health", "verify": self.registry.last_verify(),
-                "storage_bytes": {**used, "total": sum(used.values())}}
+                "storage_bytes": {**used, "total": sum(used.values())},
+                "grader_sandbox": sandbox}

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from quanta.registry import AdapterRecord, GrantRecord, NotFoundError, Registry
 from tune.api import objects
-from tune.api.errors import HTTPBadRequest, HTTPNotFound, invalid_request
+from tune.api.errors import HTTPBadRequest, HTTPNotFound, parse_body
 
 DEFAULT_PAGE = 10  # OpenAI's default for this list
 
@@ -51,10 +51,7 @@ class SharingService:
             raise HTTPBadRequest(f"{model} was trained from a model another tenant shared "
                                  "with you: only that model's owner can share it",
                                  param="fine_tuned_model_checkpoint", code="not_shareable")
-        try:
-            request = CreatePermissions.model_validate(body)
-        except ValidationError as exc:
-            raise invalid_request(exc.errors()) from None
+        request = parse_body(CreatePermissions, body)
         known = {tenant.id for tenant in self.registry.tenants.list()}
         anonymous = self.registry.settings.allow_anonymous
         for project in request.project_ids:

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from quanta.registry import (
     ConflictError,
@@ -29,7 +29,7 @@ from quanta.registry import (
 )
 from quanta.types import ArtifactKind, FilePurpose, UploadStatus
 from tune.api import objects
-from tune.api.errors import HTTPBadRequest, HTTPNotFound, invalid_request
+from tune.api.errors import HTTPBadRequest, HTTPNotFound, parse_body
 from tune.api.files import FilesService, safe_filename
 from tune.api.multipart import Form
 
@@ -75,10 +75,7 @@ def part_object(row: UploadPartRecord) -> dict[str, Any]:
 
 
 def _parse(model: type[_Strict], body: Any) -> Any:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise invalid_request(exc.errors()) from None
+    return parse_body(model, body)
 
 
 class UploadService:

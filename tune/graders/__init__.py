@@ -62,19 +62,25 @@ def build_grader(config: Any, settings: Settings | None = None) -> Grader:
     return GRADERS.get(config.type).from_config(config, settings or get_settings())
 
 
-def run_grader(config: Any, model_sample: str, item: dict[str, Any] | None,
-               settings: Settings | None = None) -> dict[str, Any]:
-    """``POST /v1/fine_tuning/alpha/graders/run``'s answer (OpenAI's RunGraderResponse)."""
+def grade_sample(config: Any, model_sample: str, item: dict[str, Any] | None,
+                 settings: Settings | None = None) -> tuple[Grade, float]:
+    """One sample graded, and the seconds it took (what ``/graders/run`` computes, in the
+    API's grader pool, ``tune.graders.pool``)."""
     grader = build_grader(config, settings)
     started = time.monotonic()
     grade: Grade = grader.grade(sample_from_text(model_sample), item or {})
+    return grade, time.monotonic() - started
+
+
+def run_response(config: Any, grade: Grade, seconds: float) -> dict[str, Any]:
+    """``POST /v1/fine_tuning/alpha/graders/run``'s answer (OpenAI's RunGraderResponse)."""
     usage = grade.token_usage
     return {
         "reward": grade.score,
         "metadata": {
             "name": config.name, "type": str(config.type),
             "errors": grade.openai_errors(),
-            "execution_time": time.monotonic() - started,
+            "execution_time": seconds,
             "scores": {config.name: grade.score, **grade.sub_rewards},
             "token_usage": usage.get("total_tokens") if usage else None,
             "sampled_model_name": grade.sampled_model_name,
@@ -85,5 +91,12 @@ def run_grader(config: Any, model_sample: str, item: dict[str, Any] | None,
     }
 
 
-__all__ = ["GRADERS", "Grade", "Grader", "build_grader", "check_templates", "parse_grader",
-           "register_grader", "run_grader", "sample_from_text", "score_models_of"]
+def run_grader(config: Any, model_sample: str, item: dict[str, Any] | None,
+               settings: Settings | None = None) -> dict[str, Any]:
+    """Grade one sample here, in this process, and answer as ``/graders/run`` does."""
+    return run_response(config, *grade_sample(config, model_sample, item, settings))
+
+
+__all__ = ["GRADERS", "Grade", "Grader", "build_grader", "check_templates", "grade_sample",
+           "parse_grader", "register_grader", "run_grader", "run_response", "sample_from_text",
+           "score_models_of", "templates_of"]

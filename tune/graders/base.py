@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from quanta.data.text import as_text
+
 if TYPE_CHECKING:
     from quanta.config import Settings
 
@@ -52,14 +54,16 @@ class Grade:
         flags = [flag for flag in ERROR_FLAGS if self.errors.get(flag)]
         if not flags:
             return None
-        details = [str(v) for k, v in self.errors.items()
+        details = [as_text(str(v)) for k, v in self.errors.items()
                    if k not in ERROR_FLAGS and v and k != "python_grader_server_error_type"]
         return ", ".join(flags) + (f": {details[0][:300]}" if details else "")
 
     def openai_errors(self) -> dict[str, Any]:
         """``metadata.errors`` as OpenAI answers it: every flag and detail, set or not."""
         out: dict[str, Any] = {flag: bool(self.errors.get(flag)) for flag in ERROR_FLAGS}
-        out.update({key: self.errors.get(key) for key in ERROR_DETAILS})
+        for key in ERROR_DETAILS:  # a grader's own words: escaped where they are not text
+            value = self.errors.get(key)
+            out[key] = as_text(value) if isinstance(value, str) else value
         return out
 
 

@@ -18,6 +18,7 @@ from quanta.types import GraderType
 
 MAX_SOURCE_BYTES = 256 * 1024  # OpenAI's limit for a python grader's source
 MAX_TEMPLATE_CHARS = 64 * 1024
+MAX_SAMPLE_CHARS = 100_000  # /graders/run's model_sample
 
 
 class _Config(BaseModel):
@@ -205,7 +206,7 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     grader: GraderConfig
-    model_sample: str = Field(max_length=1_000_000)
+    model_sample: str = Field(max_length=MAX_SAMPLE_CHARS)
     item: dict[str, Any] | None = None
 
 

@@ -3,7 +3,9 @@
 The code is untrusted: it runs only inside ``tune.graders.sandbox`` (bubblewrap, as
 ``nobody``, no network, no registry, no environment, bounded CPU, memory, output,
 processes and time). Anything but a finite number back (an exception, a timeout, a
-crash, a string) scores 0 with ``python_grader_runtime_error`` and the reason.
+crash, a string, an integer past a float, a score outside ``[-SCORE_LIMIT, SCORE_LIMIT]``)
+scores 0 with ``python_grader_runtime_error`` and the reason. A host that cannot build
+the sandbox is reported as the server's error (``sandbox_unavailable``), not the tenant's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,23 @@ from tune.graders.sandbox import Limits, SandboxUnavailable, run_python_grader
 
 if TYPE_CHECKING:
     from quanta.config import Settings
+
+SCORE_LIMIT = 1e6  # a reward beyond this is a bug in the grader, not a signal
+
+
+def score_problem(value: Any) -> str | None:
+    """Why ``value`` is not a usable score (None when it is)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"grade returned {type(value).__name__}, not a number"
+    try:
+        number = float(value)
+    except OverflowError:
+        return "grade returned an integer too large for a float"
+    if not math.isfinite(number):
+        return f"grade returned {number}, not a finite number"
+    if abs(number) > SCORE_LIMIT:
+        return f"grade returned {number:g}, outside [-{SCORE_LIMIT:g}, {SCORE_LIMIT:g}]"
+    return None
 
 
 @register_grader(GraderType.PYTHON)
@@ -45,11 +64,8 @@ class PythonGrader:
         problem = run.failure()
         if problem is None:
             score = run.result.get("score") if run.result else None
-            if isinstance(score, bool) or not isinstance(score, int | float):
-                problem = f"grade returned {type(score).__name__}, not a number"
-            elif not math.isfinite(score):
-                problem = f"grade returned {score}, not a finite number"
-            else:
+            problem = score_problem(score)
+            if problem is None:
                 return Grade(score=float(score))
         flag = "unresponsive_reward_error" if run.timed_out else "python_grader_runtime_error"
         grade = Grade.failed(flag)

@@ -16,6 +16,9 @@ from typing import Any
 _VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
 NAMESPACES = ("item", "sample")
+# What one template may expand to: a template that repeats a large field thousands of
+# times would otherwise build gigabytes from a request of kilobytes.
+MAX_RENDERED_CHARS = 256 * 1024
 
 
 class TemplateError(ValueError):
@@ -56,13 +59,41 @@ def lookup(path: str, namespaces: dict[str, Any]) -> Any:
     return value
 
 
+def _rendered(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def rendered_length(template: str, item: dict[str, Any], sample: dict[str, Any],
+                    stop_after: int = MAX_RENDERED_CHARS) -> int:
+    """How long ``render`` would make ``template``, counted without building it; counting
+    stops once past ``stop_after``. Variables that do not resolve count as empty (render
+    reports them)."""
+    namespaces = {"item": item, "sample": sample}
+    sizes: dict[str, int] = {}
+    total = len(_VARIABLE.sub("", template))
+    for match in _VARIABLE.finditer(template):
+        path = match.group(1)
+        if path not in sizes:
+            try:
+                sizes[path] = len(_rendered(lookup(path, namespaces)))
+            except TemplateError:
+                sizes[path] = 0
+        total += sizes[path]
+        if total > stop_after:
+            break
+    return total
+
+
 def render(template: str, item: dict[str, Any], sample: dict[str, Any]) -> str:
-    """The template with every ``{{ ... }}`` replaced by its value."""
+    """The template with every ``{{ ... }}`` replaced by its value (``TemplateError`` past
+    ``MAX_RENDERED_CHARS``)."""
+    if rendered_length(template, item, sample) > MAX_RENDERED_CHARS:
+        raise TemplateError(f"the template expands to more than {MAX_RENDERED_CHARS} "
+                            "characters")
     namespaces = {"item": item, "sample": sample}
 
     def substitute(match: re.Match[str]) -> str:
-        value = lookup(match.group(1), namespaces)
-        return value if isinstance(value, str) else json.dumps(value)
+        return _rendered(lookup(match.group(1), namespaces))
 
     return _VARIABLE.sub(substitute, template)
 

@@ -19,11 +19,22 @@ function verifyView(report) {
   ];
 }
 
+function sandboxView(sandbox) {
+  if (!sandbox) return [];
+  const ok = sandbox.status === "ok";
+  return [h("h2", {}, "Python graders"),
+    h("p", { id: "grader-sandbox", class: ok ? "ok-text" : "error-text" },
+      ok ? "The grader sandbox runs on this server."
+        : `sandbox_unavailable: python graders cannot run on this server (${sandbox.reason}). `
+          + "The operator's fix is in docs/sandbox.md.")];
+}
+
 export async function health(main) {
   const report = await tune("GET", "quanta/registry/health");
   const storage = report.storage_bytes;
   mount(main, h("h1", {}, "Registry"),
     h("h2", {}, "Latest verification"), verifyView(report.verify),
+    sandboxView(report.grader_sandbox),
     h("h2", {}, "Your storage"),
     h("dl", { class: "facts", id: "storage" },
       h("dt", {}, "Files"), h("dd", {}, fmtBytes(storage.files)),

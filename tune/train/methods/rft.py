@@ -58,8 +58,11 @@ class GraderReward:
     def _one(self, completion: Any, item_json: str) -> tuple[float, str | None]:
         from tune.graders import sample_from_text
 
-        grade = self.grader.grade(sample_from_text(completion_text(completion)),
-                                  json.loads(item_json))
+        try:
+            grade = self.grader.grade(sample_from_text(completion_text(completion)),
+                                      json.loads(item_json))
+        except Exception as exc:  # a grader bug costs one reward, never the job
+            return 0.0, f"other_error: the grader raised {type(exc).__name__}: {exc}"[:500]
         return grade.score, grade.problem()
 
     def __call__(self, prompts: list[Any], completions: list[Any], item: list[str],
