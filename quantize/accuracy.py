@@ -13,14 +13,14 @@ and never the export the llama.cpp engine serves when the adapter has another.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quanta.calculator import Delta, calculator_decode
+from quanta.calculator import calculator_decode
 from quanta.domains import get_domain
 from quanta.registry import AdapterRecord
 from quanta.types import ExportFormat
+from quantize.llama_source import llama_source
 
 if TYPE_CHECKING:
     from quanta_physics import PhysicsProblem
@@ -47,26 +47,8 @@ def _prompt(tokenizer: Any, problem: PhysicsProblem) -> str:
                                          add_generation_prompt=True)
 
 
-def _llama_source(llm: Any):
-    """One greedy llama.cpp completion per segment, as calculator decoding drives it."""
-
-    async def complete(prompt: str, max_tokens: int | None,
-                       stop: Sequence[str]) -> AsyncIterator[Delta]:
-        out = llm.create_completion(prompt, max_tokens=max_tokens or 0, stop=list(stop),
-                                    temperature=0.0, top_k=1, seed=0)
-        choice = out["choices"][0]
-        if choice["text"]:
-            yield Delta(text=choice["text"])
-        usage = out.get("usage") or {}
-        yield Delta(finish_reason=choice.get("finish_reason") or "stop",
-                    prompt_tokens=usage.get("prompt_tokens"),
-                    completion_tokens=usage.get("completion_tokens"))
-
-    return complete
-
-
 async def _answer(llm: Any, prompt: str, max_tokens: int, calculator: bool) -> str:
-    source = _llama_source(llm)
+    source = llama_source(llm)
     text = ""
     if calculator:
         async for delta in calculator_decode(prompt, source, max_tokens=max_tokens):

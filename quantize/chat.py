@@ -3,22 +3,27 @@
 A model name is an adapter (id, ``ft:`` name, alias) or a base model id, optionally with
 ``@<format>``. Without a format the smallest fast GGUF is chosen (q4_k_m, q8_0, the LoRA
 GGUF over the base f16 GGUF, then f16). The chat template is the one the converter copied
-into the GGUF (SmolLM2: ChatML), applied by llama-cpp-python itself.
+into the GGUF (SmolLM2: ChatML). An adapter trained with calculation traces answers with
+calculator decoding, as ``quanta serve`` and the export check do
+(``quantize.llama_source``): the values after ``>>`` are computed, not the model's guess.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quanta.calculator import calculator_decode, calculator_flag
 from quanta.registry import CorruptBlobError, ExportRecord, NotFoundError, Registry
 from quanta.types import ArtifactKind, ExportFormat
 from quantize.errors import ExportInputError, UnsupportedFormatError
 from quantize.exporters import GGUF_FORMATS, resolve_target
 from quantize.gguf import file_name
+from quantize.llama_source import chat_prompt, llama_source
 from quantize.quality import load_llama
 
 CHAT_PREFERENCE = (ExportFormat.GGUF_Q4_K_M, ExportFormat.GGUF_Q8_0, ExportFormat.GGUF_LORA,
@@ -41,6 +46,7 @@ class LocalModel:
     format: ExportFormat
     model_path: Path
     lora_path: Path | None = None
+    calculator: bool = False  # the adapter's record says it was trained with traces
 
 
 def _blob(registry: Registry, row: ExportRecord) -> Path:
@@ -74,10 +80,13 @@ def resolve_local_model(registry: Registry, model: str, tenant_id: str | None = 
     row = find_gguf_export(registry, model, tenant_id)
     name = model.partition("@")[0]
     format = ExportFormat(row.format)
+    adapter = resolve_target(registry, name, tenant_id).adapter
+    calculator = calculator_flag(adapter.config if adapter is not None else None)
     if not format.adapter_only:
-        return LocalModel(name, format, _blob(registry, row))
+        return LocalModel(name, format, _blob(registry, row), calculator=calculator)
     base = _lora_base(registry, row)
-    return LocalModel(name, format, _blob(registry, base), _blob(registry, row))
+    return LocalModel(name, format, _blob(registry, base), _blob(registry, row),
+                      calculator=calculator)
 
 
 def _lora_base(registry: Registry, lora: ExportRecord) -> ExportRecord:
@@ -99,14 +108,33 @@ def load(local: LocalModel, n_ctx: int = 2048) -> Any:
 
 
 def stream_chat(llm: Any, messages: list[dict[str, str]], *, max_tokens: int = 256,
-                temperature: float = 0.0, seed: int = 0) -> Iterator[str]:
-    """Text pieces of the assistant's reply, as llama.cpp decodes them."""
-    for chunk in llm.create_chat_completion(messages=messages, max_tokens=max_tokens,
-                                            temperature=temperature, seed=seed, stream=True,
-                                            stop=list(CHATML_STOP)):
-        piece = chunk["choices"][0]["delta"].get("content")
-        if piece:
-            yield piece
+                temperature: float = 0.0, seed: int = 0, calculator: bool = False
+                ) -> Iterator[str]:
+    """Text pieces of the assistant's reply as they are decoded (with ``calculator``,
+    computed values included)."""
+    if not calculator:
+        for chunk in llm.create_chat_completion(messages=messages, max_tokens=max_tokens,
+                                                temperature=temperature, seed=seed,
+                                                stream=True, stop=list(CHATML_STOP)):
+            piece = chunk["choices"][0]["delta"].get("content")
+            if piece:
+                yield piece
+        return
+    prompt, stops = chat_prompt(llm, messages)
+    deltas = calculator_decode(prompt, llama_source(llm, temperature=temperature, seed=seed),
+                               max_tokens=max_tokens, stop=[*stops, *CHATML_STOP])
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                delta = loop.run_until_complete(anext(deltas))
+            except StopAsyncIteration:
+                return
+            if delta.text:
+                yield delta.text
+    finally:
+        loop.run_until_complete(deltas.aclose())
+        loop.close()
 
 
 def write_ollama(registry: Registry, row: ExportRecord, out_dir: Path) -> Path:

@@ -122,7 +122,7 @@ def chat_command(
             messages.append({"role": "user", "content": text})
             reply = []
             for piece in stream_chat(llm, messages, max_tokens=max_tokens,
-                                     temperature=temperature):
+                                     temperature=temperature, calculator=local.calculator):
                 reply.append(piece)
                 sys.stdout.write(piece)
                 sys.stdout.flush()
