@@ -21,7 +21,7 @@ from quanta.calculator import calculator_decode, calculator_flag
 from quanta.registry import CorruptBlobError, ExportRecord, NotFoundError, Registry
 from quanta.types import ArtifactKind, ExportFormat
 from quantize.errors import ExportInputError, UnsupportedFormatError
-from quantize.exporters import GGUF_FORMATS, resolve_target
+from quantize.exporters import GGUF_FORMATS, Target, resolve_target
 from quantize.gguf import file_name
 from quantize.llama_source import chat_prompt, llama_source
 from quantize.quality import load_llama
@@ -56,10 +56,8 @@ def _blob(registry: Registry, row: ExportRecord) -> Path:
         raise ExportInputError(f"export {row.id} is missing or corrupt: {exc}") from exc
 
 
-def find_gguf_export(registry: Registry, model: str, tenant_id: str | None = None) -> ExportRecord:
-    """The GGUF export row ``model`` (``name[@format]``) refers to."""
-    name, _, wanted = model.partition("@")
-    target = resolve_target(registry, name, tenant_id)
+def _gguf_export(registry: Registry, target: Target, name: str, wanted: str) -> ExportRecord:
+    """The GGUF export of ``target`` in format ``wanted`` (or the preferred one)."""
     if wanted and wanted not in GGUF_FORMATS:
         raise UnsupportedFormatError(
             f"local chat runs GGUF exports ({', '.join(GGUF_FORMATS)}), not {wanted!r}")
@@ -77,11 +75,12 @@ def find_gguf_export(registry: Registry, model: str, tenant_id: str | None = Non
 
 def resolve_local_model(registry: Registry, model: str, tenant_id: str | None = None
                         ) -> LocalModel:
-    row = find_gguf_export(registry, model, tenant_id)
-    name = model.partition("@")[0]
+    """The GGUF file(s) ``model`` (``name[@format]``) refers to."""
+    name, _, wanted = model.partition("@")
+    target = resolve_target(registry, name, tenant_id)
+    row = _gguf_export(registry, target, name, wanted)
     format = ExportFormat(row.format)
-    adapter = resolve_target(registry, name, tenant_id).adapter
-    calculator = calculator_flag(adapter.config if adapter is not None else None)
+    calculator = calculator_flag(target.adapter.config if target.adapter else None)
     if not format.adapter_only:
         return LocalModel(name, format, _blob(registry, row), calculator=calculator)
     base = _lora_base(registry, row)

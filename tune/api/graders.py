@@ -17,8 +17,15 @@ from quanta.registry import NotFoundError, Registry
 from quanta.types import GraderType
 from tune.api.errors import HTTPBadRequest, HTTPTooManyRequests, parse_body
 from tune.api.models import usable_model
-from tune.graders import Grade, check_templates, grade_sample, run_response, score_models_of
-from tune.graders.config import MultiConfig, RunRequest, ValidateRequest
+from tune.graders import (
+    Grade,
+    check_templates,
+    grade_sample,
+    run_response,
+    score_models_of,
+    template_fields,
+)
+from tune.graders.config import RunRequest, ValidateRequest
 from tune.graders.pool import GraderBusy, GraderPool, RunFailed
 from tune.graders.templates import (
     MAX_RENDERED_CHARS,
@@ -39,23 +46,6 @@ def check_grader_models(registry: Registry, tenant_id: str, grader: Any, param: 
         except NotFoundError:
             raise HTTPBadRequest(f"The grader's model {model} does not exist or is not "
                                  "yours", param=param, code="model_not_available") from None
-
-
-def template_fields(config: Any, param: str = "grader") -> Iterator[tuple[str, str, Any]]:
-    """Every template a grader renders as ``(param, template, the single grader)``."""
-    if isinstance(config, MultiConfig):
-        graders = config.graders
-        named = graders.items() if isinstance(graders, dict) else enumerate(graders)
-        for key, leaf in named:
-            yield from template_fields(leaf, f"{param}.graders.{key}")
-    elif config.type == GraderType.SCORE_MODEL:
-        for index, message in enumerate(config.input):
-            yield f"{param}.input.{index}.content", message.text(), config
-    else:
-        for key in ("input", "reference", "unit"):
-            template = getattr(config, key, None)
-            if isinstance(template, str):
-                yield f"{param}.{key}", template, config
 
 
 def check_sizes(request: RunRequest) -> None:

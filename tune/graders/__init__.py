@@ -11,6 +11,7 @@ entry-point group, ``quanta.plugins``); :func:`run_grader` answers ``/graders/ru
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -19,7 +20,7 @@ from quanta.config import Settings, get_settings
 from quanta.plugins import Plugins
 from quanta.types import GraderType
 from tune.graders.base import Grade, Grader, GraderClass
-from tune.graders.config import GraderConfig, leaf_configs
+from tune.graders.config import GraderConfig, MultiConfig, leaf_configs
 from tune.graders.templates import check_template, sample_from_text
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(GraderConfig)
@@ -41,15 +42,27 @@ def check_templates(config: Any) -> None:
         check_template(template)
 
 
+def template_fields(config: Any, param: str = "grader") -> Iterator[tuple[str, str, Any]]:
+    """Every template a grader renders, as ``(its path in the request, the template, the
+    single grader rendering it)``: checked before any sample is graded."""
+    if isinstance(config, MultiConfig):
+        graders = config.graders
+        named = graders.items() if isinstance(graders, dict) else enumerate(graders)
+        for key, leaf in named:
+            yield from template_fields(leaf, f"{param}.graders.{key}")
+    elif config.type == GraderType.SCORE_MODEL:
+        for index, message in enumerate(config.input):
+            yield f"{param}.input.{index}.content", message.text(), config
+    else:
+        for key in ("input", "reference", "unit"):
+            template = getattr(config, key, None)
+            if isinstance(template, str):
+                yield f"{param}.{key}", template, config
+
+
 def templates_of(config: Any) -> list[str]:
-    """Every template string a grader renders (checked before any sample is graded)."""
-    found: list[Any] = []
-    for leaf in leaf_configs(config):
-        if leaf.type == GraderType.SCORE_MODEL:
-            found += [m.text() for m in leaf.input]
-        else:
-            found += [getattr(leaf, key, None) for key in ("input", "reference", "unit")]
-    return [t for t in found if isinstance(t, str)]
+    """Every template string a grader renders."""
+    return [template for _, template, _ in template_fields(config)]
 
 
 def score_models_of(config: Any) -> list[str]:
@@ -99,4 +112,4 @@ def run_grader(config: Any, model_sample: str, item: dict[str, Any] | None,
 
 __all__ = ["GRADERS", "Grade", "Grader", "build_grader", "check_templates", "grade_sample",
            "parse_grader", "register_grader", "run_grader", "run_response", "sample_from_text",
-           "score_models_of", "templates_of"]
+           "score_models_of", "template_fields", "templates_of"]

@@ -74,7 +74,8 @@ def _child(conn: Any, memory_bytes: int, scratch: str, function: Callable[..., A
 
 @dataclass
 class GraderPool:
-    """Runs ``function(*args)`` in a child process, bounded in number, time and memory."""
+    """Runs ``function(*args)`` in a child process (``execute``, inside a ``slot``),
+    bounded in number, time and memory."""
 
     workers: int = 4
     per_tenant: int = 2
@@ -100,11 +101,6 @@ class GraderPool:
                 self._running[tenant_id] -= 1
                 if not self._running[tenant_id]:
                     del self._running[tenant_id]
-
-    def run(self, tenant_id: str, function: Callable[..., Any], *args: Any) -> Any:
-        """``function(*args)``'s result, computed in a process of its own."""
-        with self.slot(tenant_id):
-            return self.execute(function, *args)
 
     def execute(self, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` in a process of its own, for a caller holding a ``slot``."""
