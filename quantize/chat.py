@@ -3,8 +3,9 @@
 A model name is an adapter (id, ``ft:`` name, alias) or a base model id, optionally with
 ``@<format>``. Without a format the smallest fast GGUF is chosen (q4_k_m, q8_0, the LoRA
 GGUF over the base f16 GGUF, then f16). The chat template is the one the converter copied
-into the GGUF (SmolLM2: ChatML). An adapter trained with calculation traces answers with
-calculator decoding, as ``quanta serve`` and the export check do
+into the GGUF (the base's own, or the default its architecture was given at import), and
+its stops come from ``quanta.architectures``. An adapter trained with calculation traces
+answers with calculator decoding, as ``quanta serve`` and the export check do
 (``quantize.llama_source``): the values after ``>>`` are computed, not the model's guess.
 """
 
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quanta.architectures import ChatFormat, chat_format_named, chat_format_of
+from quanta.base_info import shipped_template
 from quanta.calculator import calculator_decode, calculator_flag
 from quanta.registry import CorruptBlobError, ExportRecord, NotFoundError, Registry
 from quanta.types import ArtifactKind, ExportFormat
@@ -28,14 +31,12 @@ from quantize.quality import load_llama
 
 CHAT_PREFERENCE = (ExportFormat.GGUF_Q4_K_M, ExportFormat.GGUF_Q8_0, ExportFormat.GGUF_LORA,
                    ExportFormat.GGUF_F16)
-CHATML_STOP = ("<|im_end|>", "<|im_start|>")
-# Ollama (Go template) rendering of the ChatML template SmolLM2's tokenizer ships.
-OLLAMA_CHATML_TEMPLATE = """{{- if .System }}<|im_start|>system
-{{ .System }}<|im_end|>
-{{ end }}{{- range .Messages }}<|im_start|>{{ .Role }}
-{{ .Content }}<|im_end|>
-{{ end }}<|im_start|>assistant
-"""
+
+
+def chat_stops(llm: Any) -> list[str]:
+    """The stops of the chat format the GGUF's template writes (``quanta.architectures``)."""
+    fmt = chat_format_of((llm.metadata or {}).get("tokenizer.chat_template"))
+    return list(fmt.stops) if fmt is not None else []  # else the model's own end tokens
 
 
 @dataclass
@@ -114,14 +115,14 @@ def stream_chat(llm: Any, messages: list[dict[str, str]], *, max_tokens: int = 2
     if not calculator:
         for chunk in llm.create_chat_completion(messages=messages, max_tokens=max_tokens,
                                                 temperature=temperature, seed=seed,
-                                                stream=True, stop=list(CHATML_STOP)):
+                                                stream=True, stop=chat_stops(llm)):
             piece = chunk["choices"][0]["delta"].get("content")
             if piece:
                 yield piece
         return
     prompt, stops = chat_prompt(llm, messages)
     deltas = calculator_decode(prompt, llama_source(llm, temperature=temperature, seed=seed),
-                               max_tokens=max_tokens, stop=[*stops, *CHATML_STOP])
+                               max_tokens=max_tokens, stop=[*stops, *chat_stops(llm)])
     loop = asyncio.new_event_loop()
     try:
         while True:
@@ -134,6 +135,16 @@ def stream_chat(llm: Any, messages: list[dict[str, str]], *, max_tokens: int = 2
     finally:
         loop.run_until_complete(deltas.aclose())
         loop.close()
+
+
+def _base_chat_format(registry: Registry, base_model_id: str) -> ChatFormat | None:
+    """The chat format recorded on the base (read off its template for a base recorded
+    before formats were)."""
+    base = registry.get_base_model(base_model_id)
+    recorded = (base.info.get("chat_template") or {}).get("format")
+    if recorded:
+        return chat_format_named(recorded)
+    return chat_format_of(shipped_template(registry.materialize(base.sha256)))
 
 
 def write_ollama(registry: Registry, row: ExportRecord, out_dir: Path) -> Path:
@@ -154,9 +165,11 @@ def write_ollama(registry: Registry, row: ExportRecord, out_dir: Path) -> Path:
         filename = file_name(ExportFormat(row.format))
         shutil.copyfile(_blob(registry, row), out_dir / filename)
         lines.append(f"FROM ./{filename}")
-    lines += [f'TEMPLATE """{OLLAMA_CHATML_TEMPLATE}"""',
-              *(f'PARAMETER stop "{stop}"' for stop in CHATML_STOP),
-              "PARAMETER temperature 0.2"]
+    chat_format = _base_chat_format(registry, row.base_model_id)
+    if chat_format is not None:  # else Ollama reads the template the GGUF carries
+        lines += [f'TEMPLATE """{chat_format.ollama}"""',
+                  *(f'PARAMETER stop "{stop}"' for stop in chat_format.stops)]
+    lines.append("PARAMETER temperature 0.2")
     modelfile = out_dir / "Modelfile"
     modelfile.write_text("\n".join(lines) + "\n")
     return modelfile

@@ -47,8 +47,8 @@ def quantize(f16_file: Path, out_file: Path, format: ExportFormat, *,
     params.nthread = threads or os.cpu_count() or 1
     from llama_cpp._utils import suppress_stdout_stderr
 
-    # llama.cpp prints one warning per tensor that falls back to another type (576 is not
-    # a multiple of 256); the summary lands in the export's metrics instead.
+    # llama.cpp prints one warning per tensor that falls back to another type (a row size
+    # that is not a multiple of 256); the summary lands in the export's metrics instead.
     with suppress_stdout_stderr(disable=False):
         code = llama_cpp.llama_model_quantize(str(f16_file).encode(), str(out_file).encode(),
                                               params)

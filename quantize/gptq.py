@@ -32,13 +32,22 @@ GPTQ_VENV_NAME = ".venv-gptq"
 WORKER_PACKAGES = (quanta, quantize)
 
 
-def group_size_for(hidden_size: int) -> int:
-    """128, or the largest of 128/64/32 dividing the hidden size: the CPU int4 kernel needs
-    K divisible by the group size (SmolLM2's 576 -> 64)."""
+def group_size_for(*in_features: int) -> int:
+    """128, or the largest of 128/64/32 dividing the input size of every projection: the
+    CPU int4 kernel needs K divisible by the group size (a hidden size of 576 -> 64)."""
     for size in GROUP_SIZES:
-        if hidden_size % size == 0:
+        if all(k % size == 0 for k in in_features):
             return size
-    raise ConversionError(f"hidden size {hidden_size} is not a multiple of 32: GPTQ unsupported")
+    raise ConversionError(f"input sizes {sorted(set(in_features))} are not all multiples of "
+                          "32: GPTQ unsupported")
+
+
+def projection_inputs(model_dir: Path) -> list[int]:
+    """The input size (K) of every matrix in the decoder layers, from the weights' headers."""
+    from quanta.base_info import weight_shapes
+
+    return [shape[1] for name, shape in weight_shapes(model_dir).items()
+            if ".layers." in name and len(shape) == 2]
 
 
 def gptq_venv() -> Path:
@@ -103,13 +112,13 @@ def quantize_gptq(merged_dir: Path, out_dir: Path, calibration: list[dict[str, A
     """Quantize ``merged_dir`` into ``out_dir``, computing in ``dtype`` (the precision rule's
     choice, made here in the main environment); returns the worker's result (perplexities,
     the saved quantization_config, timings)."""
-    hidden = json.loads((merged_dir / "config.json").read_text())["hidden_size"]
+    group_size = group_size_for(*projection_inputs(merged_dir))
     calib = write_calibration(calibration, workdir / "calibration.jsonl")
     text = workdir / "eval.txt"
     text.write_text(eval_text)
     return run_worker(["quantize", "--model", str(merged_dir), "--out", str(out_dir),
                        "--calibration", str(calib), "--bits", str(bits),
-                       "--group-size", str(group_size_for(hidden)), "--samples", str(samples),
+                       "--group-size", str(group_size), "--samples", str(samples),
                        "--eval-text", str(text), "--dtype", str(dtype)],
                       workdir / "gptq-result.json")
 

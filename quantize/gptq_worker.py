@@ -26,7 +26,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def calibration_texts(tokenizer: Any, path: Path, samples: int) -> list[str]:
-    """Chat examples rendered with the model's own template (what the adapter trained on)."""
+    """Chat examples rendered with the model's own template (what the adapter trained on),
+    less a BOS the template writes where the tokenizer adds one itself (Gemma's)."""
+    bos = tokenizer.bos_token
+    adds_bos = bool(bos) and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
     texts: list[str] = []
     for line in path.read_text().splitlines():
         if not line.strip():
@@ -34,7 +37,8 @@ def calibration_texts(tokenizer: Any, path: Path, samples: int) -> list[str]:
         record = json.loads(line)
         messages = record.get("messages")
         if messages:
-            texts.append(tokenizer.apply_chat_template(messages, tokenize=False))
+            text = tokenizer.apply_chat_template(messages, tokenize=False)
+            texts.append(text[len(bos):] if adds_bos and text.startswith(bos) else text)
         elif record.get("text"):
             texts.append(record["text"])
         if len(texts) >= samples:
@@ -165,9 +169,14 @@ def answers(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _first_linear(model: Any) -> Any:
+    """The first quantized projection of the first decoder layer (its class names the
+    kernel GPTQModel chose), whatever the architecture calls it."""
     inner = getattr(model, "model", model)  # GPTQModel wraps the transformers model
-    inner = getattr(inner, "model", inner)
-    return inner.layers[0].self_attn.q_proj
+    for name, module in inner.named_modules():
+        if ".layers.0." in f".{name}." and not list(module.children()) and hasattr(
+                module, "qweight"):
+            return module
+    raise LookupError("no quantized layer in the first decoder layer")
 
 
 def main(argv: list[str] | None = None) -> int:

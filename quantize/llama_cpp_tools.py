@@ -95,6 +95,21 @@ def ensure_tools() -> Path:
     return target
 
 
+def gguf_support(architecture: str) -> str | None:
+    """None when llama.cpp's HF converter registers ``architecture`` (what the llama-cpp
+    engine serves is a GGUF export of it); else why not. Read from the converter's
+    source, which maps each architecture name to the module converting it."""
+    try:
+        tools = ensure_tools()
+    except ToolMissingError as exc:
+        return str(exc)
+    needle = f'"{architecture}"'
+    sources = [tools / "convert_hf_to_gguf.py", *(tools / "conversion").glob("*.py")]
+    if any(needle in path.read_text(errors="replace") for path in sources):
+        return None
+    return f"llama.cpp's GGUF converter has no {architecture}"
+
+
 def run_converter(script: str, args: list[str], *, timeout: float = 1800) -> str:
     """Run one of llama.cpp's converter scripts with its bundled gguf-py; returns its log."""
     tools = ensure_tools()

@@ -52,4 +52,14 @@ def chat_prompt(llm: Any, messages: list[dict[str, str]]) -> tuple[str, list[str
                                     add_generation_prompt=True)
     response = formatter(messages=messages)
     stops = response.stop if isinstance(response.stop, list) else [response.stop or ""]
-    return response.prompt, [s for s in stops if s]
+    return without_template_bos(llm, response.prompt), [s for s in stops if s]
+
+
+def without_template_bos(llm: Any, prompt: str) -> str:
+    """``prompt`` less the BOS a chat template writes itself (Gemma's) where llama.cpp's
+    completion adds one already: two BOS tokens throw such a model off."""
+    bos_id = llm.token_bos()
+    bos = llm.detokenize([bos_id], special=True).decode("utf-8", "replace")
+    if bos and prompt.startswith(bos) and llm.tokenize(b"x", add_bos=True)[:1] == [bos_id]:
+        return prompt[len(bos):]
+    return prompt

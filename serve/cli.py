@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from quanta.catalog import DEFAULT_MODEL_ID
 from quanta.types import ComputeDtype, ExportFormat
 
 
@@ -20,7 +21,7 @@ def serve(
     engine: Annotated[str, typer.Option(help="vllm (GPU or CPU build) or llama-cpp "
                                              "(GGUF exports, for laptops)")] = "vllm",
     model: Annotated[str, typer.Option(help="Registry id of the base model, also the "
-                                            "served model name")] = "smollm2-135m-instruct",
+                                            "served model name")] = DEFAULT_MODEL_ID,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port (OpenAI API, /metrics)")] = 8000,
     grpc_port: Annotated[int, typer.Option(help="gRPC port; 0 disables gRPC")] = 50051,
@@ -45,6 +46,13 @@ def serve(
              "Retry-After (0: unlimited, the default)")] = None,
     tenant_burst: Annotated[int | None, typer.Option(
         help="Token-bucket size for --tenant-rate (default: ceil(rate))")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        help="The URL clients reach this server at, recorded in the registry for the tune "
+             "API, the console and other bases' servers (default QUANTA_SERVE_PUBLIC_URL, "
+             "else http://<host>:<port>): set it behind a gateway or Service")] = None,
+    public_grpc: Annotated[str | None, typer.Option(
+        help="The gRPC host:port clients use, likewise (default QUANTA_SERVE_PUBLIC_GRPC, "
+             "else <host>:<grpc-port>)")] = None,
 ) -> None:
     """Serve the base model and every tenant's adapters (OpenAI HTTP, gRPC, /metrics).
 
@@ -64,5 +72,6 @@ def serve(
                            gguf_format=gguf_format, dtype=dtype,
                            tenant_max_concurrency=tenant_max_concurrency,
                            tenant_rate=tenant_rate, tenant_burst=tenant_burst,
+                           public_url=public_url, public_grpc=public_grpc,
                            extra_args=list(ctx.args))
     get_engine(engine).run(options)

@@ -28,8 +28,8 @@ from quanta.http_errors import (
 
 __all__ = ["OPENAI_CODES", "AdapterCorruptError", "AdapterTooLargeError", "AdapterUnavailableError",
            "HTTPBadRequest", "HTTPError", "HTTPForbidden", "HTTPInternalServerError",
-           "HTTPTooManyRequests",
-           "HTTPUnauthorized", "ModelNotFoundError", "WrongBaseModelError", "grpc_code",
+           "HTTPNotFound", "HTTPTooManyRequests",
+           "HTTPUnauthorized", "ModelNotFoundError", "ModelServedElsewhereError", "grpc_code",
            "openai_error", "openai_errors"]
 
 
@@ -42,11 +42,13 @@ class ModelNotFoundError(HTTPNotFound):
                          param="model", code="model_not_found")
 
 
-class WrongBaseModelError(HTTPBadRequest):
-    """The adapter exists but was trained on a base model this server does not serve."""
+class ModelServedElsewhereError(HTTPNotFound):
+    """The caller may use the model, but it is another base (or an adapter of one) than the
+    one this server serves: the message says which servers serve it, or that none does
+    now. Same status and code as ``ModelNotFoundError``: clients handle both alike."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, param="model")
+        super().__init__(message, param="model", code="model_not_found")
 
 
 class AdapterTooLargeError(HTTPBadRequest):

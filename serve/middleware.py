@@ -7,8 +7,9 @@ the engine never sees a request it should not serve:
   default tenant when settings allow it); failures are 401;
 * a JSON body's ``model`` must be the served base or an adapter the tenant owns (by
   ``ft:`` name, id or alias); the body is rewritten to the globally unique ``ft:`` name
-  the resolver and engine know. Anything else is vLLM's own 404 body, so another
-  tenant's adapter looks exactly like a model that does not exist;
+  the resolver and engine know. Another base, or an adapter of one, is a 404 naming
+  where it is served (``serve.access``); anything else is vLLM's own 404 body, so
+  another tenant's adapter looks exactly like a model that does not exist;
 * ``GET /v1/models`` is filtered to what the tenant may use, plus its registry
   adapters that are not loaded yet;
 * the engine's raw adapter load/unload endpoints (which take server paths), non-JSON

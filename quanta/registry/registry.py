@@ -62,6 +62,7 @@ from quanta.registry.records import (
     JobRecord,
     Record,
 )
+from quanta.registry.serve_endpoints import ServeEndpointRows
 from quanta.registry.store import (
     BlobStore,
     LocalBlobStore,
@@ -113,9 +114,10 @@ def adapter_name(base_model_id: str, tenant_id: str, suffix: str | None, id_: st
 class Registry:
     """Rows + blobs. Open one per process with :meth:`open`.
 
-    Artifacts (files, base models, adapters, exports) are methods here; the job, upload,
-    permission and tenant tables have row APIs of their own, :attr:`jobs`,
-    :attr:`uploads`, :attr:`permissions` and :attr:`tenants`.
+    Artifacts (files, base models, adapters, exports) are methods here; the job, export
+    job, upload, permission, serve endpoint and tenant tables have row APIs of their own,
+    :attr:`jobs`, :attr:`export_jobs`, :attr:`uploads`, :attr:`permissions`,
+    :attr:`serve_endpoints` and :attr:`tenants`.
     Services query rows through these, never with a session of their own.
     """
 
@@ -156,6 +158,11 @@ class Registry:
     def permissions(self) -> PermissionRows:
         """Adapters shared with other tenants."""
         return PermissionRows(self)
+
+    @cached_property
+    def serve_endpoints(self) -> ServeEndpointRows:
+        """Running ``quanta serve`` processes: which base each serves, and where."""
+        return ServeEndpointRows(self)
 
     @cached_property
     def tenants(self) -> TenantRows:

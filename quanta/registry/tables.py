@@ -301,3 +301,22 @@ class ExportJob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ServeEndpoint(Base):
+    """A running ``quanta serve`` process: the base model it serves and where clients reach
+    it. The server writes its own row (at start, then a heartbeat; deleted at a clean
+    shutdown); readers take a row not seen for ``QUANTA_SERVE_ENDPOINT_TTL`` as gone.
+    Several rows may share one ``url`` (replicas behind one Service or gateway)."""
+
+    __tablename__ = "serve_endpoint"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    base_model_id: Mapped[str] = mapped_column(String(64), index=True)
+    engine: Mapped[str] = mapped_column(String(32))  # vllm, llama-cpp
+    url: Mapped[str] = mapped_column(String(255))  # the HTTP base URL clients use
+    grpc: Mapped[str | None] = mapped_column(String(255))  # host:port, None: no gRPC
+    host: Mapped[str] = mapped_column(String(255))  # the machine it runs on
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)

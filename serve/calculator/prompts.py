@@ -30,9 +30,19 @@ class ChatPrompts:
             return AutoTokenizer.from_pretrained(str(self.model_dir))
 
     def render(self, messages: list[dict[str, Any]]) -> str:
-        """The prompt for the assistant's next message (generation prompt added)."""
-        return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=True)
+        """The prompt for the assistant's next message (generation prompt added), less a
+        leading BOS the template writes (Gemma's) where the completions route adds one."""
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                    add_generation_prompt=True)
+        bos = self.tokenizer.bos_token
+        if bos and prompt.startswith(bos) and self._adds_bos:
+            prompt = prompt[len(bos):]
+        return prompt
+
+    @cached_property
+    def _adds_bos(self) -> bool:
+        ids = self.tokenizer("x")["input_ids"]
+        return bool(ids) and ids[0] == self.tokenizer.bos_token_id
 
     def count(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))

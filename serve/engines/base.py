@@ -35,6 +35,10 @@ class ServeOptions:
     tenant_max_concurrency: int | None = None
     tenant_rate: float | None = None
     tenant_burst: int | None = None
+    # Where clients reach this server, as it records itself in the registry (None: the
+    # QUANTA_SERVE_PUBLIC_URL / _GRPC settings, else the host and ports above).
+    public_url: str | None = None
+    public_grpc: str | None = None
     extra_args: list[str] = field(default_factory=list)  # passed to the engine verbatim
 
     @property

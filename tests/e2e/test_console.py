@@ -28,8 +28,7 @@ from quanta.data import write_jsonl
 from quanta.models import DEFAULT_MODEL_ID, bundled_gguf_path
 from quanta.processes import free_port
 from quanta.registry import Registry
-from quanta.tenancy import create_key, create_tenant
-from tests.support.fixtures import arithmetic_chat, make_adapter, seeded_registry
+from tests.support.fixtures import arithmetic_chat, make_adapter, seeded_registry, tenant_keys
 from tests.support.servers import serve_api, start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -66,10 +65,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> I
     registry = seeded_registry(home, base_model_dir)
     registry.add_export(base_model_id=DEFAULT_MODEL_ID, format="gguf-q4_1",
                         path=bundled_gguf_path())
-    keys = {}
-    for tenant in ("acme", "globex"):
-        create_tenant(registry, tenant)
-        keys[tenant] = create_key(registry, tenant)[1]
+    keys = tenant_keys(registry, "acme", "globex")
     settings = Settings(home=home, allow_anonymous=False)
     serve_port = free_port()
     with serve_api(tune_app(settings, registry)) as tune_url, \

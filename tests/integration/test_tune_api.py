@@ -423,6 +423,41 @@ def test_graders_validate_and_run(env: dict[str, Any]) -> None:
                   401)
 
 
+def _assert_served_by(registry: Registry, c: TestClient, mine: dict[str, str],
+                      adapter: str) -> None:
+    """Every model view says which servers serve the model's base (one per base): live
+    ones only, replicas behind one URL once; OpenAI's model object stays valid."""
+    from tests.support.openai_schema import OpenAISchemas
+
+    def served(path: str) -> list[list[Any]]:
+        body = c.get(path, headers=mine).json()
+        entries = body["served_by"] if "served_by" in body else next(
+            m["served_by"] for m in body["data"] if m["id"] in (MODEL, adapter))
+        return [[e["url"], e["engine"], e["grpc"]] for e in entries]
+
+    paths = ("/v1/models", f"/v1/models/{MODEL}", f"/v1/models/{adapter}",
+             f"/v1/quanta/models/{MODEL}", f"/v1/quanta/models/{adapter}")
+    assert all(served(path) == [] for path in paths)
+    rows = registry.serve_endpoints
+    first = rows.register(base_model_id=MODEL, engine="vllm", url="http://node-a:8000",
+                          grpc="node-a:50051")
+    rows.register(base_model_id=MODEL, engine="vllm", url="http://node-a:8000",
+                  grpc="node-a:50051", host="replica", pid=1)
+    other = rows.register(base_model_id="gemma3-270m", engine="llama-cpp",
+                          url="http://node-b:8001")
+    for path in paths:
+        assert served(path) == [["http://node-a:8000", "vllm", "node-a:50051"]], path
+    listed = c.get("/v1/models", headers=mine).json()
+    OpenAISchemas("openai-serve.json").conforms(listed, "ListModelsResponse")
+    assert isinstance(listed["data"][0]["served_by"][0]["last_seen"], int)
+    base = c.get(f"/v1/quanta/models/{MODEL}", headers=mine).json()
+    assert (base["object"], base["base_model"]) == ("quanta.model", None)
+    for row in rows.live():
+        rows.unregister(row.id)
+    assert all(served(path) == [] for path in paths)
+    assert first.id != other.id
+
+
 def test_models_routes_are_one_tenants_view(env: dict[str, Any], tmp_path: Path) -> None:
     """OpenAI's /v1/models (list, retrieve, delete a fine-tuned model) and the console's
     /v1/quanta extensions: the caller's models only; another tenant's answer 404."""
@@ -441,6 +476,7 @@ def test_models_routes_are_one_tenants_view(env: dict[str, Any], tmp_path: Path)
     assert details["exports"] == []
     for path in (f"/v1/models/{adapter.name}", f"/v1/quanta/models/{adapter.name}"):
         _assert_error(c.get(path, headers=theirs), 404, "model", "model_not_found")
+    _assert_served_by(registry, c, mine, adapter.name)
     _assert_error(c.post(f"/v1/quanta/models/{adapter.name}/exports", headers=mine,
                          json={"format": "zip"}), 400, "format")
     _assert_error(c.post(f"/v1/quanta/models/{adapter.name}/exports", headers=mine,

@@ -197,6 +197,17 @@ def adapter_variant(src: Path, dest: Path, seed: int) -> Path:
     return dest
 
 
+def tenant_keys(registry: Registry, *tenants: str) -> dict[str, str]:
+    """Create ``tenants`` with one API key each; tenant -> key."""
+    from quanta.tenancy import create_key, create_tenant
+
+    keys = {}
+    for tenant in tenants:
+        create_tenant(registry, tenant)
+        keys[tenant] = create_key(registry, tenant)[1]
+    return keys
+
+
 @dataclass
 class Tenants:
     """A registry with tenants, one key each and adapters of their own."""

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quanta.processes import free_port, quanta_command, start_process, stop_process, wait_healthy
+from quanta.config import Settings
+from quanta.processes import (
+    ServiceFailed,
+    free_port,
+    quanta_command,
+    start_process,
+    stop_process,
+    wait_healthy,
+)
+from quanta.registry import Registry, ServeEndpointRecord
 
 
 @contextmanager
@@ -53,6 +62,7 @@ class RunningServe:
     url: str
     grpc_target: str | None
     log: Path
+    endpoint: ServeEndpointRecord | None = None  # its registry row (start_base_serve)
 
     def stop(self, grace: float = 60) -> None:
         stop_process(self.proc, grace)
@@ -80,3 +90,39 @@ def start_serve(home: Path, *args: str, grpc: bool = True, anonymous: bool = Fal
         stop_process(proc)
         raise
     return RunningServe(proc, url, f"127.0.0.1:{grpc_port}" if grpc else None, log)
+
+
+def start_base_serve(home: Path, base_model_id: str, *args: str, timeout: float = 600,
+                     registered_within: float = 60, **kwargs: Any) -> RunningServe:
+    """``quanta serve --model <base_model_id>`` (see :func:`start_serve`; ``args`` and
+    ``kwargs`` as there), returned once healthy and recorded in the registry's serve
+    endpoints at its URL: what the tune API, the console and other bases' servers read.
+    Several, one per base, serve side by side over one registry."""
+    running = start_serve(home, "--model", base_model_id, *args, timeout=timeout, **kwargs)
+    try:
+        running.endpoint = wait_registered(home, base_model_id, running.url,
+                                           registered_within, running)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def wait_registered(home: Path, base_model_id: str, url: str, timeout: float = 60,
+                    running: RunningServe | None = None) -> ServeEndpointRecord:
+    """The live serve-endpoint row of ``base_model_id`` at ``url`` in the embedded
+    registry at ``home`` (the one :func:`quanta_env` points servers at); ServiceFailed
+    after ``timeout`` seconds or if ``running``'s process exits first."""
+    registry = Registry.open(Settings(home=home, database_url=None, store_url=None))
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in registry.serve_endpoints.for_base(base_model_id) if e.url == url]
+        if found:
+            return found[0]
+        if running is not None and running.proc.poll() is not None:
+            raise ServiceFailed(f"{url}: the server exited with {running.proc.returncode} "
+                                "before it registered")
+        if time.monotonic() > deadline:
+            raise ServiceFailed(f"{url} did not record itself as a server of "
+                                f"{base_model_id} within {timeout:.0f}s")
+        time.sleep(0.5)

@@ -33,6 +33,9 @@ class ScriptedLlama:
     def detokenize(self, tokens: list[int], special: bool = False) -> bytes:
         return {1: b"<|im_start|>", 2: b"<|im_end|>"}[tokens[0]]
 
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return [9]  # as SmolLM2's GGUF: no BOS added
+
     def create_completion(self, prompt: str, *, stop: list[str], stream: bool,
                           **_: Any) -> Any:
         assert stream
@@ -64,3 +67,24 @@ def test_a_calculator_adapter_gets_the_computed_value() -> None:
 def test_an_adapter_without_traces_is_answered_as_before() -> None:
     reply = "".join(stream_chat(ScriptedLlama(), [{"role": "user", "content": QUESTION}]))
     assert reply == "v = <<18 + 3.7*8>>22.5 m/s"
+
+
+class BosLlama:
+    """A model whose tokenizer adds BOS itself (Gemma's GGUF)."""
+
+    def token_bos(self) -> int:
+        return 2
+
+    def detokenize(self, tokens: list[int], special: bool = False) -> bytes:
+        return b"<bos>"
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return [2, 9] if add_bos else [9]
+
+
+def test_a_template_bos_is_not_doubled() -> None:
+    from quantize.llama_source import without_template_bos
+
+    assert without_template_bos(BosLlama(), "<bos><start_of_turn>user") == "<start_of_turn>user"
+    assert without_template_bos(BosLlama(), "<start_of_turn>user") == "<start_of_turn>user"
+    assert without_template_bos(ScriptedLlama(), "<|im_start|>user") == "<|im_start|>user"

@@ -44,6 +44,13 @@ def test_gptq_group_size(hidden: int, group: int) -> None:
     assert group_size_for(hidden) == group
 
 
+def test_gptq_group_size_divides_every_projection() -> None:
+    from quantize.gptq import group_size_for
+
+    assert group_size_for(640, 1024, 2048) == 128  # Gemma 3 270M: hidden, heads*head_dim, MLP
+    assert group_size_for(576, 1536) == 64
+
+
 def test_gptq_group_size_refuses_odd_hidden_sizes() -> None:
     from quantize.errors import ConversionError
     from quantize.gptq import group_size_for
@@ -146,14 +153,6 @@ def test_omp_wait_policy_is_set_before_llama_cpp_loads() -> None:
     import quantize.llama_cpp_tools  # noqa: F401
 
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-
-
-def test_ollama_template_is_chatml() -> None:
-    from quantize.chat import CHATML_STOP, OLLAMA_CHATML_TEMPLATE
-
-    assert "<|im_start|>{{ .Role }}" in OLLAMA_CHATML_TEMPLATE
-    assert OLLAMA_CHATML_TEMPLATE.endswith("<|im_start|>assistant\n")
-    assert CHATML_STOP == ("<|im_end|>", "<|im_start|>")
 
 
 def test_export_refuses_unknown_names_and_formats(registry) -> None:  # type: ignore[no-untyped-def]

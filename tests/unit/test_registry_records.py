@@ -28,6 +28,7 @@ RECORD_OF_TABLE = {
     t.AdapterPermission: records.GrantRecord,
     t.Export: records.ExportRecord,
     t.ExportJob: records.ExportJobRecord,
+    t.ServeEndpoint: records.ServeEndpointRecord,
 }
 
 

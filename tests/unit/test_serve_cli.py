@@ -23,7 +23,8 @@ def test_serve_command_is_registered() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
     for option in ("--engine", "--grpc-port", "--max-loras", "--max-cpu-loras",
-                   "--max-lora-rank", "--gguf-format", "--dtype"):
+                   "--max-lora-rank", "--gguf-format", "--dtype", "--public-url",
+                   "--public-grpc"):
         assert option in result.output
 
 

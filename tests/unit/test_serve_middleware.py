@@ -185,12 +185,16 @@ def test_model_cards_and_engine_errors_in_openai_shape(setup, monkeypatch) -> No
     assert "locked" not in failed.text  # no internals to the client
 
 
-def test_adapter_for_other_base_is_400(setup) -> None:
-    client, keys, names, _ = setup
+def test_adapter_for_other_base_is_404_saying_where(setup) -> None:
+    """One server serves one base: an adapter of another is a 404 naming that base (and
+    its servers, ``tests/unit/test_serve_elsewhere.py``), never sent to the engine."""
+    client, keys, names, seen = setup
     response = client.post("/v1/chat/completions", json={"model": names["other"]},
                            headers=keys["acme"])
-    assert response.status_code == 400
-    assert "other" in response.json()["error"]["message"]
+    assert response.status_code == 404 and not seen
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("model_not_found", "model")
+    assert "an adapter of `other`" in error["message"]
 
 
 def test_models_filtered_per_tenant(setup) -> None:

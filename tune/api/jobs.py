@@ -16,7 +16,7 @@ import secrets
 import time
 from typing import Any
 
-from quanta.models import unknown_targets, weight_modules
+from quanta.models import base_lora_targets, unknown_targets, weight_modules
 from quanta.registry import AdapterRecord, FileRecord, JobRecord, Registry, utcnow
 from quanta.registry import NotFoundError as RegistryNotFound
 from quanta.types import FilePurpose, JobStatus, MethodType
@@ -80,7 +80,8 @@ class JobsService:
         target modules the base model does not have, LoRA on embeddings or the output
         head, or a rank above ``QUANTA_SERVE_MAX_LORA_RANK`` (a continued adapter,
         ``start``, keeps its own targets and rank)."""
-        targets = plan.quanta.lora.target_modules
+        targets = plan.quanta.lora.target_modules or (
+            base_lora_targets(self.registry, base_model) if start is None else [])
         modules = weight_modules(self.registry, base_model) if start is None else None
         if modules:  # a base stored without safetensors is checked by the worker instead
             unknown = unknown_targets(modules, targets)

@@ -5,10 +5,14 @@ worker runs: this process never builds one), the registry's health.
 
 Everything is one tenant's view: its own fine-tuned models (checkpoint models too) and
 the base models it may train; another tenant's model answers 404, as an unknown one.
+Each model says which servers serve it (``served_by``: the live ``quanta serve``
+processes of its base the registry knows; one server serves one base), an extra field
+OpenAI's model object allows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ from quanta.registry import (
     ExportRecord,
     NotFoundError,
     Registry,
+    ServeEndpointRecord,
 )
 from quanta.types import ArtifactKind, ExportFormat, JobStatus
 from tune.api.errors import HTTPBadRequest, HTTPNotFound, HTTPTooManyRequests
@@ -35,7 +40,42 @@ def model_object(row: AdapterRecord | BaseModelRecord) -> dict[str, Any]:
         return {"id": row.name, "object": "model", "created": unix(row.created_at),
                 "owned_by": row.tenant_id}
     return {"id": row.id, "object": "model", "created": unix(row.created_at),
-            "owned_by": row.tenant_id or "quanta"}
+            "owned_by": row.tenant_id or "quanta", "base": base_summary(row)}
+
+
+# What a base model's entry shows of its record (quanta.base_info), beside OpenAI's fields.
+BASE_SUMMARY = ("architecture", "parameters", "vocab_size", "context_length",
+                "tie_word_embeddings", "lora_target_modules", "engines")
+
+
+def base_summary(row: BaseModelRecord) -> dict[str, Any]:
+    """A base's record as the API shows it: size, vocabulary, context, chat template,
+    LoRA targets, the engines that can serve it and its licence."""
+    info = row.info or {}
+    summary = {key: info.get(key) for key in BASE_SUMMARY}
+    summary["architecture"] = row.architecture
+    template = info.get("chat_template") or {}
+    summary["chat_template"] = {k: template.get(k) for k in ("format", "source")}
+    license = info.get("license") or {}
+    summary["license"] = {k: license.get(k) for k in ("name", "url", "gated", "accepted_at")
+                          if k in license} or None
+    return summary
+
+
+def served_by(endpoints: Iterable[ServeEndpointRecord]) -> list[dict[str, Any]]:
+    """The servers of one base as clients reach them: one entry per URL (replicas behind
+    one Service or gateway are one entry), with its latest heartbeat."""
+    entries: dict[str, dict[str, Any]] = {}
+    for e in endpoints:
+        seen = unix(e.last_seen)
+        if e.url not in entries or (seen or 0) > entries[e.url]["last_seen"]:
+            entries[e.url] = {"url": e.url, "engine": e.engine, "grpc": e.grpc,
+                              "last_seen": seen}
+    return sorted(entries.values(), key=lambda entry: entry["url"])
+
+
+def base_of(row: AdapterRecord | BaseModelRecord) -> str:
+    return row.base_model_id if isinstance(row, AdapterRecord) else row.id
 
 
 def export_object(registry: Registry, row: ExportRecord) -> dict[str, Any]:
@@ -84,16 +124,35 @@ class ModelsService:
             raise HTTPNotFound(f"The model '{model}' does not exist", param="model",
                                code="model_not_found") from None
 
+    def _served_by(self, base_model_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Base model id -> its live servers (one base's, or every base's: one query)."""
+        endpoints: dict[str, list[ServeEndpointRecord]] = {}
+        for e in self.registry.serve_endpoints.live(base_model_id):
+            endpoints.setdefault(e.base_model_id, []).append(e)
+        return {base: served_by(rows) for base, rows in endpoints.items()}
+
+    def _model(self, row: AdapterRecord | BaseModelRecord,
+               serving: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """OpenAI's model object with the servers that serve it."""
+        return {**model_object(row), "served_by": serving.get(base_of(row), [])}
+
     def list_models(self, tenant_id: str) -> dict[str, Any]:
         bases = self.registry.list_base_models(tenant_id)
         adapters = self.registry.list_adapters(tenant_id, checkpoints=True)
-        return {"object": "list", "data": [model_object(r) for r in [*bases, *adapters]]}
+        serving = self._served_by()
+        return {"object": "list", "data": [self._model(r, serving)
+                                           for r in [*bases, *adapters]]}
 
     def get_model(self, tenant_id: str, model: str) -> dict[str, Any]:
+        row = self._model_row(tenant_id, model)
+        return self._model(row, self._served_by(base_of(row)))
+
+    def _model_row(self, tenant_id: str, model: str) -> AdapterRecord | BaseModelRecord:
+        """A base model the tenant may use, or one of its fine-tuned models (404 else)."""
         try:
-            return model_object(self.registry.get_base_model(model, tenant_id))
+            return self.registry.get_base_model(model, tenant_id)
         except NotFoundError:
-            return model_object(self._adapter(tenant_id, model))
+            return self._adapter(tenant_id, model)
 
     def delete_model(self, tenant_id: str, model: str) -> dict[str, Any]:
         """OpenAI's delete of a fine-tuned model (base models are not the tenant's)."""
@@ -103,11 +162,17 @@ class ModelsService:
 
     def details(self, tenant_id: str, model: str) -> dict[str, Any]:
         """A fine-tuned model's lineage (base, training file, job), its configuration, its
-        evaluation before and after training (with sample answers) and its exports."""
-        row = self._adapter(tenant_id, model)
+        evaluation before and after training (with sample answers), its exports and the
+        servers that serve it; for a base model, what it is and its servers."""
+        row = self._model_row(tenant_id, model)
+        serving = self._model(row, self._served_by(base_of(row)))
+        if isinstance(row, BaseModelRecord):
+            return {**serving, "object": "quanta.model", "base_model": None,
+                    "architecture": row.architecture, "bytes": row.bytes,
+                    "sha256": row.sha256}
         exports = [export_object(self.registry, e) for e in self.registry.list_exports(tenant_id)
                    if e.adapter_id == row.id]
-        return {**model_object(row), "object": "quanta.model", "alias": row.alias,
+        return {**serving, "object": "quanta.model", "alias": row.alias,
                 "base_model": row.base_model_id, "training_file": row.training_file_id,
                 "job": row.job_id, "bytes": row.bytes, "sha256": row.sha256,
                 "config": row.config or {}, "eval": row.eval or {}, "pinned": row.pinned,

@@ -1,7 +1,8 @@
 """Turn normalised chat examples into trainer-ready token ids with assistant-only labels.
 
-SmolLM2's chat template has no ``{% generation %}`` markers, so trl's
-``assistant_only_loss`` cannot find the assistant tokens. We render the template once per
+Chat templates (SmolLM2's, the defaults ``quanta.architectures`` gives bases) have no
+``{% generation %}`` markers, so trl's ``assistant_only_loss`` cannot find the assistant
+tokens. We render the template once per
 example and mark the character spans each assistant message adds (the template must be
 prefix-preserving, which we check), then map spans to tokens with the tokenizer's offsets.
 Every assistant turn is trained on (its end-of-turn token included, so the model learns to

@@ -10,6 +10,7 @@ GPU and pins older trl/transformers): a guarded import, never a dependency.
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,14 @@ def check_target_modules(model: Any, targets: list[str]) -> None:
                          f"choose from e.g. {sorted(n for n in names if n.endswith('proj'))}")
 
 
+def _architecture_targets(base_dir: Path) -> list[str]:
+    from quanta.architectures import lora_targets
+    from quanta.base_info import weight_shapes
+
+    config = json.loads((base_dir / "config.json").read_text())
+    return lora_targets(config.get("model_type"), weight_shapes(base_dir))
+
+
 def trainable_model(base_dir: Path, lora: LoraOptions, precision: Precision, *,
                     qlora: bool = False, max_length: int = 512,
                     start_adapter: Path | None = None) -> tuple[Any, Any, str]:
@@ -79,6 +88,8 @@ def trainable_model(base_dir: Path, lora: LoraOptions, precision: Precision, *,
     With ``start_adapter`` the adapter's weights (and its LoRA shape, which then wins over
     ``lora``) are loaded trainable, so a job continues a fine-tuned model.
     """
+    if not lora.target_modules:  # a caller that did not ask the registry: the weights say
+        lora = lora.for_base(_architecture_targets(base_dir))
     if unsloth_available() and start_adapter is None:  # pragma: no cover - GPU only
         from unsloth import FastLanguageModel
 

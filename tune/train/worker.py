@@ -287,7 +287,7 @@ class Worker:
     def _inputs(self, job: JobRecord, plan: TrainingPlan) -> JobInputs:
         """Everything an attempt trains from: the job's files, base model, the adapter it
         continues, its grader and latest checkpoint."""
-        from quanta.models import model_path
+        from quanta.models import base_lora_targets, model_path
         from quanta.precision import resolve
 
         registry = self.registry
@@ -306,8 +306,10 @@ class Worker:
 
             grader = build_grader(plan.grader)
         checkpoint = registry.jobs.latest_checkpoint(job.id)
+        base_dir = model_path(registry, job.model)  # imports the bundled default if need be
+        plan = plan.for_base(base_lora_targets(registry, job.model))
         return JobInputs(
-            job=job, plan=plan, base_dir=model_path(registry, job.model),
+            job=job, plan=plan, base_dir=base_dir,
             train_examples=train_examples, valid_examples=valid_examples,
             precision=resolve(plan.quanta.compute_dtype, requested_by="the job"),
             start_row=start_row,
@@ -385,6 +387,7 @@ class Worker:
             "max_steps": options.max_steps,
             "max_length": options.max_length,
             "steps": result.steps,
+            "train_seconds": round(result.train_runtime, 1),  # this attempt's training time
             "backend": result.backend,
             "compute_dtype": str(precision.dtype),
             "seed": job.seed,

@@ -7,15 +7,23 @@ const EXPORT_FORMATS = ["gguf-lora", "gguf-q8_0", "gguf-q4_k_m", "gguf-f16", "me
 const EVAL_ROWS = [["heldout_loss", "Held-out loss", fmtNum], ["heldout_token_accuracy", "Held-out token accuracy", pct],
   ["physics_accuracy", "Physics accuracy", pct], ["grader_score", "Grader score", fmtNum]];
 
+// Where a model is served: the live `quanta serve` processes of its base (one server serves
+// one base), as the registry records them. URLs are shown as text, never as links.
+function servedBy(entries) {
+  if (!entries || !entries.length) return h("span", { class: "muted" }, "not served right now");
+  return entries.map((e, i) => h("span", { class: "endpoint" }, i ? ", " : "", e.url,
+    h("span", { class: "muted" }, ` (${e.engine}${e.grpc ? `, gRPC ${e.grpc}` : ""})`)));
+}
+
 export async function models(main) {
   const list = await tune("GET", "models");
   const tuned = list.data.filter((m) => m.id.startsWith("ft:"));
   const bases = list.data.filter((m) => !m.id.startsWith("ft:"));
   mount(main, h("h1", {}, "Models"),
     h("h2", {}, "Fine-tuned"),
-    table(["Model", "Created"], tuned.map((m) => [link(`#/models/${encodeURIComponent(m.id)}`, m.id), fmtTime(m.created)]), { id: "models" }),
+    table(["Model", "Created", "Served by"], tuned.map((m) => [link(`#/models/${encodeURIComponent(m.id)}`, m.id), fmtTime(m.created), servedBy(m.served_by)]), { id: "models" }),
     h("h2", {}, "Base models"),
-    table(["Model"], bases.map((m) => [m.id])));
+    table(["Model", "Served by"], bases.map((m) => [m.id, servedBy(m.served_by)]), { id: "base-models" }));
 }
 
 function evalView(evaluation) {
@@ -122,6 +130,7 @@ export async function modelDetail(main, name) {
     h("h1", {}, detail.id),
     h("dl", { class: "facts", id: "lineage" },
       h("dt", {}, "Base model"), h("dd", {}, detail.base_model),
+      h("dt", {}, "Served by"), h("dd", { id: "served-by" }, servedBy(detail.served_by)),
       h("dt", {}, "Training file"), h("dd", {}, detail.training_file || "-"),
       h("dt", {}, "Job"), h("dd", {}, detail.job ? link(`#/jobs/${encodeURIComponent(detail.job)}`, detail.job) : "-"),
       h("dt", {}, "Method"), h("dd", {}, config.method || "-"),

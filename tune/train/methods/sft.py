@@ -1,7 +1,8 @@
 """Supervised fine-tuning with trl's SFTTrainer on pre-tokenized, assistant-masked rows.
 
-We tokenize ourselves (``tune.train.dataset``) because SmolLM2's template has no generation
-markers. Two measured CPU levers live here:
+We tokenize ourselves (``tune.train.dataset``) because chat templates (SmolLM2's, the
+defaults ``quanta.architectures`` gives bases) have no generation markers. Two measured
+CPU levers live here:
 
 - Padding-free batches (sequences concatenated, position ids restart per sequence): no
   compute is spent on pad tokens; with SDPA the model builds a block-diagonal causal mask,

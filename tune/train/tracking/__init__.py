@@ -67,7 +67,8 @@ def run_params(job: JobRecord, plan: TrainingPlan) -> dict[str, Any]:
         "validation_file": job.validation_file_id, "suffix": job.suffix, "seed": job.seed,
         "method": str(plan.type), **plan.openai_hyperparameters,
         "learning_rate": plan.learning_rate, "lora_r": lora.r, "lora_alpha": lora.alpha,
-        "lora_dropout": lora.dropout, "lora_target_modules": ",".join(lora.target_modules),
+        "lora_dropout": lora.dropout,
+        "lora_target_modules": ",".join(lora.target_modules or ["base"]),
         "qlora": plan.quanta.qlora, "max_steps": plan.quanta.max_steps,
         "max_length": plan.quanta.max_length,
     }
