@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from quanta.architectures import chat_format_of, lora_targets
 from quanta.catalog import License
@@ -33,15 +33,21 @@ class UnservableModelError(ValueError):
     """No serving engine here can serve the architecture (the message says why)."""
 
 
+def read_safetensors_header(fh: BinaryIO, name: str) -> dict[str, Any]:
+    """A safetensors file's tensor table (name -> dtype, shape, offsets), read from its
+    header alone: a few kilobytes, no weights."""
+    size = struct.unpack("<Q", fh.read(8))[0]
+    if size > MAX_HEADER_BYTES:
+        raise ValueError(f"{name}: a safetensors header of {size} bytes")
+    header = json.loads(fh.read(size))
+    header.pop("__metadata__", None)
+    return header
+
+
 def _safetensors_headers(model_dir: Path) -> Iterator[dict[str, Any]]:
     for path in sorted(model_dir.glob("*.safetensors")):
         with path.open("rb") as fh:
-            size = struct.unpack("<Q", fh.read(8))[0]
-            if size > MAX_HEADER_BYTES:
-                raise ValueError(f"{path.name}: a safetensors header of {size} bytes")
-            header = json.loads(fh.read(size))
-        header.pop("__metadata__", None)
-        yield header
+            yield read_safetensors_header(fh, path.name)
 
 
 def _weights(model_dir: Path) -> dict[str, list[int]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +17,12 @@ from typing import Any
 
 from quanta import catalog
 from quanta.architectures import lora_targets
-from quanta.base_info import describe_base, license_record, refuse_unservable
+from quanta.base_info import (
+    describe_base,
+    license_record,
+    read_safetensors_header,
+    refuse_unservable,
+)
 from quanta.gguf_vocab import gguf_fields, write_sentencepiece
 from quanta.registry import BaseModelRecord, ConflictError, NotFoundError, Registry
 from quanta.registry.ids import check_name
@@ -250,10 +254,10 @@ def _weight_modules(registry: Registry, tree: str) -> frozenset[str]:
         if not path.endswith(".safetensors"):
             continue
         with registry.open_tree_file(tree, path) as fh:  # the header only, not the weights
-            size = struct.unpack("<Q", fh.read(8))[0]
-            if size > 100 * 1024 * 1024:
-                raise ModelImportError(f"{path}: a safetensors header of {size} bytes")
-            header = json.loads(fh.read(size))
+            try:
+                header = read_safetensors_header(fh, path)
+            except ValueError as exc:
+                raise ModelImportError(str(exc)) from exc
         names.update(key.removesuffix(".weight") for key, info in header.items()
                      if key.endswith(".weight") and len(info.get("shape", ())) == 2)
     return frozenset(names)
