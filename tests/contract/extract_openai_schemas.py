@@ -1,9 +1,10 @@
 """Cut the schemas Quanta's APIs share with OpenAI out of ``openai/openai-openapi``.
 
 The whole description is ~3 MB of YAML; the tests need the response schemas of the
-files and fine-tuning routes (tune: ``openai-fine-tuning.json``) and of the completions
-and models routes (serve: ``openai-serve.json``), with what they reference. Run it
-against a checkout of that repository to refresh both:
+files and fine-tuning routes (tune: ``openai-fine-tuning.json``), the evals routes
+(``openai-evals.json``), the batch routes (``openai-batch.json``), and the completions,
+models and responses routes (serve: ``openai-serve.json``), with what they reference. Run
+it against a checkout of that repository to refresh them all:
 
     python tests/contract/extract_openai_schemas.py path/to/openapi.yaml COMMIT
 """
@@ -24,10 +25,15 @@ TUNE_ROOTS = ("OpenAIFile", "ListFilesResponse", "DeleteFileResponse", "FineTuni
          "ListFineTuningCheckpointPermissionResponse",
          "DeleteFineTuningCheckpointPermissionResponse")
 SERVE_ROOTS = ("CreateChatCompletionResponse", "CreateChatCompletionStreamResponse",
-               "CreateCompletionResponse", "Model", "ListModelsResponse", "ErrorResponse")
+               "CreateCompletionResponse", "Model", "ListModelsResponse", "ErrorResponse",
+               "Response", "ResponseStreamEvent", "ResponseItemList")
+EVALS_ROOTS = ("Eval", "EvalList", "EvalRun", "EvalRunList", "EvalRunOutputItem",
+               "EvalRunOutputItemList", "ErrorResponse")
+BATCH_ROOTS = ("Batch", "ListBatchesResponse", "ErrorResponse")
 DROP = ("description", "example", "examples", "x-oaiMeta", "x-oaiTypeLabel", "deprecated",
         "title", "x-stainless-const", "x-oaiExpandable")
-OUTPUTS = {"openai-fine-tuning.json": TUNE_ROOTS, "openai-serve.json": SERVE_ROOTS}
+OUTPUTS = {"openai-fine-tuning.json": TUNE_ROOTS, "openai-serve.json": SERVE_ROOTS,
+           "openai-evals.json": EVALS_ROOTS, "openai-batch.json": BATCH_ROOTS}
 
 
 def _refs(node: Any) -> set[str]:
