@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     # MLFLOW_TRACKING_* credentials), so only servers the operator allows are reached.
     tracking_mlflow_hosts: str = ""
     tracking_wandb_entities: str = ""
+    # tune: eval runs and batches are answered by `quanta tune runner`, a client of serve:
+    # it asks the server its registry records for the model's base, else this URL (serve's
+    # OpenAI base, e.g. http://127.0.0.1:8000), with at most this many requests in flight
+    # per run or batch. Eval runs' report_url points into the console at console_url.
+    serve_url: str | None = None
+    eval_concurrency: int = Field(default=8, ge=1, le=64)
+    batch_concurrency: int = Field(default=8, ge=1, le=64)
+    console_url: str = "http://127.0.0.1:8200"
     # serve: calculator decoding evaluates at most this many calculations per request.
     calculator_max_calls: int = MAX_CALLS
     # The largest LoRA rank the servers load (`quanta serve --max-lora-rank` defaults to

@@ -27,10 +27,13 @@ class FilePurpose(StrEnum):
 
     FINE_TUNE = "fine-tune"
     FINE_TUNE_RESULTS = "fine-tune-results"  # a job's step metrics (CSV), never uploaded
+    EVALS = "evals"  # an eval run's items (JSONL)
+    BATCH = "batch"  # a batch's requests (JSONL)
+    BATCH_OUTPUT = "batch_output"  # a batch's answers and errors, never uploaded
 
     @property
     def uploadable(self) -> bool:
-        return self != FilePurpose.FINE_TUNE_RESULTS
+        return self not in (FilePurpose.FINE_TUNE_RESULTS, FilePurpose.BATCH_OUTPUT)
 
 
 class DatasetFormat(StrEnum):

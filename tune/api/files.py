@@ -1,12 +1,17 @@
-"""OpenAI's files resource: a tenant's training datasets, validated when they arrive.
+"""OpenAI's files resource: a tenant's datasets, eval items and batch requests, validated
+when they arrive.
 
-An upload is checked against the dataset formats ``quanta.data`` reads before anything is
-stored, so a job never starts from a file that cannot be read. Another tenant's file
-answers the same 404 as an id that never existed; a file a job uses cannot be deleted.
+An upload is checked by its purpose's check before anything is stored: a fine-tuning
+dataset against the formats ``quanta.data`` reads, an eval's items or a batch's requests
+by the checks their modules register here (``@upload_check``), so a job, run or batch
+never starts from a file that cannot be read. Another tenant's file answers the same 404
+as an id that never existed; a file a job uses cannot be deleted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,35 @@ from tune.api import objects
 from tune.api.errors import HTTPBadRequest, HTTPConflict, HTTPNotFound
 
 MAX_FILES_PAGE = 10_000  # OpenAI's range and default for files
+
+
+@dataclass
+class UploadReport:
+    """What a purpose's check found in an upload: its format, how many records, and the
+    problems (each naming its line), none when it may be stored."""
+
+    format: str | None = None
+    records: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+UploadCheck = Callable[[Path, str], UploadReport]
+_UPLOAD_CHECKS: dict[FilePurpose, tuple[UploadCheck, str]] = {}
+
+
+def upload_check(purpose: FilePurpose, what: str) -> Callable[[UploadCheck], UploadCheck]:
+    """Register the check of uploads with ``purpose`` (``what``: the files it accepts, as
+    its error message names them)."""
+    def register(check: UploadCheck) -> UploadCheck:
+        _UPLOAD_CHECKS[purpose] = (check, what)
+        return check
+    return register
+
+
+@upload_check(FilePurpose.FINE_TUNE, "fine-tuning")
+def _fine_tuning_data(path: Path, filename: str) -> UploadReport:
+    report = validate_upload(path, filename)
+    return UploadReport(report.format, report.records, list(report.errors))
 
 
 def safe_filename(name: str) -> str:
@@ -36,7 +70,7 @@ class FilesService:
                     path: Path, limit: int | None = None) -> dict[str, Any]:
         """Validate an uploaded dataset (already on disk) and store it (``limit``: its
         size limit, when it came in parts)."""
-        accepted = [str(p) for p in FilePurpose if p.uploadable]
+        accepted = [str(p) for p in FilePurpose if p.uploadable and p in _UPLOAD_CHECKS]
         if purpose not in accepted:
             raise HTTPBadRequest(f"Invalid purpose {purpose!r}: Quanta accepts "
                                  f"{', '.join(repr(p) for p in accepted)}",
@@ -48,11 +82,12 @@ class FilesService:
             raise HTTPBadRequest(f"file: the file name {problem}", param="file",
                                  code="invalid_value")
         filename = safe_filename(filename)
-        report = validate_upload(path, filename)
-        if not report.ok:
+        check, what = _UPLOAD_CHECKS[FilePurpose(purpose)]
+        report = check(path, filename)
+        if report.errors:
             shown = "; ".join(report.errors[:5])
             more = f" (and {len(report.errors) - 5} more)" if len(report.errors) > 5 else ""
-            raise HTTPBadRequest(f"Invalid file format for fine-tuning: {shown}{more}",
+            raise HTTPBadRequest(f"Invalid file format for {what}: {shown}{more}",
                                  param="file", code="invalid_file_format")
         row = self.registry.add_file(tenant_id, filename, FilePurpose(purpose), path,
                                      format=report.format, records=report.records,
