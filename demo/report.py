@@ -27,6 +27,8 @@ class DemoResults:
     exports: list[dict[str, Any]] = field(default_factory=list)
     by_split: dict[str, Any] = field(default_factory=dict)  # demo.accuracy.SplitAccuracy
     served: list[dict[str, str]] = field(default_factory=list)
+    eval_id: str = ""  # the demo's eval on the tune API (demo.evals)
+    eval_runs: list[dict[str, Any]] = field(default_factory=list)  # one per model and engine
     notes: list[str] = field(default_factory=list)
 
 
@@ -94,6 +96,23 @@ def _by_split(by_split: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _eval_runs(results: DemoResults) -> list[str]:
+    """The eval's runs as the console's Evals page shows them (same numbers: both read
+    the tune API's runs)."""
+    lines = ["## One eval, one run per model", "",
+             f"Eval `{results.eval_id}` on the tune API (OpenAI's Evals API), criterion "
+             "`physics_answer`; each run asks its model through `quanta serve` as a client "
+             "(calculator decoding for the adapter), answered by `quanta tune runner`.", "",
+             "| run | model | status | passed | pass rate | tokens | console |",
+             "|---|---|---|---|---|---|---|"]
+    for row in results.eval_runs:
+        rate = f"{row['passed'] / row['total']:.0%}" if row["total"] else "-"
+        lines.append(f"| {row['label']} ({row['engine']}) | `{row['model']}` | {row['status']} "
+                     f"| {row['passed']}/{row['total']} | {rate} | {row['tokens']} "
+                     f"| [run]({row['report_url']}) |")
+    return [*lines, ""]
+
+
 def write_report(results: DemoResults, out_dir: Path) -> Path:
     """Write ``index.md``, ``loss.png`` and ``accuracy.png`` under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +171,8 @@ def write_report(results: DemoResults, out_dir: Path) -> Path:
         lines += [f"| {s['engine']} | {_cell(s['question'])} | {_cell(s.get('expected', ''))} "
                   f"| {_cell(s['base'])} | {_cell(s['adapter'])} |" for s in results.served]
         lines.append("")
+    if results.eval_runs:
+        lines += _eval_runs(results)
     lines += ["## Wall time per step", "", "| step | seconds |", "|---|---|"]
     lines += [f"| {step} | {seconds:.1f} |" for step, seconds in results.timings.items()]
     if results.notes:

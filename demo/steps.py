@@ -461,6 +461,36 @@ class Demo:
             with service(args, log, health_url=f"http://127.0.0.1:{port}/health", timeout=420,
                          ledger=self.ledger):
                 self._ask(engine, f"http://127.0.0.1:{port}/v1")
+                self._eval(engine)
+
+    def _eval(self, engine: str) -> None:
+        """The base and the adapter through this engine as runs of the demo's one eval
+        (vLLM: the adapter itself; llama.cpp: the base's and the adapter's GGUF exports),
+        answered by ``quanta tune runner`` as a tenant's runs are."""
+        from openai import OpenAI
+
+        from demo.evals import demo_eval, run_models
+
+        assert self.adapter is not None
+        n = self.plan.physics_n if engine == "vllm" else self.plan.export_accuracy_n
+        with self._tune_api(["tune", "runner"]) as url:
+            client = OpenAI(base_url=f"{url}/v1", api_key=self.api_key, max_retries=2,
+                            timeout=300)
+            self.results.eval_id = demo_eval(client, self.adapter.name)
+            with self.console.status(f"eval runs through {engine} ({n} problems each)..."):
+                rows = run_models(client, self.results.eval_id, engine,
+                                  {"base": self.base, "adapter": self.adapter.name}, n,
+                                  self.plan.answer_tokens)
+        self.results.eval_runs += rows
+        table = Table("run", "status", "passed", "pass rate", "tokens",
+                      title=f"eval {self.results.eval_id} through {engine}")
+        for row in rows:
+            rate = f"{row['passed'] / row['total']:.0%}" if row["total"] else "-"
+            table.add_row(f"{row['label']} ({engine})", row["status"],
+                          f"{row['passed']}/{row['total']}", rate, str(row["tokens"]))
+        self.console.print(table)
+        if rows:
+            self.console.print(f"in the console: {rows[0]['report_url']}")
 
     def _ask(self, engine: str, base_url: str) -> None:
         from openai import OpenAI

@@ -96,9 +96,13 @@ class Settings(BaseSettings):
     serve_url: str | None = None
     eval_concurrency: int = Field(default=8, ge=1, le=64)
     batch_concurrency: int = Field(default=8, ge=1, le=64)
-    console_url: str = "http://127.0.0.1:8200"
+    console_url: str = "http://127.0.0.1:8200/console"
     # serve: calculator decoding evaluates at most this many calculations per request.
     calculator_max_calls: int = MAX_CALLS
+    # serve: stored Responses (POST /v1/responses, `store` defaults to true) are kept in
+    # the server's memory, oldest dropped beyond this many or this much JSON; 0: none kept.
+    responses_store_max: int = Field(default=1000, ge=0)
+    responses_store_max_mib: int = Field(default=64, ge=1)
     # The largest LoRA rank the servers load (`quanta serve --max-lora-rank` defaults to
     # it); tune refuses a job whose adapter would be larger, before training it.
     serve_max_lora_rank: int = 16

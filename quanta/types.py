@@ -69,12 +69,14 @@ class DistributedStrategy(StrEnum):
 
 
 class GraderType(StrEnum):
-    """A grader's ``type``: OpenAI's graders plus Quanta's ``physics_answer``."""
+    """A grader's ``type``: OpenAI's graders plus Quanta's ``physics_answer``
+    (``label_model``: an eval's criterion, or a part of a ``multi`` grader, as OpenAI's)."""
 
     STRING_CHECK = "string_check"
     TEXT_SIMILARITY = "text_similarity"
     PYTHON = "python"
     SCORE_MODEL = "score_model"
+    LABEL_MODEL = "label_model"
     MULTI = "multi"
     PHYSICS_ANSWER = "physics_answer"
 
@@ -105,6 +107,40 @@ class UploadStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+
+
+class BatchStatus(StrEnum):
+    """A batch's status, as OpenAI's Batch API names them: ``validating`` until a runner
+    takes it, ``in_progress`` while it is answered, ``finalizing`` while its files are
+    written; a cancel passes through ``cancelling``."""
+
+    VALIDATING = "validating"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.EXPIRED,
+                        BatchStatus.CANCELLED)
+
+
+class EvalRunStatus(StrEnum):
+    """An eval run's status, as OpenAI's Evals API names them (``canceled``, one l)."""
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (EvalRunStatus.COMPLETED, EvalRunStatus.CANCELED, EvalRunStatus.FAILED)
 
 
 class StopReason(StrEnum):

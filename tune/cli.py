@@ -256,6 +256,54 @@ def _report_sandbox() -> bool:
     return problem is None
 
 
+@tune_app.command("runner")
+def runner(
+    once: Annotated[bool, typer.Option(help="Answer what is queued now (eval runs, then "
+                                            "batches), then exit")] = False,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between queue polls")] = 2.0,
+    stale_after: Annotated[float, typer.Option(help="Take over runs and batches whose "
+                                                    "runner's heartbeat is older than this "
+                                                    "(seconds)")] = 60.0,
+) -> None:
+    """Answer eval runs and batches (the tune API's /v1/evals/.../runs and /v1/batches) as a
+    client of serve: one loop for each, so a long eval run never holds up a batch."""
+    import logging
+    import threading
+
+    from tune.batches.runner import BatchWorker
+    from tune.evals.runner import EvalWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    registry = open_registry()
+    evals = EvalWorker(registry, stale_after=stale_after)
+    batches = BatchWorker(registry, stale_after=stale_after)
+    _report_sandbox()
+    if once:
+        ran = [*iter(evals.run_once, None), *iter(batches.run_once, None)]
+        console.print(f"ran {', '.join(ran)}" if ran else "nothing queued")
+        return
+    console.print(f"runner {evals.worker_id}: eval runs and batches, polling every "
+                  f"{poll_interval:g}s")
+    stop = threading.Event()
+    loops = [threading.Thread(target=worker.run_forever, args=(poll_interval, stop),
+                              name=name, daemon=True)
+             for name, worker in (("evals", evals), ("batches", batches))]
+    for loop in loops:
+        loop.start()
+    interrupted = False
+    try:
+        while all(loop.is_alive() for loop in loops):
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stop.set()
+        for loop in loops:
+            loop.join(timeout=30)
+    if not interrupted:  # a loop died: exit non-zero so the container restarts
+        raise typer.Exit(1)
+
+
 @tune_app.command("sandbox")
 def sandbox() -> None:
     """Check that python graders can run on this host (exit 1 when they cannot)."""

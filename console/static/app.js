@@ -1,7 +1,9 @@
 // The console's router: one view per page, chosen by the URL's hash.
 import { session } from "./api.js";
 import { clearError, h, mount, showError } from "./dom.js";
+import { batches } from "./views/batches.js";
 import { datasets } from "./views/datasets.js";
+import { evalDetail, evals, runDetail } from "./views/evals.js";
 import { health } from "./views/health.js";
 import { jobDetail, jobs } from "./views/jobs.js";
 import { modelDetail, models } from "./views/models.js";
@@ -11,6 +13,8 @@ import { signIn } from "./views/signin.js";
 const ROUTES = [
   [/^#\/datasets$/, datasets], [/^#\/jobs$/, jobs], [/^#\/jobs\/([^/]+)$/, jobDetail],
   [/^#\/models$/, models], [/^#\/models\/([^/]+)$/, modelDetail],
+  [/^#\/evals$/, evals], [/^#\/evals\/([^/]+)$/, evalDetail],
+  [/^#\/evals\/([^/]+)\/runs\/([^/]+)$/, runDetail], [/^#\/batches$/, batches],
   [/^#\/playground$/, playground], [/^#\/health$/, health],
 ];
 
@@ -25,7 +29,11 @@ async function render() {
   if (leave) { leave(); leave = null; }
   if (!session.key) {
     nav.hidden = true;
-    signIn(main, () => { window.location.hash = "#/datasets"; render(); });
+    // A link into a page (an eval run's report_url) opens that page once signed in.
+    signIn(main, () => {
+      if (!ROUTES.some(([pattern]) => pattern.test(window.location.hash))) window.location.hash = "#/datasets";
+      render();
+    });
     return;
   }
   nav.hidden = false;

@@ -25,12 +25,15 @@ export function mount(target, ...children) {
   return target;
 }
 
+// Cells carry their column's name (data-label): a table of class "stack" shows each row as
+// a card on a phone's screen, every cell under its name (style.css).
 export function table(headers, rows, attrs = {}) {
   return h("div", { class: "table-wrap" },
     h("table", attrs,
       h("thead", {}, h("tr", {}, headers.map((name) => h("th", {}, name)))),
       h("tbody", {}, rows.length
-        ? rows.map((cells) => (cells instanceof Node ? cells : h("tr", {}, cells.map((c) => h("td", {}, c)))))
+        ? rows.map((cells) => (cells instanceof Node ? cells : h("tr", {}, cells.map((c, i) =>
+          h("td", { "data-label": typeof headers[i] === "string" && headers[i] ? headers[i] : null }, c)))))
         : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "Nothing yet")))));
 }
 
@@ -72,4 +75,22 @@ export function pct(value) {
 
 export function link(hash, text) {
   return h("a", { href: hash }, text);
+}
+
+export function fmtDuration(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) return "-";
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+// An API answer (a raw fetch Response) saved as a file the browser downloads.
+export async function saveResponse(response, filename) {
+  const url = URL.createObjectURL(await response.blob());
+  const a = h("a", { href: url, download: filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }

@@ -4,7 +4,9 @@ This package's names are its public API; services import nothing from its module
 What it hands out are frozen records (``records.py``), never ORM rows.
 """
 
+from quanta.registry.batches import BatchPulse
 from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundError, RegistryError
+from quanta.registry.evals import EvalPulse
 from quanta.registry.export_jobs import ExportPulse
 from quanta.registry.ids import check_name
 from quanta.registry.jobs import JobTransaction
@@ -12,7 +14,12 @@ from quanta.registry.records import (
     AdapterRecord,
     ApiKeyRecord,
     BaseModelRecord,
+    BatchRecord,
+    BatchResultRecord,
     CheckpointRecord,
+    EvalOutputItemRecord,
+    EvalRecord,
+    EvalRunRecord,
     EventRecord,
     ExportJobRecord,
     ExportRecord,
@@ -33,9 +40,16 @@ __all__ = [
     "AdapterRecord",
     "ApiKeyRecord",
     "BaseModelRecord",
+    "BatchPulse",
+    "BatchRecord",
+    "BatchResultRecord",
     "CheckpointRecord",
     "ConflictError",
     "CorruptBlobError",
+    "EvalOutputItemRecord",
+    "EvalPulse",
+    "EvalRecord",
+    "EvalRunRecord",
     "EventRecord",
     "ExportJobRecord",
     "ExportPulse",

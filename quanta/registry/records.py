@@ -235,6 +235,111 @@ class ExportJobRecord(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class BatchRecord(Record):
+    """A batch (OpenAI ``/v1/batches``): its input file, its status and timestamps, the
+    counts of its answered lines, and the runner that holds it (``worker_id``)."""
+
+    id: str
+    tenant_id: str
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    status: str
+    output_file_id: str | None
+    error_file_id: str | None
+    errors: list[dict[str, Any]] | None
+    request_counts: dict[str, int]
+    usage: dict[str, Any] | None
+    meta: dict[str, Any] | None  # OpenAI's ``metadata``
+    output_expires_after: dict[str, Any] | None
+    attempts: int
+    worker_id: str | None
+    heartbeat_at: datetime | None
+    cancel_requested: bool
+    created_at: datetime
+    in_progress_at: datetime | None
+    finalizing_at: datetime | None
+    completed_at: datetime | None
+    failed_at: datetime | None
+    expired_at: datetime | None
+    expires_at: datetime | None
+    cancelling_at: datetime | None
+    cancelled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResultRecord(Record):
+    """One answered line of a batch: ``record`` is its output-file line (``ok``) or its
+    error-file line, as OpenAI writes them."""
+
+    id: int
+    batch_id: str
+    line: int
+    custom_id: str
+    ok: bool
+    record: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EvalRecord(Record):
+    """An eval (OpenAI ``/v1/evals``): its item schema and testing criteria, stored in
+    OpenAI's shapes (each criterion with its ``id``)."""
+
+    id: str
+    tenant_id: str
+    name: str
+    data_source_config: dict[str, Any]
+    testing_criteria: list[dict[str, Any]]
+    meta: dict[str, Any] | None  # OpenAI's ``metadata``
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EvalRunRecord(Record):
+    """A run of an eval over a data source, its running totals, and the worker that holds
+    it (``worker_id``)."""
+
+    id: str
+    eval_id: str
+    tenant_id: str
+    name: str
+    model: str | None
+    data_source: dict[str, Any]
+    meta: dict[str, Any] | None  # OpenAI's ``metadata``
+    status: str
+    error: dict[str, Any] | None
+    result_counts: dict[str, Any]
+    per_model_usage: list[dict[str, Any]]
+    per_testing_criteria_results: list[dict[str, Any]]
+    attempts: int
+    worker_id: str | None
+    heartbeat_at: datetime | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EvalOutputItemRecord(Record):
+    """One graded item of a run: its sample and each criterion's result (``status``: pass,
+    fail or error)."""
+
+    id: str
+    run_id: str
+    eval_id: str
+    tenant_id: str
+    datasource_item_id: int
+    datasource_item: dict[str, Any]
+    sample: dict[str, Any]
+    results: list[dict[str, Any]]
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ServeEndpointRecord(Record):
     """A ``quanta serve`` process as it registered itself: which base it serves, with which
     engine, where (HTTP ``url``, ``grpc`` address), and when it was last seen alive."""

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from quanta.config import Settings, get_settings
 from quanta.registry import housekeeping
 from quanta.registry import tables as t
+from quanta.registry.batches import BatchRows
 from quanta.registry.cache import CACHED_BLOBS, VerifiedCopies
 from quanta.registry.db import (
     insert_for,
@@ -41,6 +42,7 @@ from quanta.registry.db import (
     transaction,
 )
 from quanta.registry.errors import ConflictError, CorruptBlobError, NotFoundError
+from quanta.registry.evals import EvalRows
 from quanta.registry.export_jobs import ExportJobRows
 from quanta.registry.housekeeping import VerifyReport
 from quanta.registry.ids import new_id
@@ -148,6 +150,17 @@ class Registry:
     def export_jobs(self) -> ExportJobRows:
         """Exports requested and queued for a quantize worker."""
         return ExportJobRows(self)
+
+    @cached_property
+    def evals(self) -> EvalRows:
+        """Evals (OpenAI's Evals API), their runs queued for an eval worker, and the runs'
+        graded items."""
+        return EvalRows(self)
+
+    @cached_property
+    def batches(self) -> BatchRows:
+        """Batches (OpenAI's Batch API) queued for a batch runner, and their answered lines."""
+        return BatchRows(self)
 
     @cached_property
     def uploads(self) -> UploadRows:

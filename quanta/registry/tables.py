@@ -335,6 +335,7 @@ class Eval(Base):
     testing_criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # OpenAI's order_by
 
 
 class EvalRun(Base):

@@ -444,15 +444,15 @@ def pods_matching_flag(by_kind: dict[str, dict[str, Resource]], flag: str
 
 # Workloads that run tenants' python graders: the tune API (grader runs, validation) and
 # whatever runs jobs' code (the worker, a job's own pod, a TrainJob's nodes: reinforcement
-# jobs grade while they train). Their bubblewrap sandbox needs user namespaces and mounts
-# inside them, which the runtime's default profile refuses: they get Docker's default
-# profile plus exactly those calls, installed on the nodes (docs/sandbox.md); every other
-# pod keeps RuntimeDefault.
-GRADER_WORKLOADS = {"quanta-tune-api", "quanta-tune-worker", "quanta-finetune",
-                    "quanta-torch-distributed"}
+# jobs grade while they train) and the runner (eval runs' criteria). Their bubblewrap
+# sandbox needs user namespaces and mounts inside them, which the runtime's default
+# profile refuses: they get Docker's default profile plus exactly those calls, installed
+# on the nodes (docs/sandbox.md); every other pod keeps RuntimeDefault.
+GRADER_WORKLOADS = {"quanta-tune-api", "quanta-tune-worker", "quanta-runner",
+                    "quanta-finetune", "quanta-torch-distributed"}
 GRADER_SECCOMP_PROFILE = {"type": "Localhost", "localhostProfile": "profiles/quanta-grader.json"}
 GRADER_SECCOMP_FILE = REPO / "k8s" / "seccomp" / "quanta-grader.json"
-GRADER_SERVICES = {"tune-api", "tune-worker"}  # compose
+GRADER_SERVICES = {"tune-api", "tune-worker", "runner"}  # compose
 GRADER_SECCOMP_COMPOSE = REPO / "deploy" / "seccomp" / "quanta-grader.json"
 
 
@@ -626,6 +626,7 @@ def compose_findings() -> list[str]:
         "tune-api",
         "tune-worker",
         "export-worker",
+        "runner",
         "serve",
         "prometheus",
         "grafana",

@@ -88,8 +88,9 @@ def test_overlays_contain_every_component(rendered):
     } <= kinds
     deployments = {o["metadata"]["name"] for o in rendered["gpu"] if o["kind"] == "Deployment"}
     assert deployments == {"quanta-tune-api", "quanta-tune-worker", "quanta-export-worker",
-                           "quanta-bbr"} | {f"quanta-{part}-{base}" for base in BASES
-                                            for part in ("serve", "epp")}
+                           "quanta-runner", "quanta-bbr"} | {
+                               f"quanta-{part}-{base}" for base in BASES
+                               for part in ("serve", "epp")}
     # in-cluster datastores only where the component is used
     assert {o["metadata"]["name"] for o in rendered["cpu"] if o["kind"] == "StatefulSet"} == {
         "postgres",
@@ -464,6 +465,7 @@ def test_compose_starts_the_stack_in_order():
     assert services["serve"]["build"]["target"] == "serve-cpu"
     assert services["tune-worker"]["command"] == ["tune", "worker"]
     assert services["export-worker"]["command"] == ["exports", "worker"]
+    assert services["runner"]["command"] == ["tune", "runner"]
     gpu = checks.load_compose(checks.COMPOSE_GPU)["services"]["serve"]
     assert gpu["build"]["target"] == "serve-gpu"
 

@@ -107,6 +107,13 @@ def test_quick_demo(tmp_path: Path) -> None:
         assert len(served) == 3, engine
         assert all(s["base"].strip() and s["adapter"].strip() for s in served)
         assert any(s["base"] != s["adapter"] for s in served), f"{engine}: adapter changed nothing"
+    # The served comparison is one eval on the tune API, a run per model and engine.
+    runs = results["eval_runs"]
+    assert {(r["engine"], r["label"]) for r in runs} == {
+        (engine, label) for engine in ("vllm", "llama-cpp") for label in ("base", "adapter")}
+    assert all(r["status"] == "completed" and r["total"] >= 1 and r["errored"] == 0
+               for r in runs), runs
+    assert results["eval_id"] in index and "One eval, one run per model" in index
     assert registry.verify().ok
 
     # 3. Running it again reuses the registry's adapter and exports.

@@ -121,7 +121,7 @@ def test_bad_uploads_get_openai_errors_and_keep_nothing(env: dict[str, Any]) -> 
         if param is not None:
             assert exc.value.body["param"] == param, exc.value.body
 
-    refused(lambda: sdk.uploads.create(filename="x", purpose="batch", bytes=5,
+    refused(lambda: sdk.uploads.create(filename="x", purpose="vision", bytes=5,
                                        mime_type="text/plain"), openai.BadRequestError,
             "purpose")
     refused(lambda: sdk.uploads.create(filename="x", purpose="fine-tune", bytes=0,

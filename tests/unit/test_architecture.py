@@ -74,6 +74,8 @@ TUNE_SHARED = ("tune/plan.py", "tune/integrations.py", "tune/graders")
     (("tune/api",), ("tune.train",)),
     (("tune/train",), ("tune.api",)),
     (TUNE_SHARED, ("tune.api", "tune.train", "tune.cli")),
+    # the eval worker runs outside the API: it meets the API in the registry and tune.evals
+    (("tune/evals", "tune/serve_client.py"), ("tune.api", "tune.train", "tune.cli")),
 ])
 def test_tune_api_and_worker_meet_only_through_the_plan_and_the_registry(
         side: tuple[str, ...], others: tuple[str, ...]) -> None:

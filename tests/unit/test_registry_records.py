@@ -29,6 +29,11 @@ RECORD_OF_TABLE = {
     t.Export: records.ExportRecord,
     t.ExportJob: records.ExportJobRecord,
     t.ServeEndpoint: records.ServeEndpointRecord,
+    t.Eval: records.EvalRecord,
+    t.EvalRun: records.EvalRunRecord,
+    t.EvalOutputItem: records.EvalOutputItemRecord,
+    t.Batch: records.BatchRecord,
+    t.BatchResult: records.BatchResultRecord,
 }
 
 

@@ -1,5 +1,5 @@
 """The tune HTTP API: OpenAI's files and fine-tuning routes, thin over one service per
-resource (``files``, ``uploads``, ``jobs``, ``graders``, ``sharing``, ``models``).
+resource (``files``, ``uploads``, ``jobs``, ``graders``, ``sharing``, ``models``, ``evals``).
 
 Every route authenticates (``Authorization: Bearer``) and acts as the key's tenant; errors
 are mapped to OpenAI-style bodies in ``tune.api.errors``. ``/metrics`` exposes job gauges for
@@ -20,7 +20,9 @@ from quanta.data.text import find_not_text
 from quanta.registry import Registry
 from quanta.tenancy import Principal, authenticate, bearer_token, check_metrics_token
 from quanta.types import JobStatus
+from tune.api.batches import BatchesService
 from tune.api.errors import HTTPBadRequest, HTTPNotFound, HTTPPayloadTooLarge, install_handlers
+from tune.api.evals import EvalsService
 from tune.api.files import FilesService
 from tune.api.graders import GradersService
 from tune.api.jobs import JobsService
@@ -117,6 +119,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     upload_service = UploadService(registry, files)
     sharing = SharingService(registry)
     models = ModelsService(registry)
+    evals = EvalsService(registry)
+    batches = BatchesService(registry)
     uploads = registry.sweep_uploads()  # a killed API's partial uploads
     metrics_registry = _metrics_registry(jobs)
     app = FastAPI(title="Quanta tune", version="1", docs_url="/docs")
@@ -302,6 +306,84 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.get("/v1/quanta/registry/health")
     def registry_health(caller: Caller) -> dict[str, Any]:
         return models.registry_health(caller.tenant_id)
+
+    # -- batches (OpenAI's Batch API: a batch runner answers them through serve) ----------
+
+    @app.post("/v1/batches")
+    def create_batch(caller: Caller, body: Body) -> dict[str, Any]:
+        return batches.create_batch(caller.tenant_id, body)
+
+    @app.get("/v1/batches")
+    def list_batches(caller: Caller, after: str | None = None,
+                     limit: Limit = None) -> dict[str, Any]:
+        return batches.list_batches(caller.tenant_id, after, limit)
+
+    @app.get("/v1/batches/{batch_id}")
+    def get_batch(batch_id: str, caller: Caller) -> dict[str, Any]:
+        return batches.get_batch(caller.tenant_id, batch_id)
+
+    @app.post("/v1/batches/{batch_id}/cancel")
+    def cancel_batch(batch_id: str, caller: Caller) -> dict[str, Any]:
+        return batches.cancel_batch(caller.tenant_id, batch_id)
+
+    # -- evals (OpenAI's Evals API: `quanta tune runner` grades the runs) -----------------
+
+    @app.post("/v1/evals", status_code=201)
+    def create_eval(caller: Caller, body: Body) -> dict[str, Any]:
+        return evals.create_eval(caller.tenant_id, body)
+
+    @app.get("/v1/evals")
+    def list_evals(caller: Caller, after: str | None = None, limit: Limit = None,
+                   order: Order = "asc", order_by: str = "created_at") -> dict[str, Any]:
+        return evals.list_evals(caller.tenant_id, after, limit, order, order_by)
+
+    @app.get("/v1/evals/{eval_id}")
+    def get_eval(eval_id: str, caller: Caller) -> dict[str, Any]:
+        return evals.get_eval(caller.tenant_id, eval_id)
+
+    @app.post("/v1/evals/{eval_id}")
+    def update_eval(eval_id: str, caller: Caller, body: Body) -> dict[str, Any]:
+        return evals.update_eval(caller.tenant_id, eval_id, body)
+
+    @app.delete("/v1/evals/{eval_id}")
+    def delete_eval(eval_id: str, caller: Caller) -> dict[str, Any]:
+        return evals.delete_eval(caller.tenant_id, eval_id)
+
+    @app.post("/v1/evals/{eval_id}/runs", status_code=201)
+    def create_eval_run(eval_id: str, caller: Caller, body: Body) -> dict[str, Any]:
+        return evals.create_run(caller.tenant_id, eval_id, body)
+
+    @app.get("/v1/evals/{eval_id}/runs")
+    def list_eval_runs(eval_id: str, caller: Caller, after: str | None = None,
+                       limit: Limit = None, order: Order = "asc",
+                       status: str | None = None) -> dict[str, Any]:
+        return evals.list_runs(caller.tenant_id, eval_id, after, limit, order, status)
+
+    @app.get("/v1/evals/{eval_id}/runs/{run_id}")
+    def get_eval_run(eval_id: str, run_id: str, caller: Caller) -> dict[str, Any]:
+        return evals.get_run(caller.tenant_id, eval_id, run_id)
+
+    @app.post("/v1/evals/{eval_id}/runs/{run_id}")  # OpenAI's spec: cancel
+    @app.post("/v1/evals/{eval_id}/runs/{run_id}/cancel")  # what OpenAI's SDK sends
+    def cancel_eval_run(eval_id: str, run_id: str, caller: Caller) -> dict[str, Any]:
+        return evals.cancel_run(caller.tenant_id, eval_id, run_id)
+
+    @app.delete("/v1/evals/{eval_id}/runs/{run_id}")
+    def delete_eval_run(eval_id: str, run_id: str, caller: Caller) -> dict[str, Any]:
+        return evals.delete_run(caller.tenant_id, eval_id, run_id)
+
+    @app.get("/v1/evals/{eval_id}/runs/{run_id}/output_items")
+    def list_eval_output_items(eval_id: str, run_id: str, caller: Caller,
+                               after: str | None = None, limit: Limit = None,
+                               order: Order = "asc",
+                               status: str | None = None) -> dict[str, Any]:
+        return evals.list_items(caller.tenant_id, eval_id, run_id, after, limit, order,
+                                status)
+
+    @app.get("/v1/evals/{eval_id}/runs/{run_id}/output_items/{output_item_id}")
+    def get_eval_output_item(eval_id: str, run_id: str, output_item_id: str,
+                             caller: Caller) -> dict[str, Any]:
+        return evals.get_item(caller.tenant_id, eval_id, run_id, output_item_id)
 
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "DELETE", "PUT", "PATCH"],
                    include_in_schema=False)

@@ -130,5 +130,9 @@ class FilesService:
         if used:
             raise HTTPConflict(f"File {file_id} is used by fine-tuning job {used}", param="id",
                                code="file_in_use")
+        batch = self.registry.batches.using_file(file_id)
+        if batch:
+            raise HTTPConflict(f"File {file_id} is the input of batch {batch}, which is not "
+                               "finished", param="id", code="file_in_use")
         self.registry.delete(ArtifactKind.FILE, file_id, tenant_id)
         return {"id": file_id, "object": "file", "deleted": True}

@@ -1,4 +1,5 @@
-"""OpenAI's Uploads API: a training file bigger than one request, sent in parts.
+"""OpenAI's Uploads API: a training file (or a batch's requests) bigger than one request,
+sent in parts.
 
 ``POST /v1/uploads`` declares the file (name, purpose, size, MIME type); each
 ``/parts`` request streams one part (the ``data`` field, at most ``MAX_PART_BYTES``)
@@ -48,7 +49,7 @@ class ExpiresAfter(_Strict):
 
 class CreateUpload(_Strict):
     filename: str = Field(min_length=1, max_length=255)
-    purpose: Literal["fine-tune"]  # the uploadable purposes Quanta has
+    purpose: Literal["fine-tune", "batch"]  # OpenAI's upload purposes Quanta reads
     bytes: int = Field(ge=1)
     mime_type: str = Field(min_length=1, max_length=255)
     expires_after: ExpiresAfter | None = None

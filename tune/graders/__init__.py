@@ -1,8 +1,9 @@
 """Graders: score a model's answer to a dataset row, as OpenAI's fine-tuning graders do.
 
 One module per grader type behind ``tune.graders.base.Grader``: ``string_check``,
-``text_similarity``, ``python`` (sandboxed in ``sandbox``), ``score_model``, ``multi`` and
-Quanta's ``physics_answer``. ``config`` holds the wire shapes; :func:`build_grader` turns
+``text_similarity``, ``python`` (sandboxed in ``sandbox``), ``score_model``,
+``label_model`` (an eval's criterion, or part of a multi grader), ``multi`` and Quanta's
+``physics_answer``. ``config`` holds the wire shapes; :func:`build_grader` turns
 a validated config into the grader its module registered for that type
 (``@register_grader``; another package adds one through the ``quanta.graders``
 entry-point group, ``quanta.plugins``); :func:`run_grader` answers ``/graders/run``.
@@ -20,20 +21,29 @@ from quanta.config import Settings, get_settings
 from quanta.plugins import Plugins
 from quanta.types import GraderType
 from tune.graders.base import Grade, Grader, GraderClass
-from tune.graders.config import GraderConfig, MultiConfig, leaf_configs
+from tune.graders.config import EvalGraderConfig, GraderConfig, MultiConfig, leaf_configs
 from tune.graders.templates import check_template, sample_from_text
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(GraderConfig)
+_EVAL_ADAPTER: TypeAdapter[Any] = TypeAdapter(EvalGraderConfig)
 
 GRADERS: Plugins[GraderClass] = Plugins("grader type", __name__, "quanta.graders")
 register_grader = GRADERS.register
 
 
-def parse_grader(data: Any) -> Any:
-    """Validate a grader's JSON into its config (pydantic ``ValidationError`` on bad input)."""
-    config = _ADAPTER.validate_python(data)
+def parse_grader(data: Any, *, criterion: bool = False) -> Any:
+    """Validate a grader's JSON into its config (pydantic ``ValidationError`` on bad input,
+    ``TemplateError`` for a template variable outside ``item`` and ``sample``);
+    ``criterion``: as an eval's testing criterion (which may be a ``label_model``)."""
+    config = grader_shape(data, criterion=criterion)
     check_templates(config)
     return config
+
+
+def grader_shape(data: Any, *, criterion: bool = False) -> Any:
+    """A grader's config, its shape validated but not its templates (a caller that names
+    the template at fault checks each of ``template_fields``)."""
+    return (_EVAL_ADAPTER if criterion else _ADAPTER).validate_python(data)
 
 
 def check_templates(config: Any) -> None:
@@ -50,7 +60,7 @@ def template_fields(config: Any, param: str = "grader") -> Iterator[tuple[str, s
         named = graders.items() if isinstance(graders, dict) else enumerate(graders)
         for key, leaf in named:
             yield from template_fields(leaf, f"{param}.graders.{key}")
-    elif config.type == GraderType.SCORE_MODEL:
+    elif config.type in (GraderType.SCORE_MODEL, GraderType.LABEL_MODEL):
         for index, message in enumerate(config.input):
             yield f"{param}.input.{index}.content", message.text(), config
     else:
@@ -66,8 +76,10 @@ def templates_of(config: Any) -> list[str]:
 
 
 def score_models_of(config: Any) -> list[str]:
-    """The models a grader asks (so the caller can check the tenant may use them)."""
-    return [leaf.model for leaf in leaf_configs(config) if leaf.type == GraderType.SCORE_MODEL]
+    """The models a grader asks, its score_model and label_model parts' (so the caller can
+    check the tenant may use them)."""
+    return [leaf.model for leaf in leaf_configs(config)
+            if leaf.type in (GraderType.SCORE_MODEL, GraderType.LABEL_MODEL)]
 
 
 def build_grader(config: Any, settings: Settings | None = None) -> Grader:
@@ -111,5 +123,5 @@ def run_grader(config: Any, model_sample: str, item: dict[str, Any] | None,
 
 
 __all__ = ["GRADERS", "Grade", "Grader", "build_grader", "check_templates", "grade_sample",
-           "parse_grader", "register_grader", "run_grader", "run_response", "sample_from_text",
-           "score_models_of", "template_fields", "templates_of"]
+           "grader_shape", "parse_grader", "register_grader", "run_grader", "run_response",
+           "sample_from_text", "score_models_of", "template_fields", "templates_of"]

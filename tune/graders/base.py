@@ -34,6 +34,8 @@ class Grade:
     sub_rewards: dict[str, float] = field(default_factory=dict)
     token_usage: dict[str, int] | None = None
     sampled_model_name: str | None = None
+    # What the grader read beyond its score (a label model's label), for an eval's result.
+    details: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def failed(cls, flag: str, detail: str | None = None, detail_key: str | None = None

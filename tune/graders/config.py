@@ -142,6 +142,33 @@ class ScoreModelConfig(_Config):
         return value
 
 
+MAX_LABELS = 64
+
+
+class LabelModelConfig(_Config):
+    """OpenAI's ``label_model``: a model Quanta serves reads the prompt (``input``,
+    templated) and answers one of ``labels``; the sample passes (score 1) when that label
+    is one of ``passing_labels``. An eval's criterion, or a part of a multi grader, as
+    OpenAI allows it."""
+
+    type: Literal[GraderType.LABEL_MODEL]
+    model: str = Field(min_length=1, max_length=255)
+    input: list[MessageConfig] = Field(min_length=1, max_length=64)
+    labels: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        min_length=1, max_length=MAX_LABELS)
+    passing_labels: list[str] = Field(min_length=1, max_length=MAX_LABELS)
+
+    @model_validator(mode="after")
+    def _labels(self) -> LabelModelConfig:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be distinct")
+        unknown = [label for label in self.passing_labels if label not in self.labels]
+        if unknown:
+            raise ValueError(f"passing_labels must be a subset of labels: "
+                             f"{', '.join(map(repr, unknown))} is not a label")
+        return self
+
+
 class PhysicsAnswerConfig(_Config):
     """Quanta's grader: the sample's final number against a reference, units converted.
 
@@ -160,7 +187,7 @@ class PhysicsAnswerConfig(_Config):
 
 SingleGraderConfig = Annotated[
     StringCheckConfig | TextSimilarityConfig | PythonConfig | ScoreModelConfig
-    | PhysicsAnswerConfig,
+    | LabelModelConfig | PhysicsAnswerConfig,
     Field(discriminator="type"),
 ]
 
@@ -196,6 +223,15 @@ def leaf_configs(config: Any) -> list[Any]:
 GraderConfig = Annotated[
     StringCheckConfig | TextSimilarityConfig | PythonConfig | ScoreModelConfig
     | PhysicsAnswerConfig | MultiConfig,
+    Field(discriminator="type"),
+]
+
+
+# An eval's testing criterion: every grader, label_model too (OpenAI's fine-tuning takes a
+# label_model only inside a multi grader).
+EvalGraderConfig = Annotated[
+    StringCheckConfig | TextSimilarityConfig | PythonConfig | ScoreModelConfig
+    | LabelModelConfig | PhysicsAnswerConfig | MultiConfig,
     Field(discriminator="type"),
 ]
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _PRELOAD = ["tune.graders", "tune.graders.string_check", "tune.graders.text_similarity",
-            "tune.graders.python", "tune.graders.multi", "tune.graders.score_model"]
+            "tune.graders.python", "tune.graders.multi", "tune.graders.score_model",
+            "tune.graders.label_model"]
 
 
 class GraderBusy(RuntimeError):

@@ -39,6 +39,30 @@ def read_score(text: str) -> float | None:
     return float(match.group(0)) if match else None
 
 
+def ask_model(base_url: str, api_key: str | None, body: dict[str, Any], timeout: float
+              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]] | Grade:
+    """Ask the chat endpoint at ``base_url``: (the reply, its first message, its token
+    usage), or the failed Grade of a server that did not answer one
+    (``model_grader_server_error``). The model graders' one way to a model."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.post(f"{base_url.rstrip('/')}/chat/completions", json=body,
+                              headers=headers, timeout=timeout)
+        response.raise_for_status()
+        reply = response.json()
+        message = reply["choices"][0]["message"]
+        usage = reply.get("usage") or {}
+        tokens = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens",
+                                                       "total_tokens")}
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError) as exc:
+        return Grade.failed("model_grader_server_error", f"{type(exc).__name__}: {exc}"[:500],
+                            "model_grader_server_error_details")
+    return reply, message, tokens
+
+
 @register_grader(GraderType.SCORE_MODEL)
 class ScoreModelGrader:
     def __init__(self, config: ScoreModelConfig, base_url: str, api_key: str | None,
@@ -70,25 +94,14 @@ class ScoreModelGrader:
         return body
 
     def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> Grade:
-        import httpx
-
         try:
             body = self._request(item, sample)
         except TemplateError as exc:
             return Grade.failed("invalid_variable_error", str(exc))
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        try:
-            response = httpx.post(f"{self.base_url}/chat/completions", json=body,
-                                  headers=headers, timeout=self.timeout)
-            response.raise_for_status()
-            reply = response.json()
-            message = reply["choices"][0]["message"]
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
-            return Grade.failed("model_grader_server_error", f"{type(exc).__name__}: {exc}"[:500],
-                                "model_grader_server_error_details")
-        usage = reply.get("usage") or {}
-        tokens = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens",
-                                                       "total_tokens")}
+        asked = ask_model(self.base_url, self.api_key, body, self.timeout)
+        if isinstance(asked, Grade):
+            return asked
+        reply, message, tokens = asked
         if message.get("refusal"):
             grade = Grade.failed("model_grader_refusal_error", str(message["refusal"])[:300])
         else:

@@ -21,7 +21,7 @@ function problemsView(err) {
       { id: "upload-problems" }));
 }
 
-function messagesView(messages) {
+export function messagesView(messages) {
   return h("div", { class: "messages" }, (messages || []).map((m) =>
     h("div", { class: `message role-${String(m && m.role).replace(/[^a-z]/g, "")}` },
       h("span", { class: "role" }, String(m && m.role)),

@@ -1,6 +1,6 @@
 import { listAll, tune } from "../api.js";
 import { lossChart, lossSeries } from "../charts.js";
-import { fmtBytes, fmtNum, fmtTime, h, link, mount, pct, showError, table } from "../dom.js";
+import { fmtBytes, fmtNum, fmtTime, h, link, mount, pct, saveResponse, showError, table } from "../dom.js";
 
 const EXPORT_FORMATS = ["gguf-lora", "gguf-q8_0", "gguf-q4_k_m", "gguf-f16", "merged", "gptq"];
 // The evaluation numbers shown before/after, by the name the worker records them under.
@@ -57,12 +57,7 @@ function exportsTable(exports) {
 
 async function download(exp) {
   const response = await tune("GET", `quanta/exports/${encodeURIComponent(exp.id)}/content`, undefined, { raw: true });
-  const url = URL.createObjectURL(await response.blob());
-  const a = h("a", { href: url, download: `${exp.id}-${exp.format}.gguf` });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  await saveResponse(response, `${exp.id}-${exp.format}.gguf`);
 }
 
 // Pinned: every server of the base keeps the model loaded (never evicted), across restarts.

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column('testing_criteria', sa.JSON(), nullable=False),
         sa.Column('metadata', sa.JSON(), nullable=True),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id']),
         sa.PrimaryKeyConstraint('id'),
     )
