@@ -43,11 +43,18 @@ def record_request(tenant: str, model: str, status: int) -> None:
     REQUESTS.labels(tenant=tenant, model=model, status=str(status)).inc()
 
 
+# The ``usage`` keys each kind is read from: completions' and Responses' names.
+_USAGE_KEYS = {"prompt": ("prompt_tokens", "input_tokens"),
+               "completion": ("completion_tokens", "output_tokens")}
+
+
 def record_usage(tenant: str, model: str, usage: dict | None) -> None:
-    """Count tokens from an OpenAI ``usage`` object (absent or partial: counts what is there)."""
+    """Count tokens from an OpenAI ``usage`` object, a completion's (``prompt_tokens``,
+    ``completion_tokens``) or a Response's (``input_tokens``, ``output_tokens``); absent
+    or partial: counts what is there."""
     if not usage:
         return
-    for kind in ("prompt", "completion"):
-        value = usage.get(f"{kind}_tokens")
+    for kind, keys in _USAGE_KEYS.items():
+        value = next((usage[k] for k in keys if k in usage), None)
         if isinstance(value, int) and value > 0:
             TOKENS.labels(tenant=tenant, model=model, kind=kind).inc(value)

@@ -18,7 +18,10 @@ the engine never sees a request it should not serve:
   beyond them the answer is 429 with ``Retry-After`` at once, never an unbounded queue;
 * ``quanta_requests_total`` and ``quanta_tokens_total`` are counted from the response
   (for streams, ``stream_options.include_usage`` is requested and the extra usage chunk
-  is dropped again when the client had not asked for it).
+  is dropped again when the client had not asked for it; a Responses stream carries its
+  usage in ``response.completed``);
+* OpenAI's Responses API: the engine generates, stored Responses are kept and answered
+  here, per tenant (``serve.responses``).
 
 It is pure ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through
 chunk by chunk.
@@ -47,6 +50,15 @@ from serve.errors import (
 )
 from serve.limits import TenantLimiter, TenantLimits
 from serve.openai_shapes import check_request, conform
+from serve.responses import (
+    RESPONSES_PATH,
+    RESPONSES_PREFIX,
+    TERMINAL_EVENTS,
+    ResponsesCall,
+    ResponseStore,
+    StoredResponses,
+    error_event,
+)
 from serve.sse import EventSplitter, event_json, with_data
 
 log = logging.getLogger(__name__)
@@ -71,7 +83,12 @@ ENGINE_ADMIN_PATHS = frozenset({"/v1/load_lora_adapter", "/v1/unload_lora_adapte
 # vLLM's SageMaker routes: ``POST /adapters`` registers an adapter from a path (like
 # /v1/load_lora_adapter), and these headers rewrite the body's model after middleware.
 SAGEMAKER_ADAPTER_HEADERS = ("x-amzn-sagemaker-adapter",)
-USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+# Routes whose answers carry ``usage``, counted in quanta_tokens_total: completions
+# (``prompt_tokens``/``completion_tokens``; streamed, in the last chunk, which
+# ``stream_options.include_usage`` asks for) and Responses (``input_tokens``/
+# ``output_tokens``; streamed, in the ``response.completed`` event, always there).
+USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", RESPONSES_PATH})
+STREAM_OPTIONS_PATHS = USAGE_PATHS - {RESPONSES_PATH}
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 _configured: ModelAccess | None = None
@@ -94,12 +111,14 @@ class TenancyMiddleware:
 
     def __init__(self, app: ASGIApp, access: ModelAccess | None = None,
                  check_sampling: bool = False, limiter: TenantLimiter | None = None,
-                 calculator: CalculatorRoute | None = None) -> None:
+                 calculator: CalculatorRoute | None = None,
+                 responses: StoredResponses | None = None) -> None:
         """``check_sampling``: reject out-of-range sampling parameters here, for engines
         that accept them silently (llama-cpp-python); vLLM validates them itself.
         ``limiter``: per-tenant admission control (default: the configured one, else none).
         ``calculator``: calculator decoding for adapters trained with calculation traces
-        (default: the configured one; without one, the ``quanta`` field is refused)."""
+        (default: the configured one; without one, the ``quanta`` field is refused).
+        ``responses``: the stored Responses (default: a store bounded by the settings)."""
         if access is None and _configured is None:
             raise RuntimeError("serve.middleware.configure(access) was not called")
         self.app = app
@@ -108,6 +127,8 @@ class TenancyMiddleware:
         self.limiter: TenantLimiter = (limiter or _configured_limiter
                                        or TenantLimiter(TenantLimits()))
         self.calculator = calculator or _configured_calculator
+        self.responses = responses or StoredResponses(
+            ResponseStore.for_settings(self.access.registry.settings))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -142,6 +163,11 @@ class TenancyMiddleware:
                 # after the ownership check below: refuse rather than be bypassed.
                 raise HTTPBadRequest("SageMaker adapter headers are not supported: name the "
                                       "model in the request body", param="model")
+            if path.startswith(RESPONSES_PREFIX):  # stored Responses: answered here
+                slot.take(tenant, 1)
+                status = await self.responses.serve(tenant, scope, send)
+                metrics.record_request(tenant, "responses", status)
+                return
             if scope["method"] == "POST":
                 if not is_json(headers.get("content-type", "application/json")):
                     # Form uploads (audio) name models too; only JSON bodies are checked.
@@ -189,9 +215,11 @@ class TenancyMiddleware:
             check_sampling(body)
         if model is not None:
             body["model"] = resolved.engine_name
+        call = (self.responses.prepare(principal.tenant_id, body)
+                if scope["path"] == RESPONSES_PATH else None)
         calculator = wants_calculator(scope["path"], body, resolved)
         drop_usage_chunk = False
-        if scope["path"] in USAGE_PATHS and body.get("stream") is True:
+        if scope["path"] in STREAM_OPTIONS_PATHS and body.get("stream") is True:
             options = body.get("stream_options")
             if not isinstance(options, dict) or not options.get("include_usage"):
                 drop_usage_chunk = True
@@ -206,7 +234,7 @@ class TenancyMiddleware:
         raw = json.dumps(body).encode()
         scope = with_body(scope, raw)
         recorder = _ResponseRecorder(send, principal.tenant_id, resolved.engine_name,
-                                     drop_usage_chunk)
+                                     drop_usage_chunk, call)
         try:
             if plan is not None:
                 await self.calculator.serve(plan, self.app, scope, receive, recorder.send)
@@ -278,9 +306,11 @@ class _Responder:
 class _ResponseRecorder:
     """Forwards the response in OpenAI's shape (``serve.openai_shapes``: a JSON body is
     held until complete, streamed events are rewritten one by one, error events too)
-    while noting its status and token usage for the metrics."""
+    while noting its status and token usage for the metrics. For ``POST /v1/responses``
+    (``call``), the final Response is also stored for its tenant (``serve.responses``)."""
 
-    def __init__(self, send: Send, tenant: str, model: str, drop_usage_chunk: bool) -> None:
+    def __init__(self, send: Send, tenant: str, model: str, drop_usage_chunk: bool,
+                 call: ResponsesCall | None = None) -> None:
         self._send = send
         self.tenant, self.model = tenant, model
         self.drop_usage_chunk = drop_usage_chunk
@@ -290,6 +320,8 @@ class _ResponseRecorder:
         self._json_parts: list[bytes] = []
         self._events = EventSplitter()
         self.usage: dict | None = None
+        self.call = call
+        self._sequence = -1  # the last Responses stream event's sequence_number
         self.started = time.perf_counter()
 
     async def send(self, message: Message) -> None:
@@ -320,8 +352,11 @@ class _ResponseRecorder:
             payload = None
         if isinstance(payload, dict):
             self.usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
-            if "choices" in payload:
-                body = json.dumps(conform(payload)).encode()
+            if "choices" in payload or payload.get("object") == "response":
+                payload = conform(payload)
+                if self.call is not None and payload.get("object") == "response":
+                    self.call.finish(self.call.shape(payload))
+                body = json.dumps(payload).encode()
         start, self._start = self._start, None
         assert start is not None
         headers = [(k, v) for k, v in start.get("headers") or [] if k.lower() != b"content-length"]
@@ -348,12 +383,30 @@ class _ResponseRecorder:
             payload = None
         if payload is None:
             return event + b"\n\n"
+        if self.call is not None:
+            return with_data(event, json.dumps(self._response_event(payload)).encode())
         usage = payload.get("usage")
         if usage:
             self.usage = usage
         if usage and not payload.get("choices") and self.drop_usage_chunk:
             return b""
         return with_data(event, json.dumps(_conform_event(payload)).encode())
+
+    def _response_event(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A Responses stream event as the client gets it; the final one's usage noted
+        and its Response stored. An engine error (``{"error": ...}``) becomes OpenAI's
+        ``error`` event."""
+        assert self.call is not None
+        if isinstance(payload.get("error"), dict):
+            return error_event(payload, self._sequence + 1)
+        if isinstance(payload.get("sequence_number"), int):
+            self._sequence = payload["sequence_number"]
+        payload = self.call.event(conform(payload))
+        response = payload.get("response")
+        if payload.get("type") in TERMINAL_EVENTS and isinstance(response, dict) and \
+                isinstance(response.get("usage"), dict):
+            self.usage = response["usage"]
+        return payload
 
     def finish(self) -> None:
         metrics.record_request(self.tenant, self.model, self.status)

@@ -1,13 +1,15 @@
 """Calculator decoding on the OpenAI HTTP routes, in front of either engine's own app.
 
-``TenancyMiddleware`` hands a chat or completion request here when the model is an
+``TenancyMiddleware`` hands a chat, completion or Responses request here when the model is an
 adapter trained with calculation traces (its registry config says ``calculator``) or
 the request asks for it with Quanta's extension field ``"quanta": {"calculator": true}``
 (``false`` turns it off for such an adapter). The request becomes a series of streamed
 ``/v1/completions`` calls to the engine's own app (chat messages rendered with the
 model's chat template), and the answer goes back in the route's own OpenAI shape,
-streamed or whole. Requests it cannot serve faithfully (several choices, logprobs,
-tools, echo) are refused with a 400 naming the field, never answered half right.
+streamed or whole. A Responses request is served as the chat it amounts to and answered
+as a Response (``serve.calculator.responses``). Requests it cannot serve faithfully
+(several choices, logprobs, tools, echo) are refused with a 400 naming the field, never
+answered half right.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ from serve.access import ResolvedModel
 from serve.asgi import ASGIApp, Message, Receive, Scope, Send, replay
 from serve.asgi import with_body as scope_with_body
 from serve.calculator.prompts import ChatPrompts
+from serve.calculator.responses import ResponseWriter, chat_request
 from serve.errors import HTTPBadRequest
 from serve.sse import DONE, sse_event, sse_payloads
 
 EXTENSION = "quanta"
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
-PATHS = frozenset({CHAT_PATH, COMPLETIONS_PATH})
+RESPONSES_PATH = "/v1/responses"
+PATHS = frozenset({CHAT_PATH, COMPLETIONS_PATH, RESPONSES_PATH})
 # Sampling fields passed to every segment as the client sent them.
 SAMPLING = ("temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty",
             "frequency_penalty", "repetition_penalty", "logit_bias", "user")
@@ -112,6 +116,8 @@ class CalculatorPlan:
     sampling: dict[str, Any]
     stream: bool
     include_usage: bool
+    # A Responses request served as chat: the request, to answer with a Response.
+    responses: dict[str, Any] | None = None
 
 
 class CalculatorRoute:
@@ -123,6 +129,8 @@ class CalculatorRoute:
 
     async def plan(self, path: str, body: dict[str, Any]) -> CalculatorPlan:
         """Check and prepare a request (HTTPBadRequest naming the field it cannot serve)."""
+        if path == RESPONSES_PATH:
+            return replace(await self.plan(CHAT_PATH, chat_request(body)), responses=body)
         _check_supported(body)
         chat = path == CHAT_PATH
         stop = body.get("stop") or []
@@ -146,6 +154,8 @@ class CalculatorRoute:
     async def serve(self, plan: CalculatorPlan, app: ASGIApp, scope: Scope, receive: Receive,
                     send: Send) -> None:
         """Answer the planned request through the engine's app."""
+        if plan.responses is not None:
+            send = ResponseWriter(send, plan.responses).send
         source = _EngineSource(app, scope, receive, plan.model, plan.sampling, self.prompts)
         deltas = calculator_decode(plan.prompt, source, max_tokens=plan.max_tokens,
                                    stop=plan.stop, max_calls=self.max_calls)

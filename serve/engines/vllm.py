@@ -40,6 +40,9 @@ def engine_env(options: ServeOptions, registry: Registry, base_model_id: str,
         "VLLM_CPU_KVCACHE_SPACE": str(max(1, round(options.kv_cache_gib))),
         "VLLM_CACHE_ROOT": str(home / "vllm-cache"),
         "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        # Stored Responses are Quanta's (serve.responses: per tenant, bounded); vLLM's own
+        # store never drops an entry and knows no tenants: kept off whatever the host sets.
+        "VLLM_ENABLE_RESPONSES_API_STORE": "0",
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
         "QUANTA_LORA_RESOLVER": REGISTRY_LORA_RESOLVER,

@@ -200,3 +200,92 @@ def test_engine_errors_are_the_engines_own(served) -> None:
     response = client.post("/v1/chat/completions", json=_chat(names[True]), headers=key)
     assert response.status_code == 400 and response.json()["error"]["message"] == \
         "engine says no"
+
+
+# -- the Responses API ----------------------------------------------------------------------
+
+def test_a_response_is_served_as_chat_with_values_inserted(served) -> None:
+    from tests.support.openai_schema import OpenAISchemas
+
+    spec = OpenAISchemas("openai-serve.json")
+    client, key, names, seen = served()
+    chat = client.post("/v1/chat/completions", json=_chat(names[True]), headers=key).json()
+    response = client.post("/v1/responses", headers=key,
+                           json={"model": names[True], "input": "How fast?",
+                                 "instructions": "Show the work.", "max_output_tokens": 500})
+    assert response.status_code == 200, response.text
+    body = spec.conforms(response.json(), "Response")
+    assert body["output"][0]["content"][0]["text"] == \
+        chat["choices"][0]["message"]["content"]
+    assert body["status"] == "completed" and body["instructions"] == "Show the work."
+    assert body["usage"]["output_tokens"] == chat["usage"]["completion_tokens"]
+    # The chat the calculator served: instructions as the system message, then the input.
+    assert seen[-1]["prompt"].startswith("<|system|>Show the work.<|user|>How fast?")
+    stored = client.get(f"/v1/responses/{body['id']}", headers=key).json()
+    assert stored == body
+
+    with client.stream("POST", "/v1/responses", headers=key,
+                       json={"model": names[True], "input": "How fast?",
+                             "instructions": "Show the work.", "stream": True}) as streamed:
+        lines = [line for line in streamed.iter_lines() if line.startswith("data: ")]
+    events = [spec.conforms(json.loads(line[6:]), "ResponseStreamEvent") for line in lines]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert [e["type"] for e in events][:4] == ["response.created", "response.in_progress",
+                                                "response.output_item.added",
+                                                "response.content_part.added"]
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") \
+        == body["output"][0]["content"][0]["text"]
+    assert any(e.get("delta") == ">>14.4" for e in events)
+    completed = events[-1]
+    assert completed["type"] == "response.completed"
+    assert completed["response"]["output"][0]["content"][0]["text"] == \
+        body["output"][0]["content"][0]["text"]
+    assert completed["response"]["usage"]["output_tokens"] == body["usage"]["output_tokens"]
+    # Continued with previous_response_id: the stored conversation is the chat's history.
+    again = client.post("/v1/responses", headers=key,
+                        json={"model": names[True], "input": "And then?",
+                              "previous_response_id": body["id"]})
+    assert again.json()["previous_response_id"] == body["id"]
+    assert "<|assistant|>v = <<8 + 1.6*4>>14.4 m/s" in seen[-1]["prompt"]
+    assert seen[-1]["prompt"].endswith("<|user|>And then?" + PROMPT_MARK)
+
+
+@pytest.mark.parametrize(("field", "value", "param"), [
+    ("tools", [{"type": "function", "name": "f"}], "tools"),
+    ("top_logprobs", 2, "top_logprobs"),
+    ("include", ["message.output_text.logprobs"], "include"),
+    ("max_output_tokens", 0, "max_output_tokens"),
+    ("text", {"format": {"type": "json_object"}}, "text.format"),
+    ("input", [{"type": "function_call_output", "call_id": "c", "output": "1"}], "input[0]")])
+def test_a_response_it_cannot_keep_is_refused_by_name(served, field, value, param) -> None:
+    client, key, names, seen = served()
+    response = client.post("/v1/responses", headers=key,
+                           json={"model": names[True], "input": "How fast?", field: value})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param and seen == []
+
+
+def test_a_response_cut_short_is_incomplete() -> None:
+    import asyncio
+
+    from serve.calculator.responses import ResponseWriter
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        writer = ResponseWriter(send, {"model": "m", "max_output_tokens": 2})
+        await writer.send({"type": "http.response.start", "status": 200,
+                           "headers": [(b"content-type", b"application/json")]})
+        chat = {"choices": [{"message": {"content": "v ="}, "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 4, "completion_tokens": 2}}
+        await writer.send({"type": "http.response.body", "body": json.dumps(chat).encode()})
+
+    asyncio.run(run())
+    body = json.loads(sent[-1]["body"])
+    assert body["status"] == "incomplete" and body["output"][0]["status"] == "incomplete"
+    assert body["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert body["usage"]["total_tokens"] == 6
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(sent[-1]["body"])).encode()
