@@ -100,9 +100,11 @@ class Settings(BaseSettings):
     # serve: calculator decoding evaluates at most this many calculations per request.
     calculator_max_calls: int = MAX_CALLS
     # serve: stored Responses (POST /v1/responses, `store` defaults to true) are kept in
-    # the server's memory, oldest dropped beyond this many or this much JSON; 0: none kept.
+    # the server's memory: per tenant, its own oldest dropped beyond this many or this much
+    # JSON (0: none kept); in all, the largest tenant's oldest dropped beyond total_mib.
     responses_store_max: int = Field(default=1000, ge=0)
     responses_store_max_mib: int = Field(default=64, ge=1)
+    responses_store_total_mib: int = Field(default=256, ge=1)
     # The largest LoRA rank the servers load (`quanta serve --max-lora-rank` defaults to
     # it); tune refuses a job whose adapter would be larger, before training it.
     serve_max_lora_rank: int = 16

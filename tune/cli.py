@@ -264,43 +264,58 @@ def runner(
     stale_after: Annotated[float, typer.Option(help="Take over runs and batches whose "
                                                     "runner's heartbeat is older than this "
                                                     "(seconds)")] = 60.0,
+    lanes: Annotated[int, typer.Option(min=1, help="Eval runs, and batches, answered at "
+                                                   "once: each lane is a loop of its own, "
+                                                   "so one long run or batch does not hold "
+                                                   "up every other tenant's")] = 2,
 ) -> None:
     """Answer eval runs and batches (the tune API's /v1/evals/.../runs and /v1/batches) as a
-    client of serve: one loop for each, so a long eval run never holds up a batch."""
+    client of serve: ``--lanes`` loops for each, so a long eval run never holds up a
+    batch, nor one tenant's long run another tenant's. SIGTERM (a container's stop) and
+    Ctrl-C end the loops: an eval run in progress goes back to its queue at its next
+    beat, a batch is taken over once its heartbeat is stale."""
     import logging
+    import os
+    import signal
+    import socket
     import threading
+    import time
 
     from tune.batches.runner import BatchWorker
     from tune.evals.runner import EvalWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     registry = open_registry()
-    evals = EvalWorker(registry, stale_after=stale_after)
-    batches = BatchWorker(registry, stale_after=stale_after)
+    base = f"{socket.gethostname()}:{os.getpid()}"
+    evals = [EvalWorker(registry, f"{base}:evals:{lane}", stale_after=stale_after)
+             for lane in range(lanes)]
+    batches = [BatchWorker(registry, f"{base}:batch:{lane}", stale_after=stale_after)
+               for lane in range(lanes)]
     _report_sandbox()
     if once:
-        ran = [*iter(evals.run_once, None), *iter(batches.run_once, None)]
+        ran = [*iter(evals[0].run_once, None), *iter(batches[0].run_once, None)]
         console.print(f"ran {', '.join(ran)}" if ran else "nothing queued")
         return
-    console.print(f"runner {evals.worker_id}: eval runs and batches, polling every "
-                  f"{poll_interval:g}s")
+    console.print(f"runner {base}: {lanes} lane(s) of eval runs and of batches, polling "
+                  f"every {poll_interval:g}s")
     stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     loops = [threading.Thread(target=worker.run_forever, args=(poll_interval, stop),
-                              name=name, daemon=True)
-             for name, worker in (("evals", evals), ("batches", batches))]
+                              name=worker.worker_id, daemon=True)
+             for worker in [*evals, *batches]]
     for loop in loops:
         loop.start()
-    interrupted = False
     try:
-        while all(loop.is_alive() for loop in loops):
+        while not stop.is_set() and all(loop.is_alive() for loop in loops):
             stop.wait(1.0)
     except KeyboardInterrupt:
-        interrupted = True
-    finally:
         stop.set()
-        for loop in loops:
-            loop.join(timeout=30)
-    if not interrupted:  # a loop died: exit non-zero so the container restarts
+    stopped = stop.is_set()  # asked to (SIGTERM, Ctrl-C), not a loop that died
+    stop.set()
+    deadline = time.monotonic() + 25  # within Kubernetes' 30 s grace before SIGKILL
+    for loop in loops:
+        loop.join(timeout=max(0.0, deadline - time.monotonic()))
+    if not stopped:  # a loop died: exit non-zero so the container restarts
         raise typer.Exit(1)
 
 

@@ -7,12 +7,18 @@ runner holds (``worker_id`` null) and that is not finished; every later write na
 ``worker_id`` that claimed it, so a runner whose heartbeat went stale (killed, say) and
 whose batch another runner took over can no longer touch it. A stale batch is let go
 (its status kept: the next runner goes on from there), and fails once its runners died
-``max_attempts`` times.
+``max_attempts`` times. A claim prefers a tenant with no batch in progress, so that one
+tenant's queue of batches does not hold every runner while another tenant's waits.
 
 Each answered line is a ``batch_result`` row, written as soon as it is answered, once
-per (batch, line) whoever writes it: a resumed batch asks only the lines not stored. The
-batch's ``request_counts`` (and ``usage``) change in the transaction that stores the line,
-so they never disagree with the rows.
+per (batch, line), and only by the runner holding the batch: a resumed batch asks only
+the lines not stored, and a runner that lost its claim stores nothing more. The batch's
+``request_counts`` (and ``usage``) change in the transaction that stores the line, so
+they never disagree with the rows.
+
+A runner asks serve with an API key minted in the batch's tenant's name (``key_name``);
+whatever becomes of the runner, those keys are revoked when the batch is claimed (a
+dead runner's, before the next one mints its own), let go, and when it ends.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +37,7 @@ from quanta.registry.errors import NotFoundError
 from quanta.registry.ids import new_id
 from quanta.registry.records import BatchRecord, BatchResultRecord
 from quanta.registry.tables import utcnow
+from quanta.registry.tenants import revoke_keys_named
 from quanta.types import BatchStatus
 
 if TYPE_CHECKING:
@@ -60,6 +67,12 @@ class BatchPulse:
 class BatchRows:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
+
+    @staticmethod
+    def key_name(batch_id: str) -> str:
+        """The name of the API keys a runner mints to answer the batch (as ``quanta
+        tenants keys`` lists them); this module revokes them."""
+        return f"batch {batch_id}"
 
     # -- the API's side ------------------------------------------------------------------
 
@@ -119,10 +132,12 @@ class BatchRows:
         self.owned(tenant_id, batch_id)
         now = utcnow()
         with self._registry.session() as s:
-            if not _set_if(s, batch_id, {"status": BatchStatus.VALIDATING, "worker_id": None,
-                                         "attempts": 0},
-                           status=BatchStatus.CANCELLED, cancel_requested=True,
-                           cancelling_at=now, cancelled_at=now):
+            if _set_if(s, batch_id, {"status": BatchStatus.VALIDATING, "worker_id": None,
+                                     "attempts": 0},
+                       status=BatchStatus.CANCELLED, cancel_requested=True,
+                       cancelling_at=now, cancelled_at=now):
+                _revoke_keys(s, tenant_id, batch_id)
+            else:
                 for status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS):
                     if _set_if(s, batch_id, {"status": status}, status=BatchStatus.CANCELLING,
                                cancel_requested=True, cancelling_at=now):
@@ -132,17 +147,29 @@ class BatchRows:
     # -- the runner's side ---------------------------------------------------------------
 
     def claim_next(self, worker_id: str, candidates: int = 20) -> BatchRecord | None:
-        """Compare-and-set the oldest open batch no runner holds to ``worker_id``."""
+        """Compare-and-set an open batch no runner holds to ``worker_id``: the oldest of a
+        tenant with no batch in progress (held by a runner), else the oldest. The keys
+        earlier runners minted for it are revoked in the same transaction."""
+        waiting = select(t.Batch.id, t.Batch.status).where(
+            t.Batch.status.in_(OPEN_STATUSES), t.Batch.worker_id.is_(None))
+        busy = select(t.Batch.tenant_id).where(t.Batch.status.in_(OPEN_STATUSES),
+                                               t.Batch.worker_id.is_not(None))
+        oldest = (t.Batch.created_at, t.Batch.id)
         with self._registry.session() as s:
-            rows = list(s.execute(select(t.Batch.id, t.Batch.status).where(
-                t.Batch.status.in_(OPEN_STATUSES), t.Batch.worker_id.is_(None))
-                .order_by(t.Batch.created_at).limit(candidates)))
+            idle = list(s.execute(waiting.where(t.Batch.tenant_id.not_in(busy))
+                                  .order_by(*oldest).limit(candidates)))
+            rows = idle + [row for row in s.execute(waiting.order_by(*oldest)
+                                                    .limit(candidates))
+                           if row not in idle]
         for batch_id, status in rows:
             with self._registry.session() as s:
                 if _set_if(s, batch_id, {"status": status, "worker_id": None},
                            worker_id=worker_id, heartbeat_at=utcnow(),
                            attempts=t.Batch.attempts + 1):
-                    return BatchRecord.of(s.get(t.Batch, batch_id, populate_existing=True))
+                    row = s.get(t.Batch, batch_id, populate_existing=True)
+                    assert row is not None
+                    _revoke_keys(s, row.tenant_id, batch_id)
+                    return BatchRecord.of(row)
         return None
 
     def heartbeat(self, batch_id: str, worker_id: str) -> BatchPulse:
@@ -169,20 +196,27 @@ class BatchRows:
     def finish(self, batch_id: str, worker_id: str, status: BatchStatus, *,
                output_file_id: str | None = None, error_file_id: str | None = None,
                errors: list[dict[str, Any]] | None = None) -> bool:
-        """End the batch with a final ``status`` and its files; False if the runner no
-        longer held it (the files are then the caller's to delete)."""
+        """End the batch with a final ``status`` and its files, revoking its runners' keys;
+        False if the runner no longer held it (the files are then the caller's to
+        delete)."""
         values: dict[str, Any] = {"status": status, STATUS_AT[status]: utcnow(),
                                   "worker_id": None, "output_file_id": output_file_id,
                                   "error_file_id": error_file_id}
         if errors is not None:
             values["errors"] = errors
         with self._registry.session() as s:
-            return _set_if(s, batch_id, {"worker_id": worker_id}, **values)
+            if not _set_if(s, batch_id, {"worker_id": worker_id}, **values):
+                return False
+            row = s.get(t.Batch, batch_id, populate_existing=True)
+            assert row is not None
+            _revoke_keys(s, row.tenant_id, batch_id)
+            return True
 
     def requeue_stale(self, stale_after: float,
                       max_attempts: int = MAX_ATTEMPTS) -> list[str]:
         """Let go of batches whose runner stopped beating, for the next runner to go on
-        with (failed after ``max_attempts`` dead runners); returns the ids let go."""
+        with (failed after ``max_attempts`` dead runners), revoking the keys minted for
+        them; returns the ids let go."""
         before = utcnow() - timedelta(seconds=stale_after)
         released = []
         with self._registry.session() as s:
@@ -191,28 +225,38 @@ class BatchRows:
                 t.Batch.heartbeat_at < before)))
             for batch in stale:
                 if batch.attempts >= max_attempts:
-                    message = f"the batch's runner died {batch.attempts} times"
+                    message = (f"the batch's runner stopped answering (died or failed) "
+                               f"{batch.attempts} times; the runners' logs say why")
                     if _set_if(s, batch.id, {"worker_id": batch.worker_id},
                                status=BatchStatus.FAILED, worker_id=None, failed_at=utcnow(),
                                errors=[{"code": "worker_lost", "message": message,
                                         "param": None, "line": None}]):
-                        continue
+                        _revoke_keys(s, batch.tenant_id, batch.id)
                 elif _set_if(s, batch.id, {"worker_id": batch.worker_id}, worker_id=None):
+                    _revoke_keys(s, batch.tenant_id, batch.id)
                     released.append(batch.id)
         return released
 
     # -- answered lines ------------------------------------------------------------------
 
-    def put_result(self, batch_id: str, line: int, custom_id: str, ok: bool,
+    def put_result(self, batch_id: str, worker_id: str, line: int, custom_id: str, ok: bool,
                    record: dict[str, Any], usage: dict[str, int] | None = None, *,
                    completed: bool | None = None) -> bool:
-        """Store one answered line (``ok``: for the output file, else the error file) and
-        count it as ``completed`` (default: ``ok``; an error status serve answered is an
-        output line that failed) or failed, adding its ``usage`` (``add_usage``); False,
-        changing nothing, if that line was stored already."""
+        """Store one answered line of a batch the runner holds (``ok``: for the output
+        file, else the error file) and count it as ``completed`` (default: ``ok``; an
+        error status serve answered is an output line that failed) or failed, adding its
+        ``usage`` (``add_usage``); False, changing nothing, if that line was stored already
+        or the runner no longer holds the batch (then it must stop: another runner goes on
+        with it, or it is over)."""
         try:
             with self._registry.session() as s:
-                # The insert first: it takes the write lock before the counts are read.
+                # The guarded write first: it takes the batch's row (and SQLite's write
+                # lock) before the counts are read.
+                held = s.execute(update(t.Batch).where(
+                    t.Batch.id == batch_id, t.Batch.worker_id == worker_id,
+                    t.Batch.status.in_(OPEN_STATUSES)).values(heartbeat_at=utcnow()))
+                if held.rowcount != 1:
+                    return False
                 s.add(t.BatchResult(batch_id=batch_id, line=line, custom_id=custom_id, ok=ok,
                                     record=record, created_at=utcnow()))
                 s.flush()
@@ -267,3 +311,9 @@ def add_usage(total: dict[str, Any] | None, usage: dict[str, int]) -> dict[str, 
 
 def _set_if(session: Session, batch_id: str, expect: dict[str, Any], **values: Any) -> bool:
     return compare_and_set(session, t.Batch, batch_id, expect, **values)
+
+
+def _revoke_keys(session: Session, tenant_id: str, batch_id: str) -> None:
+    """Revoke the tenant's live keys named for the batch (``BatchRows.key_name``), in the
+    caller's transaction: a runner that died, or lost its claim, could not revoke its own."""
+    revoke_keys_named(session, tenant_id, BatchRows.key_name(batch_id))

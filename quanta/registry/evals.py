@@ -7,7 +7,14 @@ with the same compare-and-set guards: a claim sets ``in_progress`` only where th
 still ``queued``; every later write names the ``worker_id`` that claimed it, so a worker
 whose heartbeat went stale (killed, say) and whose run another worker took over can no
 longer touch it. A stale run goes back to the queue (its stored items kept: the next
-worker goes on from there), and fails once its workers died ``max_attempts`` times.
+worker goes on from there), and fails once its workers died ``max_attempts`` times. A
+claim prefers a tenant with no run in progress, so that one tenant's long run does not
+hold every worker while another tenant's runs wait.
+
+A worker asks serve with an API key minted in the run's tenant's name (``key_name``);
+whatever becomes of the worker, those keys are revoked when the run is claimed (a dead
+worker's, before the next one mints its own), given back, deleted, and when it ends in
+any way (finished, canceled while queued, failed or canceled for a lost worker).
 
 Each graded item is an ``eval_output_item`` row, stored once per (run, item index)
 whoever writes it; the run's totals (``result_counts``, ``per_testing_criteria_results``,
@@ -33,6 +40,7 @@ from quanta.registry.errors import NotFoundError
 from quanta.registry.ids import new_id
 from quanta.registry.records import EvalOutputItemRecord, EvalRecord, EvalRunRecord
 from quanta.registry.tables import utcnow
+from quanta.registry.tenants import revoke_keys_named
 from quanta.types import EvalRunStatus
 
 if TYPE_CHECKING:
@@ -62,6 +70,12 @@ def empty_counts() -> dict[str, int]:
 class EvalRows:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
+
+    @staticmethod
+    def key_name(run_id: str) -> str:
+        """The name of the API keys a worker mints to sample and grade the run (as
+        ``quanta tenants keys`` lists them); this module revokes them."""
+        return f"eval run {run_id}"
 
     # -- evals ---------------------------------------------------------------------------
 
@@ -125,6 +139,8 @@ class EvalRows:
         self.owned(tenant_id, eval_id)
         with self._registry.session() as s:
             runs = select(t.EvalRun.id).where(t.EvalRun.eval_id == eval_id)
+            for run_id in list(s.scalars(runs)):
+                _revoke_keys(s, tenant_id, run_id)
             s.execute(delete(t.EvalOutputItem).where(t.EvalOutputItem.run_id.in_(runs)))
             s.execute(delete(t.EvalRun).where(t.EvalRun.eval_id == eval_id))
             s.execute(delete(t.Eval).where(t.Eval.id == eval_id))
@@ -182,9 +198,11 @@ class EvalRows:
         graded so far are kept). A finished run is left as it is."""
         self.owned_run(tenant_id, eval_id, run_id)
         with self._registry.session() as s:
-            if not _set_if(s, run_id, {"status": EvalRunStatus.QUEUED},
-                           status=EvalRunStatus.CANCELED, cancel_requested=True,
-                           finished_at=utcnow()):
+            if _set_if(s, run_id, {"status": EvalRunStatus.QUEUED},
+                       status=EvalRunStatus.CANCELED, cancel_requested=True,
+                       finished_at=utcnow()):
+                _revoke_keys(s, tenant_id, run_id)  # a dead worker's, if it was resumable
+            else:
                 _set_if(s, run_id, {"status": EvalRunStatus.IN_PROGRESS},
                         cancel_requested=True)
         return self.owned_run(tenant_id, eval_id, run_id)
@@ -193,23 +211,33 @@ class EvalRows:
         """Delete the run and its items (in progress, its worker stops at its next beat)."""
         self.owned_run(tenant_id, eval_id, run_id)
         with self._registry.session() as s:
+            _revoke_keys(s, tenant_id, run_id)
             s.execute(delete(t.EvalOutputItem).where(t.EvalOutputItem.run_id == run_id))
             s.execute(delete(t.EvalRun).where(t.EvalRun.id == run_id))
 
     # -- runs: the worker's side ---------------------------------------------------------
 
     def claim_next(self, worker_id: str, candidates: int = 20) -> EvalRunRecord | None:
-        """Compare-and-set the oldest queued run to ``in_progress`` for ``worker_id``; on
-        PostgreSQL the candidate rows other workers are claiming are skipped (``SKIP
-        LOCKED``), on SQLite the compare-and-set alone decides."""
+        """Compare-and-set a queued run to ``in_progress`` for ``worker_id``: the oldest of a
+        tenant with no run in progress, else the oldest. The keys earlier workers minted
+        for it are revoked in the same transaction. On PostgreSQL the candidate rows
+        other workers are claiming are skipped (``SKIP LOCKED``), on SQLite the
+        compare-and-set alone decides."""
+        waiting = select(t.EvalRun.id).where(t.EvalRun.status == EvalRunStatus.QUEUED)
+        busy = select(t.EvalRun.tenant_id).where(
+            t.EvalRun.status == EvalRunStatus.IN_PROGRESS)
+        idle = waiting.where(t.EvalRun.tenant_id.not_in(busy))
+        oldest = (t.EvalRun.created_at, t.EvalRun.id)
         with self._registry.session() as s:
-            query = (select(t.EvalRun.id).where(t.EvalRun.status == EvalRunStatus.QUEUED)
-                     .order_by(t.EvalRun.created_at).limit(candidates))
-            if s.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-                ids = list(s.scalars(query))
+            postgres = s.get_bind().dialect.name == "postgresql"
+            ids: list[str] = []
+            for query in (idle, waiting):
+                query = query.order_by(*oldest).limit(candidates)
+                if postgres:
+                    query = query.with_for_update(skip_locked=True)
+                ids += [i for i in s.scalars(query) if i not in ids]
+            if postgres:
                 return self._claim(s, ids, worker_id)
-            ids = list(s.scalars(query))
         for run_id in ids:
             with self._registry.session() as s:
                 claimed = self._claim(s, [run_id], worker_id)
@@ -224,7 +252,10 @@ class EvalRows:
                        status=EvalRunStatus.IN_PROGRESS, worker_id=worker_id,
                        heartbeat_at=now, attempts=t.EvalRun.attempts + 1,
                        started_at=func.coalesce(t.EvalRun.started_at, now)):
-                return EvalRunRecord.of(s.get(t.EvalRun, run_id, populate_existing=True))
+                row = s.get(t.EvalRun, run_id, populate_existing=True)
+                assert row is not None
+                _revoke_keys(s, row.tenant_id, run_id)  # a dead worker's, resumed here
+                return EvalRunRecord.of(row)
         return None
 
     def heartbeat(self, run_id: str, worker_id: str) -> EvalPulse:
@@ -240,15 +271,31 @@ class EvalRows:
         """End the worker's run (completed, canceled or failed); False if it no longer
         held it."""
         with self._registry.session() as s:
-            return _set_if(s, run_id, {"status": EvalRunStatus.IN_PROGRESS,
+            if not _set_if(s, run_id, {"status": EvalRunStatus.IN_PROGRESS,
                                        "worker_id": worker_id},
-                           status=status, error=error, finished_at=utcnow(), worker_id=None)
+                           status=status, error=error, finished_at=utcnow(), worker_id=None):
+                return False
+            _revoke_run_keys(s, run_id)
+            return True
+
+    def release(self, run_id: str, worker_id: str) -> bool:
+        """Give the worker's run back to the queue unfinished (its worker is stopping:
+        the next one goes on from the items stored, and this attempt does not count
+        towards ``max_attempts``); False if it no longer held it."""
+        with self._registry.session() as s:
+            if not _set_if(s, run_id, {"status": EvalRunStatus.IN_PROGRESS,
+                                       "worker_id": worker_id},
+                           status=EvalRunStatus.QUEUED, worker_id=None,
+                           attempts=t.EvalRun.attempts - 1):
+                return False
+            _revoke_run_keys(s, run_id)
+            return True
 
     def requeue_stale(self, stale_after: float,
                       max_attempts: int = MAX_ATTEMPTS) -> list[str]:
         """Put runs whose worker stopped beating back in the queue (canceled if their
-        owner asked, failed after ``max_attempts`` dead workers); returns the ids
-        re-queued."""
+        owner asked, failed after ``max_attempts`` dead workers), revoking the keys their
+        workers minted; returns the ids re-queued."""
         before = utcnow() - timedelta(seconds=stale_after)
         requeued = []
         with self._registry.session() as s:
@@ -262,11 +309,14 @@ class EvalRows:
                 error = None if status != EvalRunStatus.FAILED else {
                     "code": "worker_lost",
                     "message": f"the run's worker died {run.attempts} times"}
-                if _set_if(s, run.id, {"status": EvalRunStatus.IN_PROGRESS,
-                                       "worker_id": run.worker_id},
-                           status=status, worker_id=None, error=error,
-                           finished_at=None if status == EvalRunStatus.QUEUED else utcnow()
-                           ) and status == EvalRunStatus.QUEUED:
+                if not _set_if(s, run.id, {"status": EvalRunStatus.IN_PROGRESS,
+                                           "worker_id": run.worker_id},
+                               status=status, worker_id=None, error=error,
+                               finished_at=None if status == EvalRunStatus.QUEUED
+                               else utcnow()):
+                    continue
+                _revoke_keys(s, run.tenant_id, run.id)  # its dead worker's
+                if status == EvalRunStatus.QUEUED:
                     requeued.append(run.id)
         return requeued
 
@@ -391,3 +441,15 @@ def _add_usage(totals: list[dict[str, Any]],
 
 def _set_if(session: Session, run_id: str, expect: dict[str, Any], **values: Any) -> bool:
     return compare_and_set(session, t.EvalRun, run_id, expect, **values)
+
+
+def _revoke_keys(session: Session, tenant_id: str, run_id: str) -> None:
+    """Revoke the tenant's live keys named for the run (``EvalRows.key_name``), in the
+    caller's transaction: a worker that died, or lost its claim, could not revoke its own."""
+    revoke_keys_named(session, tenant_id, EvalRows.key_name(run_id))
+
+
+def _revoke_run_keys(session: Session, run_id: str) -> None:
+    row = session.get(t.EvalRun, run_id, populate_existing=True)
+    if row is not None:
+        _revoke_keys(session, row.tenant_id, run_id)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from quanta.registry import tables as t
 from quanta.registry.db import insert_for
@@ -78,3 +79,13 @@ class TenantRows:
         with self._registry.session() as s:
             return ApiKeyRecord.maybe(s.scalar(select(t.ApiKey)
                                                .where(t.ApiKey.key_hash == key_hash)))
+
+
+def revoke_keys_named(session: Session, tenant_id: str, name: str) -> int:
+    """Revoke the tenant's live keys named ``name``, in the caller's transaction; how
+    many. A piece of work (an eval run, a batch) mints a key named for itself; a worker
+    killed before it revoked its key leaves it live, and whatever ends or resumes the
+    work revokes it here, with the write that ends or claims it."""
+    return session.execute(update(t.ApiKey).where(
+        t.ApiKey.tenant_id == tenant_id, t.ApiKey.name == name,
+        t.ApiKey.revoked_at.is_(None)).values(revoked_at=t.utcnow())).rowcount

@@ -15,6 +15,9 @@ everything that is stored (``serve.responses.store``), so that it belongs to its
   request (and so its place in the tenant's limits) has ended. With none, there is
   nothing to cancel: cancelling one's own Response is a 400, as OpenAI answers for a
   Response that was not created in the background;
+* ``request_id`` (vLLM's own field, not OpenAI's) is refused: vLLM makes it the
+  Response's id, and ids must stay the engine's random ones, so that no client can choose
+  (or guess) the id of a Response it stores;
 * routes OpenAI has and this server does not (``POST /v1/responses/input_tokens``,
   ``POST /v1/responses/compact``) are a 404, a method a route does not take a 405 with
   ``Allow``, both in OpenAI's error body.
@@ -105,6 +108,9 @@ class StoredResponses:
                                  "send the request without 'background' (streamed, if "
                                  "you want the output as it is generated)",
                                  param="background")
+        if body.pop("request_id", None) is not None:
+            raise HTTPBadRequest("Unrecognized request argument supplied: request_id (a "
+                                 "Response's id is chosen by the server)", param="request_id")
         call = ResponsesCall(self.store, tenant, keep=body.get("store") is not False,
                              input_items=input_items(body.get("input")))
         previous = body.pop("previous_response_id", None)
@@ -142,7 +148,11 @@ class StoredResponses:
             raise HTTPNotFound(f"{path} is not a route of this server")
         if action is None:
             raise HTTPMethodNotAllowed(method, path, allowed)
-        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        try:
+            raw_query = scope.get("query_string", b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPBadRequest("the query string is not UTF-8") from None
+        query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
         body = action(tenant, response_id, query)
         await send_json(send, 200, body)
         return 200

@@ -123,7 +123,7 @@ def _batch(registry: Registry, tmp: Path) -> tuple[str, bytes, bytes]:
         record = {"id": f"batch_req_{line}", "custom_id": f"r{line - 1}",
                   "response": {"status_code": 200, "body": {"answer": MARKUP}} if ok else None,
                   "error": None if ok else {"code": "model_not_found", "message": "no"}}
-        registry.batches.put_result(batch.id, line, f"r{line - 1}", ok, record)
+        registry.batches.put_result(batch.id, "console-test", line, f"r{line - 1}", ok, record)
         lines[ok] += (json.dumps(record) + "\n").encode()
     files = {}
     for ok, kind in ((True, "output"), (False, "error")):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from tests.support.fixtures import fake_adapter_dir, fake_base_models
 from tests.support.openai_schema import OpenAISchemas
 from tests.support.servers import serve_api
 from tune.api.app import create_app
+from tune.batches import runner as runner_module
 from tune.batches.runner import BatchWorker
 
 BASE = "smollm2-135m-instruct"
@@ -244,8 +246,6 @@ def test_bad_batch_requests_name_the_field(env: Env) -> None:
     for change, param in (({"endpoint": "/v1/embeddings"}, "endpoint"),
                           ({"completion_window": "1h"}, "completion_window"),
                           ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
-                          ({"output_expires_after": {"anchor": "created_at", "seconds": 60}},
-                           "output_expires_after.seconds"),
                           ({"input_file_id": fine_tune}, "input_file_id")):
         error = _refused(lambda change=change: env.sdk.batches.create(**{**good, **change}),
                          openai.BadRequestError)
@@ -257,10 +257,22 @@ def test_bad_batch_requests_name_the_field(env: Env) -> None:
     _refused(lambda: env.sdk.batches.create(**{**good, "input_file_id": other_file}),
              openai.NotFoundError)
     assert env.sdk.batches.list().data == []
-    batch = env.sdk.batches.create(**good, metadata={"run": "nightly"},
-                                   output_expires_after={"anchor": "created_at",
-                                                         "seconds": 7200})
+    batch = env.sdk.batches.create(**good, metadata={"run": "nightly"})
     assert batch.metadata == {"run": "nightly"} and batch.status == "validating"
+
+
+def test_output_expires_after_is_refused_as_files_never_expire(env: Env) -> None:
+    """Quanta's files are kept until deleted: a batch that asks for expiring output files
+    is refused, naming the field, rather than accepted and not honoured."""
+    file_id = env.upload([chat_line("a")])
+    for expiry in ({"anchor": "created_at", "seconds": 7200},
+                   {"anchor": "created_at", "seconds": 60}):
+        error = _refused(lambda expiry=expiry: env.sdk.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h",
+            output_expires_after=expiry), openai.BadRequestError)
+        assert error["param"] == "output_expires_after", error
+        assert "until they are deleted" in error["message"]
+    assert env.sdk.batches.list().data == []
 
 
 def test_another_tenants_batch_is_not_found(env: Env) -> None:
@@ -416,7 +428,7 @@ def test_a_killed_runners_batch_is_resumed_without_asking_a_line_twice(
     def dies_at_the_fourth(*args: Any, **kwargs: Any) -> bool:
         if len(stored) == 3:
             raise Killed
-        stored.append(args[1])
+        stored.append(args[2])  # (batch_id, worker_id, line, ...)
         return store(*args, **kwargs)
 
     monkeypatch.setattr(rows, "put_result", dies_at_the_fourth)
@@ -477,3 +489,75 @@ def test_a_batch_whose_input_file_is_gone_fails(env: Env) -> None:
     assert failed["errors"]["data"][0]["code"] == "file_not_found"
     assert failed["errors"]["data"][0]["param"] == "input_file_id"
     assert not env.serve.asked
+
+
+def test_a_runner_that_lost_its_batch_stores_nothing_more(env: Env) -> None:
+    """A runner whose claim went stale while it was still asking (another runner took the
+    batch over) has its next answer refused, and stops: the counts and files are the new
+    runner's alone."""
+    batch = env.batch([chat_line(f"q{i}") for i in range(4)])
+    rows = env.registry.batches
+
+    def taken_over_at_the_second(n: int, _prompt: str) -> None:
+        if n == 2:
+            assert rows.requeue_stale(stale_after=-1) == [batch["id"]]
+            assert rows.claim_next("thief").worker_id == "thief"
+
+    env.serve.hook = taken_over_at_the_second
+    BatchWorker(env.registry, "slow", concurrency=1).run_once()
+    held = rows.get(batch["id"])
+    assert held.worker_id == "thief" and held.status == "in_progress"
+    assert rows.answered_lines(batch["id"]) == {1}  # q1's answer came too late
+    assert held.request_counts == {"total": 4, "completed": 1, "failed": 0}
+    assert sum(env.serve.asked.values()) == 2  # it stopped asking
+
+    env.serve.hook = None
+    assert BatchWorker(env.registry, "next", stale_after=0).run_once() == batch["id"]
+    done = env.retrieve(batch["id"])
+    assert done["status"] == "completed"
+    assert done["request_counts"] == {"total": 4, "completed": 4, "failed": 0}
+    assert [o["custom_id"] for o in env.file_lines(done["output_file_id"])] == [
+        f"q{i}" for i in range(4)]
+
+
+def test_the_heartbeat_runs_while_the_input_is_read_and_the_files_written(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a large input file or writing large output files may outlast
+    ``stale_after``: the claim stays fresh throughout, so no other runner takes it."""
+    batch = env.batch([chat_line("a"), chat_line("b")])
+    rows = env.registry.batches
+    taken: list[list[str]] = []
+
+    def slowly(work: Callable[..., Any]) -> Callable[..., Any]:
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            result = work(*args, **kwargs)
+            time.sleep(1.5)  # longer than stale_after: only heartbeats keep the claim
+            taken.append(rows.requeue_stale(stale_after=1.0))
+            return result
+        return slow
+
+    monkeypatch.setattr(runner_module, "read_requests", slowly(runner_module.read_requests))
+    monkeypatch.setattr(env.registry, "add_file", slowly(env.registry.add_file))
+    BatchWorker(env.registry, "beating", heartbeat_interval=0.05).run_once()
+    assert taken == [[], []]  # after the read, after the output file
+    done = env.retrieve(batch["id"])
+    assert done["status"] == "completed"
+    assert done["request_counts"] == {"total": 2, "completed": 2, "failed": 0}
+
+
+def test_files_too_large_to_store_fail_the_batch_saying_so(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure that would repeat on every runner fails the batch at once, naming it,
+    instead of three runners dying and a misleading ``worker_lost``."""
+    batch = env.batch([chat_line(f"q{i}") for i in range(3)])
+    monkeypatch.setattr(env.registry.settings, "max_upload_total_bytes", 100)
+    files_before = {f.id for f in env.registry.list_files("local")}
+    BatchWorker(env.registry).run_once()
+    failed = env.retrieve(batch["id"])
+    assert failed["status"] == "failed" and "failed_at" in failed
+    error = failed["errors"]["data"][0]
+    assert error["code"] == "output_file_too_large" and "at most 100 bytes" in error["message"]
+    assert "output_file_id" not in failed
+    assert {f.id for f in env.registry.list_files("local")} == files_before  # none left
+    assert all(k.revoked_at for k in env.registry.tenants.keys("local")
+               if k.name == f"batch {batch['id']}")

@@ -9,8 +9,12 @@ Every response is checked against OpenAI's published schemas
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +29,7 @@ from openai.types.evals import RunRetrieveResponse
 from openai.types.evals.runs import OutputItemRetrieveResponse
 
 from quanta.config import Settings
-from quanta.processes import free_port
+from quanta.processes import free_port, quanta_command
 from quanta.registry import Registry
 from quanta.tenancy import AuthError, authenticate, bearer_token, create_key, create_tenant
 from tests.support.fixtures import fake_adapter_dir
@@ -37,6 +41,8 @@ from tune.graders.label_model import read_label
 from tune.graders.string_check import StringCheckGrader
 
 MODEL = "smollm2-135m-instruct"
+OTHER_BASE = "other-base"  # a second base model, served by a server of its own
+CONTEXT = 20_000  # characters the fake serve takes in one prompt
 SCHEMAS = OpenAISchemas("openai-evals.json")
 SDK_TYPES: dict[str, Any] = {"Eval": EvalRetrieveResponse, "EvalRun": RunRetrieveResponse,
                              "EvalRunOutputItem": OutputItemRetrieveResponse}
@@ -58,10 +64,13 @@ class Killed(BaseException):
 
 class FakeServe:
     """Answers ``ANSWERS[last user message]`` ("no idea" else) for a model the caller's
-    tenant may use; remembers each prompt asked and the tenant that asked."""
+    tenant may use (``base``, or an adapter of it); remembers each prompt asked, the
+    models asked and the tenant that asked. A prompt longer than CONTEXT characters is
+    refused as serve refuses one too long for the model."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+    def __init__(self, registry: Registry, base: str = MODEL) -> None:
+        self.registry, self.base = registry, base
+        self.models: Counter[str] = Counter()
         self.asked: Counter[str] = Counter()
         self.tenants: set[str] = set()
         self.keys: set[str] = set()
@@ -78,15 +87,22 @@ class FakeServe:
                                 status_code=401)
         body = await request.json()
         model = body["model"]
-        if model != MODEL:
+        if model != self.base:
             try:
-                self.registry.usable_adapter(principal.tenant_id, model)
+                assert self.registry.usable_adapter(principal.tenant_id,
+                                                    model).base_model_id == self.base
             except Exception:
                 return JSONResponse({"error": {"message": f"The model {model} does not "
                                                "exist", "code": "model_not_found"}},
                                     status_code=404)
         prompt = body["messages"][-1]["content"]
+        if sum(len(m["content"]) for m in body["messages"]) > CONTEXT:
+            return JSONResponse({"error": {"message": "the prompt is longer than the "
+                                           "model's context", "param": "messages",
+                                           "code": "context_length_exceeded"}},
+                                status_code=400)
         with self.lock:
+            self.models[model] += 1
             self.asked[prompt] += 1
             self.tenants.add(principal.tenant_id)
             self.keys.add(request.headers["authorization"])
@@ -634,3 +650,243 @@ def test_deleting_an_eval_deletes_its_runs_and_items(env: dict[str, Any]) -> Non
 ])
 def test_a_label_models_reply_is_read_as_one_label(reply: str, label: str | None) -> None:
     assert read_label(reply, ["good", "bad"]) == label
+
+
+# -- an item schema is a tenant's program: what Quanta will run of it ------------------------
+
+def _deep(levels: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(levels):
+        schema = {"properties": {"a": schema}}
+    return schema
+
+
+@pytest.mark.parametrize(("schema", "param", "says"), [
+    ({"$ref": "http://169.254.169.254/latest/meta-data"}, ".$ref", "fetches no other"),
+    ({"properties": {"q": {"$ref": "other.json#/q"}}}, ".properties.q.$ref",
+     "fetches no other"),
+    ({"$ref": "#"}, "", "applies itself to the same value again"),
+    ({"anyOf": [{"type": "object"}, {"allOf": [{"$ref": "#"}]}]}, "", "again"),
+    ({"$ref": "#/nope"}, ".$ref", "points at nothing"),
+    ({"$dynamicRef": "#nowhere"}, ".$dynamicRef", "points at nothing"),
+    ({"enum": [7], "$ref": "#/enum/0"}, ".$ref", "not a schema"),
+    ({"properties": {"question": {"type": "string", "pattern": "^(a+)+$"}}},
+     ".properties.question.pattern", "regular expressions"),
+    ({"patternProperties": {"^q": {}}}, ".patternProperties", "regular expressions"),
+    ({"properties": {"q": {"format": "regex"}}}, ".properties.q.format",
+     "regular expressions"),
+    ({"x-hidden": {"pattern": "^(a+)+$"}, "$ref": "#/x-hidden"}, ".$ref->#/x-hidden.pattern",
+     "regular expressions"),
+    ({"properties": {"q": {"$id": "https://example.com/q"}}}, ".properties.q.$id",
+     "one document"),
+    ({"$schema": "http://json-schema.org/draft-04/schema#"}, ".$schema", "2020-12"),
+    ({"$defs": {**{f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2}
+                   for i in range(16)}, "d16": {}},
+      "$ref": "#/$defs/d0"}, ".$defs.d", "more than 1000 subschemas"),
+    (_deep(40), "", "levels deep"),
+    ({"enum": ["x" * 1000] * 80}, "", "KiB"),
+])
+def test_an_item_schema_quanta_would_not_run_is_refused_naming_it(
+        env: dict[str, Any], schema: dict[str, Any], param: str, says: str) -> None:
+    body = {"data_source_config": {"type": "custom", "item_schema": schema},
+            "testing_criteria": _criteria()}
+    error = _error(_call(env, "POST", "/evals", body), 400)
+    assert error["param"].startswith(f"data_source_config.item_schema{param}"), error
+    assert says in error["message"], error
+
+
+def test_an_item_schema_with_local_references_is_taken(env: dict[str, Any]) -> None:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+              "$id": "https://example.com/item.json", "type": "object",
+              "properties": {"question": {"$ref": "#/$defs/text"},
+                             "answer": {"$ref": "#text"},
+                             "tree": {"$ref": "#/$defs/tree"}},
+              "required": ["question", "answer"],
+              "$defs": {"text": {"$anchor": "text", "type": "string", "maxLength": 100},
+                        "tree": {"type": "array", "items": {"$ref": "#/$defs/tree"}}}}
+    ev = _eval(env, data_source_config={"type": "custom", "item_schema": schema})
+    run = _run(env, ev["id"], {"type": "jsonl", "source": _inline(
+        [{**ITEMS[0], "tree": [[], [[]]]}])})
+    assert run["status"] == "queued"
+    resp = _call(env, "POST", f"/evals/{ev['id']}/runs", {"data_source": {
+        "type": "jsonl", "source": _inline([ITEMS[0], {**ITEMS[1], "tree": [["leaf"]]}])}})
+    assert "is not of type 'array'" in _error(
+        resp, 400, "data_source.source.content[1].item")["message"]
+
+
+def test_a_stored_item_schema_is_checked_again_when_a_run_is_created(
+        env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evals stored before Quanta refused such schemas, and schemas that only misbehave on
+    some items: a 400 naming what is wrong, never a 500, a hang or a fetch."""
+    registry = env["registry"]
+    fetched: list[str] = []
+    schemas = FastAPI()
+
+    @schemas.get("/{name}")
+    def schema(name: str) -> dict[str, Any]:
+        fetched.append(name)
+        return {"type": "object"}
+
+    def stored(item_schema: dict[str, Any]) -> str:
+        config = {"type": "custom", "schema": {"type": "object",
+                                               "properties": {"item": item_schema}}}
+        return registry.evals.create(tenant_id="local", name="old", data_source_config=config,
+                                     testing_criteria=_eval(env)["testing_criteria"]).id
+
+    def refused(eval_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        source = {"type": "jsonl", "source": _inline(items)}
+        return _error(_call(env, "POST", f"/evals/{eval_id}/runs", {"data_source": source}),
+                      400)
+
+    with serve_api(schemas) as url:
+        remote = refused(stored({"$ref": f"{url}/item.json"}), ITEMS[:1])
+    assert "fetches no other schema" in remote["message"] and fetched == []
+    assert "again" in refused(stored({"$ref": "#"}), ITEMS[:1])["message"]
+    slow = refused(stored({"properties": {"question": {"pattern": "^(a+)+$"}}}),
+                   [{"question": "a" * 40 + "!", "answer": "x"}])
+    assert slow["param"] == "data_source_config.item_schema.properties.question.pattern"
+
+    # a recursive schema is fine, until an item nests deeper than jsonschema can recurse
+    tree = _eval(env, data_source_config={"type": "custom", "item_schema": {
+        "$defs": {"t": {"type": "array", "items": {"$ref": "#/$defs/t"}}},
+        "properties": {"question": {"$ref": "#/$defs/t"}}}})["id"]
+    nested: list[Any] = []
+    for _ in range(600):
+        nested = [nested]
+    deep = refused(tree, [{"question": [[], [[]]]}, {"question": nested}])
+    assert deep["message"].startswith("data_source.source.content[1]: the eval's")
+    assert "nests 602 levels deep, too deep" in deep["message"]
+    nested = []
+    for _ in range(60):
+        nested = [nested]
+    assert _run(env, tree, {"type": "jsonl", "source": _inline([{"question": nested}])})
+
+    # $refs that share their targets apply 2**depth subschemas to a nested item: the
+    # budget of steps stops it
+    monkeypatch.setattr("tune.evals.item_schemas.BUDGET", 20_000)
+    doubling = _eval(env, data_source_config={"type": "custom", "item_schema": {
+        "$defs": {"a": {"allOf": [{"items": {"$ref": "#/$defs/a"}}] * 2}},
+        "properties": {"question": {"$ref": "#/$defs/a"}}}})["id"]
+    nested = []
+    for _ in range(30):
+        nested = [nested]
+    costly = refused(doubling, [{"question": [[]]}, {"question": nested}])
+    assert "content[1]" in costly["message"] and "more than 20000 steps" in costly["message"]
+
+
+# -- criteria over several bases; sizes; thresholds -----------------------------------------
+
+def test_a_multi_criterions_model_graders_ask_their_own_models_servers(
+        env: dict[str, Any], tmp_path: Path) -> None:
+    registry = env["registry"]
+    other_dir = tmp_path / "other-model"
+    other_dir.mkdir()
+    (other_dir / "config.json").write_text('{"model_type": "llama"}')
+    registry.add_base_model(OTHER_BASE, other_dir, source="test")
+    other = FakeServe(registry, base=OTHER_BASE)
+    judge = [{"role": "user", "content": "Score: {{sample.output_text}}"}]
+    both = {"type": "multi", "name": "judges", "calculate_output": "(here + there) / 2",
+            "graders": {"here": {"type": "score_model", "name": "here", "model": MODEL,
+                                 "input": judge},
+                        "there": {"type": "score_model", "name": "there",
+                                  "model": OTHER_BASE, "input": judge}}}
+    resp = _call(env, "POST", "/evals", {"testing_criteria": [both], "data_source_config": {
+        "type": "custom", "item_schema": ITEM_SCHEMA}})  # multi is Quanta's: no OpenAI shape
+    assert resp.status_code == 201, resp.text
+    ev = resp.json()
+    run = _run(env, ev["id"], {"type": "jsonl", "source": {"type": "file_content", "content": [
+        {"item": item, "sample": {"output_text": item["answer"]}} for item in ITEMS[:2]]}})
+    with serve_api(other.app) as url:
+        registry.serve_endpoints.register(base_model_id=OTHER_BASE, engine="fake", url=url)
+        EvalWorker(registry).run_once()
+    done = _ok(_call(env, "GET", f"/evals/{ev['id']}/runs/{run['id']}"), "EvalRun")
+    assert done["result_counts"] == {"total": 2, "passed": 2, "failed": 0, "errored": 0}
+    assert env["serve"].models == Counter({MODEL: 2})
+    assert other.models == Counter({OTHER_BASE: 2})
+    result = _items(env, ev["id"], run["id"])["data"][0]["results"][0]
+    assert result["metadata"]["sub_rewards"] == {"here": 0.9, "there": 0.9}
+
+
+def test_input_messages_are_bounded_and_a_refused_prompt_is_stored_cut_short(
+        env: dict[str, Any]) -> None:
+    ev = _eval(env)
+    long = {"question": "x" * 100_000, "answer": "x"}
+    file_id = _upload(env, [ITEMS[0], long]).json()["id"]
+    thrice = _completions({"type": "file_id", "id": file_id})
+    thrice["input_messages"]["template"] = [
+        {"role": "user", "content": "{{item.question}}"}] * 3  # each under render's bound
+    resp = _call(env, "POST", f"/evals/{ev['id']}/runs", {"data_source": thrice})
+    message = _error(resp, 400, "data_source.input_messages")["message"]
+    assert "line 2" in message and "256 KiB" in message
+
+    too_long = {"question": "y" * (CONTEXT + 10_000), "answer": "y"}
+    run = _run(env, ev["id"], _completions(_inline([ITEMS[0], too_long])))
+    EvalWorker(env["registry"]).run_once()
+    refused = _items(env, ev["id"], run["id"])["data"][1]
+    assert refused["status"] == "error"
+    assert refused["sample"]["error"]["code"] == "context_length_exceeded"
+    kept = refused["sample"]["input"]
+    assert kept[0] == {"role": "system", "content": "Answer briefly."}
+    assert 0 < sum(len(m["content"]) for m in kept) <= 8192
+    assert refused["datasource_item"] == too_long  # the item itself is kept whole
+
+
+@pytest.mark.parametrize("threshold", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 400])
+def test_a_pass_threshold_must_be_a_finite_number(env: dict[str, Any], threshold: str) -> None:
+    criterion = json.dumps({**SIMILAR, "pass_threshold": 0.5}).replace("0.5", threshold)
+    body = ('{"data_source_config": {"type": "custom", "item_schema": {}}, '
+            f'"testing_criteria": [{criterion}]}}')
+    resp = env["client"].post("/v1/evals", content=body, headers={
+        **_h(env["key"]), "Content-Type": "application/json"})
+    assert "finite" in _error(resp, 400, "testing_criteria[0].pass_threshold")["message"]
+
+
+# -- runners stop cleanly ---------------------------------------------------------------------
+
+def test_a_stopping_worker_gives_its_run_back_and_the_next_goes_on(
+        env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    registry, serve = env["registry"], env["serve"]
+    ev = _eval(env, criteria=[_criteria()[0]])
+    run = _run(env, ev["id"], _completions(_inline(ITEMS)))
+    stopping = EvalWorker(registry, "stopping", concurrency=1)
+    put_item = registry.evals.put_item
+
+    def stop_after_first(*args: Any, **kwargs: Any) -> bool:
+        stopping.stop.set()  # SIGTERM arrives while the first item is stored
+        return put_item(*args, **kwargs)
+
+    monkeypatch.setattr(registry.evals, "put_item", stop_after_first)
+    assert stopping.run_once() == run["id"]
+    monkeypatch.setattr(registry.evals, "put_item", put_item)
+    back = registry.evals.get_run(run["id"])
+    assert (back.status, back.worker_id, back.attempts) == ("queued", None, 0)
+    assert back.result_counts["total"] == 1
+    assert all(k.revoked_at is not None for k in registry.tenants.keys("local")
+               if k.name == registry.evals.key_name(run["id"]))
+    assert EvalWorker(registry, "next").run_once() == run["id"]
+    done = _ok(_call(env, "GET", f"/evals/{ev['id']}/runs/{run['id']}"), "EvalRun")
+    assert done["status"] == "completed" and done["result_counts"]["total"] == 5
+    assert set(serve.asked.values()) == {1} and len(serve.asked) == 5
+
+
+def test_the_runner_command_stops_on_sigterm(quanta_home: Path) -> None:
+    """A container's stop (SIGTERM) ends the runner's loops, as Ctrl-C does: exit 0."""
+    proc = subprocess.Popen(
+        quanta_command("tune", "runner", "--lanes", "3", "--poll-interval", "0.2"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "QUANTA_HOME": str(quanta_home), "COLUMNS": "200"})
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "lane(s)" in line:
+                break
+        else:
+            pytest.fail(f"the runner exited first ({proc.wait()})")
+        assert "3 lane(s)" in line
+        time.sleep(0.5)  # its loops polling
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

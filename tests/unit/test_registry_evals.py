@@ -10,6 +10,7 @@ import pytest
 
 from quanta.config import Settings
 from quanta.registry import EvalRunRecord, NotFoundError, Registry
+from quanta.tenancy import create_key
 from quanta.types import EvalRunStatus
 
 
@@ -131,3 +132,71 @@ def test_claims_and_items_on_postgresql(postgres_url: str, tmp_path: Path) -> No
     holder = registry.evals.get_run(runs[0].id).worker_id
     assert not _put(registry, runs[0], holder, 0)
     assert registry.evals.get_run(runs[0].id).result_counts["total"] == 1
+
+
+def _key(registry: Registry, run: EvalRunRecord) -> str:
+    """A key minted for the run, as its worker mints one (and a killed one leaves live)."""
+    row, _ = create_key(registry, run.tenant_id, name=registry.evals.key_name(run.id))
+    return row.id
+
+
+def _live(registry: Registry, key_id: str) -> bool:
+    keys = registry.tenants.keys(None)
+    return next(k for k in keys if k.id == key_id).revoked_at is None
+
+
+def test_keys_a_dead_worker_minted_are_revoked_when_its_run_is_claimed_or_ends(
+        registry: Registry) -> None:
+    run = _run(registry)
+    unrelated = create_key(registry, "local", name="eval run of someone else")[0].id
+    registry.evals.claim_next("w1")
+    dead = _key(registry, run)  # w1 dies: its key stays live...
+    time.sleep(0.05)
+    assert registry.evals.requeue_stale(0.01, max_attempts=3) == [run.id]
+    assert not _live(registry, dead)  # ...until its run goes back to the queue
+    leftover = _key(registry, run)
+    assert registry.evals.claim_next("w2").id == run.id
+    assert not _live(registry, leftover)  # a resume revokes what was left before minting
+    lost = _key(registry, run)
+    time.sleep(0.05)
+    registry.evals.requeue_stale(0.01, max_attempts=2)  # worker_lost: failed
+    assert registry.evals.get_run(run.id).status == EvalRunStatus.FAILED
+    assert not _live(registry, lost)
+
+    queued = _run(registry)
+    stray = _key(registry, queued)
+    registry.evals.request_cancel("local", queued.eval_id, queued.id)  # no worker holds it
+    assert not _live(registry, stray)
+
+    finished = _run(registry)
+    assert registry.evals.claim_next("w3").id == finished.id
+    held = _key(registry, finished)
+    assert registry.evals.finish(finished.id, "w3", EvalRunStatus.COMPLETED)
+    assert not _live(registry, held)
+
+    deleted = _run(registry)
+    orphan = _key(registry, deleted)
+    registry.evals.delete_run("local", deleted.eval_id, deleted.id)
+    assert not _live(registry, orphan)
+    assert _live(registry, unrelated)
+
+
+def test_a_stopping_worker_gives_its_run_back(registry: Registry) -> None:
+    run = _run(registry)
+    registry.evals.claim_next("w1")
+    key = _key(registry, run)
+    assert not registry.evals.release(run.id, "w2")  # not the holder
+    assert registry.evals.release(run.id, "w1")
+    back = registry.evals.get_run(run.id)
+    assert (back.status, back.worker_id, back.attempts) == (EvalRunStatus.QUEUED, None, 0)
+    assert not _live(registry, key)
+    assert registry.evals.claim_next("w2").attempts == 1
+
+
+def test_a_claim_prefers_a_tenant_with_no_run_in_progress(registry: Registry) -> None:
+    long, second = _run(registry, "acme"), _run(registry, "acme")
+    theirs = _run(registry, "globex")  # queued after both of acme's
+    assert registry.evals.claim_next("lane1").id == long.id
+    assert registry.evals.claim_next("lane2").id == theirs.id  # not acme's second
+    assert registry.evals.claim_next("lane3").id == second.id  # else the oldest
+    assert registry.evals.claim_next("lane4") is None

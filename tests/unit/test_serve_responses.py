@@ -5,6 +5,7 @@ and echoed completion logprobs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -304,6 +305,72 @@ def test_the_store_is_bounded_oldest_first() -> None:
     assert [i["content"] for i in chained.history("acme", "c")] == [
         [{"type": "input_text", "text": "2"}], [{"type": "input_text", "text": "3"}]]
     assert chained.history("globex", "c") is None
+
+
+def test_one_tenant_filling_its_budget_leaves_the_others_stored() -> None:
+    """Each tenant has its own count and byte budget, and drops its own oldest: however
+    many Responses acme stores, globex's stay retrievable."""
+    store = ResponseStore(max_responses=3, max_bytes=1_000)
+    store.put("globex", {"id": "g0", "output": []}, input_items("keep me"))
+    for number in range(50):  # far past acme's budget, by count...
+        assert store.put("acme", {"id": f"a{number}", "output": []}, input_items("hi"))
+    for number in range(50, 60):  # ...and by bytes
+        assert store.put("acme", {"id": f"a{number}", "output": ["x" * 300]}, [])
+    assert store.get("globex", "g0") is not None
+    assert store.history("globex", "g0") is not None
+    assert [n for n in range(60) if store.get("acme", f"a{n}")] == [57, 58, 59]
+    assert len(store) == 4
+
+    # Beyond the total, the tenant holding the most loses its oldest, not the others.
+    shared = ResponseStore(max_responses=100, max_bytes=2_000, max_total_bytes=2_500)
+    for number in range(3):
+        assert shared.put("globex", {"id": f"g{number}", "output": ["x" * 150]}, [])
+    for number in range(20):
+        shared.put("acme", {"id": f"a{number}", "output": ["x" * 150]}, [])
+    assert all(shared.get("globex", f"g{n}") for n in range(3))
+    assert shared.get("acme", "a19") is not None and shared.get("acme", "a0") is None
+    # An id another tenant holds is never taken over.
+    assert not shared.put("acme", {"id": "g0", "output": []}, [])
+    assert shared.get("globex", "g0") is not None and shared.get("acme", "g0") is None
+
+
+def test_a_client_cannot_choose_a_responses_id(served) -> None:
+    """vLLM makes its ``request_id`` field the Response's id: refused, naming it, so ids
+    stay the engine's own (a client cannot pick, or collide with, another's)."""
+    client, keys, _, seen = served()
+    chosen = client.post("/v1/responses", headers=keys["acme"],
+                         json={"model": BASE, "input": "hi", "request_id": "resp_mine"})
+    assert chosen.status_code == 400 and chosen.json()["error"]["param"] == "request_id"
+    assert spec.conforms(chosen.json(), "ErrorResponse")
+    assert seen == []  # never reached the engine
+    made = client.post("/v1/responses", headers=keys["acme"],
+                       json={"model": BASE, "input": "hi", "request_id": None})
+    assert made.status_code == 200 and "request_id" not in seen[-1]
+
+
+def test_a_query_string_that_is_not_utf8_is_a_400(served) -> None:
+    """HTTP clients percent-encode, so the raw bytes go to the ASGI app directly."""
+    client, keys, _, _ = served()
+    made = client.post("/v1/responses", headers=keys["acme"],
+                       json={"model": BASE, "input": "hi"}).json()
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http",
+             "path": f"/v1/responses/{made['id']}/input_items", "raw_path": b"",
+             "query_string": b"after=\xff\xfe", "client": ("127.0.0.1", 1),
+             "server": ("testserver", 80),
+             "headers": [(b"authorization", keys["acme"]["Authorization"].encode())]}
+    asyncio.run(client.app(scope, receive, send))
+    assert sent[0]["status"] == 400
+    body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    assert spec.conforms(body, "ErrorResponse")
 
 
 def test_echoed_completion_logprobs_in_the_published_shape(served) -> None:

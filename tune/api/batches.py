@@ -7,7 +7,8 @@ line's ``url`` must be the batch's endpoint and every ``model`` one the tenant m
 base model or a fine-tuned model of its own or shared with it). Any problem is a 400
 naming its line and nothing is created, where OpenAI would accept the batch and fail it
 later: a Quanta batch that exists can run. Another tenant's batch answers the same 404 as
-an id that never existed.
+an id that never existed. ``output_expires_after`` is refused: Quanta's files never
+expire (they are kept until deleted), so a batch cannot promise output files that do.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from tune.api import objects
 from tune.api.errors import HTTPBadRequest, HTTPConflict, HTTPNotFound, parse_body
 from tune.api.files import UploadReport, upload_check
 from tune.api.models import usable_model
-from tune.api.uploads import ExpiresAfter
 from tune.batches.lines import ENDPOINTS, RequestLine, read_requests
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}  # OpenAI's only window
@@ -52,7 +52,7 @@ class CreateBatch(BaseModel):
     endpoint: str
     completion_window: str
     metadata: dict[str, str] | None = None
-    output_expires_after: ExpiresAfter | None = None
+    output_expires_after: Any = None  # refused (``create_batch``): files never expire here
 
     @field_validator("metadata")
     @classmethod
@@ -100,14 +100,17 @@ class BatchesService:
             raise HTTPBadRequest(f"completion_window: only '24h' is supported, not "
                                  f"{request.completion_window!r}", param="completion_window",
                                  code="invalid_value")
+        if request.output_expires_after is not None:
+            raise HTTPBadRequest("output_expires_after: Quanta keeps files until they are "
+                                 "deleted (DELETE /v1/files/{file_id}); a batch's output "
+                                 "and error files cannot expire. Send the batch without "
+                                 "output_expires_after", param="output_expires_after",
+                                 code="unsupported_parameter")
         requests = self._requests(tenant_id, request.input_file_id, request.endpoint)
-        expires = (request.output_expires_after.model_dump()
-                   if request.output_expires_after else None)
         row = self.rows.create(tenant_id=tenant_id, endpoint=request.endpoint,
                                input_file_id=request.input_file_id,
                                completion_window=request.completion_window, window=window,
-                               total=len(requests), metadata=request.metadata,
-                               output_expires_after=expires)
+                               total=len(requests), metadata=request.metadata)
         return batch_object(row)
 
     def _requests(self, tenant_id: str, file_id: str, endpoint: str) -> list[RequestLine]:

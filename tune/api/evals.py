@@ -1,16 +1,18 @@
 """OpenAI's Evals resource: evals (create, list, retrieve, update, delete), their runs
 (create, list, retrieve, cancel, delete) and the runs' output items (list, retrieve).
 
-An eval is checked whole when it is created: its ``custom`` item schema (a JSON schema),
-and each testing criterion as a grader of ``tune.graders`` (``tune.evals.criteria``: the
-same graders reinforcement fine-tuning uses, OpenAI's ``label_model`` too), its models
-limited to those the tenant may use. A run is checked whole when it is created too: its
-file (purpose ``evals``) or inline items, each against the eval's item schema, the
-messages each item makes, the model it samples (a base model or a fine-tuned one the
-tenant may use, checkpoints included). Only then is it queued; ``quanta tune runner``
-(``tune.evals.runner``) grades it outside this process. Every lookup is scoped to the
-caller's tenant: another tenant's eval, run or item answers the same 404 as an id that
-never existed. Objects are OpenAI's shapes (``tests/contract/openai-evals.json``).
+An eval is checked whole when it is created: its ``custom`` item schema (a JSON schema
+the API runs over every item of every run: ``tune.evals.item_schemas`` refuses what
+could make it fetch, hang or recurse), and each testing criterion as a grader of
+``tune.graders`` (``tune.evals.criteria``: the same graders reinforcement fine-tuning
+uses, OpenAI's ``label_model`` too), its models limited to those the tenant may use. A
+run is checked whole when it is created too: its file (purpose ``evals``) or inline
+items, each against the eval's item schema, the messages each item makes, the model it
+samples (a base model or a fine-tuned one the tenant may use, checkpoints included).
+Only then is it queued; ``quanta tune runner`` (``tune.evals.runner``) grades it
+outside this process. Every lookup is scoped to the caller's tenant: another tenant's
+eval, run or item answers the same 404 as an id that never existed. Objects are
+OpenAI's shapes (``tests/contract/openai-evals.json``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from tune.evals.data_sources import (
     read_lines,
 )
 from tune.evals.errors import EvalRequestError
+from tune.evals.item_schemas import check_item_schema
 
 MAX_NAME = 256
 NO_ERROR = {"code": "", "message": ""}  # OpenAI's EvalAPIError of a run that has none
@@ -175,17 +178,10 @@ def _data_source_config(raw: Any) -> dict[str, Any]:
         raise HTTPBadRequest(f"{param}.{extra[0]}: not a field of a custom data source "
                              "config", param=f"{param}.{extra[0]}", code="unknown_parameter")
     schema = raw.get("item_schema")
-    if not isinstance(schema, dict):
-        raise HTTPBadRequest(f"{param}.item_schema: a JSON schema (an object) of each item",
-                             param=f"{param}.item_schema", code="invalid_value")
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
-
     try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise HTTPBadRequest(f"{param}.item_schema: not a valid JSON schema: {exc.message}",
-                             param=f"{param}.item_schema", code="invalid_value") from None
+        check_item_schema(schema, f"{param}.item_schema")
+    except EvalRequestError as exc:
+        raise _bad(exc) from None
     with_sample = raw.get("include_sample_schema", False)
     if not isinstance(with_sample, bool):
         raise HTTPBadRequest(f"{param}.include_sample_schema: expected a boolean",

@@ -2,18 +2,22 @@
 Quanta's serve, as a client.
 
 Each request goes over HTTP to the server of its model's base (``tune.serve_client``),
-with a key minted in the batch's tenant's name for this run and revoked when it stops:
+with a key minted in the batch's tenant's name for this run and revoked when it stops
+(the registry also revokes a dead runner's when the batch is claimed again or ends):
 adapters, calculator decoding and tenancy apply exactly as to the tenant's own requests,
 and a runner can ask nothing its tenant could not. At most ``QUANTA_BATCH_CONCURRENCY``
 requests are in flight.
 
-Every answered line is stored at once (``registry.batches.put_result``), so a runner that
-dies loses only the requests it had in flight: its claim goes stale, and the next runner
-asks only the lines not stored. A line serve answered, with whatever HTTP status, is an
-output-file line as OpenAI writes them; a line that could not be asked (no server, a
-connection error, a timeout) is an error-file line. Before each request the runner looks
-at the batch: a cancel stops it (``cancelling``, then ``cancelled``), as does the end of
-the completion window (``expired``); either way the files hold the lines answered so far.
+The claim is kept fresh by a heartbeat for as long as the runner works on the batch
+(reading its input file and writing its output files too). Every answered line is stored
+at once (``registry.batches.put_result``), so a runner that dies loses only the requests
+it had in flight: its claim goes stale, and the next runner asks only the lines not
+stored; a runner whose write is refused lost its claim and stops. A line serve answered,
+with whatever HTTP status, is an output-file line as OpenAI writes them; a line that
+could not be asked (no server, a connection error, a timeout) is an error-file line.
+Before each request the runner looks at the batch: a cancel stops it (``cancelling``,
+then ``cancelled``), as does the end of the completion window (``expired``); either way
+the files hold the lines answered so far.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -35,7 +40,6 @@ from typing import Any
 import httpx
 
 from quanta.registry import BatchRecord, NotFoundError, Registry, utcnow
-from quanta.tenancy import list_keys, revoke_key
 from quanta.types import ArtifactKind, BatchStatus, FilePurpose
 from tune.batches.lines import RequestLine, read_requests
 from tune.serve_client import NoServer, model_base, serve_url, tenant_key
@@ -59,6 +63,15 @@ class Outcome(StrEnum):
 
 FINAL_STATUS = {Outcome.DONE: BatchStatus.COMPLETED, Outcome.CANCELLED: BatchStatus.CANCELLED,
                 Outcome.EXPIRED: BatchStatus.EXPIRED}
+
+
+class FinalizeError(Exception):
+    """The batch's files cannot be written, and never will be however often a runner
+    tries (too large to store, say): the batch fails with ``code`` and this message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,8 @@ class BatchWorker:
         if batch is None:
             return None
         try:
-            self._run(batch)
+            with self._heartbeat(batch):
+                self._run(batch)
         except Exception:  # the claim goes stale and the next runner goes on from here
             log.exception("batch %s failed in runner %s", batch.id, self.worker_id)
         return batch.id
@@ -112,6 +126,27 @@ class BatchWorker:
                 stop.wait(poll_interval)
 
     # -- one batch -----------------------------------------------------------------------
+
+    @contextmanager
+    def _heartbeat(self, batch: BatchRecord) -> Iterator[None]:
+        """Keep the claim fresh while the block runs, from reading the input file to
+        writing the output files: any of them may take longer than ``stale_after``."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_interval):
+                try:
+                    self.rows.heartbeat(batch.id, self.worker_id)
+                except Exception:  # a database hiccup: the next beat tries again
+                    log.exception("heartbeat of batch %s failed", batch.id)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat {batch.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _run(self, batch: BatchRecord) -> None:
         try:
@@ -156,9 +191,9 @@ class BatchWorker:
 
     def _answer(self, batch: BatchRecord, pending: list[RequestLine]) -> Outcome:
         """Ask every pending line (at most ``concurrency`` at once), storing each answer
-        as it comes; the mint key lives as long as this does."""
-        self._revoke_leftover_keys(batch)
-        with tenant_key(self.registry, batch.tenant_id, _key_name(batch.id)) as key:
+        as it comes; the minted key lives as long as this does (a dead runner's was
+        revoked when this one claimed the batch)."""
+        with tenant_key(self.registry, batch.tenant_id, self.rows.key_name(batch.id)) as key:
             return asyncio.run(self._answer_all(batch, pending, key))
 
     async def _answer_all(self, batch: BatchRecord, pending: list[RequestLine],
@@ -169,12 +204,8 @@ class BatchWorker:
         timeout = httpx.Timeout(self.request_timeout, connect=10.0)
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"},
                                      timeout=timeout) as client:
-            beat = asyncio.create_task(self._beat(batch))
-            try:
-                await asyncio.gather(*(self._lane(client, batch, queue, stopped, urls)
-                                       for _ in range(self.concurrency)))
-            finally:
-                beat.cancel()
+            await asyncio.gather(*(self._lane(client, batch, queue, stopped, urls)
+                                   for _ in range(self.concurrency)))
         return stopped[0] if stopped else Outcome.DONE
 
     async def _lane(self, client: httpx.AsyncClient, batch: BatchRecord,
@@ -188,14 +219,13 @@ class BatchWorker:
                 stopped.append(reason)
                 return
             answer = await self._ask(client, batch, request, urls)
-            self.rows.put_result(batch.id, request.line, request.custom_id, answer.ok,
-                                 answer.record, answer.usage, completed=answer.succeeded)
-
-    async def _beat(self, batch: BatchRecord) -> None:
-        """Keep the claim fresh while requests are in flight (they may take minutes)."""
-        while True:
-            await asyncio.sleep(self.heartbeat_interval)
-            self.rows.heartbeat(batch.id, self.worker_id)
+            stored = self.rows.put_result(batch.id, self.worker_id, request.line,
+                                          request.custom_id, answer.ok, answer.record,
+                                          answer.usage, completed=answer.succeeded)
+            if not stored and self._stop_reason(batch) == Outcome.LOST:
+                # Refused: another runner holds the batch now, or it is over.
+                stopped.append(Outcome.LOST)
+                return
 
     async def _ask(self, client: httpx.AsyncClient, batch: BatchRecord,
                    request: RequestLine, urls: dict[str, str | NoServer]) -> Answer:
@@ -233,24 +263,19 @@ class BatchWorker:
         except NoServer as exc:
             return exc
 
-    def _revoke_leftover_keys(self, batch: BatchRecord) -> None:
-        """Revoke the key a killed runner minted for this batch and could not revoke."""
-        for row in list_keys(self.registry, batch.tenant_id):
-            if row.name == _key_name(batch.id) and row.revoked_at is None:
-                revoke_key(self.registry, row.id)
-
     # -- the output and error files ------------------------------------------------------
 
     def _finalize(self, batch: BatchRecord, outcome: Outcome,
                   requests: list[RequestLine]) -> None:
         """Write the files of the lines answered (in input-line order) and end the batch:
-        ``completed`` (through ``finalizing``), ``cancelled`` or ``expired``."""
+        ``completed`` (through ``finalizing``), ``cancelled`` or ``expired``; ``failed``
+        if the files cannot be written at all (``FinalizeError``). Any other error leaves
+        the claim to go stale, for the next runner to try again."""
         if outcome == Outcome.DONE and not self.rows.advance(batch.id, self.worker_id,
                                                              BatchStatus.FINALIZING):
             outcome = self._stop_reason(batch) or Outcome.LOST  # cancelled meanwhile?
             if outcome == Outcome.LOST:
                 return
-        self._revoke_leftover_keys(batch)
         results = self.rows.results(batch.id)
         outputs = [r.record for r in results if r.ok]
         errors = [(r.line, r.record) for r in results if not r.ok]
@@ -261,25 +286,45 @@ class BatchWorker:
                                            "expired.").record)
                        for r in requests if r.line not in answered]
             errors.sort(key=lambda pair: pair[0])
-        output_id = self._write_file(batch, "output", outputs)
-        error_id = self._write_file(batch, "error", [r for _, r in errors]) if errors else None
+        written: list[str] = []
+        try:
+            written.append(self._write_file(batch, "output", outputs))
+            if errors:
+                written.append(self._write_file(batch, "error", [r for _, r in errors]))
+        except FinalizeError as exc:
+            self._delete_files(batch, written)
+            self._fail(batch, exc.code, str(exc), None)
+            return
+        except BaseException:
+            self._delete_files(batch, written)
+            raise
+        output_id, error_id = written[0], (written[1] if errors else None)
         if not self.rows.finish(batch.id, self.worker_id, FINAL_STATUS[outcome],
                                 output_file_id=output_id, error_file_id=error_id):
-            for file_id in (output_id, error_id):  # another runner took the batch over
-                if file_id is not None:
-                    self.registry.delete(ArtifactKind.FILE, file_id, batch.tenant_id)
+            self._delete_files(batch, written)  # another runner took the batch over
 
     def _write_file(self, batch: BatchRecord, kind: str, lines: list[dict[str, Any]]) -> str:
+        """Store one of the batch's files; ``FinalizeError`` if it is larger than a file
+        may be (``QUANTA_MAX_UPLOAD_TOTAL_BYTES``)."""
+        limit = self.registry.settings.max_upload_total_bytes
         with self.registry.staging("batch") as directory:
             path = Path(directory) / f"{kind}.jsonl"
             with path.open("w", encoding="utf-8") as out:
                 for line in lines:
                     out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            size = path.stat().st_size
+            if size > limit:
+                raise FinalizeError(f"{kind}_file_too_large", f"the batch's {kind} file "
+                                    f"would be {size} bytes; files are at most {limit} "
+                                    "bytes (QUANTA_MAX_UPLOAD_TOTAL_BYTES)")
             row = self.registry.add_file(batch.tenant_id, f"{batch.id}_{kind}.jsonl",
                                          FilePurpose.BATCH_OUTPUT, path, format="jsonl",
-                                         records=len(lines),
-                                         limit=self.registry.settings.max_upload_total_bytes)
+                                         records=len(lines), limit=limit)
         return row.id
+
+    def _delete_files(self, batch: BatchRecord, file_ids: list[str]) -> None:
+        for file_id in file_ids:
+            self.registry.delete(ArtifactKind.FILE, file_id, batch.tenant_id)
 
 
 def _answered(request: RequestLine, response: httpx.Response) -> Answer:
@@ -343,10 +388,6 @@ def _retry_after(response: httpx.Response) -> float:
 
 def _request_id() -> str:
     return f"batch_req_{secrets.token_hex(12)}"
-
-
-def _key_name(batch_id: str) -> str:
-    return f"batch {batch_id}"
 
 
 def _utc(value: datetime) -> datetime:

@@ -19,9 +19,10 @@ grader, a model that answered nothing readable) fails, and its item counts as er
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,8 @@ from quanta.config import Settings
 from quanta.types import GraderType
 from tune.evals.errors import EvalRequestError
 from tune.graders import Grade, Grader, build_grader, grader_shape, template_fields
-from tune.graders.config import leaf_configs
+from tune.graders.config import MultiConfig, leaf_configs
+from tune.graders.multi import MultiGrader
 from tune.graders.templates import TemplateError, check_template
 
 MAX_CRITERIA = 32
@@ -64,9 +66,15 @@ class Criterion:
         """The models its grader asks (score_model and label_model parts)."""
         return [leaf.model for leaf in leaf_configs(self.config) if leaf.type in MODEL_GRADERS]
 
-    def build(self, settings: Settings) -> Grader:
-        """Its grader (``settings``: where its model graders ask, with which key)."""
-        return build_grader(self.config, settings)
+    def build(self, settings_for: Callable[[Any], Settings]) -> Grader:
+        """Its grader, each single grader in it built with ``settings_for(its config)``
+        (where a model grader asks, with which key: a multi grader's parts may ask
+        models of different bases, so different servers)."""
+        if isinstance(self.config, MultiConfig):
+            parts = {key: build_grader(sub, settings_for(sub))
+                     for key, sub in self.config.named().items()}
+            return MultiGrader(self.config.name, self.config.calculate_output, parts)
+        return build_grader(self.config, settings_for(self.config))
 
     def wire(self) -> dict[str, Any]:
         """The criterion in OpenAI's shape, as the eval stores and echoes it."""
@@ -139,7 +147,14 @@ def _threshold(raw: dict[str, Any], config: Any, param: str) -> float:
     if isinstance(given, bool) or not isinstance(given, int | float):
         raise EvalRequestError(f"{param}.pass_threshold: expected a number",
                                f"{param}.pass_threshold")
-    return float(given)
+    try:
+        value = float(given)
+    except OverflowError:  # an integer too large for a float
+        value = math.inf
+    if not math.isfinite(value):
+        raise EvalRequestError(f"{param}.pass_threshold: expected a finite number",
+                               f"{param}.pass_threshold")
+    return value
 
 
 def _param(prefix: str, body: Any, loc: Sequence[Any]) -> str:

@@ -24,9 +24,17 @@ from typing import Any
 from quanta.data.reader import RawRecord, iter_jsonl
 from quanta.data.text import find_not_text
 from tune.evals.errors import EvalRequestError
-from tune.graders.templates import TemplateError, check_template, lookup, render
+from tune.evals.item_schemas import ItemChecker, SchemaTooCostly
+from tune.graders.templates import (
+    TemplateError,
+    check_template,
+    lookup,
+    render,
+    rendered_length,
+)
 
 MAX_ITEMS = 10_000  # per run: a run is graded item by item, each stored
+MAX_INPUT_BYTES = 256 * 1024  # an item's input messages, rendered (UTF-8)
 MAX_COMPLETION_TOKENS = 8192
 DEFAULT_MAX_COMPLETION_TOKENS = 1024
 ROLES = ("user", "assistant", "system", "developer")
@@ -86,9 +94,25 @@ class RunSource:
         return wire
 
     def messages(self, item: dict[str, Any]) -> list[dict[str, str]]:
-        """The chat messages serve is asked for ``item`` (TemplateError if the item lacks
-        a variable): the template rendered, or the messages the item references."""
+        """The chat messages serve is asked for ``item``: the template rendered, or the
+        messages the item references. TemplateError if the item lacks a variable, or
+        if the messages come to more than MAX_INPUT_BYTES (a template repeating a long
+        field could make each item's prompt, stored with its sample, any size)."""
+        messages = self._messages(item)
+        size = sum(len(m["content"].encode()) for m in messages)
+        if size > MAX_INPUT_BYTES:
+            raise TemplateError(f"the input messages come to {size} bytes, more than "
+                                f"{MAX_INPUT_BYTES // 1024} KiB")
+        return messages
+
+    def _messages(self, item: dict[str, Any]) -> list[dict[str, str]]:
         if self.template is not None:
+            left = MAX_INPUT_BYTES  # counted before any is built (a character: 1+ bytes)
+            for message in self.template:
+                left -= rendered_length(message["content"]["text"], item, {}, left + 1)
+                if left < 0:
+                    raise TemplateError("the input messages come to more than "
+                                        f"{MAX_INPUT_BYTES // 1024} KiB")
             return [{"role": _chat_role(m["role"]),
                      "content": render(m["content"]["text"], item, {})}
                     for m in self.template]
@@ -373,21 +397,30 @@ def _line_problem(record: RawRecord) -> str | None:
 def check_items(items: Iterable[SourceItem], item_schema: dict[str, Any] | None,
                 file_param: str) -> None:
     """Refuse, naming the item (its file's line, or its place in the inline content), an
-    item that does not match the eval's ``item_schema``."""
+    item that does not match the eval's ``item_schema`` (checked with
+    :class:`~tune.evals.item_schemas.ItemChecker`: no retrieval, no tenant regexes, a
+    budget of steps), or a schema that cannot be applied to it."""
     if not item_schema:
         return
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(item_schema)
+    try:
+        checker = ItemChecker(item_schema)
+    except EvalRequestError as exc:  # stored before Quanta refused it at eval creation
+        raise EvalRequestError(f"the eval's {exc.message}", exc.param) from None
     for source_item in items:
-        error = next(iter(validator.iter_errors(source_item.item)), None)
+        inline = source_item.where.startswith("data_source.")
+        param = f"{source_item.where}.item" if inline else file_param
+        where = source_item.where if inline else f"{file_param}: {source_item.where}"
+        try:
+            error = checker.first_error(source_item.item)
+        except SchemaTooCostly as exc:
+            raise EvalRequestError(f"{where}: {exc}; give the eval a simpler item_schema",
+                                   param) from None
+        except EvalRequestError as exc:
+            raise EvalRequestError(f"{where}: the eval's {exc.message}", exc.param) from None
         if error is not None:
             at = "/".join(map(str, error.absolute_path))
-            inline = source_item.where.startswith("data_source.")
-            param = f"{source_item.where}.item" if inline else file_param
             raise EvalRequestError(
-                f"{source_item.where if inline else f'{file_param}: {source_item.where}'}: "
-                f"the item does not match the eval's item_schema: {error.message}"
+                f"{where}: the item does not match the eval's item_schema: {error.message[:500]}"
                 + (f" (at {at})" if at else ""), param)
 
 

@@ -8,9 +8,12 @@ with, python graders in their sandbox) and stored at once with its results, the 
 totals moving in the same transaction. At most ``QUANTA_EVAL_CONCURRENCY`` items are in
 flight. Between items the worker beats: a cancel request stops the run (``canceled``,
 the items stored kept), and a run taken from it (its heartbeat went stale) is left to
-its new worker. A worker killed mid-run leaves its run ``in_progress``; once its
-heartbeat is stale the run goes back to the queue and the next worker resumes it,
-skipping every item already stored, so no item is sampled or graded twice once stored.
+its new worker. A worker told to stop (``run_forever``'s ``stop``: the runner's SIGTERM
+or Ctrl-C) gives its run back to the queue at its next beat. A worker killed mid-run
+leaves its run ``in_progress``; once its heartbeat is stale the run goes back to the
+queue and the next worker resumes it, skipping every item already stored, so no item is
+sampled or graded twice once stored. The key a killed worker minted is revoked when
+its run is claimed again or ends (``quanta.registry.evals``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from quanta.config import Settings
 from quanta.registry import EvalRunRecord, NotFoundError, Registry
 from quanta.types import EvalRunStatus
-from tune.evals.criteria import Criterion
+from tune.evals.criteria import MODEL_GRADERS, Criterion
 from tune.evals.data_sources import (
     RunSource,
     SourceItem,
@@ -84,9 +87,11 @@ class EvalWorker:
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
         self.concurrency = concurrency or registry.settings.eval_concurrency
+        self.stop = threading.Event()
 
     def run_once(self) -> str | None:
-        """Claim the oldest queued run, if any, and grade it to its end; its id."""
+        """Claim a queued run, if any (the oldest of a tenant with no run in progress,
+        else the oldest), and grade it to its end (or until ``stop``); its id."""
         run = self.registry.evals.claim_next(self.worker_id)
         if run is None:
             return None
@@ -95,9 +100,10 @@ class EvalWorker:
 
     def run_forever(self, poll_interval: float = 2.0,
                     stop: threading.Event | None = None) -> None:
-        """Run queued runs until ``stop``; a run whose worker died goes back to the queue
-        once its heartbeat is ``stale_after`` seconds old."""
-        stop = stop or threading.Event()
+        """Run queued runs until ``stop`` (a run in progress then goes back to the queue
+        at its next beat); a run whose worker died goes back to the queue once its
+        heartbeat is ``stale_after`` seconds old."""
+        stop = self.stop = stop or self.stop
         while not stop.is_set():
             requeued = self.registry.evals.requeue_stale(self.stale_after)
             if requeued:
@@ -110,7 +116,8 @@ class EvalWorker:
 
     def _run(self, run: EvalRunRecord) -> None:
         try:
-            with tenant_key(self.registry, run.tenant_id, f"eval run {run.id}") as key:
+            with tenant_key(self.registry, run.tenant_id,
+                            self.registry.evals.key_name(run.id)) as key:
                 job = self._prepare(run, key)
                 try:
                     status = self._grade(job)
@@ -143,7 +150,12 @@ class EvalWorker:
         source = parse_data_source(run.data_source)
         criteria = [Criterion.stored(c) for c in registry.evals.owned(
             run.tenant_id, run.eval_id).testing_criteria]
-        graders = [(c, c.build(self._grader_settings(run, c, key))) for c in criteria]
+        urls: dict[str, str] = {}  # model -> its server, asked once per run
+
+        def settings_for(leaf: Any) -> Settings:
+            return self._grader_settings(run, leaf, key, urls)
+
+        graders = [(c, c.build(settings_for)) for c in criteria]
         sampler = None
         if source.type == "completions":
             assert source.model is not None
@@ -160,17 +172,17 @@ class EvalWorker:
         except NoServer as exc:
             raise RunFailed("serve_unavailable", str(exc)) from None
 
-    def _grader_settings(self, run: EvalRunRecord, criterion: Criterion,
-                         key: str) -> Settings:
-        """The settings a criterion's grader is built with: its model graders ask the
-        server of their model's base, as the run's tenant (one base per criterion: a
-        multi grader's model graders share the first one's server)."""
+    def _grader_settings(self, run: EvalRunRecord, leaf: Any, key: str,
+                         urls: dict[str, str]) -> Settings:
+        """The settings one single grader (a criterion, or a part of a multi one) is
+        built with: a model grader asks the server of its own model's base, as the
+        run's tenant."""
         settings = self.registry.settings
-        models = criterion.models()
-        if not models:
+        if leaf.type not in MODEL_GRADERS:
             return settings
-        url = self._serve_url(run, models[0])
-        return settings.model_copy(update={"grader_model_url": f"{url}/v1",
+        if leaf.model not in urls:
+            urls[leaf.model] = self._serve_url(run, leaf.model)
+        return settings.model_copy(update={"grader_model_url": f"{urls[leaf.model]}/v1",
                                            "grader_api_key": key})
 
     def _items(self, run: EvalRunRecord, source: RunSource) -> list[SourceItem]:
@@ -216,6 +228,10 @@ class EvalWorker:
                     return None
                 if pulse.cancel:
                     return EvalRunStatus.CANCELED
+                if self.stop.is_set():
+                    log.info("eval run %s goes back to the queue: this worker stops", run.id)
+                    evals.release(run.id, self.worker_id)
+                    return None
                 for item in _take(todo, self.concurrency - len(pending)):
                     pending[pool.submit(self._item, job, item)] = item
         finally:

@@ -2,10 +2,13 @@
 per item, as the run's tenant, and the sample in OpenAI's output-item shape.
 
 An item serve refuses (a prompt too long for the model, a model deleted since) is that
-item's error, stored with it; a server that is busy (429) or failing (5xx) is asked
-again a few times first. A server that cannot be reached at all stops the run
-(:class:`ServeUnreachable`): its items are not the problem, and a run resumed later
-goes on from the items stored.
+item's error, stored with it (its input only up to MAX_REFUSED_INPUT characters: what
+was refused need not be kept whole); a server that is busy (429) or failing (5xx) is
+asked again a few times first. A server that cannot be reached at all
+(:class:`ServeUnreachable`, after those retries) fails the run with
+``serve_unavailable``: its items are not the problem, so none is stored as an error, and
+the items graded before it stay stored. A failed run is not resumed; create a new run
+once serve is back (the graded items of the failed one remain readable).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from tune.evals.data_sources import RunSource
 from tune.graders.templates import TemplateError, sample_from_text
 
 RETRIES = 3
+MAX_REFUSED_INPUT = 8192  # characters of a refused sample's input messages kept
 NO_ERROR = {"code": "", "message": ""}  # OpenAI's EvalAPIError of a sample that worked
 USAGE_KEYS = ("total_tokens", "completion_tokens", "prompt_tokens", "cached_tokens")
 
@@ -67,7 +71,8 @@ class Sampler:
                 "top_p": params.top_p, "seed": params.seed}
 
     def _failed(self, messages: list[dict[str, str]], code: str, message: str) -> Sampled:
-        sample = self._shape(messages, output=[], finish_reason="",
+        sample = self._shape(_prefix(messages, MAX_REFUSED_INPUT), output=[],
+                             finish_reason="",
                              model=self.source.model or "", usage=_usage(None),
                              error={"code": code, "message": message[:1000]})
         return Sampled(sample=sample, namespace=None)
@@ -126,6 +131,18 @@ class Sampler:
                     return response
             time.sleep(self.backoff * 2 ** attempt)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _prefix(messages: list[dict[str, str]], limit: int) -> list[dict[str, str]]:
+    """The messages up to ``limit`` characters of content: the last one kept cut short,
+    those after it left out."""
+    kept, left = [], limit
+    for message in messages:
+        if left <= 0:
+            break
+        kept.append({**message, "content": message["content"][:left]})
+        left -= len(message["content"])
+    return kept
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:
