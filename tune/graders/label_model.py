@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quanta.types import GraderType
 from tune.graders import register_grader
 from tune.graders.base import Grade
 from tune.graders.config import LabelModelConfig
-from tune.graders.score_model import ask_model
+from tune.graders.score_model import ServedModelGrader, ask_model
 from tune.graders.templates import TemplateError, render
-
-if TYPE_CHECKING:
-    from quanta.config import Settings
 
 MAX_REPLY_TOKENS = 64
 
@@ -53,16 +50,8 @@ def read_label(text: str, labels: list[str]) -> str | None:
 
 
 @register_grader(GraderType.LABEL_MODEL)
-class LabelModelGrader:
-    def __init__(self, config: LabelModelConfig, base_url: str, api_key: str | None,
-                 timeout: float = 120.0) -> None:
-        self.config, self.name, self.type = config, config.name, str(config.type)
-        self.base_url, self.api_key, self.timeout = base_url.rstrip("/"), api_key, timeout
-
-    @classmethod
-    def from_config(cls, config: LabelModelConfig, settings: Settings) -> LabelModelGrader:
-        """The grading model's server and key are the operator's settings (or a run's)."""
-        return cls(config, settings.grader_model_url, settings.grader_api_key)
+class LabelModelGrader(ServedModelGrader):
+    config: LabelModelConfig
 
     def _request(self, item: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
         labels = ", ".join(json.dumps(label) for label in self.config.labels)

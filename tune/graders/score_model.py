@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from quanta.types import GraderType
 from tune.graders import register_grader
@@ -63,17 +63,24 @@ def ask_model(base_url: str, api_key: str | None, body: dict[str, Any], timeout:
     return reply, message, tokens
 
 
-@register_grader(GraderType.SCORE_MODEL)
-class ScoreModelGrader:
-    def __init__(self, config: ScoreModelConfig, base_url: str, api_key: str | None,
+class ServedModelGrader:
+    """What the model graders share: the server of the model they ask and its key, by
+    default the operator's settings (``QUANTA_GRADER_MODEL_URL``, ``QUANTA_GRADER_API_KEY``;
+    an eval run passes its own)."""
+
+    def __init__(self, config: Any, base_url: str, api_key: str | None,
                  timeout: float = 120.0) -> None:
         self.config, self.name, self.type = config, config.name, str(config.type)
         self.base_url, self.api_key, self.timeout = base_url.rstrip("/"), api_key, timeout
 
     @classmethod
-    def from_config(cls, config: ScoreModelConfig, settings: Settings) -> ScoreModelGrader:
-        """The grading model's server and key are the operator's settings."""
+    def from_config(cls, config: Any, settings: Settings) -> Self:
         return cls(config, settings.grader_model_url, settings.grader_api_key)
+
+
+@register_grader(GraderType.SCORE_MODEL)
+class ScoreModelGrader(ServedModelGrader):
+    config: ScoreModelConfig
 
     def _request(self, item: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
         params = self.config.sampling_params
