@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from quanta.registry import tables as t
-from quanta.registry.db import compare_and_set
+from quanta.registry.db import compare_and_set, keyset_page
 from quanta.registry.errors import NotFoundError
 from quanta.registry.ids import new_id
 from quanta.registry.records import BatchRecord, BatchResultRecord
@@ -106,23 +106,15 @@ class BatchRows:
             raise NotFoundError(f"No such batch: {batch_id}")
         return batch
 
-    def for_tenant(self, tenant_id: str, *, after: str | None = None,
-                   limit: int | None = None) -> list[BatchRecord]:
-        """The tenant's batches, newest first: those after the batch ``after`` (a cursor:
-        NotFoundError if it is not the tenant's), at most ``limit``."""
-        query = select(t.Batch).where(t.Batch.tenant_id == tenant_id)
+    def for_tenant(self, tenant_id: str, *, after: str | None = None, limit: int = 20
+                   ) -> tuple[list[BatchRecord], bool]:
+        """One page of the tenant's batches, newest first, after the batch ``after`` (a
+        cursor: NotFoundError if it is not the tenant's), and whether more follow."""
         with self._registry.session() as s:
-            if after is not None:
-                cursor = s.get(t.Batch, after)
-                if cursor is None or cursor.tenant_id != tenant_id:
-                    raise NotFoundError(f"No such batch: {after}")
-                query = query.where(
-                    (t.Batch.created_at < cursor.created_at)
-                    | ((t.Batch.created_at == cursor.created_at) & (t.Batch.id < cursor.id)))
-            query = query.order_by(t.Batch.created_at.desc(), t.Batch.id.desc())
-            if limit is not None:
-                query = query.limit(limit)
-            return BatchRecord.all(s.scalars(query))
+            rows = keyset_page(s, t.Batch, t.Batch.created_at, t.Batch.tenant_id, tenant_id,
+                               after=after, order="desc", limit=limit,
+                               missing=f"No such batch: {after}")
+            return BatchRecord.all(rows[:limit]), len(rows) > limit
 
     def request_cancel(self, tenant_id: str, batch_id: str) -> BatchRecord:
         """Cancel a batch no runner has started at once (``cancelled``, no files); any

@@ -12,9 +12,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text, update
+from sqlalchemy import Engine, create_engine, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+
+from quanta.registry.errors import NotFoundError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -97,6 +99,33 @@ def compare_and_set(session: Session, table: Any, row_id: str, expect: dict[str,
     where = [getattr(table, column) == value for column, value in expect.items()]
     changed = session.execute(update(table).where(table.id == row_id, *where).values(**values))
     return changed.rowcount == 1
+
+
+def keyset_page(session: Session, table: Any, key: Any, scope: Any, scope_value: Any, *,
+                after: str | None, order: str, limit: int | None, missing: str,
+                where: tuple[Any, ...] = ()) -> list[Any]:
+    """The rows of ``table`` whose ``scope`` column is ``scope_value`` (and ``where``),
+    ordered by ``key`` then id (``order``: asc or desc), after the row ``after`` (OpenAI's
+    cursor), at most ``limit + 1``: one more than a page says whether more follow. A
+    cursor outside the scope (another tenant's, say) is NotFoundError(``missing``), as
+    one that never existed."""
+    query = select(table).where(scope == scope_value, *where)
+    if after is not None:
+        cursor = session.get(table, after)
+        if cursor is None or getattr(cursor, scope.key) != scope_value:
+            raise NotFoundError(missing)
+        at = getattr(cursor, key.key)
+        if order == "desc":
+            query = query.where((key < at) | ((key == at) & (table.id < cursor.id)))
+        else:
+            query = query.where((key > at) | ((key == at) & (table.id > cursor.id)))
+    if order == "desc":
+        query = query.order_by(key.desc(), table.id.desc())
+    else:
+        query = query.order_by(key.asc(), table.id.asc())
+    if limit is not None:
+        query = query.limit(limit + 1)
+    return list(session.scalars(query))
 
 
 def insert_for(session: Session) -> Any:

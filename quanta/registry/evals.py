@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from quanta.registry import tables as t
-from quanta.registry.db import compare_and_set
+from quanta.registry.db import compare_and_set, keyset_page
 from quanta.registry.errors import NotFoundError
 from quanta.registry.ids import new_id
 from quanta.registry.records import EvalOutputItemRecord, EvalRecord, EvalRunRecord
@@ -107,13 +107,8 @@ class EvalRows:
         whether more follow."""
         key = t.Eval.updated_at if order_by == "updated_at" else t.Eval.created_at
         with self._registry.session() as s:
-            cursor = None
-            if after is not None:
-                cursor = s.get(t.Eval, after)
-                if cursor is None or cursor.tenant_id != tenant_id:
-                    raise NotFoundError(f"No such eval: {after}")
-            query = select(t.Eval).where(t.Eval.tenant_id == tenant_id)
-            rows = _page(s, query, t.Eval, key, cursor, order, limit)
+            rows = keyset_page(s, t.Eval, key, t.Eval.tenant_id, tenant_id, after=after,
+                               order=order, limit=limit, missing=f"No such eval: {after}")
             return EvalRecord.all(rows[:limit]), len(rows) > limit
 
     def update(self, tenant_id: str, eval_id: str, *, name: str | None = None,
@@ -182,15 +177,10 @@ class EvalRows:
         """One page of the eval's runs by creation (only those in ``status``)."""
         self.owned(tenant_id, eval_id)
         with self._registry.session() as s:
-            cursor = None
-            if after is not None:
-                cursor = s.get(t.EvalRun, after)
-                if cursor is None or cursor.eval_id != eval_id:
-                    raise NotFoundError(f"No such eval run: {after}")
-            query = select(t.EvalRun).where(t.EvalRun.eval_id == eval_id)
-            if status is not None:
-                query = query.where(t.EvalRun.status == status)
-            rows = _page(s, query, t.EvalRun, t.EvalRun.created_at, cursor, order, limit)
+            rows = keyset_page(s, t.EvalRun, t.EvalRun.created_at, t.EvalRun.eval_id, eval_id,
+                               after=after, order=order, limit=limit,
+                               missing=f"No such eval run: {after}",
+                               where=() if status is None else (t.EvalRun.status == status,))
             return EvalRunRecord.all(rows[:limit]), len(rows) > limit
 
     def request_cancel(self, tenant_id: str, eval_id: str, run_id: str) -> EvalRunRecord:
@@ -371,17 +361,12 @@ class EvalRows:
         """One page of the run's items in the data source's order (only those in
         ``status``: pass or fail)."""
         self.owned_run(tenant_id, eval_id, run_id)
+        item = t.EvalOutputItem
         with self._registry.session() as s:
-            cursor = None
-            if after is not None:
-                cursor = s.get(t.EvalOutputItem, after)
-                if cursor is None or cursor.run_id != run_id:
-                    raise NotFoundError(f"No such output item: {after}")
-            query = select(t.EvalOutputItem).where(t.EvalOutputItem.run_id == run_id)
-            if status is not None:
-                query = query.where(t.EvalOutputItem.status == status)
-            rows = _page(s, query, t.EvalOutputItem, t.EvalOutputItem.datasource_item_id,
-                         cursor, order, limit)
+            rows = keyset_page(s, item, item.datasource_item_id, item.run_id, run_id,
+                               after=after, order=order, limit=limit,
+                               missing=f"No such output item: {after}",
+                               where=() if status is None else (item.status == status,))
             return EvalOutputItemRecord.all(rows[:limit]), len(rows) > limit
 
     def owned_item(self, tenant_id: str, eval_id: str, run_id: str,
@@ -392,23 +377,6 @@ class EvalRows:
                     or row.run_id != run_id):
                 raise NotFoundError(f"No such output item: {item_id}")
             return EvalOutputItemRecord.of(row)
-
-
-def _page(session: Session, query: Any, table: Any, key: Any, cursor: Any | None,
-          order: str, limit: int) -> list[Any]:
-    """``limit + 1`` rows of ``query`` ordered by ``key`` then id (``order``: asc or desc),
-    those after the ``cursor`` row: one more than a page says whether more follow."""
-    if cursor is not None:
-        at = getattr(cursor, key.key)
-        if order == "desc":
-            query = query.where((key < at) | ((key == at) & (table.id < cursor.id)))
-        else:
-            query = query.where((key > at) | ((key == at) & (table.id > cursor.id)))
-    if order == "desc":
-        query = query.order_by(key.desc(), table.id.desc())
-    else:
-        query = query.order_by(key.asc(), table.id.asc())
-    return list(session.scalars(query.limit(limit + 1)))
 
 
 def _add_criteria(totals: list[dict[str, Any]],

@@ -80,8 +80,10 @@ def test_cancel_and_the_tenants_listing(registry: Registry) -> None:
     rows = registry.batches
     first, second, third = (_batch(registry) for _ in range(3))
     theirs = _batch(registry, "other")
-    assert [b.id for b in rows.for_tenant("local")] == [third, second, first]
-    assert [b.id for b in rows.for_tenant("local", after=third, limit=1)] == [second]
+    page, more = rows.for_tenant("local")
+    assert [b.id for b in page] == [third, second, first] and not more
+    page, more = rows.for_tenant("local", after=third, limit=1)
+    assert [b.id for b in page] == [second] and more
     with pytest.raises(NotFoundError):
         rows.for_tenant("local", after=theirs)
     with pytest.raises(NotFoundError):

@@ -167,10 +167,10 @@ class BatchesService:
         batch ``after``."""
         limit = objects.page_limit(limit, 20)
         try:
-            rows = self.rows.for_tenant(tenant_id, after=after, limit=limit + 1)
+            rows, more = self.rows.for_tenant(tenant_id, after=after, limit=limit)
         except RegistryNotFound:
             raise HTTPNotFound(f"No such batch: {after}", param="after") from None
-        return objects.page([batch_object(r) for r in rows[:limit]], len(rows) > limit)
+        return objects.page([batch_object(r) for r in rows], more)
 
     def cancel_batch(self, tenant_id: str, batch_id: str) -> dict[str, Any]:
         """A batch no runner started is cancelled at once; a running one is
