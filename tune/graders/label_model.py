@@ -20,8 +20,8 @@ from quanta.types import GraderType
 from tune.graders import register_grader
 from tune.graders.base import Grade
 from tune.graders.config import LabelModelConfig
-from tune.graders.score_model import ServedModelGrader, ask_model
-from tune.graders.templates import TemplateError, render
+from tune.graders.score_model import ServedModelGrader
+from tune.graders.templates import render
 
 MAX_REPLY_TOKENS = 64
 
@@ -67,11 +67,7 @@ class LabelModelGrader(ServedModelGrader):
                 "max_tokens": MAX_REPLY_TOKENS}
 
     def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> Grade:
-        try:
-            body = self._request(item, sample)
-        except TemplateError as exc:
-            return Grade.failed("invalid_variable_error", str(exc))
-        asked = ask_model(self.base_url, self.api_key, body, self.timeout)
+        asked = self._ask(item, sample)
         if isinstance(asked, Grade):
             return asked
         reply, message, tokens = asked

@@ -77,6 +77,20 @@ class ServedModelGrader:
     def from_config(cls, config: Any, settings: Settings) -> Self:
         return cls(config, settings.grader_model_url, settings.grader_api_key)
 
+    def _request(self, item: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
+        """The chat request asking the model about this sample (TemplateError)."""
+        raise NotImplementedError
+
+    def _ask(self, item: dict[str, Any], sample: dict[str, Any]
+             ) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]] | Grade:
+        """The model's answer to this sample (as :func:`ask_model`), or the failed Grade
+        of a template that cannot render or a server that did not answer."""
+        try:
+            body = self._request(item, sample)
+        except TemplateError as exc:
+            return Grade.failed("invalid_variable_error", str(exc))
+        return ask_model(self.base_url, self.api_key, body, self.timeout)
+
 
 @register_grader(GraderType.SCORE_MODEL)
 class ScoreModelGrader(ServedModelGrader):
@@ -101,11 +115,7 @@ class ScoreModelGrader(ServedModelGrader):
         return body
 
     def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> Grade:
-        try:
-            body = self._request(item, sample)
-        except TemplateError as exc:
-            return Grade.failed("invalid_variable_error", str(exc))
-        asked = ask_model(self.base_url, self.api_key, body, self.timeout)
+        asked = self._ask(item, sample)
         if isinstance(asked, Grade):
             return asked
         reply, message, tokens = asked
